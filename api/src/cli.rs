@@ -1,0 +1,365 @@
+//! The command line: `serve`, `key create`, `ingest`, `generate`, `demo`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use ingest::Ingestor;
+use ingest::decode::{self, DecodeLimits};
+use ingest::metrics::Metrics;
+
+use crate::config::{Config, ConfigArgs};
+use crate::keys::{KeyStore, Role};
+use crate::server::{self, AppState};
+
+#[derive(Debug, Parser)]
+#[command(name = "cxlake", version, about = "Analytics and quality optimization for omnichannel customer service")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (HTTP API).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080; env CXLAKE_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Bulk-load NDJSON files (.ndjson, .ndjson.gz, .ndjson.zst; `-` for stdin)
+    /// through the same durable path as HTTP ingest.
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Events per durable batch.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+    },
+    /// Write realistic contract-v1 NDJSON for three demo tenants.
+    Generate {
+        #[command(flatten)]
+        gen_args: GenArgs,
+        /// Output file; `-` is stdout; a `.gz` or `.zst` name compresses.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
+    /// Generate a month of traffic (unless the data directory already has
+    /// events), ingest it, and serve it; prints the URL and an admin key.
+    Demo {
+        #[command(flatten)]
+        gen_args: GenArgs,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenArgs {
+    /// Days of traffic.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// First day (YYYY-MM-DD); default: the `days` days up to yesterday.
+    #[arg(long)]
+    pub start: Option<chrono::NaiveDate>,
+    /// Conversations per day over all tenants.
+    #[arg(long, default_value_t = 3000.0)]
+    pub conversations_per_day: f64,
+    /// Random seed; the same seed gives the same bytes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl GenArgs {
+    fn config(&self) -> datagen::GenConfig {
+        let mut cfg = datagen::GenConfig::demo_with(self.seed, self.days.max(1), self.conversations_per_day);
+        cfg.start = self.start.unwrap_or_else(|| {
+            chrono::Utc::now().date_naive() - chrono::Days::new(u64::from(self.days.max(1)))
+        });
+        cfg
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; the key is printed as the last line.
+    Create {
+        /// Tenant id, or '*' for a platform-wide key.
+        #[arg(long)]
+        tenant: String,
+        /// admin, supervisor, agent, operations, analyst or service.
+        #[arg(long)]
+        role: String,
+        /// A note to recognise the key by.
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let cfg = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Serve { listen } => {
+            let mut cfg = cfg;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            let ingestor = open_ingestor(&cfg).await?;
+            serve(&cfg, ingestor, None).await
+        }
+        Command::Key { command: KeyCommand::Create { tenant, role, label } } => {
+            let role = Role::parse(&role).with_context(|| {
+                let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!("unknown role {role:?}; one of: {}", all.join(", "))
+            })?;
+            let (record, key) = KeyStore::open(&cfg.data_dir).create(&tenant, role, label)?;
+            eprintln!("created key {} for tenant {} with role {}", record.id, record.tenant, record.role);
+            println!("{key}");
+            Ok(())
+        }
+        Command::Generate { gen_args, out } => generate(&gen_args, &out),
+        Command::Demo { gen_args, listen } => {
+            let mut cfg = cfg;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            demo(&cfg, &gen_args).await
+        }
+        Command::Ingest { files, batch } => {
+            let ingestor = open_ingestor(&cfg).await?;
+            let totals = ingest_files(&ingestor, &files, batch.max(1), &cfg.decode_limits()).await?;
+            ingestor.flush().await?;
+            eprintln!(
+                "ingested: {} accepted, {} duplicates, {} rejected lines",
+                totals.accepted, totals.duplicates, totals.rejected
+            );
+            Ok(())
+        }
+    }
+}
+
+pub async fn open_ingestor(cfg: &Config) -> Result<Arc<Ingestor>> {
+    Ingestor::open(cfg.ingest_config(), Arc::new(Metrics::default()))
+        .await
+        .with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))
+}
+
+/// Serves until Ctrl-C or SIGTERM, then flushes the buffer into the lake.
+pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>) -> Result<()> {
+    let addr: SocketAddr = cfg.listen.parse().with_context(|| format!("--listen {:?} is not an address like 127.0.0.1:8080", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        ingestor: ingestor.clone(),
+        warehouse: warehouse::Warehouse::new(ingestor.clone()),
+        keys: KeyStore::open(&cfg.data_dir),
+        limits: cfg.decode_limits(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let flusher = tokio::spawn(ingestor.clone().run_flusher(stop_rx));
+    tracing::info!(%local, data = %cfg.data_dir.display(), "cxlake listening");
+    // Machine-readable line for scripts and tests that start the server.
+    println!("listening on http://{local}");
+    if let Some(b) = banner {
+        println!("{b}");
+    }
+    axum::serve(listener, server::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down: flushing the buffer into the lake");
+    let _ = stop_tx.send(true);
+    flusher.await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[derive(Debug, Default)]
+pub struct IngestTotals {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+}
+
+fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, u64)> {
+    if path == Path::new("-") {
+        return Ok((Box::new(std::io::stdin()), 0));
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let name = path.to_string_lossy();
+    let reader: Box<dyn Read + Send> = if name.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else if name.ends_with(".zst") {
+        Box::new(zstd::stream::read::Decoder::new(file)?)
+    } else {
+        Box::new(file)
+    };
+    Ok((reader, len))
+}
+
+/// Streams NDJSON files through decode → validate → durable ingest in
+/// batches, with a progress bar on stderr.
+pub async fn ingest_files(ingestor: &Ingestor, files: &[PathBuf], batch: usize, limits: &DecodeLimits) -> Result<IngestTotals> {
+    let mut totals = IngestTotals::default();
+    for path in files {
+        let (reader, len) = open_input(path)?;
+        let bar = indicatif::ProgressBar::new(len);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(path.display().to_string());
+        let counted = CountingReader { inner: reader, bar: bar.clone() };
+        let mut lines = BufReader::with_capacity(1 << 20, counted);
+        let mut first_line = 1usize;
+        loop {
+            let mut chunk = Vec::with_capacity(batch * 400);
+            let mut n = 0;
+            while n < batch {
+                let before = chunk.len();
+                if lines.read_until(b'\n', &mut chunk)? == 0 {
+                    break;
+                }
+                if chunk.len() > before {
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            let decoded = decode::decode_events(&chunk, limits)?;
+            for r in decoded.rejected.iter().take(20usize.saturating_sub(totals.rejected)) {
+                bar.suspend(|| {
+                    eprintln!("{}:{}: {}: {}", path.display(), first_line + r.line - 1, r.field, r.reason)
+                });
+            }
+            let mut rejected_lines: Vec<usize> = decoded.rejected.iter().map(|r| r.line).collect();
+            rejected_lines.dedup();
+            totals.rejected += rejected_lines.len();
+            let outcome = ingestor.ingest(decoded.events).await?;
+            totals.accepted += outcome.accepted;
+            totals.duplicates += outcome.duplicate_lines.len();
+            first_line += n;
+        }
+        bar.finish_and_clear();
+    }
+    if totals.rejected > 20 {
+        eprintln!("... {} rejected lines in all (first 20 shown)", totals.rejected);
+    }
+    if totals.accepted == 0 && totals.rejected > 0 {
+        bail!("no event was accepted");
+    }
+    Ok(totals)
+}
+
+struct CountingReader {
+    inner: Box<dyn Read + Send>,
+    bar: indicatif::ProgressBar,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn generate(args: &GenArgs, out: &Path) -> Result<()> {
+    use std::io::Write;
+    let cfg = args.config();
+    let sink: Box<dyn Write> = if out == Path::new("-") {
+        Box::new(std::io::stdout().lock())
+    } else {
+        let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let name = out.to_string_lossy();
+        if name.ends_with(".gz") {
+            Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()))
+        } else if name.ends_with(".zst") {
+            Box::new(zstd::stream::write::Encoder::new(file, 3)?.auto_finish())
+        } else {
+            Box::new(file)
+        }
+    };
+    let mut sink = std::io::BufWriter::with_capacity(1 << 20, sink);
+    let stats = datagen::generate(&cfg, &mut sink)?;
+    sink.flush()?;
+    eprintln!("{stats}");
+    Ok(())
+}
+
+/// Generates traffic straight into the ingest pipeline (same durable path
+/// as HTTP), flushes, and returns how many events were accepted.
+async fn load_generated(ingestor: &Ingestor, args: &GenArgs, limits: &DecodeLimits) -> Result<usize> {
+    let cfg = args.config();
+    let mut generator = datagen::Generator::new(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bar = indicatif::ProgressBar::new(u64::from(cfg.days) * 24);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("generating + ingesting [{bar:30}] {pos}/{len} hours {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut accepted = 0;
+    let mut chunk = String::new();
+    let mut more = true;
+    while more {
+        more = generator.next_chunk(&mut chunk);
+        if chunk.len() < (8 << 20) && more {
+            bar.inc(1);
+            continue;
+        }
+        let decoded = decode::decode_events(chunk.as_bytes(), limits)?;
+        if let Some(r) = decoded.rejected.first() {
+            bail!("the generator wrote an invalid event (line {}: {} {}); this is a bug", r.line, r.field, r.reason);
+        }
+        accepted += ingestor.ingest(decoded.events).await?.accepted;
+        bar.inc(1);
+        bar.set_message(format!("{accepted} events"));
+        chunk.clear();
+    }
+    bar.finish_and_clear();
+    ingestor.flush().await?;
+    Ok(accepted)
+}
+
+async fn demo(cfg: &Config, args: &GenArgs) -> Result<()> {
+    let ingestor = open_ingestor(cfg).await?;
+    if ingestor.known_events() == 0 {
+        let started = std::time::Instant::now();
+        let n = load_generated(&ingestor, args, &cfg.decode_limits()).await?;
+        eprintln!("loaded {n} events of {} days in {:.1} s", args.days, started.elapsed().as_secs_f64());
+    } else {
+        eprintln!("{} already holds {} events; serving them", cfg.data_dir.display(), ingestor.known_events());
+    }
+    let (_, key) = KeyStore::open(&cfg.data_dir).create("*", Role::Admin, Some("demo".into()))?;
+    let banner = format!(
+        "admin key (all tenants): {key}\ntry:\n  curl -s -H 'Authorization: Bearer {key}' -d '{{\"sql\":\"SELECT tenant_id, channel, count(*) AS events FROM events GROUP BY 1, 2 ORDER BY 1, 3 DESC\"}}' http://{}/v1/sql",
+        cfg.listen
+    );
+    serve(cfg, ingestor, Some(banner)).await
+}

@@ -1,0 +1,153 @@
+//! Configuration: defaults, then a TOML file, then `CXLAKE_*` environment
+//! variables, then command-line flags — each later source wins.
+//!
+//! ```toml
+//! # cxlake.toml
+//! data_dir = "./cxlake-data"
+//! listen = "127.0.0.1:8080"
+//! # lake = "/mnt/lake/events"      # default: <data_dir>/lake/events
+//! max_body_bytes = 16777216          # per ingest request, after decompression
+//! max_line_bytes = 65536             # per event
+//! flush_max_events = 1000000
+//! flush_max_bytes = 268435456
+//! flush_max_age_s = 10
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Every setting, after all sources are applied.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub lake: Option<String>,
+    pub max_body_bytes: usize,
+    pub max_line_bytes: usize,
+    pub flush_max_events: usize,
+    pub flush_max_bytes: usize,
+    pub flush_max_age_s: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./cxlake-data"),
+            listen: "127.0.0.1:8080".into(),
+            lake: None,
+            max_body_bytes: 16 << 20,
+            max_line_bytes: 64 << 10,
+            flush_max_events: 1_000_000,
+            flush_max_bytes: 256 << 20,
+            flush_max_age_s: 10.0,
+        }
+    }
+}
+
+/// Values given on the command line (each optional).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// A TOML configuration file.
+    #[arg(long, env = "CXLAKE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory: write-ahead log, keys, and the lake by default.
+    #[arg(long, env = "CXLAKE_DATA_DIR", global = true)]
+    pub data: Option<PathBuf>,
+    /// Lake location: a directory or an object-store URL.
+    #[arg(long, env = "CXLAKE_LAKE", global = true)]
+    pub lake: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {detail}")]
+    File { path: PathBuf, detail: String },
+    #[error("environment variable {name}={value:?}: {detail}")]
+    Env { name: String, value: String, detail: String },
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str, target: &mut T) -> Result<(), ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Ok(value) = std::env::var(name) {
+        *target = value
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Env { name: name.into(), value: value.clone(), detail: e.to_string() })?;
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Builds the configuration from every source.
+    pub fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
+        let mut cfg = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        env_parse("CXLAKE_LISTEN", &mut cfg.listen)?;
+        env_parse("CXLAKE_MAX_BODY_BYTES", &mut cfg.max_body_bytes)?;
+        env_parse("CXLAKE_MAX_LINE_BYTES", &mut cfg.max_line_bytes)?;
+        env_parse("CXLAKE_FLUSH_MAX_EVENTS", &mut cfg.flush_max_events)?;
+        env_parse("CXLAKE_FLUSH_MAX_BYTES", &mut cfg.flush_max_bytes)?;
+        env_parse("CXLAKE_FLUSH_MAX_AGE_S", &mut cfg.flush_max_age_s)?;
+        // CXLAKE_DATA_DIR and CXLAKE_LAKE arrive through clap's `env`.
+        if let Some(d) = &args.data {
+            cfg.data_dir = d.clone();
+        }
+        if let Some(l) = &args.lake {
+            cfg.lake = Some(l.clone());
+        }
+        Ok(cfg)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let err = |detail: String| ConfigError::File { path: path.to_path_buf(), detail };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| err(e.to_string()))
+    }
+
+    pub fn ingest_config(&self) -> ingest::IngestConfig {
+        let mut c = ingest::IngestConfig::new(&self.data_dir);
+        c.lake_location = self.lake.clone();
+        c.flush_max_events = self.flush_max_events;
+        c.flush_max_bytes = self.flush_max_bytes;
+        c.flush_max_age = Duration::from_secs_f64(self.flush_max_age_s.max(0.05));
+        c
+    }
+
+    pub fn decode_limits(&self) -> ingest::decode::DecodeLimits {
+        ingest::decode::DecodeLimits { max_body_bytes: self.max_body_bytes, max_line_bytes: self.max_line_bytes }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nflush_max_age_s = 2.5\n").unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs { config: Some(path), data: Some("/tmp/x".into()), lake: None };
+        let cfg = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.listen, "0.0.0.0:9000");
+        assert_eq!(cfg.flush_max_age_s, 2.5);
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.max_line_bytes, 64 << 10, "unset values keep their defaults");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs { config: Some(path), ..Default::default() };
+        let err = Config::load(&args).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}

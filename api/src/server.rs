@@ -1,0 +1,222 @@
+//! The HTTP server: routes, authentication, and the handlers of the
+//! foundation (`/healthz`, `/metrics`, `/v1/schema/events`, `/v1/events`,
+//! `/v1/sql`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ingest::Ingestor;
+use ingest::decode::{self, ContentEncoding, DecodeLimits, Rejection};
+use serde::Deserialize;
+use serde_json::json;
+use warehouse::Warehouse;
+
+use crate::keys::{KeyStore, Principal, Role};
+use crate::problem::Problem;
+
+/// Shared by every handler.
+#[derive(Debug)]
+pub struct AppState {
+    pub ingestor: Arc<Ingestor>,
+    pub warehouse: Warehouse,
+    pub keys: KeyStore,
+    pub limits: DecodeLimits,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    // The raw body may be compressed; decompression enforces the same
+    // limit again on what it inflates to.
+    let body_limit = state.limits.max_body_bytes;
+    let v1 = Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/sql", post(post_sql))
+        .route("/v1/schema/events", get(get_schema))
+        .merge(crate::calc_routes::routes())
+        .layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(v1)
+        .with_state(state)
+}
+
+/// Resolves the bearer key into a [`Principal`] request extension.
+async fn authenticate(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match presented.and_then(|k| state.keys.authenticate(k)) {
+        Some(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        None => Problem::unauthorized().into_response(),
+    }
+}
+
+fn require_role(p: &Principal, allowed: &[Role], what: &str) -> Result<(), Problem> {
+    if allowed.contains(&p.role) {
+        Ok(())
+    } else {
+        let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+        Err(Problem::forbidden(format!("{what} needs a key with role {}; this key has role {}", names.join(" or "), p.role)))
+    }
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let view = state.ingestor.read_view();
+    axum::Json(json!({
+        "status": "ok",
+        "lake_version": view.table.as_ref().and_then(|t| t.version()),
+        "buffered_batches": view.buffered.len(),
+    }))
+    .into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut resp = state.ingestor.metrics().render().into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    resp
+}
+
+async fn get_schema() -> Response {
+    let mut resp = ingest::EVENT_JSON_SCHEMA.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/schema+json"));
+    resp
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsParams {
+    #[serde(default)]
+    atomic: bool,
+}
+
+async fn post_events(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Query(params): Query<EventsParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_role(&principal, &[Role::Admin, Role::Service], "sending events")?;
+    let encoding = ContentEncoding::from_header(headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()))
+        .map_err(|e| Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-encoding", "Unsupported encoding", e.to_string()))?;
+    let limits = state.limits;
+    // Decompression and JSON parsing are CPU work; keep them off the I/O threads.
+    let decoded = tokio::task::spawn_blocking(move || {
+        let body = decode::decompress(&body, encoding, limits.max_body_bytes)?;
+        decode::decode_events(&body, &limits)
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?
+    .map_err(|e| match e {
+        decode::BodyError::TooLarge { .. } => {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Body too large", e.to_string())
+        }
+        other => Problem::bad_request("bad-body", other.to_string()),
+    })?;
+
+    let mut rejected = decoded.rejected;
+    let mut events = Vec::with_capacity(decoded.events.len());
+    for (line, event) in decoded.events {
+        if principal.tenant.allows(&event.tenant_id) {
+            events.push((line, event));
+        } else {
+            rejected.push(Rejection {
+                line,
+                field: "tenant_id".into(),
+                reason: format!("this key is for tenant {}; it cannot send events of tenant {}", principal.tenant, event.tenant_id),
+            });
+        }
+    }
+    rejected.sort_by_key(|r| r.line);
+    let rejected_lines = {
+        let mut l: Vec<usize> = rejected.iter().map(|r| r.line).collect();
+        l.dedup();
+        l.len()
+    };
+    state.ingestor.metrics().events_rejected.fetch_add(rejected_lines as u64, std::sync::atomic::Ordering::Relaxed);
+
+    if params.atomic && !rejected.is_empty() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "batch-rejected",
+            "Batch rejected",
+            format!("{rejected_lines} line(s) are invalid and atomic=true was asked, so nothing was accepted; fix them and resend the batch"),
+        )
+        .with_extra(json!({ "accepted": 0, "duplicates": 0, "rejected": rejected })));
+    }
+    let had_events = !events.is_empty();
+    let outcome = state.ingestor.ingest(events).await.map_err(|e| {
+        tracing::error!(error = %e, "ingest failed");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-durable",
+            "Events not stored",
+            format!("the events could not be made durable ({e}); nothing of this batch was accepted, retry it"),
+        )
+    })?;
+    let status = if !had_events && !rejected.is_empty() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let body = json!({
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicate_lines.len(),
+        "rejected_lines": rejected_lines,
+        "rejected": rejected,
+    });
+    Ok((status, axum::Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct SqlRequest {
+    sql: String,
+}
+
+async fn post_sql(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_role(&principal, &[Role::Admin], "SQL over HTTP")?;
+    let req: SqlRequest = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request("bad-sql-request", format!("the body must be JSON like {{\"sql\": \"SELECT ...\"}}: {e}")))?;
+    let started = Instant::now();
+    let result = state.warehouse.query(&req.sql).await.map_err(|e| match e {
+        warehouse::WarehouseError::NotReadOnly(msg) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "read-only",
+            "Only read-only queries",
+            format!("statements that change state (DDL, DML, COPY, SET) are not allowed: {msg}"),
+        ),
+        warehouse::WarehouseError::Query(e) => Problem::bad_request("sql-error", e.to_string()),
+    })?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/csv"));
+    if wants_csv {
+        let csv = warehouse::format::to_csv(&result.schema, &result.batches).map_err(|e| Problem::internal(e.to_string()))?;
+        let mut resp = csv.into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+        return Ok(resp);
+    }
+    let mut body =
+        warehouse::format::to_json(&result.schema, &result.batches).map_err(|e| Problem::internal(e.to_string()))?;
+    if let serde_json::Value::Object(o) = &mut body {
+        o.insert("row_count".into(), json!(result.num_rows()));
+        o.insert("elapsed_ms".into(), json!((elapsed_ms * 1000.0).round() / 1000.0));
+    }
+    Ok(axum::Json(body).into_response())
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Durable HTTP ingest benchmark (issue: foundation). Prints the figures that go
+# into docs/benchmarks.md. Needs a release build and python3 with duckdb:
+#   pip install duckdb
+#   bash bench/ingest.sh [DAYS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DAYS=${1:-30}
+WORK=${BENCH_DIR:-$PWD/bench-data/ingest}
+rm -rf "$WORK"; mkdir -p "$WORK"
+cargo build --release -p api --bin cxlake --example ingest_load >/dev/null
+BIN=target/release/cxlake
+LOAD=target/release/examples/ingest_load
+
+echo "generating $DAYS days of demo traffic..." >&2
+$BIN generate --days "$DAYS" --out "$WORK/events.ndjson"
+EVENTS=$(wc -l < "$WORK/events.ndjson")
+NDJSON_BYTES=$(stat -c %s "$WORK/events.ndjson")
+
+KEY=$($BIN key create --data "$WORK/data" --tenant '*' --role service 2>/dev/null | tail -1)
+CXLAKE_LOG=warn $BIN serve --data "$WORK/data" --listen 127.0.0.1:18080 > "$WORK/serve.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
+
+LOADJSON=$($LOAD --addr 127.0.0.1:18080 --key "$KEY" --file "$WORK/events.ndjson" --batch 1000 --connections 16)
+# Graceful stop flushes the buffer into the lake; VmHWM is the peak RSS.
+PEAK_KB=$(grep VmHWM /proc/$PID/status | awk '{print $2}')
+kill -TERM $PID; wait $PID || true
+trap - EXIT
+LAKE_BYTES=$(find "$WORK/data/lake/events" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s}')
+PEER=$(python3 bench/duckdb_ingest.py "$WORK/events.ndjson" "$WORK/duckdb")
+
+python3 - "$LOADJSON" "$PEER" "$EVENTS" "$NDJSON_BYTES" "$LAKE_BYTES" "$PEAK_KB" <<'PY'
+import json, sys
+load, peer = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+events, ndjson, lake, peak_kb = map(int, sys.argv[3:7])
+print(f"events: {events:,}  ndjson: {ndjson/events:.0f} B/event")
+print("| measure | cxlake (HTTP, durable) | DuckDB (NDJSON -> sorted zstd Parquet) | target |")
+print("|---|---|---|---|")
+print(f"| events/s | {load['events_per_s']:,.0f} | {peer['events_per_s']:,.0f} | >= 150,000 |")
+print(f"| ack latency p50 / p99 / max | {load['p50_ms']:.1f} / {load['p99_ms']:.1f} / {load['max_ms']:.1f} ms | n/a (batch job) | p99 <= 50 ms |")
+print(f"| bytes per event in Parquet | {lake/events:.1f} | {peer['bytes_per_event']:.1f} | <= 15 |")
+print(f"| peak RSS | {peak_kb/1024:.0f} MiB | - | <= 1024 MiB |")
+print(f"| cxlake/DuckDB throughput ratio | {load['events_per_s']/peer['events_per_s']:.2f} | | |")
+PY

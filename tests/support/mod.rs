@@ -1,0 +1,205 @@
+//! Helpers for end-to-end tests: start the real `cxlake` binary on a temp
+//! data directory and talk HTTP/1.1 to it over a plain TCP socket, as any
+//! client would.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cxlake");
+
+/// Runs `cxlake key create` and returns the key (the last line printed).
+pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["key", "create", "--tenant", tenant, "--role", role, "--data"])
+        .arg(data)
+        .output()
+        .unwrap_or_else(|e| panic!("running {BIN}: {e}"));
+    assert!(out.status.success(), "key create failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// A running server.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `cxlake serve` on an ephemeral port and waits until it listens.
+    pub fn start(data: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("CXLAKE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("listening on http://") {
+                        break a.trim().to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait();
+                    panic!("server exited before listening: {status:?}");
+                }
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr, data: data.to_path_buf() }
+    }
+
+    /// SIGKILL: no flush, no cleanup.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait: the graceful path, which flushes.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        panic!("server did not stop within 60 s of SIGTERM");
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+        http(&self.addr, method, path, headers, body)
+    }
+
+    /// Runs SQL with an admin key; panics on an error status.
+    pub fn sql(&self, key: &str, sql: &str) -> serde_json::Value {
+        let body = serde_json::json!({ "sql": sql }).to_string();
+        let auth = format!("Bearer {key}");
+        let r = self
+            .request("POST", "/v1/sql", &[("Authorization", &auth), ("Content-Type", "application/json")], body.as_bytes())
+            .unwrap_or_else(|e| panic!("sql request: {e}"));
+        assert_eq!(r.status, 200, "{sql}: {}", r.text());
+        r.json()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw).ok_or_else(|| std::io::Error::other(format!("malformed response: {}", String::from_utf8_lossy(&raw))))
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).ok()?.trim(), 16).ok()?;
+            rest = &rest[nl + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(rest.get(..size)?);
+            rest = rest.get(size + 2..)?;
+        }
+        body = out;
+    }
+    Some(Response { status, headers, body })
+}
+
+/// A small deterministic conversation: started, customer message, bot
+/// reply, resolved. `n` picks ids; `tenant` the tenant.
+pub fn conversation_events(tenant: &str, n: usize) -> Vec<String> {
+    let t0 = 1_772_000_000 + (n as i64) * 37;
+    let ts = |s: i64| {
+        chrono_like(t0 + s)
+    };
+    let conv = format!("c{n}");
+    vec![
+        format!(r#"{{"event_id":"{conv}-1","tenant_id":"{tenant}","type":"conversation.started","occurred_at":"{}","conversation_id":"{conv}","customer_id":"cus{}","channel":"whatsapp","language":"en","customer_tier":"regular"}}"#, ts(0), n % 97),
+        format!(r#"{{"event_id":"{conv}-2","tenant_id":"{tenant}","type":"message.created","occurred_at":"{}","conversation_id":"{conv}","sender":"customer","chars":42}}"#, ts(1)),
+        format!(r#"{{"event_id":"{conv}-3","tenant_id":"{tenant}","type":"message.created","occurred_at":"{}","conversation_id":"{conv}","sender":"bot","chars":80}}"#, ts(3)),
+        format!(r#"{{"event_id":"{conv}-4","tenant_id":"{tenant}","type":"conversation.resolved","occurred_at":"{}","conversation_id":"{conv}","resolved_by":"bot"}}"#, ts(60)),
+    ]
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC timestamp (no chrono needed).
+pub fn chrono_like(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}

@@ -1,0 +1,93 @@
+//! # warehouse — SQL over the lake and the buffer
+//!
+//! Owns the DataFusion side of cxlake: the `events` table (the Delta table
+//! in the lake unioned with acknowledged events not yet flushed, see
+//! [`events_table`]), read-only SQL sessions, and result encoding.
+//!
+//! Invariants:
+//! - user SQL is read-only: no DDL, DML, `COPY` or `SET` reaches the
+//!   engine ([`Warehouse::query`] plans with those disabled);
+//! - user SQL reaches only registered tables: no URL tables, no file
+//!   table functions;
+//! - the warehouse never sees an unauthenticated request: the `api` crate
+//!   authorizes before it calls in.
+
+pub mod events_table;
+pub mod format;
+pub mod views;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use ingest::Ingestor;
+
+pub use events_table::EventsTable;
+
+/// Errors of the warehouse.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    /// The statement is not a read-only query.
+    #[error("only read-only queries are allowed: {0}")]
+    NotReadOnly(String),
+    /// Planning or execution failed (bad SQL, unknown column, ...).
+    #[error("{0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+}
+
+pub type Result<T, E = WarehouseError> = std::result::Result<T, E>;
+
+/// A query's result, fully materialized.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// Entry point for SQL over the lake.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    ingestor: Arc<Ingestor>,
+}
+
+impl Warehouse {
+    pub fn new(ingestor: Arc<Ingestor>) -> Self {
+        Self { ingestor }
+    }
+
+    /// A fresh session with every lake table registered. Sessions are cheap;
+    /// one per request keeps requests from seeing each other's state.
+    pub fn session(&self) -> Result<SessionContext> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("cxlake", "public");
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_table("events", Arc::new(EventsTable::new(self.ingestor.clone())))?;
+        views::register_views(&ctx)?;
+        Ok(ctx)
+    }
+
+    /// Runs one read-only statement and collects its result.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult> {
+        let ctx = self.session()?;
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let df = ctx.sql_with_options(sql, options).await.map_err(|e| match e {
+            datafusion::error::DataFusionError::Plan(msg)
+                if msg.contains("not supported") && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) =>
+            {
+                WarehouseError::NotReadOnly(msg)
+            }
+            other => WarehouseError::Query(other),
+        })?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok(QueryResult { schema, batches })
+    }
+}

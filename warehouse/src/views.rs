@@ -1,0 +1,49 @@
+//! The KPI views of `sql/views/`, registered on a session.
+//!
+//! Each view is one `CREATE VIEW` in its own `.sql` file, embedded here with
+//! `include_str!` so the binary needs no files at run time. The `.sql` files
+//! are the source of truth (analysts read them; `sql/tests/*.slt` pins
+//! their results); this module only knows their dependency order.
+//!
+//! The KPI overview query (`sql/kpis/overview.sql`) is embedded too, as
+//! [`KPI_OVERVIEW_SQL`]: a query with two parameters, `$1` (window start,
+//! inclusive) and `$2` (window end, exclusive), both UTC instants.
+
+use datafusion::error::Result;
+use datafusion::prelude::SessionContext;
+
+/// The views in dependency order: a view comes after every view it reads.
+pub const VIEWS: [(&str, &str); 6] = [
+    ("messages", include_str!("../../sql/views/messages.sql")),
+    ("orders", include_str!("../../sql/views/orders.sql")),
+    ("exposures", include_str!("../../sql/views/exposures.sql")),
+    ("agent_sessions", include_str!("../../sql/views/agent_sessions.sql")),
+    (
+        "team_hourly_rates",
+        include_str!("../../sql/views/team_hourly_rates.sql"),
+    ),
+    // reads messages, orders, exposures
+    ("conversations", include_str!("../../sql/views/conversations.sql")),
+];
+
+/// Every glossary KPI over conversations started in `[$1, $2)`, one row per
+/// (kpi, measure, segment); see the header of `sql/kpis/overview.sql`.
+pub const KPI_OVERVIEW_SQL: &str = include_str!("../../sql/kpis/overview.sql");
+
+/// Registers every view of `sql/views/` on `ctx`, in dependency order.
+/// `ctx` must already have the `events` table.
+///
+/// Synchronous so that `Warehouse::session` can stay synchronous: creating
+/// a view only plans it (it resolves table names, which for in-memory
+/// catalogs completes without waiting on anything), so the future is
+/// driven to completion on the calling thread.
+pub fn register_views(ctx: &SessionContext) -> Result<()> {
+    futures::executor::block_on(async {
+        for (name, sql) in VIEWS {
+            ctx.sql(sql)
+                .await
+                .map_err(|e| e.context(format!("creating view {name}")))?;
+        }
+        Ok(())
+    })
+}
