@@ -36,14 +36,20 @@ fn batch_body(batch: usize, conversations: usize) -> (String, Vec<String>) {
 
 fn post(server: &Server, key: &str, body: &[u8], extra: &[(&str, &str)]) -> std::io::Result<support::Response> {
     let auth = format!("Bearer {key}");
-    let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/x-ndjson")];
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/x-ndjson"),
+    ];
     headers.extend_from_slice(extra);
     server.request("POST", "/v1/events", &headers, body)
 }
 
 fn count_events(server: &Server, key: &str) -> (u64, u64) {
     let v = server.sql(key, "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events");
-    (v["rows"][0][0].as_u64().unwrap_or(0), v["rows"][0][1].as_u64().unwrap_or(0))
+    (
+        v["rows"][0][0].as_u64().unwrap_or(0),
+        v["rows"][0][1].as_u64().unwrap_or(0),
+    )
 }
 
 /// Files of the current Delta version, from the JSON commits of `_delta_log`.
@@ -56,7 +62,11 @@ fn active_lake_files(table: &Path) -> Vec<std::path::PathBuf> {
         .collect();
     commits.sort();
     assert!(
-        !std::fs::read_dir(&log).map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().contains("checkpoint"))).unwrap_or(false),
+        !std::fs::read_dir(&log)
+            .map(|d| d
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().contains("checkpoint")))
+            .unwrap_or(false),
         "this reader only follows JSON commits; keep the test below the checkpoint interval"
     );
     let mut files = BTreeSet::new();
@@ -112,7 +122,9 @@ fn read_event_ids(files: &[std::path::PathBuf]) -> Vec<String> {
             }
         }
         let schema = meta.file_metadata().schema_descr();
-        let idx = (0..schema.num_columns()).find(|&i| schema.column(i).name() == "event_id").unwrap_or_else(|| panic!("no event_id"));
+        let idx = (0..schema.num_columns())
+            .find(|&i| schema.column(i).name() == "event_id")
+            .unwrap_or_else(|| panic!("no event_id"));
         let projection = parquet::schema::types::Type::group_type_builder(schema.root_schema().name())
             .with_fields(vec![schema.column(idx).self_type_ptr()])
             .build()
@@ -161,7 +173,13 @@ fn sigkill_during_ingest_loses_nothing_acknowledged_and_retries_add_nothing() {
                         continue;
                     }
                     let auth = format!("Bearer {key}");
-                    let r = support::http(&addr, "POST", "/v1/events", &[("Authorization", &auth)], body.as_bytes());
+                    let r = support::http(
+                        &addr,
+                        "POST",
+                        "/v1/events",
+                        &[("Authorization", &auth)],
+                        body.as_bytes(),
+                    );
                     sent.fetch_add(1, Ordering::SeqCst);
                     let Ok(r) = r else { break }; // the server died under us
                     if r.status != 200 {
@@ -190,8 +208,10 @@ fn sigkill_during_ingest_loses_nothing_acknowledged_and_retries_add_nothing() {
             server.kill();
             killed_while_in_flight += 1;
         }
-        let dup_checks: usize =
-            workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).sum();
+        let dup_checks: usize = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .sum();
         if round == 2 {
             assert!(dup_checks > 0, "the last round re-sends acknowledged batches");
             // Every batch is acknowledged now; die without a graceful flush.
@@ -199,15 +219,24 @@ fn sigkill_during_ingest_loses_nothing_acknowledged_and_retries_add_nothing() {
         }
     }
     assert_eq!(killed_while_in_flight, 2);
-    assert!(acked.lock().map(|a| a.iter().all(|&x| x)).unwrap_or(false), "every batch acknowledged in the end");
+    assert!(
+        acked.lock().map(|a| a.iter().all(|&x| x)).unwrap_or(false),
+        "every batch acknowledged in the end"
+    );
 
     // After the last SIGKILL the WAL replay must bring back whatever the lake lacks.
     let mut server = Server::start(&data, &env);
     let (n, distinct) = count_events(&server, &key);
-    assert_eq!((n, distinct), (all_ids.len() as u64, all_ids.len() as u64), "each acknowledged event exactly once");
+    assert_eq!(
+        (n, distinct),
+        (all_ids.len() as u64, all_ids.len() as u64),
+        "each acknowledged event exactly once"
+    );
     let v = server.sql(&key, "SELECT event_id FROM events");
-    let got: HashSet<String> =
-        v["rows"].as_array().map(|r| r.iter().filter_map(|x| x[0].as_str().map(String::from)).collect()).unwrap_or_default();
+    let got: HashSet<String> = v["rows"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x[0].as_str().map(String::from)).collect())
+        .unwrap_or_default();
     assert_eq!(got, all_ids);
 
     // Graceful stop flushes everything; the lake alone then holds each event once.
@@ -237,7 +266,10 @@ fn lake_files_are_plain_parquet_sorted_by_conversation_and_time() {
     assert!(!files.is_empty());
     for f in &files {
         let rel = f.strip_prefix(&table).unwrap_or(f).to_string_lossy().into_owned();
-        assert!(rel.starts_with("tenant_id=acme/event_date="), "Hive-style partition path: {rel}");
+        assert!(
+            rel.starts_with("tenant_id=acme/event_date="),
+            "Hive-style partition path: {rel}"
+        );
     }
     let ids = read_event_ids(&files);
     assert_eq!(ids.len(), 120);
@@ -245,7 +277,10 @@ fn lake_files_are_plain_parquet_sorted_by_conversation_and_time() {
     // (event ids c<n>-1..4 were written in occurrence order).
     let mut last: Option<(String, u32)> = None;
     for id in read_event_ids(&files[..1]) {
-        let (conv, seq) = id.rsplit_once('-').map(|(c, s)| (c.to_string(), s.parse::<u32>().unwrap_or(0))).unwrap_or_default();
+        let (conv, seq) = id
+            .rsplit_once('-')
+            .map(|(c, s)| (c.to_string(), s.parse::<u32>().unwrap_or(0)))
+            .unwrap_or_default();
         if let Some((lc, ls)) = &last {
             assert!(conv > *lc || (conv == *lc && seq > *ls), "{id} after {lc}-{ls}");
         }
@@ -263,8 +298,16 @@ fn http_contract() {
     let good = conversation_events(TENANT, 1);
 
     // Health and metrics need no key; everything under /v1 does.
-    assert_eq!(server.request("GET", "/healthz", &[], b"").map(|r| r.status).unwrap_or(0), 200);
-    let r = server.request("POST", "/v1/events", &[], good[0].as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        server
+            .request("GET", "/healthz", &[], b"")
+            .map(|r| r.status)
+            .unwrap_or(0),
+        200
+    );
+    let r = server
+        .request("POST", "/v1/events", &[], good[0].as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 401);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     let r = post(&server, "cxk_0000_0000", good[0].as_bytes(), &[]).unwrap_or_else(|e| panic!("{e}"));
@@ -284,7 +327,10 @@ fn http_contract() {
     assert_eq!(v["rejected"][1]["field"], "tenant_id");
 
     // Freshness: acknowledged events are queryable at once, before any flush.
-    let v = server.sql(&admin, "SELECT event_id, type, occurred_at FROM events ORDER BY event_id");
+    let v = server.sql(
+        &admin,
+        "SELECT event_id, type, occurred_at FROM events ORDER BY event_id",
+    );
     assert_eq!(v["rows"][0][0], "c1-1");
     assert_eq!(v["rows"][1][1], "message.created");
     assert_eq!(v["columns"][2]["name"], "occurred_at");
@@ -294,7 +340,12 @@ fn http_contract() {
     let r = post(&server, &admin, body.as_bytes(), &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200);
     let r = server
-        .request("POST", "/v1/events?atomic=true", &[("Authorization", &format!("Bearer {admin}"))], format!("{}\n{{}}", good[3]).as_bytes())
+        .request(
+            "POST",
+            "/v1/events?atomic=true",
+            &[("Authorization", &format!("Bearer {admin}"))],
+            format!("{}\n{{}}", good[3]).as_bytes(),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 422, "{}", r.text());
     assert_eq!(r.json()["accepted"], 0);
@@ -325,7 +376,12 @@ fn http_contract() {
     // SQL: CSV, read-only, errors.
     let auth = format!("Bearer {admin}");
     let r = server
-        .request("POST", "/v1/sql", &[("Authorization", &auth), ("Accept", "text/csv")], br#"{"sql":"SELECT event_id, channel FROM events WHERE type = 'conversation.started' ORDER BY event_id"}"#)
+        .request(
+            "POST",
+            "/v1/sql",
+            &[("Authorization", &auth), ("Accept", "text/csv")],
+            br#"{"sql":"SELECT event_id, channel FROM events WHERE type = 'conversation.started' ORDER BY event_id"}"#,
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "event_id,channel\nc1-1,whatsapp\nc2-1,whatsapp\n");
@@ -337,21 +393,42 @@ fn http_contract() {
         "COPY events TO '/tmp/out.parquet'",
     ] {
         let body = serde_json::json!({ "sql": stmt }).to_string();
-        let r = server.request("POST", "/v1/sql", &[("Authorization", &auth)], body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let r = server
+            .request("POST", "/v1/sql", &[("Authorization", &auth)], body.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(r.status == 403 || r.status == 400, "{stmt}: {} {}", r.status, r.text());
         assert_eq!(r.header("content-type"), Some("application/problem+json"), "{stmt}");
     }
-    let r = server.request("POST", "/v1/sql", &[("Authorization", &auth)], br#"{"sql":"SELECT nope FROM events"}"#).unwrap_or_else(|e| panic!("{e}"));
+    let r = server
+        .request(
+            "POST",
+            "/v1/sql",
+            &[("Authorization", &auth)],
+            br#"{"sql":"SELECT nope FROM events"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 400);
     assert!(r.json()["detail"].as_str().unwrap_or_default().contains("nope"));
-    let r = server.request("POST", "/v1/sql", &[("Authorization", &format!("Bearer {analyst}"))], br#"{"sql":"SELECT 1"}"#).unwrap_or_else(|e| panic!("{e}"));
+    let r = server
+        .request(
+            "POST",
+            "/v1/sql",
+            &[("Authorization", &format!("Bearer {analyst}"))],
+            br#"{"sql":"SELECT 1"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 403, "HTTP SQL is admin-only until analyst isolation lands");
 
     // The published schema and the metrics.
-    let r = server.request("GET", "/v1/schema/events", &[("Authorization", &auth)], b"").unwrap_or_else(|e| panic!("{e}"));
+    let r = server
+        .request("GET", "/v1/schema/events", &[("Authorization", &auth)], b"")
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["properties"]["channel"]["enum"][0], "whatsapp");
-    let m = server.request("GET", "/metrics", &[], b"").unwrap_or_else(|e| panic!("{e}")).text();
+    let m = server
+        .request("GET", "/metrics", &[], b"")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text();
     assert!(m.contains("cxlake_events_accepted_total 8"), "{m}");
     assert!(m.contains("cxlake_wal_fsync_seconds_count"), "{m}");
 }

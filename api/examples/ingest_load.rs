@@ -28,7 +28,13 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { addr: "127.0.0.1:8080".into(), key: String::new(), file: String::new(), batch: 1000, connections: 16 };
+    let mut a = Args {
+        addr: "127.0.0.1:8080".into(),
+        key: String::new(),
+        file: String::new(),
+        batch: 1000,
+        connections: 16,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -42,7 +48,10 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if a.key.is_empty() || a.file.is_empty() {
-        return Err("usage: ingest_load --addr HOST:PORT --key KEY --file EVENTS.ndjson [--batch 1000] [--connections 16]".into());
+        return Err(
+            "usage: ingest_load --addr HOST:PORT --key KEY --file EVENTS.ndjson [--batch 1000] [--connections 16]"
+                .into(),
+        );
     }
     Ok(a)
 }
@@ -104,7 +113,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
     let pct = |p: f64| {
-        let idx = ((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1).min(latencies.len().saturating_sub(1));
+        let idx = ((latencies.len() as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(latencies.len().saturating_sub(1));
         latencies.get(idx).map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
     };
     let out = serde_json::json!({

@@ -128,24 +128,31 @@ async fn sample_size(body: Bytes) -> Result<Response, Problem> {
         &body,
         r#"{"baseline": 0.12, "minimum_effect": 0.01, "alpha": 0.05, "power": 0.8, "daily_units": 3000}"#,
     )?;
-    let effect =
-        if req.relative { MinimumEffect::Relative(req.minimum_effect) } else { MinimumEffect::Absolute(req.minimum_effect) };
+    let effect = if req.relative {
+        MinimumEffect::Relative(req.minimum_effect)
+    } else {
+        MinimumEffect::Absolute(req.minimum_effect)
+    };
     let result = match req.std_dev {
         Some(sd) => stats::sample_size_means(req.baseline, sd, effect, req.alpha, req.power),
         None => stats::sample_size_proportions(req.baseline, effect, req.alpha, req.power),
     }
     .map_err(stats_problem)?;
     if req.arms < 2 {
-        return Err(Problem::bad_request("invalid-parameter", "arms: an experiment needs at least 2 arms")
-            .with_extra(json!({ "parameter": "arms" })));
+        return Err(
+            Problem::bad_request("invalid-parameter", "arms: an experiment needs at least 2 arms")
+                .with_extra(json!({ "parameter": "arms" })),
+        );
     }
     let mut out = serde_json::to_value(result).map_err(|e| Problem::internal(e.to_string()))?;
     out["arms"] = json!(req.arms);
     out["total_units"] = json!(result.units_per_arm * u64::from(req.arms));
     if let Some(daily) = req.daily_units {
         if !(daily > 0.0 && daily.is_finite()) {
-            return Err(Problem::bad_request("invalid-parameter", "daily_units: must be a positive number")
-                .with_extra(json!({ "parameter": "daily_units" })));
+            return Err(
+                Problem::bad_request("invalid-parameter", "daily_units: must be a positive number")
+                    .with_extra(json!({ "parameter": "daily_units" })),
+            );
         }
         let days = (result.units_per_arm * u64::from(req.arms)) as f64 / daily;
         out["days"] = json!(days.ceil());
@@ -171,7 +178,8 @@ struct ErlangQuery {
 
 async fn erlang(query: Result<Query<ErlangQuery>, QueryRejection>) -> Result<Response, Problem> {
     let example = "?arrivals=120&interval_s=1800&aht_s=240&target_s=20&service_level=0.8";
-    let Query(q) = query.map_err(|e| Problem::bad_request("bad-query", format!("{}; expected e.g. {example}", e.body_text())))?;
+    let Query(q) =
+        query.map_err(|e| Problem::bad_request("bad-query", format!("{}; expected e.g. {example}", e.body_text())))?;
     let need = |name: &'static str, v: Option<f64>| {
         v.ok_or_else(|| {
             Problem::bad_request("invalid-parameter", format!("{name} is required, e.g. {example}"))

@@ -16,7 +16,11 @@ use crate::keys::{KeyStore, Role};
 use crate::server::{self, AppState};
 
 #[derive(Debug, Parser)]
-#[command(name = "cxlake", version, about = "Analytics and quality optimization for omnichannel customer service")]
+#[command(
+    name = "cxlake",
+    version,
+    about = "Analytics and quality optimization for omnichannel customer service"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -84,9 +88,9 @@ pub struct GenArgs {
 impl GenArgs {
     fn config(&self) -> datagen::GenConfig {
         let mut cfg = datagen::GenConfig::demo_with(self.seed, self.days.max(1), self.conversations_per_day);
-        cfg.start = self.start.unwrap_or_else(|| {
-            chrono::Utc::now().date_naive() - chrono::Days::new(u64::from(self.days.max(1)))
-        });
+        cfg.start = self
+            .start
+            .unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Days::new(u64::from(self.days.max(1))));
         cfg
     }
 }
@@ -118,13 +122,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             let ingestor = open_ingestor(&cfg).await?;
             serve(&cfg, ingestor, None).await
         }
-        Command::Key { command: KeyCommand::Create { tenant, role, label } } => {
+        Command::Key {
+            command: KeyCommand::Create { tenant, role, label },
+        } => {
             let role = Role::parse(&role).with_context(|| {
                 let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
                 format!("unknown role {role:?}; one of: {}", all.join(", "))
             })?;
             let (record, key) = KeyStore::open(&cfg.data_dir).create(&tenant, role, label)?;
-            eprintln!("created key {} for tenant {} with role {}", record.id, record.tenant, record.role);
+            eprintln!(
+                "created key {} for tenant {} with role {}",
+                record.id, record.tenant, record.role
+            );
             println!("{key}");
             Ok(())
         }
@@ -157,8 +166,13 @@ pub async fn open_ingestor(cfg: &Config) -> Result<Arc<Ingestor>> {
 
 /// Serves until Ctrl-C or SIGTERM, then flushes the buffer into the lake.
 pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>) -> Result<()> {
-    let addr: SocketAddr = cfg.listen.parse().with_context(|| format!("--listen {:?} is not an address like 127.0.0.1:8080", cfg.listen))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let addr: SocketAddr = cfg
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {:?} is not an address like 127.0.0.1:8080", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let state = Arc::new(AppState {
         ingestor: ingestor.clone(),
@@ -174,7 +188,9 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
     if let Some(b) = banner {
         println!("{b}");
     }
-    axum::serve(listener, server::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, server::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shutting down: flushing the buffer into the lake");
     let _ = stop_tx.send(true);
     flusher.await?;
@@ -225,7 +241,12 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, u64)> {
 
 /// Streams NDJSON files through decode → validate → durable ingest in
 /// batches, with a progress bar on stderr.
-pub async fn ingest_files(ingestor: &Ingestor, files: &[PathBuf], batch: usize, limits: &DecodeLimits) -> Result<IngestTotals> {
+pub async fn ingest_files(
+    ingestor: &Ingestor,
+    files: &[PathBuf],
+    batch: usize,
+    limits: &DecodeLimits,
+) -> Result<IngestTotals> {
     let mut totals = IngestTotals::default();
     for path in files {
         let (reader, len) = open_input(path)?;
@@ -235,7 +256,10 @@ pub async fn ingest_files(ingestor: &Ingestor, files: &[PathBuf], batch: usize, 
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_message(path.display().to_string());
-        let counted = CountingReader { inner: reader, bar: bar.clone() };
+        let counted = CountingReader {
+            inner: reader,
+            bar: bar.clone(),
+        };
         let mut lines = BufReader::with_capacity(1 << 20, counted);
         let mut first_line = 1usize;
         loop {
@@ -256,7 +280,13 @@ pub async fn ingest_files(ingestor: &Ingestor, files: &[PathBuf], batch: usize, 
             let decoded = decode::decode_events(&chunk, limits)?;
             for r in decoded.rejected.iter().take(20usize.saturating_sub(totals.rejected)) {
                 bar.suspend(|| {
-                    eprintln!("{}:{}: {}: {}", path.display(), first_line + r.line - 1, r.field, r.reason)
+                    eprintln!(
+                        "{}:{}: {}: {}",
+                        path.display(),
+                        first_line + r.line - 1,
+                        r.field,
+                        r.reason
+                    )
                 });
             }
             let mut rejected_lines: Vec<usize> = decoded.rejected.iter().map(|r| r.line).collect();
@@ -335,7 +365,12 @@ async fn load_generated(ingestor: &Ingestor, args: &GenArgs, limits: &DecodeLimi
         }
         let decoded = decode::decode_events(chunk.as_bytes(), limits)?;
         if let Some(r) = decoded.rejected.first() {
-            bail!("the generator wrote an invalid event (line {}: {} {}); this is a bug", r.line, r.field, r.reason);
+            bail!(
+                "the generator wrote an invalid event (line {}: {} {}); this is a bug",
+                r.line,
+                r.field,
+                r.reason
+            );
         }
         accepted += ingestor.ingest(decoded.events).await?.accepted;
         bar.inc(1);
@@ -352,9 +387,17 @@ async fn demo(cfg: &Config, args: &GenArgs) -> Result<()> {
     if ingestor.known_events() == 0 {
         let started = std::time::Instant::now();
         let n = load_generated(&ingestor, args, &cfg.decode_limits()).await?;
-        eprintln!("loaded {n} events of {} days in {:.1} s", args.days, started.elapsed().as_secs_f64());
+        eprintln!(
+            "loaded {n} events of {} days in {:.1} s",
+            args.days,
+            started.elapsed().as_secs_f64()
+        );
     } else {
-        eprintln!("{} already holds {} events; serving them", cfg.data_dir.display(), ingestor.known_events());
+        eprintln!(
+            "{} already holds {} events; serving them",
+            cfg.data_dir.display(),
+            ingestor.known_events()
+        );
     }
     let (_, key) = KeyStore::open(&cfg.data_dir).create("*", Role::Admin, Some("demo".into()))?;
     let banner = format!(

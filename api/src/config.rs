@@ -66,7 +66,11 @@ pub enum ConfigError {
     #[error("config file {path}: {detail}")]
     File { path: PathBuf, detail: String },
     #[error("environment variable {name}={value:?}: {detail}")]
-    Env { name: String, value: String, detail: String },
+    Env {
+        name: String,
+        value: String,
+        detail: String,
+    },
 }
 
 fn env_parse<T: std::str::FromStr>(name: &str, target: &mut T) -> Result<(), ConfigError>
@@ -74,9 +78,11 @@ where
     T::Err: std::fmt::Display,
 {
     if let Ok(value) = std::env::var(name) {
-        *target = value
-            .parse()
-            .map_err(|e: T::Err| ConfigError::Env { name: name.into(), value: value.clone(), detail: e.to_string() })?;
+        *target = value.parse().map_err(|e: T::Err| ConfigError::Env {
+            name: name.into(),
+            value: value.clone(),
+            detail: e.to_string(),
+        })?;
     }
     Ok(())
 }
@@ -105,7 +111,10 @@ impl Config {
     }
 
     fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let err = |detail: String| ConfigError::File { path: path.to_path_buf(), detail };
+        let err = |detail: String| ConfigError::File {
+            path: path.to_path_buf(),
+            detail,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         toml::from_str(&text).map_err(|e| err(e.to_string()))
     }
@@ -120,7 +129,10 @@ impl Config {
     }
 
     pub fn decode_limits(&self) -> ingest::decode::DecodeLimits {
-        ingest::decode::DecodeLimits { max_body_bytes: self.max_body_bytes, max_line_bytes: self.max_line_bytes }
+        ingest::decode::DecodeLimits {
+            max_body_bytes: self.max_body_bytes,
+            max_line_bytes: self.max_line_bytes,
+        }
     }
 }
 
@@ -133,7 +145,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nflush_max_age_s = 2.5\n").unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs { config: Some(path), data: Some("/tmp/x".into()), lake: None };
+        let args = ConfigArgs {
+            config: Some(path),
+            data: Some("/tmp/x".into()),
+            lake: None,
+        };
         let cfg = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.listen, "0.0.0.0:9000");
         assert_eq!(cfg.flush_max_age_s, 2.5);
@@ -146,7 +162,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs { config: Some(path), ..Default::default() };
+        let args = ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        };
         let err = Config::load(&args).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("lisen"), "{err}");
     }

@@ -30,7 +30,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [Role::Admin, Role::Supervisor, Role::Agent, Role::Operations, Role::Analyst, Role::Service];
+    pub const ALL: [Role; 6] = [
+        Role::Admin,
+        Role::Supervisor,
+        Role::Agent,
+        Role::Operations,
+        Role::Analyst,
+        Role::Service,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -135,11 +142,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl KeyStore {
     pub fn open(data_dir: &Path) -> Self {
-        Self { path: data_dir.join("keys.json"), cache: RwLock::new((None, HashMap::new())) }
+        Self {
+            path: data_dir.join("keys.json"),
+            cache: RwLock::new((None, HashMap::new())),
+        }
     }
 
     fn store_err(&self, detail: impl fmt::Display) -> KeyError {
-        KeyError::Store { path: self.path.clone(), detail: detail.to_string() }
+        KeyError::Store {
+            path: self.path.clone(),
+            detail: detail.to_string(),
+        }
     }
 
     fn read_file(&self) -> Result<KeyFile, KeyError> {
@@ -178,9 +191,13 @@ impl KeyStore {
         let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(file).map_err(|e| self.store_err(e))?;
         let mut f = std::fs::File::create(&tmp).map_err(|e| self.store_err(e))?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| self.store_err(e))?;
+        f.write_all(&bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| self.store_err(e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| self.store_err(e))?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| self.store_err(e))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.store_err(e))?;
         Ok(())
     }
 
@@ -194,8 +211,16 @@ impl KeyStore {
         if !constant_time_eq(sha256_hex(secret).as_bytes(), record.secret_sha256.as_bytes()) {
             return None;
         }
-        let tenant = if record.tenant == "*" { TenantScope::All } else { TenantScope::One(record.tenant.clone()) };
-        Some(Principal { key_id: record.id.clone(), tenant, role: record.role })
+        let tenant = if record.tenant == "*" {
+            TenantScope::All
+        } else {
+            TenantScope::One(record.tenant.clone())
+        };
+        Some(Principal {
+            key_id: record.id.clone(),
+            tenant,
+            role: record.role,
+        })
     }
 
     /// Reloads the file when its modification time changed.
@@ -222,9 +247,14 @@ mod tests {
     fn created_keys_authenticate_and_others_do_not() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = KeyStore::open(dir.path());
-        let (rec, key) = store.create("acme", Role::Admin, None).unwrap_or_else(|e| panic!("{e}"));
+        let (rec, key) = store
+            .create("acme", Role::Admin, None)
+            .unwrap_or_else(|e| panic!("{e}"));
         let p = store.authenticate(&key).unwrap_or_else(|| panic!("key should work"));
-        assert_eq!((p.key_id.as_str(), p.role, p.tenant), (rec.id.as_str(), Role::Admin, TenantScope::One("acme".into())));
+        assert_eq!(
+            (p.key_id.as_str(), p.role, p.tenant),
+            (rec.id.as_str(), Role::Admin, TenantScope::One("acme".into()))
+        );
         let mut wrong = key.clone();
         wrong.pop();
         wrong.push('x');
@@ -232,7 +262,10 @@ mod tests {
         assert!(store.authenticate("cxk_nothing_here").is_none());
         assert!(store.authenticate("Bearer nonsense").is_none());
         let text = std::fs::read_to_string(dir.path().join("keys.json")).unwrap_or_default();
-        assert!(!text.contains(key.rsplit('_').next().unwrap_or("-")), "the secret is never stored");
+        assert!(
+            !text.contains(key.rsplit('_').next().unwrap_or("-")),
+            "the secret is never stored"
+        );
     }
 
     #[test]
@@ -240,14 +273,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let server = KeyStore::open(dir.path());
         assert!(server.authenticate("cxk_a_b").is_none());
-        let (_, key) = KeyStore::open(dir.path()).create("*", Role::Service, None).unwrap_or_else(|e| panic!("{e}"));
-        let p = server.authenticate(&key).unwrap_or_else(|| panic!("server should reload"));
+        let (_, key) = KeyStore::open(dir.path())
+            .create("*", Role::Service, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = server
+            .authenticate(&key)
+            .unwrap_or_else(|| panic!("server should reload"));
         assert_eq!(p.tenant, TenantScope::All);
     }
 
     #[test]
     fn bad_tenants_are_refused() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(KeyStore::open(dir.path()).create("Acme Inc", Role::Admin, None), Err(KeyError::BadTenant(_))));
+        assert!(matches!(
+            KeyStore::open(dir.path()).create("Acme Inc", Role::Admin, None),
+            Err(KeyError::BadTenant(_))
+        ));
     }
 }

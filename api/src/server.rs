@@ -70,7 +70,11 @@ fn require_role(p: &Principal, allowed: &[Role], what: &str) -> Result<(), Probl
         Ok(())
     } else {
         let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-        Err(Problem::forbidden(format!("{what} needs a key with role {}; this key has role {}", names.join(" or "), p.role)))
+        Err(Problem::forbidden(format!(
+            "{what} needs a key with role {}; this key has role {}",
+            names.join(" or "),
+            p.role
+        )))
     }
 }
 
@@ -86,13 +90,19 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut resp = state.ingestor.metrics().render().into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     resp
 }
 
 async fn get_schema() -> Response {
     let mut resp = ingest::EVENT_JSON_SCHEMA.into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/schema+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/schema+json"),
+    );
     resp
 }
 
@@ -111,7 +121,14 @@ async fn post_events(
 ) -> Result<Response, Problem> {
     require_role(&principal, &[Role::Admin, Role::Service], "sending events")?;
     let encoding = ContentEncoding::from_header(headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()))
-        .map_err(|e| Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-encoding", "Unsupported encoding", e.to_string()))?;
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-encoding",
+                "Unsupported encoding",
+                e.to_string(),
+            )
+        })?;
     let limits = state.limits;
     // Decompression and JSON parsing are CPU work; keep them off the I/O threads.
     let decoded = tokio::task::spawn_blocking(move || {
@@ -121,9 +138,12 @@ async fn post_events(
     .await
     .map_err(|e| Problem::internal(e.to_string()))?
     .map_err(|e| match e {
-        decode::BodyError::TooLarge { .. } => {
-            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Body too large", e.to_string())
-        }
+        decode::BodyError::TooLarge { .. } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            e.to_string(),
+        ),
         other => Problem::bad_request("bad-body", other.to_string()),
     })?;
 
@@ -136,7 +156,10 @@ async fn post_events(
             rejected.push(Rejection {
                 line,
                 field: "tenant_id".into(),
-                reason: format!("this key is for tenant {}; it cannot send events of tenant {}", principal.tenant, event.tenant_id),
+                reason: format!(
+                    "this key is for tenant {}; it cannot send events of tenant {}",
+                    principal.tenant, event.tenant_id
+                ),
             });
         }
     }
@@ -146,7 +169,11 @@ async fn post_events(
         l.dedup();
         l.len()
     };
-    state.ingestor.metrics().events_rejected.fetch_add(rejected_lines as u64, std::sync::atomic::Ordering::Relaxed);
+    state
+        .ingestor
+        .metrics()
+        .events_rejected
+        .fetch_add(rejected_lines as u64, std::sync::atomic::Ordering::Relaxed);
 
     if params.atomic && !rejected.is_empty() {
         return Err(Problem::new(
@@ -167,7 +194,11 @@ async fn post_events(
             format!("the events could not be made durable ({e}); nothing of this batch was accepted, retry it"),
         )
     })?;
-    let status = if !had_events && !rejected.is_empty() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = if !had_events && !rejected.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     let body = json!({
         "accepted": outcome.accepted,
         "duplicates": outcome.duplicate_lines.len(),
@@ -189,8 +220,12 @@ async fn post_sql(
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_role(&principal, &[Role::Admin], "SQL over HTTP")?;
-    let req: SqlRequest = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request("bad-sql-request", format!("the body must be JSON like {{\"sql\": \"SELECT ...\"}}: {e}")))?;
+    let req: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
+        Problem::bad_request(
+            "bad-sql-request",
+            format!("the body must be JSON like {{\"sql\": \"SELECT ...\"}}: {e}"),
+        )
+    })?;
     let started = Instant::now();
     let result = state.warehouse.query(&req.sql).await.map_err(|e| match e {
         warehouse::WarehouseError::NotReadOnly(msg) => Problem::new(
@@ -207,9 +242,13 @@ async fn post_sql(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/csv"));
     if wants_csv {
-        let csv = warehouse::format::to_csv(&result.schema, &result.batches).map_err(|e| Problem::internal(e.to_string()))?;
+        let csv =
+            warehouse::format::to_csv(&result.schema, &result.batches).map_err(|e| Problem::internal(e.to_string()))?;
         let mut resp = csv.into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
         return Ok(resp);
     }
     let mut body =

@@ -224,11 +224,7 @@ impl VariantSplit {
         if weights.is_empty() {
             return Err(AssignmentError::NoVariants);
         }
-        if let Some((index, &weight)) = weights
-            .iter()
-            .enumerate()
-            .find(|(_, w)| !(w.is_finite() && **w > 0.0))
-        {
+        if let Some((index, &weight)) = weights.iter().enumerate().find(|(_, w)| !(w.is_finite() && **w > 0.0)) {
             return Err(AssignmentError::InvalidWeight { index, weight });
         }
         Ok(Self { weights })
@@ -268,10 +264,7 @@ pub struct Layer {
 
 impl Layer {
     /// Validates slots (non-empty, in range, pairwise disjoint).
-    pub fn new(
-        seed: impl Into<String>,
-        mut slots: Vec<LayerSlot>,
-    ) -> Result<Self, AssignmentError> {
+    pub fn new(seed: impl Into<String>, mut slots: Vec<LayerSlot>) -> Result<Self, AssignmentError> {
         for slot in &slots {
             if slot.first_bucket >= slot.end_bucket || slot.end_bucket > LAYER_BUCKETS {
                 return Err(AssignmentError::InvalidSlot {
@@ -311,9 +304,7 @@ impl Layer {
         let bucket = layer_bucket(&self.seed, unit_id);
         // Slots are sorted and disjoint: the candidate is the last slot
         // starting at or before the bucket.
-        let index = self
-            .slots
-            .partition_point(|slot| slot.first_bucket <= bucket);
+        let index = self.slots.partition_point(|slot| slot.first_bucket <= bucket);
         let slot = self.slots.get(index.checked_sub(1)?)?;
         (bucket < slot.end_bucket).then_some(slot.experiment_key.as_str())
     }

@@ -79,10 +79,7 @@ impl MetricReading {
             Some(s) => (s.absolute_ci, s.p_value),
             None => (self.comparison.absolute_ci, self.comparison.p_value),
         };
-        let alpha = self
-            .sequential
-            .as_ref()
-            .map_or(self.comparison.alpha, |s| s.alpha);
+        let alpha = self.sequential.as_ref().map_or(self.comparison.alpha, |s| s.alpha);
         // Orient so that positive is good: bounds swap when lower is better.
         let (good_low, good_high) = match self.direction {
             Direction::HigherIsBetter => (ci[0], ci[1]),
@@ -242,11 +239,7 @@ pub fn decide(input: &DecisionInput) -> Decision {
             format!(
                 "No useful effect from {variant}: {}, which rules out the minimum useful {}; stop it.",
                 describe(primary, &e),
-                format_amount(
-                    primary,
-                    primary.minimum_useful_effect,
-                    primary.minimum_useful_effect
-                )
+                format_amount(primary, primary.minimum_useful_effect, primary.minimum_useful_effect)
             ),
         );
     }
@@ -263,10 +256,7 @@ pub fn decide(input: &DecisionInput) -> Decision {
     decision(
         Verdict::KeepRunning,
         Reason::Inconclusive,
-        format!(
-            "Keep running: {} so far for {variant}.",
-            describe(primary, &e)
-        ),
+        format!("Keep running: {} so far for {variant}.", describe(primary, &e)),
     )
 }
 

@@ -59,6 +59,4 @@ pub mod assignment;
 pub mod decision;
 pub mod stats;
 
-pub use assignment::{
-    ALGORITHM_VERSION, Layer, LayerSlot, VariantSplit, assign_variant, in_traffic, layer_bucket,
-};
+pub use assignment::{ALGORITHM_VERSION, Layer, LayerSlot, VariantSplit, assign_variant, in_traffic, layer_bucket};

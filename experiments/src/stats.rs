@@ -22,13 +22,12 @@ pub use compare::{Comparison, Method, compare, two_proportion_z_test, welch_t_te
 pub use cuped::{CupedResult, cuped_welch_t_test};
 pub use multiple::{benjamini_hochberg, holm};
 pub use power::{
-    MinimumEffect, SampleSizeResult, mde_means, mde_proportions, power_from_standard_error,
-    power_means, power_proportions, sample_size_means, sample_size_proportions,
+    MinimumEffect, SampleSizeResult, mde_means, mde_proportions, power_from_standard_error, power_means,
+    power_proportions, sample_size_means, sample_size_proportions,
 };
 pub use ratio::ratio_delta_test;
 pub use sequential::{
-    SequentialMethod, SequentialResult, confidence_sequence, default_tau_squared, msprt,
-    msprt_from_comparison,
+    SequentialMethod, SequentialResult, confidence_sequence, default_tau_squared, msprt, msprt_from_comparison,
 };
 pub use srm::{SRM_P_THRESHOLD, SrmResult, sample_ratio_mismatch};
 pub use summary::{ArmSummary, BivariateSummary};

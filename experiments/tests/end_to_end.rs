@@ -6,19 +6,14 @@
 
 use experiments::assignment::{Stream, unit_position};
 use experiments::decision::{
-    DEFAULT_MIN_SAMPLE_PER_VARIANT, DecisionInput, Direction, MetricReading, MetricScale, Reason,
-    Verdict, decide,
+    DEFAULT_MIN_SAMPLE_PER_VARIANT, DecisionInput, Direction, MetricReading, MetricScale, Reason, Verdict, decide,
 };
 use experiments::stats::{ArmSummary, compare, sample_ratio_mismatch};
 use experiments::{assign_variant, in_traffic};
 
 /// Runs an experiment on `units` customers with true conversion `rates[v]`
 /// per variant; returns the decision and the SRM flag.
-fn run(
-    seed: &str,
-    units: u32,
-    rates: [f64; 2],
-) -> (experiments::decision::Decision, bool, [f64; 2]) {
+fn run(seed: &str, units: u32, rates: [f64; 2]) -> (experiments::decision::Decision, bool, [f64; 2]) {
     let weights = [1.0, 1.0];
     let mut n = [0u64; 2];
     let mut conversions = [0u64; 2];

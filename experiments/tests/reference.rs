@@ -19,9 +19,7 @@ fn cases<'a>(reference: &'a Value, section: &str) -> &'a Vec<Value> {
 }
 
 fn num(value: &Value) -> f64 {
-    value
-        .as_f64()
-        .unwrap_or_else(|| panic!("not a number: {value}"))
+    value.as_f64().unwrap_or_else(|| panic!("not a number: {value}"))
 }
 
 fn pair(value: &Value) -> [f64; 2] {
@@ -79,12 +77,7 @@ fn welch_t_test_matches_scipy() {
     let reference = reference();
     for (i, case) in cases(&reference, "welch").iter().enumerate() {
         let what = format!("welch[{i}]");
-        let c = stats::welch_t_test(
-            &arm(&case["control"]),
-            &arm(&case["treatment"]),
-            num(&case["alpha"]),
-        )
-        .unwrap();
+        let c = stats::welch_t_test(&arm(&case["control"]), &arm(&case["treatment"]), num(&case["alpha"])).unwrap();
         assert_eq!(c.method, Method::WelchT);
         assert_close(c.absolute_lift, num(&case["absolute_lift"]), &what);
         assert_close_pair(
@@ -93,30 +86,17 @@ fn welch_t_test_matches_scipy() {
             &format!("{what} absolute_ci"),
         );
         assert_close(c.p_value, num(&case["p_value"]), &format!("{what} p_value"));
-        assert_close(
-            c.statistic,
-            num(&case["statistic"]),
-            &format!("{what} statistic"),
-        );
+        assert_close(c.statistic, num(&case["statistic"]), &format!("{what} statistic"));
         assert_close(
             c.degrees_of_freedom.unwrap(),
             num(&case["degrees_of_freedom"]),
             &format!("{what} df"),
         );
-        assert_close(
-            c.standard_error,
-            num(&case["standard_error"]),
-            &format!("{what} se"),
-        );
+        assert_close(c.standard_error, num(&case["standard_error"]), &format!("{what} se"));
         check_relative(&c, case, &what);
         // The dispatcher picks Welch when sum_squares is present.
         assert_eq!(
-            stats::compare(
-                &arm(&case["control"]),
-                &arm(&case["treatment"]),
-                num(&case["alpha"])
-            )
-            .unwrap(),
+            stats::compare(&arm(&case["control"]), &arm(&case["treatment"]), num(&case["alpha"])).unwrap(),
             c
         );
     }
@@ -138,11 +118,7 @@ fn two_proportion_test_matches_statsmodels() {
             &format!("{what} absolute_ci"),
         );
         assert_close(c.p_value, num(&case["p_value"]), &format!("{what} p_value"));
-        assert_close(
-            c.statistic,
-            num(&case["statistic"]),
-            &format!("{what} statistic"),
-        );
+        assert_close(c.statistic, num(&case["statistic"]), &format!("{what} statistic"));
         check_relative(&c, case, &what);
     }
 }
@@ -166,11 +142,7 @@ fn ratio_delta_method_matches_statsmodels() {
             pair(&case["absolute_ci"]),
             &format!("{what} absolute_ci"),
         );
-        assert_close(
-            c.standard_error,
-            num(&case["standard_error"]),
-            &format!("{what} se"),
-        );
+        assert_close(c.standard_error, num(&case["standard_error"]), &format!("{what} se"));
         assert_close(c.p_value, num(&case["p_value"]), &format!("{what} p_value"));
         check_relative(&c, case, &what);
     }
@@ -227,16 +199,8 @@ fn sequential_matches_paper_formulas() {
             num(&case["alpha"]),
         );
         let m = stats::msprt(lift, se, num(&case["tau_squared"]), alpha).unwrap();
-        assert_close(
-            m.p_value,
-            num(&case["msprt_p_value"]),
-            &format!("{what} msprt p"),
-        );
-        assert_close_pair(
-            m.absolute_ci,
-            pair(&case["msprt_ci"]),
-            &format!("{what} msprt ci"),
-        );
+        assert_close(m.p_value, num(&case["msprt_p_value"]), &format!("{what} msprt p"));
+        assert_close_pair(m.absolute_ci, pair(&case["msprt_ci"]), &format!("{what} msprt ci"));
         let cs = stats::confidence_sequence(
             lift,
             se,
@@ -250,16 +214,8 @@ fn sequential_matches_paper_formulas() {
             num(&case["cs_rho_squared"]),
             &format!("{what} rho2"),
         );
-        assert_close(
-            cs.p_value,
-            num(&case["cs_p_value"]),
-            &format!("{what} cs p"),
-        );
-        assert_close_pair(
-            cs.absolute_ci,
-            pair(&case["cs_ci"]),
-            &format!("{what} cs ci"),
-        );
+        assert_close(cs.p_value, num(&case["cs_p_value"]), &format!("{what} cs p"));
+        assert_close_pair(cs.absolute_ci, pair(&case["cs_ci"]), &format!("{what} cs ci"));
         // Always-valid intervals are wider than the fixed-horizon z interval.
         let z = 1.959963984540054 * se;
         if alpha == 0.05 {
@@ -301,12 +257,7 @@ fn bayesian_matches_numerical_integration() {
 fn holm_and_benjamini_hochberg_match_statsmodels() {
     let reference = reference();
     for (i, case) in cases(&reference, "multiple").iter().enumerate() {
-        let p: Vec<f64> = case["p_values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(num)
-            .collect();
+        let p: Vec<f64> = case["p_values"].as_array().unwrap().iter().map(num).collect();
         for (method, adjusted) in [
             ("holm", stats::holm(&p).unwrap()),
             ("benjamini_hochberg", stats::benjamini_hochberg(&p).unwrap()),
@@ -330,18 +281,9 @@ fn sample_ratio_mismatch_matches_scipy() {
             .iter()
             .map(|v| v.as_u64().unwrap())
             .collect();
-        let weights: Vec<f64> = case["weights"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(num)
-            .collect();
+        let weights: Vec<f64> = case["weights"].as_array().unwrap().iter().map(num).collect();
         let r = stats::sample_ratio_mismatch(&observed, &weights).unwrap();
-        assert_close(
-            r.chi_square,
-            num(&case["chi_square"]),
-            &format!("srm[{i}] chi2"),
-        );
+        assert_close(r.chi_square, num(&case["chi_square"]), &format!("srm[{i}] chi2"));
         assert_close(r.p_value, num(&case["p_value"]), &format!("srm[{i}] p"));
         assert_eq!(r.mismatch, case["mismatch"].as_bool().unwrap(), "srm[{i}]");
     }
@@ -391,22 +333,15 @@ fn power_and_sample_size_for_rates_match_statsmodels() {
             num(&case["power"]),
             &format!("{what} power"),
         );
-        let size =
-            stats::sample_size_proportions(baseline, MinimumEffect::Absolute(diff), alpha, target)
-                .unwrap();
+        let size = stats::sample_size_proportions(baseline, MinimumEffect::Absolute(diff), alpha, target).unwrap();
         assert_close(
             size.units_per_arm_exact,
             num(&case["sample_size"]),
             &format!("{what} size"),
         );
         assert_eq!(size.units_per_arm, num(&case["sample_size"]).ceil() as u64);
-        let relative = stats::sample_size_proportions(
-            baseline,
-            MinimumEffect::Relative(diff / baseline),
-            alpha,
-            target,
-        )
-        .unwrap();
+        let relative =
+            stats::sample_size_proportions(baseline, MinimumEffect::Relative(diff / baseline), alpha, target).unwrap();
         assert_close(
             relative.units_per_arm_exact,
             num(&case["sample_size"]),
@@ -442,9 +377,7 @@ fn power_and_sample_size_for_means_match_statsmodels() {
             num(&case["power"]),
             &format!("{what} power from se"),
         );
-        let size =
-            stats::sample_size_means(100.0, sd, MinimumEffect::Absolute(diff), alpha, target)
-                .unwrap();
+        let size = stats::sample_size_means(100.0, sd, MinimumEffect::Absolute(diff), alpha, target).unwrap();
         assert_close(
             size.units_per_arm_exact,
             num(&case["sample_size"]),

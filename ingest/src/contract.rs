@@ -245,7 +245,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -359,7 +362,10 @@ impl<'a> Reader<'a> {
                 None
             }
             Value::String(s) if s.len() > max_len => {
-                self.fail(field, format!("is {} bytes long; at most {max_len} are accepted", s.len()));
+                self.fail(
+                    field,
+                    format!("is {} bytes long; at most {max_len} are accepted", s.len()),
+                );
                 None
             }
             Value::String(s) => Some(s.clone()),
@@ -378,12 +384,7 @@ impl<'a> Reader<'a> {
         self.string(field, max_len)
     }
 
-    fn enumeration<T>(
-        &mut self,
-        field: &str,
-        parse: fn(&str) -> Option<T>,
-        expected: fn() -> String,
-    ) -> Option<T> {
+    fn enumeration<T>(&mut self, field: &str, parse: fn(&str) -> Option<T>, expected: fn() -> String) -> Option<T> {
         let v = self.get(field)?;
         match v {
             Value::String(s) => match parse(s) {
@@ -400,12 +401,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn required_enum<T>(
-        &mut self,
-        field: &str,
-        parse: fn(&str) -> Option<T>,
-        expected: fn() -> String,
-    ) -> Option<T> {
+    fn required_enum<T>(&mut self, field: &str, parse: fn(&str) -> Option<T>, expected: fn() -> String) -> Option<T> {
         if self.get(field).is_none() {
             self.fail(field, format!("is required; one of: {}", expected()));
             return None;
@@ -428,11 +424,17 @@ impl<'a> Reader<'a> {
         match v.as_i64() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             Some(n) => {
-                self.fail(field, format!("{n} is out of range; expected an integer from {min} to {max}"));
+                self.fail(
+                    field,
+                    format!("{n} is out of range; expected an integer from {min} to {max}"),
+                );
                 None
             }
             None => {
-                self.fail(field, format!("must be an integer from {min} to {max}, got {}", kind_or_value(v)));
+                self.fail(
+                    field,
+                    format!("must be an integer from {min} to {max}, got {}", kind_or_value(v)),
+                );
                 None
             }
         }
@@ -461,7 +463,8 @@ fn kind_or_value(v: &Value) -> String {
 pub fn valid_tenant_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Parses an RFC 3339 timestamp that carries an offset into UTC microseconds.
@@ -543,9 +546,15 @@ impl Event {
     /// Validates one parsed JSON value against contract v1.
     pub fn from_json(value: &Value) -> Result<Event, Vec<FieldError>> {
         let Value::Object(obj) = value else {
-            return Err(vec![FieldError::new("", format!("an event must be a JSON object, got {}", kind(value)))]);
+            return Err(vec![FieldError::new(
+                "",
+                format!("an event must be a JSON object, got {}", kind(value)),
+            )]);
         };
-        let mut r = Reader { obj, errors: Vec::new() };
+        let mut r = Reader {
+            obj,
+            errors: Vec::new(),
+        };
         let mut e = Event::default();
 
         if let Some(id) = r.required_string("event_id", MAX_ID_LEN) {
@@ -565,7 +574,10 @@ impl Event {
                 Ok(us) => e.occurred_at_us = us,
                 Err(reason) => r.fail("occurred_at", reason),
             },
-            Some(other) => r.fail("occurred_at", format!("must be an RFC 3339 string, got {}", kind(other))),
+            Some(other) => r.fail(
+                "occurred_at",
+                format!("must be an RFC 3339 string, got {}", kind(other)),
+            ),
         }
         e.conversation_id = r.string("conversation_id", MAX_ID_LEN);
         e.customer_id = r.string("customer_id", MAX_ID_LEN);
@@ -576,7 +588,10 @@ impl Event {
             return Err(r.errors);
         };
         e.event_type = t;
-        if t.needs_conversation() && e.conversation_id.is_none() && !r.errors.iter().any(|f| f.field == "conversation_id") {
+        if t.needs_conversation()
+            && e.conversation_id.is_none()
+            && !r.errors.iter().any(|f| f.field == "conversation_id")
+        {
             r.fail("conversation_id", format!("is required for {t}"));
         }
 
@@ -587,21 +602,30 @@ impl Event {
                     if valid_language(&lang) {
                         e.language = Some(lang);
                     } else {
-                        r.fail("language", format!("{lang:?} is not a BCP 47 tag such as en, zh-CN or pt-BR"));
+                        r.fail(
+                            "language",
+                            format!("{lang:?} is not a BCP 47 tag such as en, zh-CN or pt-BR"),
+                        );
                     }
                 }
                 if let Some(region) = r.string("region", 2) {
                     if region.len() == 2 && region.bytes().all(|b| b.is_ascii_alphabetic()) {
                         e.region = Some(region.to_ascii_uppercase());
                     } else {
-                        r.fail("region", format!("{region:?} is not an ISO 3166-1 alpha-2 code such as DE or CN"));
+                        r.fail(
+                            "region",
+                            format!("{region:?} is not an ISO 3166-1 alpha-2 code such as DE or CN"),
+                        );
                     }
                 }
                 if let Some(tz) = r.string("timezone", 64) {
                     if tz.parse::<chrono_tz::Tz>().is_ok() {
                         e.timezone = Some(tz);
                     } else {
-                        r.fail("timezone", format!("{tz:?} is not an IANA time zone such as Europe/Berlin"));
+                        r.fail(
+                            "timezone",
+                            format!("{tz:?} is not an IANA time zone such as Europe/Berlin"),
+                        );
                     }
                 }
                 e.customer_tier = r.enumeration("customer_tier", CustomerTier::parse, CustomerTier::expected);
@@ -627,7 +651,10 @@ impl Event {
                 e.team = r.string("team", MAX_ID_LEN);
                 e.queue = r.string("queue", MAX_ID_LEN);
                 if e.agent_id.is_none() && e.team.is_none() && e.queue.is_none() && r.errors.is_empty() {
-                    r.fail("agent_id", "conversation.assigned needs at least one of agent_id, team, queue");
+                    r.fail(
+                        "agent_id",
+                        "conversation.assigned needs at least one of agent_id, team, queue",
+                    );
                 }
             }
             ConversationHandoff => {
@@ -650,7 +677,9 @@ impl Event {
                                 Value::String(_) => {
                                     r.fail(&format!("tags[{i}]"), format!("must be 1 to {MAX_ID_LEN} bytes"))
                                 }
-                                other => r.fail(&format!("tags[{i}]"), format!("must be a string, got {}", kind(other))),
+                                other => {
+                                    r.fail(&format!("tags[{i}]"), format!("must be a string, got {}", kind(other)))
+                                }
                             }
                         }
                         e.tags = Some(tags);

@@ -25,7 +25,10 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 16 << 20, max_line_bytes: 64 << 10 }
+        Self {
+            max_body_bytes: 16 << 20,
+            max_line_bytes: 64 << 10,
+        }
     }
 }
 
@@ -83,8 +86,11 @@ pub struct Decoded {
 
 impl Decoded {
     fn reject_all(&mut self, line: usize, errors: Vec<FieldError>) {
-        self.rejected
-            .extend(errors.into_iter().map(|e| Rejection { line, field: e.field, reason: e.reason }));
+        self.rejected.extend(errors.into_iter().map(|e| Rejection {
+            line,
+            field: e.field,
+            reason: e.reason,
+        }));
     }
 }
 
@@ -96,7 +102,10 @@ pub fn decompress(body: &[u8], encoding: ContentEncoding, limit: usize) -> Resul
         let read = (&mut r)
             .take(limit as u64 + 1)
             .read_to_end(&mut out)
-            .map_err(|e| BodyError::Corrupt { encoding: name, detail: e.to_string() })?;
+            .map_err(|e| BodyError::Corrupt {
+                encoding: name,
+                detail: e.to_string(),
+            })?;
         if read > limit {
             return Err(BodyError::TooLarge { limit });
         }
@@ -111,8 +120,10 @@ pub fn decompress(body: &[u8], encoding: ContentEncoding, limit: usize) -> Resul
         }
         ContentEncoding::Gzip => read_limited(flate2::read::MultiGzDecoder::new(body), limit, "gzip"),
         ContentEncoding::Zstd => {
-            let decoder = zstd::stream::read::Decoder::new(body)
-                .map_err(|e| BodyError::Corrupt { encoding: "zstd", detail: e.to_string() })?;
+            let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| BodyError::Corrupt {
+                encoding: "zstd",
+                detail: e.to_string(),
+            })?;
             read_limited(decoder, limit, "zstd")
         }
     }
@@ -145,7 +156,11 @@ pub fn decode_events(body: &[u8], limits: &DecodeLimits) -> Result<Decoded, Body
                 line_no,
                 vec![FieldError::new(
                     "",
-                    format!("line is {} bytes; at most {} are accepted", raw.len(), limits.max_line_bytes),
+                    format!(
+                        "line is {} bytes; at most {} are accepted",
+                        raw.len(),
+                        limits.max_line_bytes
+                    ),
                 )],
             );
             continue;
@@ -155,7 +170,10 @@ pub fn decode_events(body: &[u8], limits: &DecodeLimits) -> Result<Decoded, Body
             Err(e) => {
                 out.reject_all(
                     line_no,
-                    vec![FieldError::new("", format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()))],
+                    vec![FieldError::new(
+                        "",
+                        format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()),
+                    )],
                 );
                 continue;
             }
@@ -177,7 +195,10 @@ fn validate_value(line: usize, v: &Value, limits: &DecodeLimits, out: &mut Decod
     if size > limits.max_line_bytes {
         out.reject_all(
             line,
-            vec![FieldError::new("", format!("event is {size} bytes; at most {} are accepted", limits.max_line_bytes))],
+            vec![FieldError::new(
+                "",
+                format!("event is {size} bytes; at most {} are accepted", limits.max_line_bytes),
+            )],
         );
         return;
     }

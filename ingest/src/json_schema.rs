@@ -21,7 +21,9 @@ fn id() -> Value {
 fn field_schema(name: &str) -> Value {
     let names = |all: &[&'static str]| enum_of(all);
     match name {
-        "language" => json!({ "type": "string", "pattern": "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", "description": "BCP 47 tag" }),
+        "language" => {
+            json!({ "type": "string", "pattern": "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", "description": "BCP 47 tag" })
+        }
         "region" => json!({ "type": "string", "pattern": "^[A-Za-z]{2}$", "description": "ISO 3166-1 alpha-2" }),
         "timezone" => json!({ "type": "string", "description": "IANA time zone, e.g. Europe/Berlin" }),
         "customer_tier" => names(&CustomerTier::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>()),

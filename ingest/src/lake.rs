@@ -48,7 +48,9 @@ pub fn table_url(location: &str) -> Result<Url> {
     }
     let path = std::path::Path::new(location);
     std::fs::create_dir_all(path).map_err(|e| LakeError::Location(location.into(), e.to_string()))?;
-    let abs = path.canonicalize().map_err(|e| LakeError::Location(location.into(), e.to_string()))?;
+    let abs = path
+        .canonicalize()
+        .map_err(|e| LakeError::Location(location.into(), e.to_string()))?;
     Url::from_directory_path(&abs).map_err(|_| LakeError::Location(location.into(), "not an absolute path".into()))
 }
 
@@ -69,7 +71,9 @@ pub async fn open(url: &Url) -> Result<Option<DeltaTable>> {
 pub async fn flushed_seq(table: Option<&DeltaTable>) -> Result<u64> {
     let Some(table) = table else { return Ok(0) };
     let state = table.snapshot()?;
-    let v = state.transaction_version(table.log_store().as_ref(), WAL_APP_ID).await?;
+    let v = state
+        .transaction_version(table.log_store().as_ref(), WAL_APP_ID)
+        .await?;
     Ok(v.map(|v| v.max(0) as u64).unwrap_or(0))
 }
 
@@ -84,10 +88,18 @@ pub fn sort_for_lake(batches: &[RecordBatch]) -> Result<RecordBatch> {
     let batch = concat_batches(&events_schema(), batches)?;
     let col = |name: &str| -> Result<SortColumn> {
         let idx = batch.schema().index_of(name)?;
-        Ok(SortColumn { values: batch.column(idx).clone(), options: None })
+        Ok(SortColumn {
+            values: batch.column(idx).clone(),
+            options: None,
+        })
     };
-    let columns =
-        vec![col("tenant_id")?, col("event_date")?, col("conversation_id")?, col("occurred_at")?, col("event_id")?];
+    let columns = vec![
+        col("tenant_id")?,
+        col("event_date")?,
+        col("conversation_id")?,
+        col("occurred_at")?,
+        col("event_id")?,
+    ];
     let indices = lexsort_to_indices(&columns, None)?;
     Ok(take_record_batch(&batch, &indices)?)
 }
@@ -107,8 +119,8 @@ pub async fn append(url: &Url, table: Option<DeltaTable>, batch: RecordBatch, th
         // First flush: an unloaded handle; the write creates the table.
         None => deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?,
     };
-    let commit = CommitProperties::default()
-        .with_application_transaction(Transaction::new(WAL_APP_ID, through_seq as i64));
+    let commit =
+        CommitProperties::default().with_application_transaction(Transaction::new(WAL_APP_ID, through_seq as i64));
     let table = table
         .write(vec![batch])
         .with_save_mode(SaveMode::Append)
@@ -134,7 +146,12 @@ pub fn sync_local_commit(url: &Url, old: Option<&DeltaTable>, new: &DeltaTable) 
     let Ok(root) = url.to_file_path() else { return Ok(()) };
     let files = |t: &DeltaTable| -> HashSet<String> {
         t.snapshot()
-            .map(|s| s.log_data().iter().map(|f| f.object_store_path().as_ref().to_string()).collect())
+            .map(|s| {
+                s.log_data()
+                    .iter()
+                    .map(|f| f.object_store_path().as_ref().to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let before = old.map(files).unwrap_or_default();

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-const BUCKETS_S: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const BUCKETS_S: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// A Prometheus histogram with fixed buckets.
 #[derive(Debug, Default)]
@@ -69,29 +71,95 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
         };
         let gauge = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                v.load(Relaxed)
+            );
         };
-        counter(&mut out, "cxlake_events_accepted_total", "Events acknowledged (durable).", &self.events_accepted);
-        counter(&mut out, "cxlake_events_rejected_total", "Events rejected by validation.", &self.events_rejected);
+        counter(
+            &mut out,
+            "cxlake_events_accepted_total",
+            "Events acknowledged (durable).",
+            &self.events_accepted,
+        );
+        counter(
+            &mut out,
+            "cxlake_events_rejected_total",
+            "Events rejected by validation.",
+            &self.events_rejected,
+        );
         counter(
             &mut out,
             "cxlake_events_duplicate_total",
             "Events dropped as retries of an already accepted event_id.",
             &self.events_duplicate,
         );
-        counter(&mut out, "cxlake_batches_accepted_total", "Ingest batches written to the WAL.", &self.batches_accepted);
-        self.wal_fsync.render(&mut out, "cxlake_wal_fsync_seconds", "Write-ahead log write+fdatasync latency.");
-        self.flush.render(&mut out, "cxlake_flush_seconds", "Duration of buffer flushes into the lake.");
-        counter(&mut out, "cxlake_flushed_events_total", "Events committed to the lake.", &self.flushed_events);
-        counter(&mut out, "cxlake_flush_failures_total", "Flushes that failed and will be retried.", &self.flush_failures);
-        gauge(&mut out, "cxlake_buffered_bytes", "Bytes of acknowledged events not yet in the lake.", &self.buffered_bytes);
-        gauge(&mut out, "cxlake_buffered_events", "Acknowledged events not yet in the lake.", &self.buffered_events);
-        gauge(&mut out, "cxlake_lake_files", "Parquet files in the current lake version.", &self.lake_files);
-        gauge(&mut out, "cxlake_lake_version", "Current Delta table version.", &self.lake_version);
-        counter(&mut out, "cxlake_compactions_total", "Partitions compacted.", &self.compactions);
+        counter(
+            &mut out,
+            "cxlake_batches_accepted_total",
+            "Ingest batches written to the WAL.",
+            &self.batches_accepted,
+        );
+        self.wal_fsync.render(
+            &mut out,
+            "cxlake_wal_fsync_seconds",
+            "Write-ahead log write+fdatasync latency.",
+        );
+        self.flush.render(
+            &mut out,
+            "cxlake_flush_seconds",
+            "Duration of buffer flushes into the lake.",
+        );
+        counter(
+            &mut out,
+            "cxlake_flushed_events_total",
+            "Events committed to the lake.",
+            &self.flushed_events,
+        );
+        counter(
+            &mut out,
+            "cxlake_flush_failures_total",
+            "Flushes that failed and will be retried.",
+            &self.flush_failures,
+        );
+        gauge(
+            &mut out,
+            "cxlake_buffered_bytes",
+            "Bytes of acknowledged events not yet in the lake.",
+            &self.buffered_bytes,
+        );
+        gauge(
+            &mut out,
+            "cxlake_buffered_events",
+            "Acknowledged events not yet in the lake.",
+            &self.buffered_events,
+        );
+        gauge(
+            &mut out,
+            "cxlake_lake_files",
+            "Parquet files in the current lake version.",
+            &self.lake_files,
+        );
+        gauge(
+            &mut out,
+            "cxlake_lake_version",
+            "Current Delta table version.",
+            &self.lake_version,
+        );
+        counter(
+            &mut out,
+            "cxlake_compactions_total",
+            "Partitions compacted.",
+            &self.compactions,
+        );
         out
     }
 }

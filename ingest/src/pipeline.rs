@@ -154,7 +154,10 @@ pub struct Ingestor {
 
 impl std::fmt::Debug for Ingestor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ingestor").field("data_dir", &self.cfg.data_dir).field("lake", &self.lake_url.as_str()).finish()
+        f.debug_struct("Ingestor")
+            .field("data_dir", &self.cfg.data_dir)
+            .field("lake", &self.lake_url.as_str())
+            .finish()
     }
 }
 
@@ -171,7 +174,10 @@ impl Ingestor {
     /// Opens the data directory: takes its lock, loads the lake, replays
     /// the WAL past the lake's checkpoint and rebuilds the dedup set.
     pub async fn open(cfg: IngestConfig, metrics: Arc<Metrics>) -> Result<Arc<Ingestor>> {
-        let dir_err = |detail: String| IngestError::DataDir { path: cfg.data_dir.clone(), detail };
+        let dir_err = |detail: String| IngestError::DataDir {
+            path: cfg.data_dir.clone(),
+            detail,
+        };
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| dir_err(e.to_string()))?;
         let lock_path = cfg.data_dir.join("cxlake.lock");
         let lock_file = std::fs::OpenOptions::new()
@@ -193,7 +199,9 @@ impl Ingestor {
         let flushed_seq = lake::flushed_seq(table.as_ref()).await?;
         if let Some(t) = &table {
             metrics.lake_files.store(lake::file_count(t) as u64, Relaxed);
-            metrics.lake_version.store(t.version().unwrap_or(0).max(0) as u64, Relaxed);
+            metrics
+                .lake_version
+                .store(t.version().unwrap_or(0).max(0) as u64, Relaxed);
         }
 
         let mut seen = SeenSet::default();
@@ -289,7 +297,9 @@ impl Ingestor {
                 }
             }
         }
-        self.metrics.events_duplicate.fetch_add(outcome.duplicate_lines.len() as u64, Relaxed);
+        self.metrics
+            .events_duplicate
+            .fetch_add(outcome.duplicate_lines.len() as u64, Relaxed);
         if fresh.is_empty() {
             return Ok(outcome);
         }
@@ -316,7 +326,10 @@ impl Ingestor {
     /// The lake version and the buffered batches it does not hold.
     pub fn read_view(&self) -> ReadView {
         let s = lock(&self.shared);
-        ReadView { table: s.table.clone(), buffered: s.buffer.iter().map(|(_, b)| b.clone()).collect() }
+        ReadView {
+            table: s.table.clone(),
+            buffered: s.buffer.iter().map(|(_, b)| b.clone()).collect(),
+        }
     }
 
     /// Writes everything acknowledged so far into the lake.
@@ -326,13 +339,20 @@ impl Ingestor {
         let through = self.wal.rotate().await?;
         let (table, flushed, batches) = {
             let s = lock(&self.shared);
-            let batches: Vec<RecordBatch> =
-                s.buffer.iter().filter(|(seq, _)| *seq <= through).map(|(_, b)| b.clone()).collect();
+            let batches: Vec<RecordBatch> = s
+                .buffer
+                .iter()
+                .filter(|(seq, _)| *seq <= through)
+                .map(|(_, b)| b.clone())
+                .collect();
             (s.table.clone(), s.flushed_seq, batches)
         };
         if batches.is_empty() {
             self.wal.remove_through(flushed)?;
-            return Ok(FlushOutcome { events: 0, through_seq: flushed });
+            return Ok(FlushOutcome {
+                events: 0,
+                through_seq: flushed,
+            });
         }
         let events: usize = batches.iter().map(|b| b.num_rows()).sum();
         let sorted = tokio::task::spawn_blocking(move || lake::sort_for_lake(&batches))
@@ -370,8 +390,18 @@ impl Ingestor {
         self.metrics.lake_version.store(version, Relaxed);
         self.metrics.flushed_events.fetch_add(events as u64, Relaxed);
         self.metrics.flush.observe(started.elapsed());
-        tracing::info!(events, through_seq = through, files, version, elapsed_ms = started.elapsed().as_millis() as u64, "flushed to lake");
-        Ok(FlushOutcome { events, through_seq: through })
+        tracing::info!(
+            events,
+            through_seq = through,
+            files,
+            version,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "flushed to lake"
+        );
+        Ok(FlushOutcome {
+            events,
+            through_seq: through,
+        })
     }
 
     /// Runs until `shutdown` fires: flushes by size (as soon as a threshold
@@ -407,15 +437,22 @@ fn path_str(p: &Path) -> String {
 async fn load_lake_keys(table: &DeltaTable, seen: &mut SeenSet) -> Result<()> {
     let scan_err = |e: &dyn std::fmt::Display| IngestError::Scan(e.to_string());
     let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state()).map_err(|e| scan_err(&e))?;
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| scan_err(&e))?;
     let provider = table.table_provider().await.map_err(|e| scan_err(&e))?;
     ctx.register_table("events", provider).map_err(|e| scan_err(&e))?;
-    let df = ctx.sql("SELECT tenant_id, event_id FROM events").await.map_err(|e| scan_err(&e))?;
+    let df = ctx
+        .sql("SELECT tenant_id, event_id FROM events")
+        .await
+        .map_err(|e| scan_err(&e))?;
     let mut stream = df.execute_stream().await.map_err(|e| scan_err(&e))?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| scan_err(&e))?;
-        let tenant = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8).map_err(|e| scan_err(&e))?;
-        let event = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Utf8).map_err(|e| scan_err(&e))?;
+        let tenant =
+            arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8).map_err(|e| scan_err(&e))?;
+        let event =
+            arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Utf8).map_err(|e| scan_err(&e))?;
         let (tenant, event) = (tenant.as_string::<i32>(), event.as_string::<i32>());
         for i in 0..batch.num_rows() {
             if !tenant.is_null(i) && !event.is_null(i) {

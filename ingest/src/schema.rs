@@ -9,8 +9,8 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Int32Builder, ListBuilder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Int32Builder, ListBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -28,7 +28,11 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("tenant_id", DataType::Utf8, false),
         Field::new("event_date", DataType::Date32, false),
         Field::new("type", DataType::Utf8, false),
-        Field::new("occurred_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "occurred_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
         s("conversation_id"),
         s("customer_id"),
         s("channel"),
@@ -51,7 +55,11 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         s("team"),
         s("reason"),
         s("resolved_by"),
-        Field::new("tags", DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))), true),
+        Field::new(
+            "tags",
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+            true,
+        ),
         s("tag_source"),
         Field::new("score", DataType::Int32, true),
         s("comment"),
@@ -92,8 +100,9 @@ pub fn events_to_batch<'a>(events: impl ExactSizeIterator<Item = &'a Event>) -> 
     let mut chars = Int32Builder::with_capacity(n);
     let mut tags = ListBuilder::new(StringBuilder::new()).with_field(Field::new("element", DataType::Utf8, true));
     let mut score = Int32Builder::with_capacity(n);
-    let mut amount =
-        Decimal128Builder::with_capacity(n).with_precision_and_scale(18, AMOUNT_SCALE as i8).unwrap_or_default();
+    let mut amount = Decimal128Builder::with_capacity(n)
+        .with_precision_and_scale(18, AMOUNT_SCALE as i8)
+        .unwrap_or_default();
 
     for e in events {
         event_id.append_value(&e.event_id);
@@ -234,7 +243,11 @@ fn optional_strings(e: &Event) -> [Option<&str>; 29] {
         s(&e.variant_key),
         s(&e.unit_id),
         e.cost_kind.map(|c| c.as_str()),
-        if e.attrs.is_empty() { None } else { Some(e.attrs.as_str()) },
+        if e.attrs.is_empty() {
+            None
+        } else {
+            Some(e.attrs.as_str())
+        },
     ]
 }
 
@@ -246,7 +259,11 @@ mod tests {
     fn optional_string_columns_line_up_with_the_schema() {
         // The hand-written column list must visit the schema in order; a
         // batch with one event proves it (try_new checks names and types).
-        let e = Event { event_id: "e1".into(), tenant_id: "t".into(), ..Default::default() };
+        let e = Event {
+            event_id: "e1".into(),
+            tenant_id: "t".into(),
+            ..Default::default()
+        };
         let batch = events_to_batch([&e].into_iter());
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(batch.num_columns(), events_schema().fields().len());

@@ -60,7 +60,10 @@ pub enum WalError {
 pub type Result<T, E = WalError> = std::result::Result<T, E>;
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
-    move |source| WalError::Io { path: path.to_path_buf(), source }
+    move |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A batch read back from the log at start-up.
@@ -77,8 +80,14 @@ pub struct ReplayedBatch {
 pub type OnDurable<P> = Box<dyn FnMut(u64, P) + Send>;
 
 enum Command<P> {
-    Append { bytes: Vec<u8>, payload: P, reply: tokio::sync::oneshot::Sender<Result<u64>> },
-    Rotate { reply: tokio::sync::oneshot::Sender<Result<u64>> },
+    Append {
+        bytes: Vec<u8>,
+        payload: P,
+        reply: tokio::sync::oneshot::Sender<Result<u64>>,
+    },
+    Rotate {
+        reply: tokio::sync::oneshot::Sender<Result<u64>>,
+    },
 }
 
 /// Handle to the log; cheap to clone. `P` travels with each batch to the
@@ -90,7 +99,10 @@ pub struct Wal<P> {
 
 impl<P> Clone for Wal<P> {
     fn clone(&self) -> Self {
-        Self { dir: self.dir.clone(), tx: self.tx.clone() }
+        Self {
+            dir: self.dir.clone(),
+            tx: self.tx.clone(),
+        }
     }
 }
 
@@ -139,7 +151,13 @@ impl<P: Send + 'static> Wal<P> {
             .name("cxlake-wal".into())
             .spawn(move || writer.run(rx))
             .map_err(io_err(dir))?;
-        Ok((Wal { dir: dir.to_path_buf(), tx }, replayed))
+        Ok((
+            Wal {
+                dir: dir.to_path_buf(),
+                tx,
+            },
+            replayed,
+        ))
     }
 
     /// Appends one batch (its events' canonical NDJSON) and returns its
@@ -154,7 +172,9 @@ impl<P: Send + 'static> Wal<P> {
             }
         }
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.tx.send(Command::Append { bytes, payload, reply }).map_err(|_| WalError::Stopped)?;
+        self.tx
+            .send(Command::Append { bytes, payload, reply })
+            .map_err(|_| WalError::Stopped)?;
         rx.await.map_err(|_| WalError::Stopped)?
     }
 
@@ -174,7 +194,9 @@ impl<P: Send + 'static> Wal<P> {
         let mut removed = 0;
         for (i, (_, path)) in segments.iter().enumerate() {
             // A segment's batches end just before the next segment's first.
-            let Some((next_first, _)) = segments.get(i + 1) else { break };
+            let Some((next_first, _)) = segments.get(i + 1) else {
+                break;
+            };
             if *next_first <= through + 1 {
                 fs::remove_file(path).map_err(io_err(path))?;
                 removed += 1;
@@ -189,7 +211,12 @@ impl<P: Send + 'static> Wal<P> {
     /// Total bytes of all segment files.
     pub fn disk_bytes(&self) -> u64 {
         list_segments(&self.dir)
-            .map(|s| s.iter().filter_map(|(_, p)| fs::metadata(p).ok()).map(|m| m.len()).sum())
+            .map(|s| {
+                s.iter()
+                    .filter_map(|(_, p)| fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }
@@ -284,8 +311,12 @@ impl<P> Writer<P> {
         let path = self.dir.join(format!("wal-{first_seq:020}.log"));
         // A file of that name can only hold a group that failed (and so was
         // never acknowledged) or a tail cut away at recovery: start it empty.
-        let file =
-            OpenOptions::new().create(true).write(true).truncate(true).open(&path).map_err(io_err(&path))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         // The new file's directory entry must be durable before anything in
         // it is acknowledged.
         sync_dir(&self.dir)?;
@@ -334,7 +365,9 @@ fn read_segment(
     f: &mut dyn FnMut(u64, &[u8]) -> std::result::Result<(), String>,
 ) -> Result<()> {
     let mut data = Vec::new();
-    File::open(path).and_then(|mut file| file.read_to_end(&mut data)).map_err(io_err(path))?;
+    File::open(path)
+        .and_then(|mut file| file.read_to_end(&mut data))
+        .map_err(io_err(path))?;
     let mut off = 0usize;
     while off < data.len() {
         let damage = match parse_record(&data[off..]) {
@@ -344,7 +377,11 @@ fn read_segment(
                     continue;
                 }
                 Err(detail) => {
-                    return Err(WalError::Corrupt { path: path.to_path_buf(), offset: off as u64, detail });
+                    return Err(WalError::Corrupt {
+                        path: path.to_path_buf(),
+                        offset: off as u64,
+                        detail,
+                    });
                 }
             },
             Err(detail) => detail,
@@ -356,7 +393,11 @@ fn read_segment(
             file.sync_all().map_err(io_err(path))?;
             return Ok(());
         }
-        return Err(WalError::Corrupt { path: path.to_path_buf(), offset: off as u64, detail: damage });
+        return Err(WalError::Corrupt {
+            path: path.to_path_buf(),
+            offset: off as u64,
+            detail: damage,
+        });
     }
     Ok(())
 }

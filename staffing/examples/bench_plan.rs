@@ -64,10 +64,7 @@ fn main() -> Result<(), staffing::Error> {
             .collect();
         let fc = forecast(hist, &horizon, &cfg)?;
         let plan = staffing_plan(&fc, &template, StaffFor::Mean)?;
-        agent_intervals += plan
-            .iter()
-            .map(|p| u64::from(p.staffing.agents))
-            .sum::<u64>();
+        agent_intervals += plan.iter().map(|p| u64::from(p.staffing.agents)).sum::<u64>();
         *chosen.entry(format!("{:?}", fc.method)).or_default() += 1;
         forecasts.push(fc);
     }

@@ -79,9 +79,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{
-    Error, Result, finite, fraction_below_one, fraction_up_to_one, non_negative, positive,
-};
+use crate::error::{Error, Result, finite, fraction_below_one, fraction_up_to_one, non_negative, positive};
 
 /// Upper bound on the number of servers any search will consider; beyond
 /// this the inputs are almost certainly a unit mistake.
@@ -93,11 +91,7 @@ const CEIL_EPS: f64 = 1e-9;
 
 fn ceil_whole(x: f64) -> u32 {
     let c = (x - CEIL_EPS).ceil().max(0.0);
-    if c >= u32::MAX as f64 {
-        u32::MAX
-    } else {
-        c as u32
-    }
+    if c >= u32::MAX as f64 { u32::MAX } else { c as u32 }
 }
 
 /// Erlang B blocking probability for `servers` servers and `load_erlangs` of
@@ -118,11 +112,7 @@ fn erlang_b_unchecked(servers: u32, a: f64) -> f64 {
 /// One step of the recurrence: `B(k)` from `B(k−1)`.
 fn next_erlang_b(b_prev: f64, k: u32, a: f64) -> f64 {
     let ab = a * b_prev;
-    if ab == 0.0 {
-        0.0
-    } else {
-        ab / (f64::from(k) + ab)
-    }
+    if ab == 0.0 { 0.0 } else { ab / (f64::from(k) + ab) }
 }
 
 /// Erlang C probability of waiting from the Erlang B value at the same `n`.
@@ -177,12 +167,7 @@ pub struct Workload {
 
 impl Workload {
     /// Validates and builds a workload from arrivals counted per interval.
-    pub fn new(
-        arrivals: f64,
-        interval_s: f64,
-        aht_s: f64,
-        patience_s: Option<f64>,
-    ) -> Result<Self> {
+    pub fn new(arrivals: f64, interval_s: f64, aht_s: f64, patience_s: Option<f64>) -> Result<Self> {
         non_negative("arrivals", arrivals)?;
         positive("interval_s", interval_s)?;
         positive("aht_s", aht_s)?;
@@ -212,23 +197,12 @@ impl Workload {
 }
 
 /// Erlang C metrics for `servers` servers.
-pub fn erlang_c_metrics(
-    servers: u32,
-    load_erlangs: f64,
-    aht_s: f64,
-    target_s: f64,
-) -> Result<QueueMetrics> {
+pub fn erlang_c_metrics(servers: u32, load_erlangs: f64, aht_s: f64, target_s: f64) -> Result<QueueMetrics> {
     non_negative("load_erlangs", load_erlangs)?;
     positive("aht_s", aht_s)?;
     non_negative("target_s", target_s)?;
     let b = erlang_b_unchecked(servers, load_erlangs);
-    Ok(erlang_c_metrics_from_b(
-        servers,
-        load_erlangs,
-        aht_s,
-        target_s,
-        b,
-    ))
+    Ok(erlang_c_metrics_from_b(servers, load_erlangs, aht_s, target_s, b))
 }
 
 fn erlang_c_metrics_from_b(n: u32, a: f64, aht_s: f64, target_s: f64, b: f64) -> QueueMetrics {
@@ -290,14 +264,7 @@ pub fn erlang_a_metrics(
 /// Relative size below which queue-length terms are dropped.
 const SERIES_TOL: f64 = 1e-18;
 
-fn erlang_a_from_b(
-    n: u32,
-    lambda: f64,
-    aht_s: f64,
-    patience_s: f64,
-    target_s: f64,
-    e: f64,
-) -> Result<QueueMetrics> {
+fn erlang_a_from_b(n: u32, lambda: f64, aht_s: f64, patience_s: f64, target_s: f64, e: f64) -> Result<QueueMetrics> {
     let a = lambda * aht_s;
     if a == 0.0 {
         return Ok(QueueMetrics {
@@ -437,13 +404,7 @@ pub fn metrics(servers: u32, workload: &Workload, target_s: f64) -> Result<Queue
 
 fn metrics_from_b(n: u32, w: &Workload, target_s: f64, b: f64) -> Result<QueueMetrics> {
     match w.patience_s {
-        None => Ok(erlang_c_metrics_from_b(
-            n,
-            w.load_erlangs(),
-            w.aht_s,
-            target_s,
-            b,
-        )),
+        None => Ok(erlang_c_metrics_from_b(n, w.load_erlangs(), w.aht_s, target_s, b)),
         Some(p) => erlang_a_from_b(n, w.arrival_rate_per_s, w.aht_s, p, target_s, b),
     }
 }
@@ -554,9 +515,7 @@ pub fn required_servers(workload: &Workload, target: &Target) -> Result<QueueMet
 fn unreachable_target() -> Error {
     Error::Unreachable {
         param: "service_level",
-        detail: format!(
-            "not met with up to {MAX_SERVERS} servers; check the units of arrivals and aht_s"
-        ),
+        detail: format!("not met with up to {MAX_SERVERS} servers; check the units of arrivals and aht_s"),
     }
 }
 

@@ -136,12 +136,7 @@ pub enum Method {
 }
 
 /// Every single-series method, baselines first.
-pub const METHODS: [Method; 4] = [
-    Method::LastWeek,
-    Method::MeanK,
-    Method::MedianK,
-    Method::PoissonTrend,
-];
+pub const METHODS: [Method; 4] = [Method::LastWeek, Method::MeanK, Method::MedianK, Method::PoissonTrend];
 
 /// Tuning knobs; [`Default`] is what the service uses.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -257,8 +252,7 @@ pub fn mape(actual: &[f64], forecast: &[f64]) -> Mape {
 /// WAPE that pure Poisson noise causes with a perfect mean forecast:
 /// `≈ 0.8/√mean` (exactly `√(2/π)/√mean` asymptotically).
 pub fn poisson_noise_floor(mean_count_per_interval: f64) -> Option<f64> {
-    (mean_count_per_interval > 0.0 && mean_count_per_interval.is_finite())
-        .then(|| 0.8 / mean_count_per_interval.sqrt())
+    (mean_count_per_interval > 0.0 && mean_count_per_interval.is_finite()).then(|| 0.8 / mean_count_per_interval.sqrt())
 }
 
 /// Noise floor of a pooled WAPE over intervals with different expected
@@ -267,11 +261,7 @@ pub fn poisson_noise_floor(mean_count_per_interval: f64) -> Option<f64> {
 /// backtest WAPE with.
 pub fn poisson_noise_floor_pooled(expected: &[f64]) -> Option<f64> {
     let total: f64 = expected.iter().filter(|m| **m > 0.0).sum();
-    let noise: f64 = expected
-        .iter()
-        .filter(|m| **m > 0.0)
-        .map(|m| 0.8 * m.sqrt())
-        .sum();
+    let noise: f64 = expected.iter().filter(|m| **m > 0.0).map(|m| 0.8 * m.sqrt()).sum();
     (total > 0.0 && total.is_finite()).then(|| noise / total)
 }
 
@@ -607,10 +597,7 @@ fn folds(prep: &Prepared<'_>, cfg: &ForecastConfig) -> Vec<(usize, usize)> {
     // At least one week of training before the earliest window.
     let possible = (n / week).saturating_sub(1);
     let k = possible.min(cfg.backtest_folds);
-    (1..=k)
-        .rev()
-        .map(|f| (n - f * week, n - (f - 1) * week))
-        .collect()
+    (1..=k).rev().map(|f| (n - f * week, n - (f - 1) * week)).collect()
 }
 
 /// Actuals and scaled predictions of a method over the backtest windows,
@@ -667,11 +654,7 @@ fn pearson_dispersion(act: &[f64], pred: &[f64]) -> f64 {
             n += 1;
         }
     }
-    if n == 0 {
-        1.0
-    } else {
-        (s / n as f64).clamp(1.0, 100.0)
-    }
+    if n == 0 { 1.0 } else { (s / n as f64).clamp(1.0, 100.0) }
 }
 
 /// Selection criterion: WAPE for series with at least one arrival per
@@ -765,11 +748,7 @@ fn select(prep: &Prepared<'_>, cfg: &ForecastConfig) -> Option<Selection> {
 }
 
 /// Forecasts one series over `horizon`, choosing the method by backtest.
-pub fn forecast(
-    series: &Series,
-    horizon: &[HorizonSlot],
-    cfg: &ForecastConfig,
-) -> Result<Forecast> {
+pub fn forecast(series: &Series, horizon: &[HorizonSlot], cfg: &ForecastConfig) -> Result<Forecast> {
     let prep = prepare(series)?;
     check_horizon(horizon, prep.slots_per_day)?;
     let keys: Vec<(u8, u16)> = horizon.iter().map(|h| (h.weekday, h.slot)).collect();
@@ -864,29 +843,14 @@ pub fn forecast_method(
         });
     }
     let keys: Vec<(u8, u16)> = horizon.iter().map(|h| (h.weekday, h.slot)).collect();
-    let means = predict(
-        method,
-        prep.points,
-        &keys,
-        prep.slots_per_day,
-        prep.interval_s,
-        cfg,
-    );
-    Ok(means
-        .iter()
-        .zip(horizon)
-        .map(|(m, h)| m * h.multiplier)
-        .collect())
+    let means = predict(method, prep.points, &keys, prep.slots_per_day, prep.interval_s, cfg);
+    Ok(means.iter().zip(horizon).map(|(m, h)| m * h.multiplier).collect())
 }
 
 /// Forecasts a group of queues (e.g. the languages of one channel), each
 /// either on its own or as its share of the group total, whichever backtests
 /// better. All series must share interval, length, keys and special marks.
-pub fn forecast_group(
-    group: &[Series],
-    horizon: &[HorizonSlot],
-    cfg: &ForecastConfig,
-) -> Result<Vec<Forecast>> {
+pub fn forecast_group(group: &[Series], horizon: &[HorizonSlot], cfg: &ForecastConfig) -> Result<Vec<Forecast>> {
     let Some(first) = group.first() else {
         return Ok(Vec::new());
     };
@@ -939,14 +903,7 @@ pub fn forecast_group(
         for &(o, e) in &asel.windows {
             let test = &prep.points[o..e];
             let keys: Vec<(u8, u16)> = test.iter().map(|p| (p.weekday, p.slot)).collect();
-            let agg_means = predict(
-                asel.best,
-                &agg_prep.points[..o],
-                &keys,
-                spd,
-                prep.interval_s,
-                cfg,
-            );
+            let agg_means = predict(asel.best, &agg_prep.points[..o], &keys, spd, prep.interval_s, cfg);
             let share = share_of(&prep.points[..o], &agg_prep.points[..o], share_window);
             let means: Vec<f64> = agg_means.iter().map(|m| m * share).collect();
             push_scored(test, &means, &mut act, &mut pred);

@@ -106,9 +106,7 @@ pub fn chat_mean(spec: &ChatSeriesSpec, day: usize, slot: u16) -> f64 {
     let hour = (f64::from(slot) + 0.5) * f64::from(spec.interval_s) / 3600.0;
     let slot_in_day = f64::from(slot) * f64::from(spec.interval_s) / 86_400.0;
     let weeks = (day as f64 + slot_in_day) / 7.0;
-    spec.mean_per_interval
-        * chat_intensity(weekday, hour)
-        * (1.0 + spec.growth_per_week).powf(weeks)
+    spec.mean_per_interval * chat_intensity(weekday, hour) * (1.0 + spec.growth_per_week).powf(weeks)
 }
 
 /// Generates a series of `spec.days` whole days.

@@ -3,8 +3,8 @@
 //! queues, short histories, special days, small-queue groups.
 
 use staffing::forecast::{
-    ForecastConfig, HorizonSlot, Method, Point, Series, Special, forecast, forecast_group,
-    forecast_method, poisson_noise_floor, wape,
+    ForecastConfig, HorizonSlot, Method, Point, Series, Special, forecast, forecast_group, forecast_method,
+    poisson_noise_floor, wape,
 };
 use staffing::synthetic::{ChatSeriesSpec, SplitMix64, chat_mean, chat_series};
 
@@ -23,11 +23,7 @@ fn spec(days: usize, mean: f64, seed: u64) -> ChatSeriesSpec {
 
 /// `days` whole days following a history of `after_days` days, with the
 /// true means and fresh Poisson draws for them.
-fn future(
-    s: &ChatSeriesSpec,
-    after_days: usize,
-    days: usize,
-) -> (Vec<HorizonSlot>, Vec<f64>, Vec<f64>) {
+fn future(s: &ChatSeriesSpec, after_days: usize, days: usize) -> (Vec<HorizonSlot>, Vec<f64>, Vec<f64>) {
     let mut rng = SplitMix64::new(s.seed ^ 0xDEAD_BEEF);
     let (mut h, mut truth, mut draws) = (Vec::new(), Vec::new(), Vec::new());
     for d in after_days..after_days + days {
@@ -63,14 +59,7 @@ fn strong_model_beats_baselines_on_seasonal_series_with_trend() {
     assert_eq!(fc.points.len(), 14 * 48);
 
     // In the backtest the chosen model beats every baseline...
-    let score = |m: Method| {
-        fc.backtest
-            .iter()
-            .find(|s| s.method == m)
-            .unwrap()
-            .wape
-            .unwrap()
-    };
+    let score = |m: Method| fc.backtest.iter().find(|s| s.method == m).unwrap().wape.unwrap();
     let strong = score(Method::PoissonTrend);
     for b in [Method::LastWeek, Method::MeanK, Method::MedianK] {
         assert!(strong < score(b), "{b:?}: {} vs {strong}", score(b));
@@ -81,22 +70,13 @@ fn strong_model_beats_baselines_on_seasonal_series_with_trend() {
     let strong_draws = wape(&draws, &means).unwrap();
     for b in [Method::LastWeek, Method::MeanK, Method::MedianK] {
         let base = forecast_method(&hist, &horizon, b, &cfg).unwrap();
-        assert!(
-            strong_truth < wape(&truth, &base).unwrap(),
-            "{b:?} closer to truth"
-        );
-        assert!(
-            strong_draws < wape(&draws, &base).unwrap(),
-            "{b:?} closer to draws"
-        );
+        assert!(strong_truth < wape(&truth, &base).unwrap(), "{b:?} closer to truth");
+        assert!(strong_draws < wape(&draws, &base).unwrap(), "{b:?} closer to draws");
     }
     // Close to the truth, and near the noise floor on draws.
     assert!(strong_truth < 0.08, "{strong_truth}");
     let floor = poisson_noise_floor(draws.iter().sum::<f64>() / draws.len() as f64).unwrap();
-    assert!(
-        strong_draws < floor * 1.25,
-        "{strong_draws} vs floor {floor}"
-    );
+    assert!(strong_draws < floor * 1.25, "{strong_draws} vs floor {floor}");
     assert!(fc.noise_floor_wape.is_some());
 }
 
@@ -159,9 +139,7 @@ fn dst_days_neither_break_nor_shift_the_forecast() {
     assert!(w < 0.08, "WAPE against truth {w} ({})", fc.note);
     // Seasonality still aligned: Monday's 10:30 peak is forecast at slot 21.
     let monday: Vec<f64> = fc.points[..48].iter().map(|p| p.mean).collect();
-    let peak = (0..48)
-        .max_by(|a, b| monday[*a].total_cmp(&monday[*b]))
-        .unwrap();
+    let peak = (0..48).max_by(|a, b| monday[*a].total_cmp(&monday[*b])).unwrap();
     assert!((20..=22).contains(&peak), "peak at slot {peak}");
 }
 
@@ -239,10 +217,7 @@ fn very_sparse_queue_keeps_a_positive_mean_and_sane_quantiles() {
     // model keeps the expected total within 30 % of the truth.
     let fc_total: f64 = fc.points.iter().map(|p| p.mean).sum();
     let true_total: f64 = truth.iter().sum();
-    assert!(
-        (fc_total / true_total - 1.0).abs() < 0.3,
-        "{fc_total} vs {true_total}"
-    );
+    assert!((fc_total / true_total - 1.0).abs() < 0.3, "{fc_total} vs {true_total}");
     assert!(fc.points.iter().all(|p| p.p50 == 0.0 && p.p90 <= 2.0));
 }
 
@@ -263,27 +238,15 @@ fn history_shorter_than_a_week_falls_back_to_pooled_shapes() {
     // Saturday (first horizon day, never seen) still has a daytime peak
     // far above the night.
     let sat = &fc.points[..48];
-    assert!(
-        sat[24].mean > 5.0 * sat[6].mean,
-        "{} vs {}",
-        sat[24].mean,
-        sat[6].mean
-    );
+    assert!(sat[24].mean > 5.0 * sat[6].mean, "{} vs {}", sat[24].mean, sat[6].mean);
     // Seen weekdays are close to the truth.
     let wed_start = 4 * 48;
-    let means: Vec<f64> = fc.points[wed_start..wed_start + 48]
-        .iter()
-        .map(|p| p.mean)
-        .collect();
+    let means: Vec<f64> = fc.points[wed_start..wed_start + 48].iter().map(|p| p.mean).collect();
     assert!(wape(&truth[wed_start..wed_start + 48], &means).unwrap() < 0.2);
     // And a single day of history still works.
     let one_day = series(chat_series(&ChatSeriesSpec { days: 1, ..s }).points);
     let fc = forecast(&one_day, &horizon, &ForecastConfig::default()).unwrap();
-    assert!(
-        fc.points
-            .iter()
-            .all(|p| p.mean.is_finite() && p.mean >= 0.0)
-    );
+    assert!(fc.points.iter().all(|p| p.mean.is_finite() && p.mean >= 0.0));
 }
 
 #[test]
@@ -355,21 +318,10 @@ fn small_queues_can_be_forecast_as_shares_of_their_total() {
     let (horizon, _, _) = future(&total, 56, 7);
     let fcs = forecast_group(&group, &horizon, &cfg).unwrap();
     assert_eq!(fcs.len(), 5);
-    let split = fcs
-        .iter()
-        .filter(|f| f.method == Method::AggregateSplit)
-        .count();
-    assert!(
-        split >= 1,
-        "{:?}",
-        fcs.iter().map(|f| f.method).collect::<Vec<_>>()
-    );
+    let split = fcs.iter().filter(|f| f.method == Method::AggregateSplit).count();
+    assert!(split >= 1, "{:?}", fcs.iter().map(|f| f.method).collect::<Vec<_>>());
     for (f, (sh, g)) in fcs.iter().zip(shares.iter().zip(&group)) {
-        assert!(
-            f.backtest
-                .iter()
-                .any(|s| s.method == Method::AggregateSplit)
-        );
+        assert!(f.backtest.iter().any(|s| s.method == Method::AggregateSplit));
         let mean: f64 = f.points.iter().map(|p| p.mean).sum::<f64>() / f.points.len() as f64;
         let hist_mean = g.points.iter().map(|p| p.count).sum::<f64>() / g.points.len() as f64;
         assert!(
@@ -380,10 +332,7 @@ fn small_queues_can_be_forecast_as_shares_of_their_total() {
     // Misaligned groups are refused, naming the parameter.
     let mut bad = group.clone();
     bad[1].points.pop();
-    assert_eq!(
-        forecast_group(&bad, &horizon, &cfg).unwrap_err().param(),
-        "series"
-    );
+    assert_eq!(forecast_group(&bad, &horizon, &cfg).unwrap_err().param(), "series");
 }
 
 #[test]
@@ -398,10 +347,7 @@ fn invalid_series_name_the_parameter() {
         interval_s: 600,
         points: Vec::new(),
     };
-    assert_eq!(
-        forecast(&bad_interval, &h, &cfg).unwrap_err().param(),
-        "interval_s"
-    );
+    assert_eq!(forecast(&bad_interval, &h, &cfg).unwrap_err().param(), "interval_s");
     let p = |weekday, slot, count| Point {
         weekday,
         slot,
@@ -409,15 +355,11 @@ fn invalid_series_name_the_parameter() {
         special: Special::Normal,
     };
     assert_eq!(
-        forecast(&series(vec![p(7, 0, 1.0)]), &h, &cfg)
-            .unwrap_err()
-            .param(),
+        forecast(&series(vec![p(7, 0, 1.0)]), &h, &cfg).unwrap_err().param(),
         "weekday"
     );
     assert_eq!(
-        forecast(&series(vec![p(0, 48, 1.0)]), &h, &cfg)
-            .unwrap_err()
-            .param(),
+        forecast(&series(vec![p(0, 48, 1.0)]), &h, &cfg).unwrap_err().param(),
         "slot"
     );
     assert_eq!(
@@ -432,9 +374,7 @@ fn invalid_series_name_the_parameter() {
         multiplier: -1.0,
     }];
     assert_eq!(
-        forecast(&series(vec![p(0, 0, 1.0)]), &neg, &cfg)
-            .unwrap_err()
-            .param(),
+        forecast(&series(vec![p(0, 0, 1.0)]), &neg, &cfg).unwrap_err().param(),
         "multiplier"
     );
 }

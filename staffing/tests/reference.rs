@@ -4,9 +4,7 @@
 //! Erlang A). Everything must match to 1e-6 relative.
 
 use serde::Deserialize;
-use staffing::erlang::{
-    QueueMetrics, Target, Workload, erlang_a_metrics, erlang_c_metrics, required_servers,
-};
+use staffing::erlang::{QueueMetrics, Target, Workload, erlang_a_metrics, erlang_c_metrics, required_servers};
 
 #[derive(Debug, Deserialize)]
 struct Reference {
@@ -74,25 +72,14 @@ fn reference() -> Reference {
 #[track_caller]
 fn close(what: &str, got: f64, want: f64) {
     let rel = (got - want).abs() / want.abs().max(1e-12);
-    assert!(
-        rel < 1e-6,
-        "{what}: got {got}, reference {want} (rel {rel:e})"
-    );
+    assert!(rel < 1e-6, "{what}: got {got}, reference {want} (rel {rel:e})");
 }
 
 fn check_a(c: &ACase, m: &QueueMetrics) {
     let what = format!("erlang A {c:?}");
     close(&format!("{what} p_wait"), m.p_wait, c.p_wait);
-    close(
-        &format!("{what} p_abandon"),
-        m.p_abandon.unwrap(),
-        c.p_abandon,
-    );
-    close(
-        &format!("{what} service_level"),
-        m.service_level,
-        c.service_level,
-    );
+    close(&format!("{what} p_abandon"), m.p_abandon.unwrap(), c.p_abandon);
+    close(&format!("{what} service_level"), m.service_level, c.service_level);
     close(&format!("{what} asa_s"), m.asa_s, c.asa_s);
     close(&format!("{what} mean_wait_s"), m.mean_wait_s, c.mean_wait_s);
     close(&format!("{what} occupancy"), m.occupancy, c.occupancy);
@@ -107,11 +94,7 @@ fn erlang_c_matches_pyworkforce() {
         let m = erlang_c_metrics(c.servers, load, c.aht_s, c.target_s).unwrap();
         let what = format!("erlang C {c:?}");
         close(&format!("{what} p_wait"), m.p_wait, c.p_wait);
-        close(
-            &format!("{what} service_level"),
-            m.service_level,
-            c.service_level,
-        );
+        close(&format!("{what} service_level"), m.service_level, c.service_level);
         close(&format!("{what} occupancy"), m.occupancy, c.occupancy);
         close(&format!("{what} asa_s"), m.asa_s, c.asa_s);
     }
@@ -139,14 +122,7 @@ fn erlang_a_matches_textbook_reference() {
     let r = reference();
     assert!(r.erlang_a.len() >= 8);
     for c in &r.erlang_a {
-        let m = erlang_a_metrics(
-            c.servers,
-            c.arrivals / c.interval_s,
-            c.aht_s,
-            c.patience_s,
-            c.target_s,
-        )
-        .unwrap();
+        let m = erlang_a_metrics(c.servers, c.arrivals / c.interval_s, c.aht_s, c.patience_s, c.target_s).unwrap();
         check_a(c, &m);
     }
 }

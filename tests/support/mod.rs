@@ -19,8 +19,17 @@ pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
         .arg(data)
         .output()
         .unwrap_or_else(|e| panic!("running {BIN}: {e}"));
-    assert!(out.status.success(), "key create failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string()
+    assert!(
+        out.status.success(),
+        "key create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// A running server.
@@ -60,7 +69,11 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, addr, data: data.to_path_buf() }
+        Server {
+            child,
+            addr,
+            data: data.to_path_buf(),
+        }
     }
 
     /// SIGKILL: no flush, no cleanup.
@@ -71,7 +84,10 @@ impl Server {
 
     /// SIGTERM and wait: the graceful path, which flushes.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -83,7 +99,13 @@ impl Server {
         panic!("server did not stop within 60 s of SIGTERM");
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
         http(&self.addr, method, path, headers, body)
     }
 
@@ -92,7 +114,12 @@ impl Server {
         let body = serde_json::json!({ "sql": sql }).to_string();
         let auth = format!("Bearer {key}");
         let r = self
-            .request("POST", "/v1/sql", &[("Authorization", &auth), ("Content-Type", "application/json")], body.as_bytes())
+            .request(
+                "POST",
+                "/v1/sql",
+                &[("Authorization", &auth), ("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
             .unwrap_or_else(|e| panic!("sql request: {e}"));
         assert_eq!(r.status, 200, "{sql}: {}", r.text());
         r.json()
@@ -122,7 +149,10 @@ impl Response {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -130,7 +160,10 @@ impl Response {
 pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -139,7 +172,8 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    parse_response(&raw).ok_or_else(|| std::io::Error::other(format!("malformed response: {}", String::from_utf8_lossy(&raw))))
+    parse_response(&raw)
+        .ok_or_else(|| std::io::Error::other(format!("malformed response: {}", String::from_utf8_lossy(&raw))))
 }
 
 fn parse_response(raw: &[u8]) -> Option<Response> {
@@ -148,10 +182,15 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
     let mut lines = head.split("\r\n");
     let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     if chunked {
         let mut out = Vec::new();
         let mut rest = &body[..];
@@ -174,15 +213,26 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
 /// reply, resolved. `n` picks ids; `tenant` the tenant.
 pub fn conversation_events(tenant: &str, n: usize) -> Vec<String> {
     let t0 = 1_772_000_000 + (n as i64) * 37;
-    let ts = |s: i64| {
-        chrono_like(t0 + s)
-    };
+    let ts = |s: i64| chrono_like(t0 + s);
     let conv = format!("c{n}");
     vec![
-        format!(r#"{{"event_id":"{conv}-1","tenant_id":"{tenant}","type":"conversation.started","occurred_at":"{}","conversation_id":"{conv}","customer_id":"cus{}","channel":"whatsapp","language":"en","customer_tier":"regular"}}"#, ts(0), n % 97),
-        format!(r#"{{"event_id":"{conv}-2","tenant_id":"{tenant}","type":"message.created","occurred_at":"{}","conversation_id":"{conv}","sender":"customer","chars":42}}"#, ts(1)),
-        format!(r#"{{"event_id":"{conv}-3","tenant_id":"{tenant}","type":"message.created","occurred_at":"{}","conversation_id":"{conv}","sender":"bot","chars":80}}"#, ts(3)),
-        format!(r#"{{"event_id":"{conv}-4","tenant_id":"{tenant}","type":"conversation.resolved","occurred_at":"{}","conversation_id":"{conv}","resolved_by":"bot"}}"#, ts(60)),
+        format!(
+            r#"{{"event_id":"{conv}-1","tenant_id":"{tenant}","type":"conversation.started","occurred_at":"{}","conversation_id":"{conv}","customer_id":"cus{}","channel":"whatsapp","language":"en","customer_tier":"regular"}}"#,
+            ts(0),
+            n % 97
+        ),
+        format!(
+            r#"{{"event_id":"{conv}-2","tenant_id":"{tenant}","type":"message.created","occurred_at":"{}","conversation_id":"{conv}","sender":"customer","chars":42}}"#,
+            ts(1)
+        ),
+        format!(
+            r#"{{"event_id":"{conv}-3","tenant_id":"{tenant}","type":"message.created","occurred_at":"{}","conversation_id":"{conv}","sender":"bot","chars":80}}"#,
+            ts(3)
+        ),
+        format!(
+            r#"{{"event_id":"{conv}-4","tenant_id":"{tenant}","type":"conversation.resolved","occurred_at":"{}","conversation_id":"{conv}","resolved_by":"bot"}}"#,
+            ts(60)
+        ),
     ]
 }
 
@@ -201,5 +251,10 @@ pub fn chrono_like(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }

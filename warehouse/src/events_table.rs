@@ -36,7 +36,11 @@ pub struct EventsTable {
 
 impl EventsTable {
     pub fn new(ingestor: Arc<Ingestor>) -> Self {
-        Self { ingestor, schema: events_schema(), cached: Mutex::new(None) }
+        Self {
+            ingestor,
+            schema: events_schema(),
+            cached: Mutex::new(None),
+        }
     }
 
     async fn delta_provider(&self, table: &DeltaTable, session: &dyn Session) -> Result<Arc<dyn TableProvider>> {
@@ -46,8 +50,13 @@ impl EventsTable {
                 return Ok(p.clone());
             }
         }
-        table.update_datafusion_session(session).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let provider = table.table_provider().await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        table
+            .update_datafusion_session(session)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, provider.clone()));
         Ok(provider)
     }
@@ -59,7 +68,11 @@ impl EventsTable {
 fn conform(plan: Arc<dyn ExecutionPlan>, target: &Schema) -> Result<Arc<dyn ExecutionPlan>> {
     let input = plan.schema();
     if input.fields().len() == target.fields().len()
-        && input.fields().iter().zip(target.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+        && input
+            .fields()
+            .iter()
+            .zip(target.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
     {
         return Ok(plan);
     }
@@ -119,7 +132,11 @@ impl TableProvider for EventsTable {
         }
         if !view.buffered.is_empty() {
             let partitions = split_round_robin(view.buffered, state.config().target_partitions().max(1));
-            inputs.push(MemorySourceConfig::try_new_exec(&partitions, self.schema.clone(), projection.cloned())?);
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &partitions,
+                self.schema.clone(),
+                projection.cloned(),
+            )?);
         }
         Ok(match inputs.len() {
             0 => Arc::new(EmptyExec::new(projected)),

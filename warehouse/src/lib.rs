@@ -77,10 +77,14 @@ impl Warehouse {
     /// Runs one read-only statement and collects its result.
     pub async fn query(&self, sql: &str) -> Result<QueryResult> {
         let ctx = self.session()?;
-        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
         let df = ctx.sql_with_options(sql, options).await.map_err(|e| match e {
             datafusion::error::DataFusionError::Plan(msg)
-                if msg.contains("not supported") && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) =>
+                if msg.contains("not supported")
+                    && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) =>
             {
                 WarehouseError::NotReadOnly(msg)
             }

@@ -29,14 +29,8 @@ fn same_unit_always_gets_same_variant() {
 /// a new algorithm version.
 #[test]
 fn hash_matches_reference_implementation() {
-    assert_eq!(
-        unit_hash("exp-1", "customer-42", Stream::Variant),
-        15391563829564794925
-    );
-    assert_eq!(
-        unit_hash("exp-1", "customer-42", Stream::Traffic),
-        1632605340185569054
-    );
+    assert_eq!(unit_hash("exp-1", "customer-42", Stream::Variant), 15391563829564794925);
+    assert_eq!(unit_hash("exp-1", "customer-42", Stream::Traffic), 1632605340185569054);
 }
 
 #[test]
@@ -145,11 +139,7 @@ fn a_unit_is_in_at_most_one_experiment_of_a_layer() {
         first_bucket: first,
         end_bucket: end,
     };
-    let layer = Layer::new(
-        "greeting-layer",
-        vec![slot("b", 5_000, 8_000), slot("a", 0, 5_000)],
-    )
-    .unwrap();
+    let layer = Layer::new("greeting-layer", vec![slot("b", 5_000, 8_000), slot("a", 0, 5_000)]).unwrap();
     let mut counts = std::collections::HashMap::new();
     for i in 0..100_000 {
         let unit = format!("u{i}");
@@ -205,9 +195,6 @@ fn variant_split_validates_and_agrees_with_free_function() {
     let split = VariantSplit::new(vec![2.0, 1.0]).unwrap();
     for i in 0..100 {
         let unit = i.to_string();
-        assert_eq!(
-            split.variant("s", &unit),
-            assign_variant("s", &unit, &[2.0, 1.0])
-        );
+        assert_eq!(split.variant("s", &unit), assign_variant("s", &unit, &[2.0, 1.0]));
     }
 }

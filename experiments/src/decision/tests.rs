@@ -52,11 +52,7 @@ fn known_effect_ships_with_the_numbers_in_the_sentence() {
 
 #[test]
 fn a_a_test_makes_no_decision_and_no_srm_flag() {
-    let i = input(rate_reading(
-        (3_000, 300),
-        (3_010, 302),
-        Direction::HigherIsBetter,
-    ));
+    let i = input(rate_reading((3_000, 300), (3_010, 302), Direction::HigherIsBetter));
     assert!(i.srm_p_value > SRM_P_THRESHOLD);
     let d = decide(&i);
     assert_eq!(d.verdict, Verdict::KeepRunning, "{}", d.explanation);
@@ -69,11 +65,7 @@ fn a_a_test_makes_no_decision_and_no_srm_flag() {
 
 #[test]
 fn below_minimum_sample_keeps_running_even_with_a_big_effect() {
-    let d = decide(&input(rate_reading(
-        (400, 40),
-        (400, 80),
-        Direction::HigherIsBetter,
-    )));
+    let d = decide(&input(rate_reading((400, 40), (400, 80), Direction::HigherIsBetter)));
     assert_eq!(d.verdict, Verdict::KeepRunning);
     assert_eq!(d.reason, Reason::BelowMinimumSample);
     assert_eq!(
@@ -89,9 +81,7 @@ fn sample_ratio_mismatch_blocks_a_winning_result() {
         (10_000, 1_210),
         Direction::HigherIsBetter,
     ));
-    i.srm_p_value = sample_ratio_mismatch(&[10_000, 10_600], &[1.0, 1.0])
-        .unwrap()
-        .p_value;
+    i.srm_p_value = sample_ratio_mismatch(&[10_000, 10_600], &[1.0, 1.0]).unwrap().p_value;
     let d = decide(&i);
     assert_eq!(d.verdict, Verdict::KeepRunning);
     assert_eq!(d.reason, Reason::SampleRatioMismatch);
@@ -121,9 +111,7 @@ fn a_worse_guardrail_stops_a_winner() {
     .unwrap();
     i.guardrails.push(MetricReading {
         name: "first response time".to_string(),
-        scale: MetricScale::Mean {
-            unit: "s".to_string(),
-        },
+        scale: MetricScale::Mean { unit: "s".to_string() },
         direction: Direction::LowerIsBetter,
         comparison: frt,
         sequential: None,
@@ -146,11 +134,8 @@ fn a_better_lower_is_better_guardrail_does_not_stop() {
         (10_000, 1_210),
         Direction::HigherIsBetter,
     ));
-    i.guardrails.push(rate_reading(
-        (10_000, 2_000),
-        (10_000, 1_700),
-        Direction::LowerIsBetter,
-    ));
+    i.guardrails
+        .push(rate_reading((10_000, 2_000), (10_000, 1_700), Direction::LowerIsBetter));
     assert_eq!(decide(&i).verdict, Verdict::Ship);
 }
 
@@ -182,8 +167,7 @@ fn interval_excluding_useful_effect_stops() {
     assert_eq!(d.verdict, Verdict::Stop);
     assert_eq!(d.reason, Reason::NoUsefulEffect);
     assert!(
-        d.explanation
-            .contains("rules out the minimum useful +1.0 pp"),
+        d.explanation.contains("rules out the minimum useful +1.0 pp"),
         "{}",
         d.explanation
     );
@@ -191,11 +175,7 @@ fn interval_excluding_useful_effect_stops() {
 
 #[test]
 fn inconclusive_at_planned_duration_stops() {
-    let mut i = input(rate_reading(
-        (3_000, 300),
-        (3_010, 302),
-        Direction::HigherIsBetter,
-    ));
+    let mut i = input(rate_reading((3_000, 300), (3_010, 302), Direction::HigherIsBetter));
     i.planned_duration_reached = true;
     let d = decide(&i);
     assert_eq!(d.verdict, Verdict::Stop);
@@ -211,11 +191,7 @@ fn sequential_interval_is_more_cautious_than_fixed_horizon() {
     reading.sequential = Some(msprt_from_comparison(&reading.comparison, None).unwrap());
     let d = decide(&input(reading));
     assert_eq!(d.verdict, Verdict::KeepRunning, "{}", d.explanation);
-    assert!(
-        d.explanation.contains("always-valid CI"),
-        "{}",
-        d.explanation
-    );
+    assert!(d.explanation.contains("always-valid CI"), "{}", d.explanation);
 }
 
 #[test]

@@ -41,11 +41,7 @@ pub struct BayesianResult {
 }
 
 /// Posterior summaries for a lift `N(lift, standard_error²)`.
-pub fn bayesian_normal(
-    lift: f64,
-    standard_error: f64,
-    higher_is_better: bool,
-) -> Result<BayesianResult> {
+pub fn bayesian_normal(lift: f64, standard_error: f64, higher_is_better: bool) -> Result<BayesianResult> {
     if !lift.is_finite() {
         return Err(invalid("lift", "must be finite"));
     }
@@ -65,19 +61,12 @@ pub fn bayesian_normal(
 }
 
 /// Posterior summaries of a comparison (relative lift when available).
-pub fn bayesian_from_comparison(
-    comparison: &Comparison,
-    higher_is_better: bool,
-) -> Result<BayesianResult> {
+pub fn bayesian_from_comparison(comparison: &Comparison, higher_is_better: bool) -> Result<BayesianResult> {
     match (comparison.relative_lift, comparison.relative_standard_error) {
         (Some(lift), Some(se)) if se > 0.0 => Ok(BayesianResult {
             scale: LiftScale::Relative,
             ..bayesian_normal(lift, se, higher_is_better)?
         }),
-        _ => bayesian_normal(
-            comparison.absolute_lift,
-            comparison.standard_error,
-            higher_is_better,
-        ),
+        _ => bayesian_normal(comparison.absolute_lift, comparison.standard_error, higher_is_better),
     }
 }

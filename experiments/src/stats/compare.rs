@@ -77,11 +77,7 @@ pub fn compare(control: &ArmSummary, treatment: &ArmSummary, alpha: f64) -> Resu
 }
 
 /// Welch's t-test on two arms of a mean metric (both need `sum_squares`).
-pub fn welch_t_test(
-    control: &ArmSummary,
-    treatment: &ArmSummary,
-    alpha: f64,
-) -> Result<Comparison> {
+pub fn welch_t_test(control: &ArmSummary, treatment: &ArmSummary, alpha: f64) -> Result<Comparison> {
     check_alpha(alpha)?;
     let var_c = control.validate_mean("control")?;
     let var_t = treatment.validate_mean("treatment")?;
@@ -109,12 +105,7 @@ pub(crate) struct Moments1 {
     pub(crate) variance: f64,
 }
 
-pub(crate) fn welch_from_moments(
-    method: Method,
-    alpha: f64,
-    c: Moments1,
-    t: Moments1,
-) -> Comparison {
+pub(crate) fn welch_from_moments(method: Method, alpha: f64, c: Moments1, t: Moments1) -> Comparison {
     let se2_c = c.variance / c.n as f64;
     let se2_t = t.variance / t.n as f64;
     let se2 = se2_c + se2_t;
@@ -124,11 +115,7 @@ pub(crate) fn welch_from_moments(
     let (statistic, p_value, absolute_ci) = if se > 0.0 {
         let statistic = diff / se;
         let half = t_quantile(1.0 - alpha / 2.0, df) * se;
-        (
-            statistic,
-            t_two_sided_p(statistic, df),
-            [diff - half, diff + half],
-        )
+        (statistic, t_two_sided_p(statistic, df), [diff - half, diff + half])
     } else {
         degenerate(diff)
     };
@@ -192,11 +179,7 @@ impl Comparison {
 }
 
 /// Two-proportion z-test (pooled variance for the p-value, unpooled Wald interval).
-pub fn two_proportion_z_test(
-    control: &ArmSummary,
-    treatment: &ArmSummary,
-    alpha: f64,
-) -> Result<Comparison> {
+pub fn two_proportion_z_test(control: &ArmSummary, treatment: &ArmSummary, alpha: f64) -> Result<Comparison> {
     check_alpha(alpha)?;
     let p_c = control.validate_rate("control")?;
     let p_t = treatment.validate_rate("treatment")?;

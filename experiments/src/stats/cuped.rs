@@ -32,11 +32,7 @@ pub struct CupedResult {
 }
 
 /// CUPED Welch test: `y` = metric, `x` = pre-period covariate in each arm.
-pub fn cuped_welch_t_test(
-    control: &BivariateSummary,
-    treatment: &BivariateSummary,
-    alpha: f64,
-) -> Result<CupedResult> {
+pub fn cuped_welch_t_test(control: &BivariateSummary, treatment: &BivariateSummary, alpha: f64) -> Result<CupedResult> {
     check_alpha(alpha)?;
     let c = control.moments("control")?;
     let t = treatment.moments("treatment")?;

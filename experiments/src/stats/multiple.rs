@@ -13,10 +13,7 @@ use super::{Result, invalid};
 
 fn sorted_order(p_values: &[f64]) -> Result<Vec<usize>> {
     if let Some(bad) = p_values.iter().find(|p| !(0.0..=1.0).contains(*p)) {
-        return Err(invalid(
-            "p_values",
-            format!("each must be in [0, 1], got {bad}"),
-        ));
+        return Err(invalid("p_values", format!("each must be in [0, 1], got {bad}")));
     }
     let mut order: Vec<usize> = (0..p_values.len()).collect();
     order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));

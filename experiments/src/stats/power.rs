@@ -65,10 +65,7 @@ impl SampleSizeResult {
     /// entering the experiment across `arms` equally weighted arms.
     pub fn days_at(&self, daily_units: f64, arms: u32) -> Result<f64> {
         if !(daily_units > 0.0 && daily_units.is_finite()) || arms == 0 {
-            return Err(invalid(
-                "daily_units",
-                "must be positive, with at least one arm",
-            ));
+            return Err(invalid("daily_units", "must be positive, with at least one arm"));
         }
         Ok(self.units_per_arm as f64 * f64::from(arms) / daily_units)
     }
@@ -163,12 +160,7 @@ pub fn sample_size_means(
 }
 
 /// Power to detect an absolute change `absolute_effect` of a rate with `n_per_arm`.
-pub fn power_proportions(
-    baseline_rate: f64,
-    absolute_effect: f64,
-    n_per_arm: f64,
-    alpha: f64,
-) -> Result<f64> {
+pub fn power_proportions(baseline_rate: f64, absolute_effect: f64, n_per_arm: f64, alpha: f64) -> Result<f64> {
     check_alpha(alpha)?;
     check_rate("baseline", baseline_rate)?;
     check_rate("baseline + effect", baseline_rate + absolute_effect)?;
@@ -176,13 +168,7 @@ pub fn power_proportions(
         return Err(invalid("n_per_arm", "must be positive"));
     }
     let (s0, s1) = rate_stds(baseline_rate, absolute_effect);
-    Ok(two_tailed_power(
-        absolute_effect.abs(),
-        n_per_arm,
-        s0,
-        s1,
-        alpha,
-    ))
+    Ok(two_tailed_power(absolute_effect.abs(), n_per_arm, s0, s1, alpha))
 }
 
 /// Power to detect `absolute_effect` on a mean with per-unit `std_dev` and `n_per_arm`.
@@ -195,13 +181,7 @@ pub fn power_means(std_dev: f64, absolute_effect: f64, n_per_arm: f64, alpha: f6
         return Err(invalid("n_per_arm", "must be positive"));
     }
     let s = std_dev * std::f64::consts::SQRT_2;
-    Ok(two_tailed_power(
-        absolute_effect.abs(),
-        n_per_arm,
-        s,
-        s,
-        alpha,
-    ))
+    Ok(two_tailed_power(absolute_effect.abs(), n_per_arm, s, s, alpha))
 }
 
 /// Power of a z-test whose estimate has standard error `standard_error` when
@@ -251,12 +231,7 @@ pub fn mde_proportions(baseline_rate: f64, n_per_arm: f64, alpha: f64, power: f6
         let (s0, s1) = rate_stds(baseline_rate, d);
         two_tailed_power(d, n_per_arm, s0, s1, alpha)
     })
-    .ok_or_else(|| {
-        invalid(
-            "n_per_arm",
-            "too small: no increase of this rate reaches the power",
-        )
-    })
+    .ok_or_else(|| invalid("n_per_arm", "too small: no increase of this rate reaches the power"))
 }
 
 /// Minimum detectable absolute effect on a mean with per-unit `std_dev`.
@@ -272,8 +247,6 @@ pub fn mde_means(std_dev: f64, n_per_arm: f64, alpha: f64, power: f64) -> Result
     let s = std_dev * std::f64::consts::SQRT_2;
     // Generous bracket: 100 standard errors always exceeds any power < 1.
     let upper = 100.0 * s / n_per_arm.sqrt();
-    solve_increasing(upper, power, |d| {
-        two_tailed_power(d, n_per_arm, s, s, alpha)
-    })
-    .ok_or_else(|| invalid("power", "unreachable"))
+    solve_increasing(upper, power, |d| two_tailed_power(d, n_per_arm, s, s, alpha))
+        .ok_or_else(|| invalid("power", "unreachable"))
 }

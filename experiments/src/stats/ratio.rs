@@ -29,11 +29,7 @@ fn ratio_and_variance(m: &Moments, field: &'static str) -> Result<(f64, f64)> {
 }
 
 /// Compares the ratio `Σx/Σy` of treatment against control by the delta method.
-pub fn ratio_delta_test(
-    control: &BivariateSummary,
-    treatment: &BivariateSummary,
-    alpha: f64,
-) -> Result<Comparison> {
+pub fn ratio_delta_test(control: &BivariateSummary, treatment: &BivariateSummary, alpha: f64) -> Result<Comparison> {
     check_alpha(alpha)?;
     let (r_c, var_c) = ratio_and_variance(&control.moments("control")?, "control")?;
     let (r_t, var_t) = ratio_and_variance(&treatment.moments("treatment")?, "treatment")?;

@@ -101,12 +101,7 @@ fn check_se(absolute_lift: f64, standard_error: f64) -> Result<()> {
 }
 
 /// Normal-mixture mSPRT p-value and interval for a lift with the given standard error.
-pub fn msprt(
-    absolute_lift: f64,
-    standard_error: f64,
-    tau_squared: f64,
-    alpha: f64,
-) -> Result<SequentialResult> {
+pub fn msprt(absolute_lift: f64, standard_error: f64, tau_squared: f64, alpha: f64) -> Result<SequentialResult> {
     check_alpha(alpha)?;
     check_se(absolute_lift, standard_error)?;
     if !(tau_squared > 0.0 && tau_squared.is_finite()) {
@@ -117,9 +112,8 @@ pub fn msprt(
     let log_lr = 0.5 * (v / (v + tau_squared)).ln()
         + tau_squared * absolute_lift * absolute_lift / (2.0 * v * (v + tau_squared));
     let p_value = (-log_lr).exp().min(1.0);
-    let radius = (2.0 * v * (v + tau_squared) / tau_squared
-        * ((1.0 / alpha).ln() + 0.5 * ((v + tau_squared) / v).ln()))
-    .sqrt();
+    let radius =
+        (2.0 * v * (v + tau_squared) / tau_squared * ((1.0 / alpha).ln() + 0.5 * ((v + tau_squared) / v).ln())).sqrt();
     Ok(SequentialResult {
         method: SequentialMethod::Msprt,
         alpha,
@@ -140,10 +134,7 @@ pub fn confidence_sequence(
     check_alpha(alpha)?;
     check_se(absolute_lift, standard_error)?;
     if total_n == 0 || planned_total_n == 0 {
-        return Err(invalid(
-            "total_n",
-            "observed and planned sample sizes must be positive",
-        ));
+        return Err(invalid("total_n", "observed and planned sample sizes must be positive"));
     }
     let log_alpha = alpha.ln();
     let rho_squared = (-2.0 * log_alpha + (-2.0 * log_alpha + 1.0).ln()) / planned_total_n as f64;
@@ -163,10 +154,7 @@ pub fn confidence_sequence(
 }
 
 /// mSPRT on a fixed-horizon comparison, with [`default_tau_squared`] when `tau_squared` is `None`.
-pub fn msprt_from_comparison(
-    comparison: &Comparison,
-    tau_squared: Option<f64>,
-) -> Result<SequentialResult> {
+pub fn msprt_from_comparison(comparison: &Comparison, tau_squared: Option<f64>) -> Result<SequentialResult> {
     let tau_squared = tau_squared.unwrap_or_else(|| default_tau_squared(comparison.control_mean));
     msprt(
         comparison.absolute_lift,

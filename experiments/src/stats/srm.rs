@@ -36,10 +36,7 @@ pub fn sample_ratio_mismatch(observed: &[u64], weights: &[f64]) -> Result<SrmRes
         ));
     }
     if weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
-        return Err(invalid(
-            "weights",
-            "each weight must be positive and finite",
-        ));
+        return Err(invalid("weights", "each weight must be positive and finite"));
     }
     let total: f64 = observed.iter().map(|&o| o as f64).sum();
     if total == 0.0 {

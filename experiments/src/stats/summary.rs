@@ -72,10 +72,7 @@ impl ArmSummary {
         if !(self.sum >= 0.0 && self.sum <= self.n as f64) {
             return Err(invalid(
                 field,
-                format!(
-                    "successes (sum) must be in 0..=n ({}), got {}",
-                    self.n, self.sum
-                ),
+                format!("successes (sum) must be in 0..=n ({}), got {}", self.n, self.sum),
             ));
         }
         Ok(self.mean())
@@ -152,13 +149,7 @@ impl BivariateSummary {
         if self.n < 2 {
             return Err(invalid(field, format!("need n >= 2 units, got {}", self.n)));
         }
-        let all = [
-            self.sum_x,
-            self.sum_y,
-            self.sum_x2,
-            self.sum_y2,
-            self.sum_xy,
-        ];
+        let all = [self.sum_x, self.sum_y, self.sum_x2, self.sum_y2, self.sum_xy];
         if all.iter().any(|v| !v.is_finite()) {
             return Err(invalid(field, "all sums must be finite"));
         }

@@ -9,10 +9,7 @@ fn compare_rejects_bad_input_naming_the_field() {
     let too_many = ArmSummary::rate(100, 101);
     assert!(matches!(
         compare(&ok, &too_many, 0.05),
-        Err(StatsError::InvalidInput {
-            field: "treatment",
-            ..
-        })
+        Err(StatsError::InvalidInput { field: "treatment", .. })
     ));
     assert!(matches!(
         compare(&ok, &ok, 1.5),
@@ -30,10 +27,7 @@ fn compare_rejects_bad_input_naming_the_field() {
     };
     assert!(matches!(
         welch_t_test(&one_unit, &mean, 0.05),
-        Err(StatsError::InvalidInput {
-            field: "control",
-            ..
-        })
+        Err(StatsError::InvalidInput { field: "control", .. })
     ));
     // A rate body sent to the mean test is rejected, not silently treated as 0/1.
     assert!(welch_t_test(&ok, &mean, 0.05).is_err());
@@ -55,8 +49,7 @@ fn no_conversions_yet_is_not_an_error() {
 fn arm_summary_accepts_the_http_body_shape() {
     let rate: ArmSummary = serde_json::from_str(r#"{"n": 1000, "sum": 120}"#).unwrap();
     assert_eq!(rate, ArmSummary::rate(1000, 120));
-    let mean: ArmSummary =
-        serde_json::from_str(r#"{"n": 3, "sum": 6, "sum_squares": 14}"#).unwrap();
+    let mean: ArmSummary = serde_json::from_str(r#"{"n": 3, "sum": 6, "sum_squares": 14}"#).unwrap();
     assert_eq!(mean, ArmSummary::from_values(&[1.0, 2.0, 3.0]));
     assert_eq!(mean.sample_variance(), 1.0);
 }
@@ -78,11 +71,7 @@ fn srm_validates_shapes() {
     assert!(sample_ratio_mismatch(&[10], &[1.0]).is_err());
     assert!(sample_ratio_mismatch(&[10, 10], &[1.0, 0.0]).is_err());
     assert!(sample_ratio_mismatch(&[0, 0], &[1.0, 1.0]).is_err());
-    assert!(
-        !sample_ratio_mismatch(&[500, 500], &[1.0, 1.0])
-            .unwrap()
-            .mismatch
-    );
+    assert!(!sample_ratio_mismatch(&[500, 500], &[1.0, 1.0]).unwrap().mismatch);
 }
 
 #[test]
@@ -99,12 +88,7 @@ fn percentile_validates_and_caps_only_the_top() {
 #[test]
 fn sequential_p_value_never_below_fixed_horizon() {
     // Always-valid inference pays for optional stopping with wider intervals.
-    let c = compare(
-        &ArmSummary::rate(5_000, 500),
-        &ArmSummary::rate(5_000, 570),
-        0.05,
-    )
-    .unwrap();
+    let c = compare(&ArmSummary::rate(5_000, 500), &ArmSummary::rate(5_000, 570), 0.05).unwrap();
     let m = msprt_from_comparison(&c, None).unwrap();
     assert!(m.p_value > c.p_value);
     assert!(m.absolute_ci[0] < c.absolute_ci[0] && m.absolute_ci[1] > c.absolute_ci[1]);
@@ -129,16 +113,8 @@ fn bayesian_is_symmetric_and_oriented() {
     assert!((up.expected_loss_treatment - down.expected_loss_control).abs() < 1e-12);
     // E[max(0,X)] - E[max(0,-X)] = E[X].
     assert!((up.expected_loss_control - up.expected_loss_treatment - 0.02).abs() < 1e-12);
-    let c = compare(
-        &ArmSummary::rate(5_000, 500),
-        &ArmSummary::rate(5_000, 570),
-        0.05,
-    )
-    .unwrap();
-    assert_eq!(
-        bayesian_from_comparison(&c, true).unwrap().scale,
-        LiftScale::Relative
-    );
+    let c = compare(&ArmSummary::rate(5_000, 500), &ArmSummary::rate(5_000, 570), 0.05).unwrap();
+    assert_eq!(bayesian_from_comparison(&c, true).unwrap().scale, LiftScale::Relative);
 }
 
 #[test]

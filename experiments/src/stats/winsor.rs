@@ -20,10 +20,7 @@ pub fn percentile_linear(values: &[f64], q: f64) -> Result<f64> {
         return Err(invalid("values", "need at least one value"));
     }
     if !(0.0..=100.0).contains(&q) {
-        return Err(invalid(
-            "percentile",
-            format!("must be in [0, 100], got {q}"),
-        ));
+        return Err(invalid("percentile", format!("must be in [0, 100], got {q}")));
     }
     if values.iter().any(|v| v.is_nan()) {
         return Err(invalid("values", "must not contain NaN"));

@@ -41,7 +41,9 @@ fn a_minimal_event_of_every_type_is_accepted() {
         EventType::ConversationResolved => json!({"resolved_by": "bot"}),
         EventType::ConversationTagged => json!({"tags": ["refund_request"]}),
         EventType::CsatSubmitted => json!({"score": 5}),
-        EventType::OrderPlaced | EventType::OrderRefunded => json!({"order_id": "o1", "amount": 19.99, "currency": "EUR"}),
+        EventType::OrderPlaced | EventType::OrderRefunded => {
+            json!({"order_id": "o1", "amount": 19.99, "currency": "EUR"})
+        }
         EventType::AgentStatusChanged => json!({"agent_id": "a1", "status": "online"}),
         EventType::ExperimentExposed => json!({"experiment_key": "greet", "variant_key": "b"}),
         EventType::CostIncurred => json!({"cost_kind": "sms", "amount": "0.05", "currency": "USD"}),
@@ -106,14 +108,25 @@ fn unknown_type_and_channel_list_what_is_accepted() {
 
 #[test]
 fn conversation_id_required_where_the_contract_says() {
-    for t in ["conversation.started", "message.created", "csat.submitted", "experiment.exposed"] {
-        let mut v = with(base(t), json!({"sender": "customer", "score": 4, "experiment_key": "k", "variant_key": "v"}));
+    for t in [
+        "conversation.started",
+        "message.created",
+        "csat.submitted",
+        "experiment.exposed",
+    ] {
+        let mut v = with(
+            base(t),
+            json!({"sender": "customer", "score": 4, "experiment_key": "k", "variant_key": "v"}),
+        );
         if let Value::Object(o) = &mut v {
             o.remove("conversation_id");
         }
         assert!(fields(&v).contains(&"conversation_id".to_string()), "{t}");
     }
-    let mut v = with(base("order.placed"), json!({"order_id": "o1", "amount": 10, "currency": "EUR"}));
+    let mut v = with(
+        base("order.placed"),
+        json!({"order_id": "o1", "amount": 10, "currency": "EUR"}),
+    );
     if let Value::Object(o) = &mut v {
         o.remove("conversation_id");
     }
@@ -140,7 +153,10 @@ fn conversation_started_fields() {
 fn message_fields() {
     let v = with(base("message.created"), json!({"sender": "agent"}));
     assert_eq!(fields(&v), vec!["agent_id"], "an agent message names its agent");
-    let v = with(base("message.created"), json!({"sender": "robot", "private": "yes", "chars": -1, "ai_suggestion": "maybe"}));
+    let v = with(
+        base("message.created"),
+        json!({"sender": "robot", "private": "yes", "chars": -1, "ai_suggestion": "maybe"}),
+    );
     assert_eq!(fields(&v), vec!["sender", "private", "ai_suggestion", "chars"]);
     let v = with(
         base("message.created"),
@@ -165,15 +181,37 @@ fn csat_score_range() {
 
 #[test]
 fn money_is_exact_decimal() {
-    let v = with(base("order.placed"), json!({"order_id": "o1", "amount": 19.99, "currency": "EUR"}));
+    let v = with(
+        base("order.placed"),
+        json!({"order_id": "o1", "amount": 19.99, "currency": "EUR"}),
+    );
     assert_eq!(Event::from_json(&v).unwrap_or_default().amount_scaled, Some(19_990_000));
-    let v = with(base("order.placed"), json!({"order_id": "o1", "amount": "1234567.0001", "currency": "CNY"}));
-    assert_eq!(Event::from_json(&v).unwrap_or_default().amount_scaled, Some(1_234_567_000_100));
-    for bad in [json!(-5), json!("1.2345678"), json!("1e3"), json!("abc"), json!(true), json!("12.")] {
-        let v = with(base("order.placed"), json!({"order_id": "o1", "amount": bad, "currency": "EUR"}));
+    let v = with(
+        base("order.placed"),
+        json!({"order_id": "o1", "amount": "1234567.0001", "currency": "CNY"}),
+    );
+    assert_eq!(
+        Event::from_json(&v).unwrap_or_default().amount_scaled,
+        Some(1_234_567_000_100)
+    );
+    for bad in [
+        json!(-5),
+        json!("1.2345678"),
+        json!("1e3"),
+        json!("abc"),
+        json!(true),
+        json!("12."),
+    ] {
+        let v = with(
+            base("order.placed"),
+            json!({"order_id": "o1", "amount": bad, "currency": "EUR"}),
+        );
         assert_eq!(fields(&v), vec!["amount"], "{bad}");
     }
-    let v = with(base("order.placed"), json!({"order_id": "o1", "amount": 1, "currency": "eur"}));
+    let v = with(
+        base("order.placed"),
+        json!({"order_id": "o1", "amount": 1, "currency": "eur"}),
+    );
     assert_eq!(fields(&v), vec!["currency"]);
     let v = base("order.refunded");
     assert_eq!(fields(&v), vec!["order_id", "amount", "currency"]);
@@ -181,7 +219,13 @@ fn money_is_exact_decimal() {
 
 #[test]
 fn amount_round_trips_through_text() {
-    for (text, scaled) in [("0", 0), ("0.5", 500_000), ("19.99", 19_990_000), ("100", 100_000_000), ("0.000001", 1)] {
+    for (text, scaled) in [
+        ("0", 0),
+        ("0.5", 500_000),
+        ("19.99", 19_990_000),
+        ("100", 100_000_000),
+        ("0.000001", 1),
+    ] {
         assert_eq!(parse_amount_scaled(text), Ok(scaled));
         assert_eq!(format_amount(scaled), text);
     }
@@ -190,17 +234,35 @@ fn amount_round_trips_through_text() {
 
 #[test]
 fn tags_must_be_a_list_of_strings() {
-    assert_eq!(fields(&with(base("conversation.tagged"), json!({"tags": []}))), vec!["tags"]);
-    assert_eq!(fields(&with(base("conversation.tagged"), json!({"tags": "vip"}))), vec!["tags"]);
-    assert_eq!(fields(&with(base("conversation.tagged"), json!({"tags": ["ok", 3, ""]}))), vec!["tags[1]", "tags[2]"]);
+    assert_eq!(
+        fields(&with(base("conversation.tagged"), json!({"tags": []}))),
+        vec!["tags"]
+    );
+    assert_eq!(
+        fields(&with(base("conversation.tagged"), json!({"tags": "vip"}))),
+        vec!["tags"]
+    );
+    assert_eq!(
+        fields(&with(base("conversation.tagged"), json!({"tags": ["ok", 3, ""]}))),
+        vec!["tags[1]", "tags[2]"]
+    );
 }
 
 #[test]
 fn agent_status_and_experiment_and_cost() {
-    assert_eq!(fields(&with(base("agent.status_changed"), json!({"status": "busy"}))), vec!["agent_id", "status"]);
-    assert_eq!(fields(&base("experiment.exposed")), vec!["experiment_key", "variant_key"]);
     assert_eq!(
-        fields(&with(base("cost.incurred"), json!({"cost_kind": "coffee", "amount": 1, "currency": "USD"}))),
+        fields(&with(base("agent.status_changed"), json!({"status": "busy"}))),
+        vec!["agent_id", "status"]
+    );
+    assert_eq!(
+        fields(&base("experiment.exposed")),
+        vec!["experiment_key", "variant_key"]
+    );
+    assert_eq!(
+        fields(&with(
+            base("cost.incurred"),
+            json!({"cost_kind": "coffee", "amount": 1, "currency": "USD"})
+        )),
         vec!["cost_kind"]
     );
 }
@@ -213,7 +275,10 @@ fn unknown_fields_and_foreign_fields_are_kept_in_attrs() {
     );
     let e = Event::from_json(&v).unwrap_or_default();
     let attrs: Value = serde_json::from_str(&e.attrs).unwrap_or_default();
-    assert_eq!(attrs, json!({"browser": "Safari", "score": 5, "campaign": "spring", "n": 3}));
+    assert_eq!(
+        attrs,
+        json!({"browser": "Safari", "score": 5, "campaign": "spring", "n": 3})
+    );
     assert_eq!(e.score, None, "score does not belong to message.created");
 }
 
@@ -235,7 +300,10 @@ fn non_objects_are_rejected() {
 #[test]
 fn every_problem_of_an_event_is_reported_at_once() {
     let v = json!({"event_id": "", "tenant_id": "UPPER", "type": "csat.submitted", "occurred_at": "now", "score": 9});
-    assert_eq!(fields(&v), vec!["event_id", "tenant_id", "occurred_at", "conversation_id", "score"]);
+    assert_eq!(
+        fields(&v),
+        vec!["event_id", "tenant_id", "occurred_at", "conversation_id", "score"]
+    );
 }
 
 #[test]

@@ -5,7 +5,10 @@ use super::*;
 const GOOD: &str = r#"{"event_id":"e1","tenant_id":"acme","type":"csat.requested","occurred_at":"2026-03-01T09:30:00Z","conversation_id":"c1"}"#;
 
 fn limits() -> DecodeLimits {
-    DecodeLimits { max_body_bytes: 1 << 20, max_line_bytes: 1024 }
+    DecodeLimits {
+        max_body_bytes: 1 << 20,
+        max_line_bytes: 1024,
+    }
 }
 
 fn good(id: &str) -> String {
@@ -14,13 +17,25 @@ fn good(id: &str) -> String {
 
 #[test]
 fn ndjson_lines_are_judged_one_by_one() {
-    let body = format!("{}\n\n{{not json\r\n{}\n{}", good("a"), r#"{"event_id":"b"}"#, good("c"));
+    let body = format!(
+        "{}\n\n{{not json\r\n{}\n{}",
+        good("a"),
+        r#"{"event_id":"b"}"#,
+        good("c")
+    );
     let d = decode_events(body.as_bytes(), &limits()).unwrap_or_default();
     let lines: Vec<usize> = d.events.iter().map(|(l, _)| *l).collect();
     assert_eq!(lines, vec![1, 5], "blank line 2 is skipped but still counted");
     assert_eq!(d.rejected[0].line, 3);
-    assert!(d.rejected[0].reason.starts_with("malformed JSON"), "{:?}", d.rejected[0]);
-    assert!(d.rejected.iter().filter(|r| r.line == 4).count() >= 3, "line 4 lacks tenant_id, type, occurred_at");
+    assert!(
+        d.rejected[0].reason.starts_with("malformed JSON"),
+        "{:?}",
+        d.rejected[0]
+    );
+    assert!(
+        d.rejected.iter().filter(|r| r.line == 4).count() >= 3,
+        "line 4 lacks tenant_id, type, occurred_at"
+    );
 }
 
 #[test]
@@ -58,7 +73,11 @@ fn invalid_utf8_is_rejected_with_its_position() {
     assert_eq!(d.events.len(), 2);
     assert_eq!(d.rejected.len(), 1);
     assert_eq!(d.rejected[0].line, 2);
-    assert!(d.rejected[0].reason.contains("invalid UTF-8 at byte 13"), "{}", d.rejected[0].reason);
+    assert!(
+        d.rejected[0].reason.contains("invalid UTF-8 at byte 13"),
+        "{}",
+        d.rejected[0].reason
+    );
 }
 
 #[test]
@@ -86,16 +105,30 @@ fn gzip_and_zstd_bodies_decompress() {
 fn decompression_stops_at_the_limit() {
     let bomb = zstd::encode_all(&vec![b' '; 5 << 20][..], 3).unwrap_or_default();
     assert!(bomb.len() < 10_000);
-    assert!(matches!(decompress(&bomb, ContentEncoding::Zstd, 1 << 20), Err(BodyError::TooLarge { limit }) if limit == 1 << 20));
-    assert!(matches!(decompress(&[0u8; 100], ContentEncoding::Identity, 10), Err(BodyError::TooLarge { .. })));
-    assert!(matches!(decompress(b"not gzip", ContentEncoding::Gzip, 100), Err(BodyError::Corrupt { .. })));
+    assert!(
+        matches!(decompress(&bomb, ContentEncoding::Zstd, 1 << 20), Err(BodyError::TooLarge { limit }) if limit == 1 << 20)
+    );
+    assert!(matches!(
+        decompress(&[0u8; 100], ContentEncoding::Identity, 10),
+        Err(BodyError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        decompress(b"not gzip", ContentEncoding::Gzip, 100),
+        Err(BodyError::Corrupt { .. })
+    ));
 }
 
 #[test]
 fn content_encoding_header() {
     assert_eq!(ContentEncoding::from_header(None).ok(), Some(ContentEncoding::Identity));
-    assert_eq!(ContentEncoding::from_header(Some("GZIP")).ok(), Some(ContentEncoding::Gzip));
-    assert_eq!(ContentEncoding::from_header(Some("zstd")).ok(), Some(ContentEncoding::Zstd));
+    assert_eq!(
+        ContentEncoding::from_header(Some("GZIP")).ok(),
+        Some(ContentEncoding::Gzip)
+    );
+    assert_eq!(
+        ContentEncoding::from_header(Some("zstd")).ok(),
+        Some(ContentEncoding::Zstd)
+    );
     assert!(ContentEncoding::from_header(Some("br")).is_err());
 }
 

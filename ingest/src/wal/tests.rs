@@ -3,7 +3,12 @@ use std::sync::Mutex;
 use super::*;
 
 fn ev(id: &str) -> Event {
-    Event { event_id: id.into(), tenant_id: "t".into(), occurred_at_us: 1, ..Default::default() }
+    Event {
+        event_id: id.into(),
+        tenant_id: "t".into(),
+        occurred_at_us: 1,
+        ..Default::default()
+    }
 }
 
 type Seen = Arc<Mutex<Vec<(u64, String)>>>;
@@ -11,9 +16,11 @@ type Seen = Arc<Mutex<Vec<(u64, String)>>>;
 fn open(dir: &Path) -> (Wal<String>, Vec<ReplayedBatch>, Seen) {
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    let (wal, replayed) = Wal::open(dir, Arc::default(), Box::new(move |seq, p: String| {
-        s.lock().unwrap_or_else(|p| p.into_inner()).push((seq, p))
-    }))
+    let (wal, replayed) = Wal::open(
+        dir,
+        Arc::default(),
+        Box::new(move |seq, p: String| s.lock().unwrap_or_else(|p| p.into_inner()).push((seq, p))),
+    )
     .unwrap_or_else(|e| panic!("open: {e}"));
     (wal, replayed, seen)
 }
@@ -24,7 +31,10 @@ async fn appends_are_numbered_replayed_and_handed_over() {
     {
         let (wal, replayed, seen) = open(dir.path());
         assert!(replayed.is_empty());
-        assert_eq!(wal.append_durable(&[ev("a"), ev("b")], "first".into()).await.ok(), Some(1));
+        assert_eq!(
+            wal.append_durable(&[ev("a"), ev("b")], "first".into()).await.ok(),
+            Some(1)
+        );
         assert_eq!(wal.append_durable(&[ev("c")], "second".into()).await.ok(), Some(2));
         let handed: Vec<_> = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         assert_eq!(handed, vec![(1, "first".to_string()), (2, "second".to_string())]);
@@ -32,7 +42,11 @@ async fn appends_are_numbered_replayed_and_handed_over() {
     let (wal, replayed, _) = open(dir.path());
     assert_eq!(replayed.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(replayed[0].events, vec![ev("a"), ev("b")]);
-    assert_eq!(wal.append_durable(&[ev("d")], String::new()).await.ok(), Some(3), "numbering continues");
+    assert_eq!(
+        wal.append_durable(&[ev("d")], String::new()).await.ok(),
+        Some(3),
+        "numbering continues"
+    );
 }
 
 #[tokio::test]
@@ -42,7 +56,9 @@ async fn concurrent_appends_all_succeed_with_distinct_numbers() {
     let mut tasks = Vec::new();
     for i in 0..64 {
         let wal = wal.clone();
-        tasks.push(tokio::spawn(async move { wal.append_durable(&[ev(&i.to_string())], String::new()).await }));
+        tasks.push(tokio::spawn(async move {
+            wal.append_durable(&[ev(&i.to_string())], String::new()).await
+        }));
     }
     let mut seqs = Vec::new();
     for t in tasks {
@@ -60,9 +76,16 @@ async fn a_torn_tail_is_cut_and_earlier_records_survive() {
         wal.append_durable(&[ev("a")], String::new()).await.ok();
         wal.append_durable(&[ev("b")], String::new()).await.ok();
     }
-    let seg = list_segments(dir.path()).unwrap_or_default().pop().map(|s| s.1).unwrap_or_default();
+    let seg = list_segments(dir.path())
+        .unwrap_or_default()
+        .pop()
+        .map(|s| s.1)
+        .unwrap_or_default();
     let len = fs::metadata(&seg).map(|m| m.len()).unwrap_or(0);
-    let f = OpenOptions::new().write(true).open(&seg).unwrap_or_else(|e| panic!("{e}"));
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap_or_else(|e| panic!("{e}"));
     f.set_len(len - 3).unwrap_or_else(|e| panic!("{e}"));
     let (wal, replayed, _) = open(dir.path());
     assert_eq!(replayed.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![1]);
@@ -100,7 +123,11 @@ async fn rotate_and_remove_through_delete_only_covered_segments() {
     wal.append_durable(&[ev("c")], String::new()).await.ok();
     assert_eq!(wal.rotate().await.ok(), Some(3));
     wal.append_durable(&[ev("d")], String::new()).await.ok();
-    let firsts: Vec<u64> = list_segments(dir.path()).unwrap_or_default().iter().map(|s| s.0).collect();
+    let firsts: Vec<u64> = list_segments(dir.path())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.0)
+        .collect();
     assert_eq!(firsts, vec![1, 3, 4]);
     assert_eq!(wal.remove_through(1).ok(), Some(0), "segment 1..=2 still holds 2");
     assert_eq!(wal.remove_through(2).ok(), Some(1));

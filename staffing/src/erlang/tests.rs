@@ -80,12 +80,7 @@ fn erlang_a_with_patience_equal_to_handle_time_is_m_m_infinity() {
         }
         pmf *= a / f64::from(k + 1);
     }
-    assert!(
-        rel(m.p_wait, 1.0 - below) < 1e-10,
-        "{} vs {}",
-        m.p_wait,
-        1.0 - below
-    );
+    assert!(rel(m.p_wait, 1.0 - below) < 1e-10, "{} vs {}", m.p_wait, 1.0 - below);
     // P(abandon) = θ E[queue] / λ = E[queue] / a when θ = μ.
     assert!(rel(m.p_abandon.unwrap(), e_queue / a) < 1e-10);
 }
@@ -152,10 +147,7 @@ fn shrinkage_combines_multiplicatively_and_rounds_up() {
     assert_eq!(apply_shrinkage(14, 0.3).unwrap(), 20); // 14 / 0.7 = 20 exactly
     assert_eq!(apply_shrinkage(14, 0.28).unwrap(), 20); // 19.44 → 20
     assert_eq!(apply_shrinkage(0, 0.5).unwrap(), 0);
-    assert_eq!(
-        combine_shrinkage(&[0.1, 1.0]).unwrap_err().param(),
-        "shrinkage"
-    );
+    assert_eq!(combine_shrinkage(&[0.1, 1.0]).unwrap_err().param(), "shrinkage");
 }
 
 fn request() -> StaffingRequest {
@@ -351,8 +343,5 @@ fn backlog_staffing_meets_every_deadline() {
         response_deadline_s: 0.0,
         ..req
     };
-    assert_eq!(
-        backlog_staffing(&bad).unwrap_err().param(),
-        "response_deadline_s"
-    );
+    assert_eq!(backlog_staffing(&bad).unwrap_err().param(), "response_deadline_s");
 }

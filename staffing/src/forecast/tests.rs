@@ -2,10 +2,7 @@ use super::*;
 
 #[test]
 fn wape_and_mape_definitions() {
-    assert_eq!(
-        wape(&[10.0, 0.0, 30.0], &[12.0, 1.0, 27.0]),
-        Some(6.0 / 40.0)
-    );
+    assert_eq!(wape(&[10.0, 0.0, 30.0], &[12.0, 1.0, 27.0]), Some(6.0 / 40.0));
     assert_eq!(wape(&[0.0, 0.0], &[1.0, 2.0]), None);
     let m = mape(&[10.0, 0.0, 20.0], &[12.0, 5.0, 15.0]);
     assert_eq!(m.skipped_zero_actuals, 1);
