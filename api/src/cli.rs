@@ -175,6 +175,7 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let state = Arc::new(AppState {
+        data_dir: cfg.data_dir.clone(),
         ingestor: ingestor.clone(),
         warehouse: warehouse::Warehouse::new(ingestor.clone()),
         keys: KeyStore::open(&cfg.data_dir),

@@ -24,6 +24,8 @@ use crate::problem::Problem;
 /// Shared by every handler.
 #[derive(Debug)]
 pub struct AppState {
+    /// The data directory (keys, WAL, lake, and any store a feature keeps).
+    pub data_dir: std::path::PathBuf,
     pub ingestor: Arc<Ingestor>,
     pub warehouse: Warehouse,
     pub keys: KeyStore,
