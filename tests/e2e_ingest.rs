@@ -246,24 +246,58 @@ fn sigkill_during_ingest_loses_nothing_acknowledged_and_retries_add_nothing() {
     assert_eq!(ids.into_iter().collect::<HashSet<_>>(), all_ids);
 }
 
+fn metric(server: &Server, name: &str) -> u64 {
+    let text = server
+        .request("GET", "/metrics", &[], b"")
+        .map(|r| r.text())
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until a counter reaches `at_least`; a condition, not a timing assertion.
+fn wait_for_metric(server: &Server, name: &str, at_least: u64) {
+    for _ in 0..600 {
+        if metric(server, name) >= at_least {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{name} never reached {at_least} (now {})", metric(server, name));
+}
+
 #[test]
-fn lake_files_are_plain_parquet_sorted_by_conversation_and_time() {
+fn lake_files_are_plain_parquet_sorted_by_conversation_and_time_and_compacted() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let data = dir.path().join("data");
     let key = create_key(&data, TENANT, "admin");
-    let mut server = Server::start(&data, &[]);
-    // Send conversations in reverse order so sorting is visible.
-    let mut lines = Vec::new();
-    for c in (0..30).rev() {
-        lines.extend(conversation_events(TENANT, c));
+    // Every request of 20 events is flushed on its own, so one partition
+    // collects small files until compaction rewrites it.
+    let env = [("CXLAKE_FLUSH_MAX_EVENTS", "20"), ("CXLAKE_COMPACT_MIN_FILES", "3")];
+    let mut server = Server::start(&data, &env);
+    // Conversations arrive in reverse order so sorting is visible.
+    for (i, chunk) in (0..30).rev().collect::<Vec<_>>().chunks(5).enumerate() {
+        let lines: Vec<String> = chunk.iter().flat_map(|&c| conversation_events(TENANT, c)).collect();
+        let r = post(&server, &key, lines.join("\n").as_bytes(), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        wait_for_metric(&server, "cxlake_flushed_events_total", 20 * (i as u64 + 1));
     }
-    let r = post(&server, &key, lines.join("\n").as_bytes(), &[]).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        metric(&server, "cxlake_compactions_total") >= 1,
+        "six flushes into one partition trigger compaction"
+    );
+    let (n, distinct) = count_events(&server, &key);
+    assert_eq!(
+        (n, distinct),
+        (120, 120),
+        "compaction neither loses nor duplicates rows"
+    );
     server.stop();
 
     let table = data.join("lake").join("events");
     let files = active_lake_files(&table);
-    assert!(!files.is_empty());
+    assert!(files.len() < 6, "compaction merged the small files: {files:?}");
     for f in &files {
         let rel = f.strip_prefix(&table).unwrap_or(f).to_string_lossy().into_owned();
         assert!(
@@ -273,18 +307,25 @@ fn lake_files_are_plain_parquet_sorted_by_conversation_and_time() {
     }
     let ids = read_event_ids(&files);
     assert_eq!(ids.len(), 120);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 120);
     // Within each file: conversation c<n> rows are contiguous and in time order
     // (event ids c<n>-1..4 were written in occurrence order).
-    let mut last: Option<(String, u32)> = None;
-    for id in read_event_ids(&files[..1]) {
-        let (conv, seq) = id
-            .rsplit_once('-')
-            .map(|(c, s)| (c.to_string(), s.parse::<u32>().unwrap_or(0)))
-            .unwrap_or_default();
-        if let Some((lc, ls)) = &last {
-            assert!(conv > *lc || (conv == *lc && seq > *ls), "{id} after {lc}-{ls}");
+    for f in &files {
+        let mut last: Option<(String, u32)> = None;
+        for id in read_event_ids(std::slice::from_ref(f)) {
+            let (conv, seq) = id
+                .rsplit_once('-')
+                .map(|(c, s)| (c.to_string(), s.parse::<u32>().unwrap_or(0)))
+                .unwrap_or_default();
+            if let Some((lc, ls)) = &last {
+                assert!(
+                    conv > *lc || (conv == *lc && seq > *ls),
+                    "{}: {id} after {lc}-{ls}",
+                    f.display()
+                );
+            }
+            last = Some((conv, seq));
         }
-        last = Some((conv, seq));
     }
 }
 

@@ -11,6 +11,7 @@
 //! flush_max_events = 1000000
 //! flush_max_bytes = 268435456
 //! flush_max_age_s = 10
+//! compact_min_files = 8              # rewrite a partition once it has this many files; 0 = off
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub struct Config {
     pub flush_max_events: usize,
     pub flush_max_bytes: usize,
     pub flush_max_age_s: f64,
+    pub compact_min_files: usize,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             flush_max_events: 1_000_000,
             flush_max_bytes: 256 << 20,
             flush_max_age_s: 10.0,
+            compact_min_files: 8,
         }
     }
 }
@@ -100,6 +103,7 @@ impl Config {
         env_parse("CXLAKE_FLUSH_MAX_EVENTS", &mut cfg.flush_max_events)?;
         env_parse("CXLAKE_FLUSH_MAX_BYTES", &mut cfg.flush_max_bytes)?;
         env_parse("CXLAKE_FLUSH_MAX_AGE_S", &mut cfg.flush_max_age_s)?;
+        env_parse("CXLAKE_COMPACT_MIN_FILES", &mut cfg.compact_min_files)?;
         // CXLAKE_DATA_DIR and CXLAKE_LAKE arrive through clap's `env`.
         if let Some(d) = &args.data {
             cfg.data_dir = d.clone();
@@ -125,6 +129,7 @@ impl Config {
         c.flush_max_events = self.flush_max_events;
         c.flush_max_bytes = self.flush_max_bytes;
         c.flush_max_age = Duration::from_secs_f64(self.flush_max_age_s.max(0.05));
+        c.compact_min_files = self.compact_min_files;
         c
     }
 

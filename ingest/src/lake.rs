@@ -34,6 +34,8 @@ pub enum LakeError {
     Delta(#[from] deltalake::DeltaTableError),
     #[error("arrow error while preparing lake files: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    #[error("reading the lake: {0}")]
+    Query(String),
     #[error("invalid lake location {0:?}: {1}")]
     Location(String, String),
 }
@@ -187,4 +189,88 @@ pub fn sync_local_commit(url: &Url, old: Option<&DeltaTable>, new: &DeltaTable) 
         std::fs::File::open(&d)?.sync_all()?;
     }
     Ok(())
+}
+
+/// One partition of the table: `(tenant_id, event_date as YYYY-MM-DD)`.
+pub type Partition = (String, String);
+
+/// Partitions holding at least `min_files` data files, most files first.
+pub fn fragmented_partitions(table: &DeltaTable, min_files: usize) -> Vec<(Partition, usize)> {
+    let mut counts: std::collections::HashMap<Partition, usize> = std::collections::HashMap::new();
+    if let Ok(snapshot) = table.snapshot() {
+        for f in snapshot.log_data().iter() {
+            let path = f.object_store_path();
+            let mut tenant = None;
+            let mut date = None;
+            for part in path.parts() {
+                let p = part.as_ref();
+                if let Some(t) = p.strip_prefix("tenant_id=") {
+                    tenant = Some(t.to_string());
+                } else if let Some(d) = p.strip_prefix("event_date=") {
+                    date = Some(d.to_string());
+                }
+            }
+            if let (Some(t), Some(d)) = (tenant, date) {
+                *counts.entry((t, d)).or_default() += 1;
+            }
+        }
+    }
+    let mut out: Vec<_> = counts.into_iter().filter(|(_, n)| *n >= min_files).collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
+/// Rewrites one partition as a single sorted file set, atomically
+/// (`replaceWhere` overwrite of exactly that partition). The caller must be
+/// the table's only writer while this runs (the pipeline holds its flush
+/// lock), so no append can slip between the read and the commit.
+pub async fn compact_partition(table: &DeltaTable, partition: &Partition) -> Result<DeltaTable> {
+    use deltalake::datafusion::prelude::{SessionContext, col, lit};
+    let (tenant, date) = partition;
+    let valid_date = date.len() == 10 && date.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    if !crate::contract::valid_tenant_id(tenant) || !valid_date {
+        return Err(LakeError::Location(
+            format!("{tenant}/{date}"),
+            "not a cxlake partition".into(),
+        ));
+    }
+    let df_err = |e: deltalake::datafusion::error::DataFusionError| LakeError::Query(e.to_string());
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|e| LakeError::Location(format!("{tenant}/{date}"), e.to_string()))?;
+    let epoch_days = (day - chrono::NaiveDate::default()).num_days() as i32;
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await.map_err(df_err)?;
+    ctx.register_table("events", provider).map_err(df_err)?;
+    let sql = format!("SELECT * FROM events WHERE tenant_id = '{tenant}' AND event_date = DATE '{date}'");
+    let batches = ctx.sql(&sql).await.map_err(df_err)?.collect().await.map_err(df_err)?;
+    let batches = batches
+        .iter()
+        .map(conform_to_events_schema)
+        .collect::<Result<Vec<_>>>()?;
+    let sorted = sort_for_lake(&batches)?;
+    let predicate = col("tenant_id").eq(lit(tenant.as_str())).and(col("event_date").eq(lit(
+        deltalake::datafusion::scalar::ScalarValue::Date32(Some(epoch_days)),
+    )));
+    let table = table
+        .clone()
+        .write(vec![sorted])
+        .with_save_mode(SaveMode::Overwrite)
+        .with_replace_where(predicate)
+        .with_partition_columns(PARTITION_COLUMNS)
+        .with_writer_properties(writer_properties())
+        .await?;
+    Ok(table)
+}
+
+/// Casts a batch read back from the lake (view types, dictionary-encoded
+/// partition values, any column order) to the `events` schema.
+fn conform_to_events_schema(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = events_schema();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let idx = batch.schema().index_of(f.name())?;
+        columns.push(arrow::compute::cast(batch.column(idx), f.data_type())?);
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
 }

@@ -59,6 +59,9 @@ pub struct IngestConfig {
     pub flush_max_bytes: usize,
     /// Flush at least this often while anything is buffered.
     pub flush_max_age: Duration,
+    /// After a flush, partitions with at least this many files are
+    /// rewritten as one sorted file set (0 turns compaction off).
+    pub compact_min_files: usize,
 }
 
 impl IngestConfig {
@@ -69,6 +72,7 @@ impl IngestConfig {
             flush_max_events: 1_000_000,
             flush_max_bytes: 256 << 20,
             flush_max_age: Duration::from_secs(10),
+            compact_min_files: 8,
         }
     }
 }
@@ -398,10 +402,54 @@ impl Ingestor {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "flushed to lake"
         );
+        // Still holding the flush lock: compaction is the only other writer.
+        self.compact_fragmented(4).await;
         Ok(FlushOutcome {
             events,
             through_seq: through,
         })
+    }
+
+    /// Rewrites up to `max_partitions` fragmented partitions (see
+    /// [`IngestConfig::compact_min_files`]). Failures are logged and left
+    /// for the next round: the table stays valid either way.
+    async fn compact_fragmented(&self, max_partitions: usize) {
+        if self.cfg.compact_min_files == 0 {
+            return;
+        }
+        let Some(mut table) = lock(&self.shared).table.clone() else {
+            return;
+        };
+        let candidates = lake::fragmented_partitions(&table, self.cfg.compact_min_files);
+        for (partition, files_before) in candidates.into_iter().take(max_partitions) {
+            let started = Instant::now();
+            let compacted = match lake::compact_partition(&table, &partition).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, tenant = %partition.0, date = %partition.1, "compaction failed; will retry");
+                    return;
+                }
+            };
+            if let Err(e) = lake::sync_local_commit(&self.lake_url, Some(&table), &compacted) {
+                tracing::error!(error = %e, "could not fsync a compaction commit");
+            }
+            let compacted = Arc::new(compacted);
+            let files = lake::file_count(&compacted);
+            lock(&self.shared).table = Some(compacted.clone());
+            self.metrics.lake_files.store(files as u64, Relaxed);
+            self.metrics
+                .lake_version
+                .store(compacted.version().unwrap_or(0), Relaxed);
+            self.metrics.compactions.fetch_add(1, Relaxed);
+            tracing::info!(
+                tenant = %partition.0,
+                date = %partition.1,
+                files_before,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "compacted partition"
+            );
+            table = compacted;
+        }
     }
 
     /// Runs until `shutdown` fires: flushes by size (as soon as a threshold
