@@ -45,6 +45,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
+        // Chatwoot cannot send headers, so this route also takes `?key=`
+        // and authenticates itself.
+        .route("/v1/webhooks/chatwoot", post(post_chatwoot))
         .route("/metrics", get(metrics))
         .merge(v1)
         .with_state(state)
@@ -260,4 +263,59 @@ async fn post_sql(
         o.insert("elapsed_ms".into(), json!((elapsed_ms * 1000.0).round() / 1000.0));
     }
     Ok(axum::Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatwootParams {
+    tenant: Option<String>,
+    key: Option<String>,
+}
+
+/// `POST /v1/webhooks/chatwoot?tenant=T[&key=K]`: one Chatwoot webhook,
+/// mapped onto the contract (see `ingest::chatwoot`) and ingested durably.
+async fn post_chatwoot(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<ChatwootParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .or(params.key.as_deref());
+    let principal = presented.and_then(|k| state.keys.authenticate(k)).ok_or_else(Problem::unauthorized)?;
+    require_role(&principal, &[Role::Admin, Role::Service], "sending events")?;
+    let tenant = match (&principal.tenant, params.tenant) {
+        (crate::keys::TenantScope::One(t), None) => t.clone(),
+        (scope, Some(t)) if scope.allows(&t) => t,
+        (_, Some(t)) => return Err(Problem::forbidden(format!("this key cannot send events of tenant {t}"))),
+        (crate::keys::TenantScope::All, None) => {
+            return Err(Problem::bad_request("missing-tenant", "a platform-wide key must name the tenant: ?tenant=T"));
+        }
+    };
+    let payload: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request("bad-body", format!("the body must be a Chatwoot webhook (JSON): {e}")))?;
+    let event = match ingest::chatwoot::map_webhook(&tenant, &payload) {
+        Ok(ingest::chatwoot::Mapped::Event(e)) => *e,
+        Ok(ingest::chatwoot::Mapped::Ignored(what)) => {
+            return Ok(axum::Json(json!({ "accepted": 0, "duplicates": 0, "ignored": what })).into_response());
+        }
+        Err(errors) => {
+            let rejected: Vec<Rejection> =
+                errors.into_iter().map(|e| Rejection { line: 1, field: e.field, reason: e.reason }).collect();
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "batch-rejected",
+                "Webhook rejected",
+                "the webhook could not be mapped onto an event; see rejected",
+            )
+            .with_extra(json!({ "accepted": 0, "rejected": rejected })));
+        }
+    };
+    let outcome = state.ingestor.ingest(vec![(1, event)]).await.map_err(|e| {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-durable", "Event not stored", format!("retry: {e}"))
+    })?;
+    Ok(axum::Json(json!({ "accepted": outcome.accepted, "duplicates": outcome.duplicate_lines.len() })).into_response())
 }

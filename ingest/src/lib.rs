@@ -4,6 +4,7 @@
 //!
 //! - [`contract`]: event contract v1 as Rust types, with validation that
 //!   names the field and says what to change;
+//! - [`chatwoot`]: Chatwoot webhooks mapped onto the contract;
 //! - [`decode`]: request bodies (NDJSON or a JSON array; gzip or zstd) into
 //!   validated events plus per-line rejections;
 //! - [`wal`]: the write-ahead log with group commit — *nothing is
@@ -31,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod chatwoot;
 pub mod contract;
 pub mod decode;
 pub mod json_schema;
