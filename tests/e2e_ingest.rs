@@ -476,12 +476,26 @@ fn http_contract() {
     // Chatwoot webhooks: the key may ride in the URL (Chatwoot sends no headers).
     let hook = br#"{"event":"message_created","id":77,"content":"hi","created_at":"2026-03-03 13:05:57 UTC","message_type":"incoming","private":false,"sender":{"id":9,"type":"contact"},"conversation":{"id":5,"inbox_id":2,"channel":"Channel::Whatsapp","contact_inbox":{"contact_id":9}}}"#;
     let path = format!("/v1/webhooks/chatwoot?key={admin}");
-    let r = server.request("POST", &path, &[], hook).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((r.status, r.json()["accepted"].as_u64()), (200, Some(1)), "{}", r.text());
-    let r = server.request("POST", &path, &[], hook).unwrap_or_else(|e| panic!("{e}"));
+    let r = server
+        .request("POST", &path, &[], hook)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (r.status, r.json()["accepted"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        r.text()
+    );
+    let r = server
+        .request("POST", &path, &[], hook)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.json()["duplicates"], 1, "Chatwoot's retries are deduplicated");
-    let r = server.request("POST", "/v1/webhooks/chatwoot", &[], hook).unwrap_or_else(|e| panic!("{e}"));
+    let r = server
+        .request("POST", "/v1/webhooks/chatwoot", &[], hook)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 401);
-    let v = server.sql(&admin, "SELECT sender, channel, conversation_id FROM events WHERE event_id = 'cw-msg-77'");
+    let v = server.sql(
+        &admin,
+        "SELECT sender, channel, conversation_id FROM events WHERE event_id = 'cw-msg-77'",
+    );
     assert_eq!(v["rows"][0], serde_json::json!(["customer", "whatsapp", "cw-5"]));
 }

@@ -50,6 +50,20 @@ pub enum Command {
         #[arg(long, default_value_t = 10_000)]
         batch: usize,
     },
+    /// Backtest the arrival forecast per queue on the lake's history: WAPE
+    /// and MAPE of each method against the baselines and the Poisson noise
+    /// floor. Reads the data directory directly (stop the server first).
+    Backtest {
+        /// Only this tenant (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Interval in minutes: 15 or 30.
+        #[arg(long, default_value_t = 30)]
+        interval: u32,
+        /// Time zone of the weekday × slot grid (IANA name).
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+    },
     /// Write realistic contract-v1 NDJSON for three demo tenants.
     Generate {
         #[command(flatten)]
@@ -138,6 +152,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Generate { gen_args, out } => generate(&gen_args, &out),
+        Command::Backtest { tenant, interval, tz } => {
+            let args = crate::forecast_routes::backtest::BacktestArgs {
+                tenant,
+                interval_minutes: interval,
+                tz,
+            };
+            crate::forecast_routes::backtest::run(&cfg, &args, &mut std::io::stdout().lock()).await
+        }
         Command::Demo { gen_args, listen } => {
             let mut cfg = cfg;
             if let Some(l) = listen {
@@ -180,6 +202,7 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         warehouse: warehouse::Warehouse::new(ingestor.clone()),
         keys: KeyStore::open(&cfg.data_dir),
         limits: cfg.decode_limits(),
+        experiments: crate::experiment_store::ExperimentStore::open(&cfg.data_dir),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let flusher = tokio::spawn(ingestor.clone().run_flusher(stop_rx));

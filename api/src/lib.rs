@@ -9,6 +9,13 @@
 pub mod calc_routes;
 pub mod cli;
 pub mod config;
+pub mod experiment_results;
+pub mod experiment_routes;
+pub mod experiment_store;
+pub mod forecast_routes;
 pub mod keys;
+pub mod kpi_routes;
 pub mod problem;
 pub mod server;
+pub mod settings;
+pub mod tenant;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub warehouse: Warehouse,
     pub keys: KeyStore,
     pub limits: DecodeLimits,
+    /// The experiment registry (`<data_dir>/experiments/`).
+    pub experiments: crate::experiment_store::ExperimentStore,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -41,6 +43,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sql", post(post_sql))
         .route("/v1/schema/events", get(get_schema))
         .merge(crate::calc_routes::routes())
+        .merge(crate::kpi_routes::routes())
+        .merge(crate::forecast_routes::routes())
+        .merge(crate::experiment_routes::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -285,14 +290,19 @@ async fn post_chatwoot(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .or(params.key.as_deref());
-    let principal = presented.and_then(|k| state.keys.authenticate(k)).ok_or_else(Problem::unauthorized)?;
+    let principal = presented
+        .and_then(|k| state.keys.authenticate(k))
+        .ok_or_else(Problem::unauthorized)?;
     require_role(&principal, &[Role::Admin, Role::Service], "sending events")?;
     let tenant = match (&principal.tenant, params.tenant) {
         (crate::keys::TenantScope::One(t), None) => t.clone(),
         (scope, Some(t)) if scope.allows(&t) => t,
         (_, Some(t)) => return Err(Problem::forbidden(format!("this key cannot send events of tenant {t}"))),
         (crate::keys::TenantScope::All, None) => {
-            return Err(Problem::bad_request("missing-tenant", "a platform-wide key must name the tenant: ?tenant=T"));
+            return Err(Problem::bad_request(
+                "missing-tenant",
+                "a platform-wide key must name the tenant: ?tenant=T",
+            ));
         }
     };
     let payload: serde_json::Value = serde_json::from_slice(&body)
@@ -303,8 +313,14 @@ async fn post_chatwoot(
             return Ok(axum::Json(json!({ "accepted": 0, "duplicates": 0, "ignored": what })).into_response());
         }
         Err(errors) => {
-            let rejected: Vec<Rejection> =
-                errors.into_iter().map(|e| Rejection { line: 1, field: e.field, reason: e.reason }).collect();
+            let rejected: Vec<Rejection> = errors
+                .into_iter()
+                .map(|e| Rejection {
+                    line: 1,
+                    field: e.field,
+                    reason: e.reason,
+                })
+                .collect();
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "batch-rejected",
@@ -315,7 +331,15 @@ async fn post_chatwoot(
         }
     };
     let outcome = state.ingestor.ingest(vec![(1, event)]).await.map_err(|e| {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-durable", "Event not stored", format!("retry: {e}"))
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-durable",
+            "Event not stored",
+            format!("retry: {e}"),
+        )
     })?;
-    Ok(axum::Json(json!({ "accepted": outcome.accepted, "duplicates": outcome.duplicate_lines.len() })).into_response())
+    Ok(
+        axum::Json(json!({ "accepted": outcome.accepted, "duplicates": outcome.duplicate_lines.len() }))
+            .into_response(),
+    )
 }

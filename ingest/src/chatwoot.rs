@@ -165,7 +165,10 @@ pub fn map_webhook(tenant: &str, payload: &Value) -> Result<Mapped, Vec<FieldErr
                 if let Some(a) = id_text(&payload["meta"]["assignee"]["id"]) {
                     out.insert("agent_id".into(), json!(format!("cw-user-{a}")));
                 }
-            } else if kind == "conversation_status_changed" && status == "open" && previous_status.as_deref() == Some("resolved") {
+            } else if kind == "conversation_status_changed"
+                && status == "open"
+                && previous_status.as_deref() == Some("resolved")
+            {
                 out.insert("type".into(), json!("conversation.reopened"));
             } else if let Some((_, current)) = changed("assignee_id").filter(|(_, c)| !c.is_null()) {
                 out.insert("type".into(), json!("conversation.assigned"));
@@ -214,7 +217,8 @@ mod tests {
 
     #[test]
     fn messages_map_their_sender() {
-        let conv = json!({"id": 42, "inbox_id": 3, "channel": "Channel::WebWidget", "contact_inbox": {"contact_id": 9}});
+        let conv =
+            json!({"id": 42, "inbox_id": 3, "channel": "Channel::WebWidget", "contact_inbox": {"contact_id": 9}});
         let msg = |message_type: &str, sender_type: &str, private: bool| {
             event(json!({
                 "event": "message_created", "id": 7, "content": "Hallo Welt", "created_at": "2026-03-03 13:05:57 UTC",
@@ -223,13 +227,25 @@ mod tests {
             }))
         };
         let e = msg("incoming", "contact", false);
-        assert_eq!((e.sender, e.chars, e.private), (Some(crate::contract::Sender::Customer), Some(10), Some(false)));
+        assert_eq!(
+            (e.sender, e.chars, e.private),
+            (Some(crate::contract::Sender::Customer), Some(10), Some(false))
+        );
         assert_eq!(e.occurred_at_us, 1_772_543_157_000_000);
         let e = msg("outgoing", "user", true);
-        assert_eq!((e.sender, e.agent_id.as_deref(), e.private), (Some(crate::contract::Sender::Agent), Some("cw-user-5"), Some(true)));
-        assert_eq!(msg("outgoing", "agent_bot", false).sender, Some(crate::contract::Sender::Bot));
+        assert_eq!(
+            (e.sender, e.agent_id.as_deref(), e.private),
+            (Some(crate::contract::Sender::Agent), Some("cw-user-5"), Some(true))
+        );
+        assert_eq!(
+            msg("outgoing", "agent_bot", false).sender,
+            Some(crate::contract::Sender::Bot)
+        );
         let e = msg("template", "agent_bot", false);
-        assert_eq!((e.sender, e.automated), (Some(crate::contract::Sender::Bot), Some(true)));
+        assert_eq!(
+            (e.sender, e.automated),
+            (Some(crate::contract::Sender::Bot), Some(true))
+        );
         assert_eq!(msg("activity", "", false).sender, Some(crate::contract::Sender::System));
     }
 
@@ -245,10 +261,19 @@ mod tests {
         let e = event(base("resolved", "open"));
         assert_eq!(e.event_type, crate::EventType::ConversationResolved);
         assert_eq!(e.agent_id.as_deref(), Some("cw-user-5"));
-        assert_eq!(event(base("open", "resolved")).event_type, crate::EventType::ConversationReopened);
-        assert!(matches!(map_webhook("acme", &base("pending", "open")), Ok(Mapped::Ignored(_))));
+        assert_eq!(
+            event(base("open", "resolved")).event_type,
+            crate::EventType::ConversationReopened
+        );
+        assert!(matches!(
+            map_webhook("acme", &base("pending", "open")),
+            Ok(Mapped::Ignored(_))
+        ));
         // A retried webhook maps to the same event id.
-        assert_eq!(event(base("resolved", "open")).event_id, event(base("resolved", "open")).event_id);
+        assert_eq!(
+            event(base("resolved", "open")).event_id,
+            event(base("resolved", "open")).event_id
+        );
     }
 
     #[test]
@@ -258,9 +283,25 @@ mod tests {
             "meta": {"team": {"name": "billing"}},
             "changed_attributes": [{"assignee_id": {"previous_value": null, "current_value": 5}}]
         }));
-        assert_eq!((e.event_type, e.agent_id.as_deref(), e.team.as_deref()), (crate::EventType::ConversationAssigned, Some("cw-user-5"), Some("billing")));
-        assert!(matches!(map_webhook("acme", &json!({"event": "conversation_typing_on"})), Ok(Mapped::Ignored(_))));
+        assert_eq!(
+            (e.event_type, e.agent_id.as_deref(), e.team.as_deref()),
+            (
+                crate::EventType::ConversationAssigned,
+                Some("cw-user-5"),
+                Some("billing")
+            )
+        );
+        assert!(matches!(
+            map_webhook("acme", &json!({"event": "conversation_typing_on"})),
+            Ok(Mapped::Ignored(_))
+        ));
         assert!(map_webhook("acme", &json!({"id": 1})).is_err());
-        assert!(map_webhook("acme", &json!({"event": "message_created", "id": 1, "conversation": {"id": 2}})).is_err());
+        assert!(
+            map_webhook(
+                "acme",
+                &json!({"event": "message_created", "id": 1, "conversation": {"id": 2}})
+            )
+            .is_err()
+        );
     }
 }

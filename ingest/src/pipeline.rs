@@ -69,8 +69,8 @@ impl IngestConfig {
         Self {
             data_dir: data_dir.into(),
             lake_location: None,
-            flush_max_events: 1_000_000,
-            flush_max_bytes: 256 << 20,
+            flush_max_events: 500_000,
+            flush_max_bytes: 192 << 20,
             flush_max_age: Duration::from_secs(10),
             compact_min_files: 8,
         }

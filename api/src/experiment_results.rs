@@ -1,0 +1,558 @@
+//! Experiment results: exposures joined with conversation facts in SQL,
+//! aggregated per randomization unit, then compared variant against control
+//! with `experiments::stats` and judged by `experiments::decision`.
+//!
+//! # Units and metrics
+//!
+//! The unit is the exposure's `unit_id` (the customer by default). One SQL
+//! query returns one row per unit with the sums of its exposed
+//! conversations; everything after that is pure ([`analyze`]), so it is unit
+//! tested without a lake.
+//!
+//! - Per-conversation metrics (conversion, CSAT mean, top-2 box, CSAT
+//!   response rate, resolution, transfer, FRT) are ratios of per-unit sums
+//!   `Σx / Σy` (e.g. converted conversations / conversations); customers are
+//!   randomized, not conversations, so they use the delta method
+//!   ([`stats::ratio_delta_test`]). `n` is the number of units with a
+//!   non-zero denominator; `denominator` the conversations behind it.
+//! - `order_value_per_customer` is a per-unit mean: attributed net order
+//!   value of the unit's exposed conversations, winsorized at a pooled
+//!   percentile (default 99th) and compared with Welch's t-test.
+//!
+//! # Exclusions
+//!
+//! Units seen in more than one variant (broken assignment or a changed
+//! split) and exposures naming a variant the definition does not know are
+//! left out and counted in `excluded`; the sample-ratio check then shows
+//! whether that hurt the split.
+//!
+//! # Decision
+//!
+//! Per treatment variant, [`decide`] gets the primary metric with its
+//! always-valid (mSPRT) interval, so looking every day is safe, and the
+//! guardrails with Bonferroni-level intervals (`alpha / guardrails`), the
+//! interval form of Holm's first step. The experiment's decision is the
+//! shipping variant with the largest primary improvement, else the first
+//! treatment's verdict.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type};
+use experiments::decision::{Decision, DecisionInput, Direction, MetricReading, Reason, Verdict, decide};
+use experiments::stats::{self, ArmSummary, BivariateSummary, Comparison, SequentialResult, StatsError};
+use serde_json::{Value, json};
+
+use crate::experiment_store::{Experiment, Metric};
+
+/// Default pooled percentile at which order values are capped.
+pub const DEFAULT_WINSORIZE_PERCENTILE: f64 = 99.0;
+
+/// Power the minimum detectable effect is reported for.
+pub const MDE_POWER: f64 = 0.8;
+
+/// The sums of one unit's exposed conversations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitOutcome {
+    pub variant: String,
+    /// Variants this unit was exposed to (more than one excludes it).
+    pub variant_count: u64,
+    pub conversations: f64,
+    pub converted: f64,
+    pub csat_scored: f64,
+    pub csat_sum: f64,
+    pub csat_top2: f64,
+    pub csat_requested: f64,
+    pub csat_answered: f64,
+    pub resolved: f64,
+    pub bot_conversations: f64,
+    pub transferred: f64,
+    pub frt_count: f64,
+    pub frt_sum: f64,
+    pub order_value: f64,
+}
+
+impl UnitOutcome {
+    /// Numerator and denominator of a ratio metric; `None` for per-unit means.
+    fn ratio(&self, metric: Metric) -> Option<(f64, f64)> {
+        Some(match metric {
+            Metric::Conversion => (self.converted, self.conversations),
+            Metric::Csat => (self.csat_sum, self.csat_scored),
+            Metric::CsatTop2 => (self.csat_top2, self.csat_scored),
+            Metric::CsatResponseRate => (self.csat_answered, self.csat_requested),
+            Metric::Resolution => (self.resolved, self.conversations),
+            Metric::Transfer => (self.transferred, self.bot_conversations),
+            Metric::Frt => (self.frt_sum, self.frt_count),
+            Metric::OrderValuePerCustomer => return None,
+        })
+    }
+}
+
+/// The SQL that yields one row per unit; `tenant` and `key` are validated
+/// names (`[a-z0-9_-]`, `[A-Za-z0-9_.-]`), so quoting them is safe.
+pub fn units_sql(tenant: &str, key: &str) -> String {
+    let t = tenant.replace('\'', "''");
+    let k = key.replace('\'', "''");
+    let flag = |cond: &str| format!("CAST(coalesce(sum(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS DOUBLE)");
+    format!(
+        "WITH exp AS (
+            SELECT variant_key, unit_id, conversation_id
+            FROM exposures
+            WHERE tenant_id = '{t}' AND experiment_key = '{k}' AND unit_id IS NOT NULL
+        ),
+        units AS (
+            SELECT unit_id, min(variant_key) AS variant_key, count(DISTINCT variant_key) AS variant_count
+            FROM exp GROUP BY unit_id
+        ),
+        unit_convs AS (
+            SELECT DISTINCT unit_id, conversation_id FROM exp WHERE conversation_id IS NOT NULL
+        ),
+        facts AS (
+            SELECT conversation_id, converted, csat_score, csat_requested, is_resolved, transferred,
+                   bot_replies, frt_s, order_net_amount
+            FROM conversations
+            WHERE tenant_id = '{t}'
+        )
+        SELECT u.variant_key, CAST(u.variant_count AS DOUBLE) AS variant_count,
+            CAST(count(f.conversation_id) AS DOUBLE) AS conversations,
+            {converted} AS converted,
+            CAST(count(f.csat_score) AS DOUBLE) AS csat_scored,
+            CAST(coalesce(sum(CAST(f.csat_score AS DOUBLE)), 0) AS DOUBLE) AS csat_sum,
+            {top2} AS csat_top2,
+            {requested} AS csat_requested,
+            {answered} AS csat_answered,
+            {resolved} AS resolved,
+            {bot} AS bot_conversations,
+            {transferred} AS transferred,
+            CAST(count(f.frt_s) AS DOUBLE) AS frt_count,
+            CAST(coalesce(sum(CAST(f.frt_s AS DOUBLE)), 0) AS DOUBLE) AS frt_sum,
+            CAST(coalesce(sum(CAST(f.order_net_amount AS DOUBLE)), 0) AS DOUBLE) AS order_value
+        FROM units u
+        LEFT JOIN unit_convs c ON c.unit_id = u.unit_id
+        LEFT JOIN facts f ON f.conversation_id = c.conversation_id
+        GROUP BY u.unit_id, u.variant_key, u.variant_count",
+        converted = flag("f.converted"),
+        top2 = flag("f.csat_score >= 4"),
+        requested = flag("f.csat_requested"),
+        answered = flag("f.csat_requested AND f.csat_score IS NOT NULL"),
+        resolved = flag("f.is_resolved"),
+        bot = flag("f.bot_replies > 0"),
+        transferred = flag("f.transferred AND f.bot_replies > 0"),
+    )
+}
+
+/// Reads the rows of [`units_sql`].
+pub fn units_from_batches(batches: &[RecordBatch]) -> Result<Vec<UnitOutcome>, String> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = |name: &str| -> Result<std::sync::Arc<dyn Array>, String> {
+            let array = batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("results query lacks column {name}"))?;
+            arrow::compute::cast(array, &DataType::Float64).map_err(|e| e.to_string())
+        };
+        let variants = batch
+            .column_by_name("variant_key")
+            .ok_or("results query lacks column variant_key")?;
+        let variants = arrow::compute::cast(variants, &DataType::Utf8).map_err(|e| e.to_string())?;
+        let variants = variants.as_string::<i32>();
+        let names = [
+            "variant_count",
+            "conversations",
+            "converted",
+            "csat_scored",
+            "csat_sum",
+            "csat_top2",
+            "csat_requested",
+            "csat_answered",
+            "resolved",
+            "bot_conversations",
+            "transferred",
+            "frt_count",
+            "frt_sum",
+            "order_value",
+        ];
+        let columns = names.iter().map(|n| column(n)).collect::<Result<Vec<_>, _>>()?;
+        let floats: Vec<_> = columns.iter().map(|c| c.as_primitive::<Float64Type>()).collect();
+        for row in 0..batch.num_rows() {
+            let v = |i: usize| {
+                if floats[i].is_null(row) {
+                    0.0
+                } else {
+                    floats[i].value(row)
+                }
+            };
+            out.push(UnitOutcome {
+                variant: if variants.is_null(row) {
+                    String::new()
+                } else {
+                    variants.value(row).to_string()
+                },
+                variant_count: v(0) as u64,
+                conversations: v(1),
+                converted: v(2),
+                csat_scored: v(3),
+                csat_sum: v(4),
+                csat_top2: v(5),
+                csat_requested: v(6),
+                csat_answered: v(7),
+                resolved: v(8),
+                bot_conversations: v(9),
+                transferred: v(10),
+                frt_count: v(11),
+                frt_sum: v(12),
+                order_value: v(13),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Options of one results request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResultsOptions {
+    /// Report every metric, not only the primary and guardrails (the extra
+    /// ones join the Holm / BH family).
+    pub all_metrics: bool,
+    /// Pooled percentile for capping order values.
+    pub winsorize_percentile: f64,
+    /// Whether the planned duration has elapsed.
+    pub planned_duration_reached: bool,
+}
+
+/// One arm's data for one metric.
+#[derive(Debug, Clone)]
+enum ArmData {
+    Ratio(BivariateSummary),
+    Mean(ArmSummary),
+}
+
+impl ArmData {
+    fn n(&self) -> u64 {
+        match self {
+            ArmData::Ratio(s) => s.n,
+            ArmData::Mean(s) => s.n,
+        }
+    }
+}
+
+fn compare_arms(control: &ArmData, treatment: &ArmData, alpha: f64) -> Result<Comparison, StatsError> {
+    match (control, treatment) {
+        (ArmData::Ratio(c), ArmData::Ratio(t)) => stats::ratio_delta_test(c, t, alpha),
+        (ArmData::Mean(c), ArmData::Mean(t)) => stats::welch_t_test(c, t, alpha),
+        _ => Err(StatsError::InvalidInput {
+            field: "metric",
+            reason: "arms of different kinds".into(),
+        }),
+    }
+}
+
+/// Everything computed for one metric.
+#[derive(Debug)]
+struct MetricData {
+    metric: Metric,
+    role: &'static str,
+    arms: Vec<ArmData>,
+    /// Per arm: n, Σ denominator (conversations, or units for means), mean.
+    arm_json: Vec<Value>,
+    /// Winsorizing cap (order value only).
+    cap: Option<f64>,
+}
+
+/// The full results document.
+pub fn analyze(experiment: &Experiment, units: &[UnitOutcome], options: ResultsOptions) -> Value {
+    let def = &experiment.definition;
+    let alpha = def.alpha;
+    let index: HashMap<&str, usize> = def
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.key.as_str(), i))
+        .collect();
+    let control = index.get(def.control_key()).copied().unwrap_or(0);
+    let treatments: Vec<usize> = (0..def.variants.len()).filter(|&i| i != control).collect();
+
+    // Units per arm, after exclusions.
+    let mut per_arm: Vec<Vec<&UnitOutcome>> = vec![Vec::new(); def.variants.len()];
+    let (mut several, mut unknown) = (0u64, 0u64);
+    for unit in units {
+        if unit.variant_count > 1 {
+            several += 1;
+        } else if let Some(&i) = index.get(unit.variant.as_str()) {
+            per_arm[i].push(unit);
+        } else {
+            unknown += 1;
+        }
+    }
+    let observed: Vec<u64> = per_arm.iter().map(|a| a.len() as u64).collect();
+    let srm = stats::sample_ratio_mismatch(&observed, &def.weights()).ok();
+
+    // Metrics: primary, guardrails, then (optionally) the rest.
+    let Some(primary) = def.primary() else {
+        return json!({ "error": "the definition has no valid primary metric" });
+    };
+    let guardrails = def.guardrails();
+    let mut metrics: Vec<(Metric, &'static str)> = vec![(primary, "primary")];
+    metrics.extend(guardrails.iter().map(|&m| (m, "guardrail")));
+    if options.all_metrics {
+        metrics.extend(
+            Metric::ALL
+                .into_iter()
+                .filter(|m| *m != primary && !guardrails.contains(m))
+                .map(|m| (m, "secondary")),
+        );
+    }
+    let data: Vec<MetricData> = metrics
+        .iter()
+        .map(|&(metric, role)| metric_data(metric, role, &per_arm, options.winsorize_percentile))
+        .collect();
+
+    // Fixed-horizon comparisons of every (metric, treatment), then the
+    // multiple-testing family over all of them.
+    let comparisons: Vec<Vec<Result<Comparison, StatsError>>> = data
+        .iter()
+        .map(|d| {
+            treatments
+                .iter()
+                .map(|&t| compare_arms(&d.arms[control], &d.arms[t], alpha))
+                .collect()
+        })
+        .collect();
+    let family: Vec<f64> = comparisons
+        .iter()
+        .flatten()
+        .filter_map(|c| c.as_ref().ok().map(|c| c.p_value))
+        .collect();
+    let holm = stats::holm(&family).unwrap_or_default();
+    let bh = stats::benjamini_hochberg(&family).unwrap_or_default();
+    let mut family_at = 0;
+
+    let control_mean =
+        |d: &MetricData| -> f64 { d.arm_json[control].get("mean").and_then(Value::as_f64).unwrap_or(0.0) };
+    let mut metrics_json = Vec::new();
+    for (d, row) in data.iter().zip(&comparisons) {
+        let higher = d.metric.direction() == Direction::HigherIsBetter;
+        let useful = minimum_useful_effect(experiment, d.metric, control_mean(d));
+        let mut cmp_json = Vec::new();
+        for (&t, result) in treatments.iter().zip(row) {
+            let variant = &def.variants[t].key;
+            match result {
+                Ok(c) => {
+                    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+                    v["variant"] = json!(variant);
+                    v["sequential"] = stats::msprt_from_comparison(c, None)
+                        .ok()
+                        .and_then(|s| serde_json::to_value(s).ok())
+                        .unwrap_or(Value::Null);
+                    v["bayesian"] = stats::bayesian_from_comparison(c, higher)
+                        .ok()
+                        .and_then(|b| serde_json::to_value(b).ok())
+                        .unwrap_or(Value::Null);
+                    v["p_value_holm"] = json!(holm.get(family_at));
+                    v["p_value_bh"] = json!(bh.get(family_at));
+                    family_at += 1;
+                    v["minimum_useful_effect"] = json!(useful);
+                    v["power_at_minimum_useful_effect"] =
+                        json!(stats::power_from_standard_error(useful, c.standard_error, alpha).ok());
+                    v["mde"] = json!(mde(c.standard_error, alpha));
+                    v["significant"] = json!(c.p_value < alpha);
+                    cmp_json.push(v);
+                }
+                Err(e) => cmp_json.push(json!({ "variant": variant, "error": e.to_string() })),
+            }
+        }
+        let mut m = json!({
+            "metric": d.metric.as_str(),
+            "role": d.role,
+            "direction": d.metric.direction(),
+            "method": if matches!(d.arms.first(), Some(ArmData::Mean(_))) { "welch_t" } else { "delta_ratio" },
+            "variants": d.arm_json,
+            "comparisons": cmp_json,
+        });
+        if let Some(cap) = d.cap {
+            m["winsorized"] = json!({ "percentile": options.winsorize_percentile, "cap": cap });
+        }
+        metrics_json.push(m);
+    }
+
+    // Decisions per treatment, then the experiment's.
+    let srm_p = srm.map_or(f64::NAN, |s| s.p_value);
+    let g = guardrails.len().max(1) as f64;
+    let mut decisions: Vec<(usize, Decision, f64)> = Vec::new();
+    for (pos, &t) in treatments.iter().enumerate() {
+        let variant = def.variants[t].key.clone();
+        let primary_data = &data[0];
+        let decision = match &comparisons[0][pos] {
+            Err(e) => (
+                Decision {
+                    verdict: Verdict::KeepRunning,
+                    reason: Reason::BelowMinimumSample,
+                    explanation: format!(
+                        "Keep running: {variant} has {} and control {} units with data for {}, too few to compare ({e}); {} per variant are needed before deciding.",
+                        primary_data.arms[t].n(),
+                        primary_data.arms[control].n(),
+                        primary.as_str(),
+                        def.min_sample_per_variant
+                    ),
+                },
+                0.0,
+            ),
+            Ok(c) => {
+                let reading = |d: &MetricData, cmp: Comparison, sequential: Option<SequentialResult>, useful: f64| {
+                    MetricReading {
+                        name: d.metric.as_str().replace('_', " "),
+                        scale: d.metric.scale(),
+                        direction: d.metric.direction(),
+                        comparison: cmp,
+                        sequential,
+                        minimum_useful_effect: useful,
+                    }
+                };
+                let useful = minimum_useful_effect(experiment, primary, control_mean(primary_data));
+                let primary_reading = reading(primary_data, *c, stats::msprt_from_comparison(c, None).ok(), useful);
+                let guardrail_readings = data[1..=guardrails.len()]
+                    .iter()
+                    .filter_map(|d| {
+                        let cmp = compare_arms(&d.arms[control], &d.arms[t], alpha / g).ok()?;
+                        let seq = stats::msprt_from_comparison(&cmp, None).ok();
+                        Some(reading(d, cmp, seq, 1.0))
+                    })
+                    .collect();
+                let input = DecisionInput {
+                    variant: variant.clone(),
+                    primary: primary_reading,
+                    guardrails: guardrail_readings,
+                    srm_p_value: srm_p,
+                    min_sample_per_variant: def.min_sample_per_variant,
+                    planned_duration_reached: options.planned_duration_reached,
+                };
+                let good_lift = if primary.direction() == Direction::HigherIsBetter {
+                    c.absolute_lift
+                } else {
+                    -c.absolute_lift
+                };
+                (decide(&input), good_lift)
+            }
+        };
+        decisions.push((t, decision.0, decision.1));
+    }
+    let overall = decisions
+        .iter()
+        .filter(|(_, d, _)| d.verdict == Verdict::Ship)
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .or_else(|| decisions.first());
+
+    let decision_json = |(t, d, _): &(usize, Decision, f64)| {
+        json!({
+            "variant": def.variants[*t].key,
+            "verdict": d.verdict,
+            "reason": d.reason,
+            "explanation": d.explanation,
+        })
+    };
+    json!({
+        "experiment": experiment.key,
+        "version": experiment.version,
+        "state": experiment.state,
+        "control": def.variants[control].key,
+        "alpha": alpha,
+        "min_sample_per_variant": def.min_sample_per_variant,
+        "assignment_algorithm": experiments::ALGORITHM_VERSION,
+        "variants": def.variants.iter().enumerate().map(|(i, v)| json!({
+            "key": v.key,
+            "weight": v.weight,
+            "units": observed[i],
+            "conversations": per_arm[i].iter().map(|u| u.conversations).sum::<f64>(),
+        })).collect::<Vec<_>>(),
+        "excluded": { "units_in_several_variants": several, "units_in_unknown_variants": unknown },
+        "srm": srm,
+        "metrics": metrics_json,
+        "decision": overall.map(decision_json),
+        "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),
+        "decision_rules": {
+            "primary": "always-valid mSPRT interval at alpha",
+            "guardrails": format!("mSPRT intervals at alpha / {} guardrail(s) (Bonferroni)", guardrails.len()),
+            "srm_blocks_below": stats::SRM_P_THRESHOLD,
+        },
+    })
+}
+
+fn minimum_useful_effect(experiment: &Experiment, metric: Metric, control_mean: f64) -> f64 {
+    match experiment.definition.minimum_useful_effect {
+        Some(m) if Some(metric) == experiment.definition.primary() => m,
+        _ => metric.default_minimum_useful_effect(control_mean),
+    }
+}
+
+/// Minimum detectable effect at [`MDE_POWER`] for an estimate with this
+/// standard error: `(z_{1−α/2} + z_{power}) · SE`.
+fn mde(standard_error: f64, alpha: f64) -> Option<f64> {
+    let z = stats::dist::normal_quantile(1.0 - alpha / 2.0) + stats::dist::normal_quantile(MDE_POWER);
+    (standard_error.is_finite() && standard_error > 0.0).then_some(z * standard_error)
+}
+
+fn metric_data(metric: Metric, role: &'static str, per_arm: &[Vec<&UnitOutcome>], percentile: f64) -> MetricData {
+    if metric == Metric::OrderValuePerCustomer {
+        let mut values: Vec<Vec<f64>> = per_arm
+            .iter()
+            .map(|arm| arm.iter().map(|u| u.order_value).collect())
+            .collect();
+        let slices: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
+        let cap = stats::pooled_cap(&slices, percentile).ok();
+        if let Some(cap) = cap {
+            for arm in &mut values {
+                stats::winsorize(arm, cap);
+            }
+        }
+        let arms: Vec<ArmData> = values
+            .iter()
+            .map(|v| ArmData::Mean(ArmSummary::from_values(v)))
+            .collect();
+        let arm_json = arms
+            .iter()
+            .map(|a| match a {
+                ArmData::Mean(s) => json!({ "n": s.n, "denominator": s.n, "mean": (s.n > 0).then(|| s.mean()) }),
+                ArmData::Ratio(_) => Value::Null,
+            })
+            .collect();
+        return MetricData {
+            metric,
+            role,
+            arms,
+            arm_json,
+            cap,
+        };
+    }
+    let arms: Vec<ArmData> = per_arm
+        .iter()
+        .map(|arm| {
+            let pairs: Vec<(f64, f64)> = arm
+                .iter()
+                .filter_map(|u| u.ratio(metric))
+                .filter(|(_, y)| *y > 0.0)
+                .collect();
+            ArmData::Ratio(BivariateSummary::from_pairs(&pairs))
+        })
+        .collect();
+    let arm_json = arms
+        .iter()
+        .map(|a| match a {
+            ArmData::Ratio(s) => json!({
+                "n": s.n,
+                "denominator": s.sum_y,
+                "mean": (s.sum_y > 0.0).then(|| s.sum_x / s.sum_y),
+            }),
+            ArmData::Mean(_) => Value::Null,
+        })
+        .collect();
+    MetricData {
+        metric,
+        role,
+        arms,
+        arm_json,
+        cap: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,510 @@
+//! Arrival history and measured handle times from the lake.
+//!
+//! One query over the `conversations` view (`sql/views/conversations.sql`)
+//! per request: conversations of one tenant *started* in a window, counted
+//! per interval, together with additive sums from which the handle time,
+//! the human share and the patience are measured. Every caller-supplied
+//! value reaches SQL as a DataFusion parameter (`$n`), never as text; column
+//! names come from the closed [`Dimension`] list.
+//!
+//! Measured figures (documented in the API docs, echoed in `assumptions`):
+//! * **handle time** `aht_s`: mean of `resolved_at − first_human_reply_at`
+//!   (= `handling_s` minus the customer's wait for the first human reply)
+//!   over human-handled conversations resolved exactly once and never
+//!   reopened (a reopen days later would count idle days as work). Measured
+//!   at the concurrency the team actually ran, which is what Erlang with
+//!   `concurrency` expects.
+//! * **human share**: conversations that needed a human (an agent replied,
+//!   or it was handed off or assigned, or nobody — bot or agent — answered a
+//!   customer message and the bot did not resolve it) / all conversations.
+//! * **patience** `patience_s` (exponential patience, maximum likelihood):
+//!   total time customers waiting for a human were exposed to abandoning
+//!   (until the first human reply, or until their last event when no human
+//!   ever replied) / number of those who never got a human reply and whose
+//!   conversation went quiet more than an hour before the window end.
+//!   Needs at least [`MIN_ABANDONS`] abandons; otherwise none is measured
+//!   and Erlang C (no abandonment) is used.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
+use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::scalar::ScalarValue;
+
+/// Fewer abandons than this measure no patience.
+pub(crate) const MIN_ABANDONS: f64 = 10.0;
+
+/// A column a queue key may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Dimension {
+    Channel,
+    Language,
+    Team,
+    Queue,
+    ChannelAccount,
+    Region,
+    CustomerTier,
+}
+
+impl Dimension {
+    const ALL: [Dimension; 7] = [
+        Dimension::Channel,
+        Dimension::Language,
+        Dimension::Team,
+        Dimension::Queue,
+        Dimension::ChannelAccount,
+        Dimension::Region,
+        Dimension::CustomerTier,
+    ];
+
+    /// The key name and the `conversations` column: the same word.
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            Dimension::Channel => "channel",
+            Dimension::Language => "language",
+            Dimension::Team => "team",
+            Dimension::Queue => "queue",
+            Dimension::ChannelAccount => "channel_account",
+            Dimension::Region => "region",
+            Dimension::CustomerTier => "customer_tier",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.column() == name)
+    }
+}
+
+const CHANNELS: [&str; 12] = [
+    "whatsapp",
+    "messenger",
+    "facebook_comment",
+    "instagram",
+    "line",
+    "wechat",
+    "webchat",
+    "app",
+    "email",
+    "sms",
+    "voice",
+    "other",
+];
+
+/// Which conversations a forecast counts: every listed column equals its
+/// value. Empty = every conversation of the tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct QueueKey {
+    /// Sorted by dimension, each at most once.
+    pub(crate) parts: Vec<(Dimension, String)>,
+}
+
+impl QueueKey {
+    /// Parses the `queue` parameter:
+    /// * absent, empty or `*`: every conversation of the tenant;
+    /// * `channel:whatsapp,language:en,team:billing`: any combination of
+    ///   `channel language team queue channel_account region customer_tier`;
+    /// * a bare name without `:` (`billing`): the `queue` column.
+    ///
+    /// Values are 1–128 characters of letters, digits and `_ - . @ +`;
+    /// `channel` must be a contract-v1 channel.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() || text == "*" {
+            return Ok(Self::default());
+        }
+        let mut parts: BTreeMap<Dimension, String> = BTreeMap::new();
+        if !text.contains(':') {
+            parts.insert(Dimension::Queue, check_value(text)?);
+        } else {
+            for part in text.split(',') {
+                let (name, value) = part.split_once(':').ok_or_else(|| {
+                    format!("{part:?} is not NAME:VALUE; write e.g. channel:whatsapp,language:en,team:billing")
+                })?;
+                let dim = Dimension::parse(name.trim()).ok_or_else(|| {
+                    let names: Vec<&str> = Dimension::ALL.iter().map(|d| d.column()).collect();
+                    format!("unknown queue dimension {name:?}; one of {}", names.join(", "))
+                })?;
+                let value = check_value(value.trim())?;
+                if dim == Dimension::Channel && !CHANNELS.contains(&value.as_str()) {
+                    return Err(format!("channel {value:?} is not one of {}", CHANNELS.join(", ")));
+                }
+                if parts.insert(dim, value).is_some() {
+                    return Err(format!("{} is given twice", dim.column()));
+                }
+            }
+        }
+        Ok(Self {
+            parts: parts.into_iter().collect(),
+        })
+    }
+
+    /// Canonical text form (`*` for everything).
+    pub(crate) fn canonical(&self) -> String {
+        if self.parts.is_empty() {
+            return "*".into();
+        }
+        self.parts
+            .iter()
+            .map(|(d, v)| format!("{}:{v}", d.column()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The key as a JSON object `{"channel": "whatsapp", ...}`.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.parts
+                .iter()
+                .map(|(d, v)| (d.column().to_string(), serde_json::Value::String(v.clone())))
+                .collect(),
+        )
+    }
+}
+
+fn check_value(v: &str) -> Result<String, String> {
+    let ok = (1..=128).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '+'));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(format!("queue value {v:?} must be 1–128 letters, digits or _ - . @ +"))
+    }
+}
+
+/// Whether a tenant id is well-formed (`[a-z0-9_-]{1,64}`).
+pub(crate) fn valid_tenant(t: &str) -> bool {
+    (1..=64).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Additive per-interval facts of one queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Measured {
+    pub(crate) conversations: f64,
+    pub(crate) needs_human: f64,
+    pub(crate) hold_s_sum: f64,
+    pub(crate) hold_n: f64,
+    pub(crate) exposure_s_sum: f64,
+    pub(crate) abandons: f64,
+}
+
+impl Measured {
+    fn add(&mut self, o: &Measured) {
+        self.conversations += o.conversations;
+        self.needs_human += o.needs_human;
+        self.hold_s_sum += o.hold_s_sum;
+        self.hold_n += o.hold_n;
+        self.exposure_s_sum += o.exposure_s_sum;
+        self.abandons += o.abandons;
+    }
+
+    /// Mean handle time, seconds, when any was measured.
+    pub(crate) fn aht_s(&self) -> Option<f64> {
+        (self.hold_n > 0.0 && self.hold_s_sum > 0.0).then(|| self.hold_s_sum / self.hold_n)
+    }
+
+    /// Share of conversations that needed a human.
+    pub(crate) fn human_share(&self) -> Option<f64> {
+        (self.conversations > 0.0).then(|| self.needs_human / self.conversations)
+    }
+
+    /// Mean patience, seconds (see module docs).
+    pub(crate) fn patience_s(&self) -> Option<f64> {
+        (self.abandons >= MIN_ABANDONS && self.exposure_s_sum > 0.0).then(|| self.exposure_s_sum / self.abandons)
+    }
+}
+
+/// Per-interval history of one tenant over `[from_us, to_us)`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct History {
+    /// Conversations of the queue per interval.
+    pub(crate) counts: Vec<f64>,
+    /// Conversations of the whole tenant per interval (where its data is).
+    pub(crate) tenant_counts: Vec<f64>,
+    /// Queue facts per interval.
+    pub(crate) measured: Vec<Measured>,
+}
+
+impl History {
+    /// Sum of the measured facts over `range`.
+    pub(crate) fn measured_over(&self, range: std::ops::Range<usize>) -> Measured {
+        let mut m = Measured::default();
+        for x in &self.measured[range] {
+            m.add(x);
+        }
+        m
+    }
+}
+
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// The queue condition as SQL over `conversations`, with parameters from
+/// `$first` on.
+fn queue_predicate(key: &QueueKey, first: usize, params: &mut Vec<ScalarValue>) -> String {
+    if key.parts.is_empty() {
+        return "true".into();
+    }
+    let mut terms = Vec::new();
+    for (i, (d, v)) in key.parts.iter().enumerate() {
+        terms.push(format!("{} = ${}", d.column(), first + i));
+        params.push(ScalarValue::Utf8(Some(v.clone())));
+    }
+    format!("coalesce({}, false)", terms.join(" AND "))
+}
+
+/// Counts and measured facts of `key` in tenant `tenant`, per interval of
+/// `interval_us` from `from_us` (inclusive) to `to_us` (exclusive).
+pub(crate) async fn history(
+    ctx: &SessionContext,
+    tenant: &str,
+    key: &QueueKey,
+    from_us: i64,
+    to_us: i64,
+    interval_us: i64,
+) -> datafusion::error::Result<History> {
+    let mut params = vec![
+        ScalarValue::Utf8(Some(tenant.to_string())),
+        ScalarValue::Int64(Some(from_us)),
+        ScalarValue::Int64(Some(to_us)),
+        ScalarValue::Int64(Some(interval_us)),
+    ];
+    let in_queue = queue_predicate(key, 5, &mut params);
+    let sql = format!(
+        "WITH c AS (
+            SELECT
+                (arrow_cast(started_at, 'Int64') - $2) / $4 AS bucket,
+                {in_queue} AS in_queue,
+                agent_replies > 0 OR handoffs > 0 OR assignments > 0
+                    OR (bot_replies = 0 AND customer_messages > 0 AND NOT bot_only) AS needs_human,
+                CASE WHEN agent_replies > 0 AND is_resolved AND resolves = 1 AND reopens = 0
+                          AND resolved_at > first_human_reply_at
+                     THEN (arrow_cast(resolved_at, 'Int64') - arrow_cast(first_human_reply_at, 'Int64')) / 1000000.0
+                END AS hold_s,
+                CASE WHEN first_human_reply_at IS NOT NULL THEN human_frt_s
+                     WHEN arrow_cast(last_event_at, 'Int64') < $3 - 3600000000
+                     THEN (arrow_cast(last_event_at, 'Int64')
+                           - arrow_cast(coalesce(handoff_at, first_customer_message_at), 'Int64')) / 1000000.0
+                END AS exposure_s,
+                first_human_reply_at IS NULL AND arrow_cast(last_event_at, 'Int64') < $3 - 3600000000 AS quiet
+            FROM conversations
+            WHERE tenant_id = $1 AND started_at IS NOT NULL
+                AND arrow_cast(started_at, 'Int64') >= $2 AND arrow_cast(started_at, 'Int64') < $3
+        )
+        SELECT
+            bucket,
+            count(*) AS tenant_n,
+            count(*) FILTER (WHERE in_queue) AS n,
+            count(*) FILTER (WHERE in_queue AND needs_human) AS needs_human,
+            sum(hold_s) FILTER (WHERE in_queue) AS hold_s_sum,
+            count(hold_s) FILTER (WHERE in_queue) AS hold_n,
+            sum(exposure_s) FILTER (WHERE in_queue AND needs_human AND exposure_s >= 0) AS exposure_s_sum,
+            count(*) FILTER (WHERE in_queue AND needs_human AND quiet) AS abandons
+        FROM c
+        GROUP BY bucket"
+    );
+    let df = ctx
+        .sql_with_options(&sql, read_only())
+        .await?
+        .with_param_values(params)?;
+    let batches = df.collect().await?;
+    let n = usize::try_from((to_us - from_us).max(0) / interval_us.max(1)).unwrap_or(0);
+    let mut out = History {
+        counts: vec![0.0; n],
+        tenant_counts: vec![0.0; n],
+        measured: vec![Measured::default(); n],
+    };
+    for b in &batches {
+        let col = |name: &str| f64_column(b, name);
+        let (bucket, tenant_n, qn, human, hold_sum, hold_n, exp_sum, abandons) = (
+            col("bucket")?,
+            col("tenant_n")?,
+            col("n")?,
+            col("needs_human")?,
+            col("hold_s_sum")?,
+            col("hold_n")?,
+            col("exposure_s_sum")?,
+            col("abandons")?,
+        );
+        for i in 0..b.num_rows() {
+            let Some(idx) = usize::try_from(bucket[i] as i64).ok().filter(|i| *i < n) else {
+                continue;
+            };
+            out.tenant_counts[idx] = tenant_n[i];
+            out.counts[idx] = qn[i];
+            out.measured[idx] = Measured {
+                conversations: qn[i],
+                needs_human: human[i],
+                hold_s_sum: hold_sum[i],
+                hold_n: hold_n[i],
+                exposure_s_sum: exp_sum[i],
+                abandons: abandons[i],
+            };
+        }
+    }
+    Ok(out)
+}
+
+/// One queue's counts per interval, for the backtest report.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueCounts {
+    pub(crate) tenant: String,
+    pub(crate) key: QueueKey,
+    pub(crate) counts: Vec<f64>,
+}
+
+/// First and last conversation start (UTC microseconds) per tenant.
+pub(crate) async fn tenant_ranges(
+    ctx: &SessionContext,
+    tenant: Option<&str>,
+) -> datafusion::error::Result<Vec<(String, i64, i64)>> {
+    let (filter, params) = match tenant {
+        Some(t) => ("AND tenant_id = $1", vec![ScalarValue::Utf8(Some(t.to_string()))]),
+        None => ("", Vec::new()),
+    };
+    let sql = format!(
+        "SELECT tenant_id, min(arrow_cast(started_at, 'Int64')) AS first_us, max(arrow_cast(started_at, 'Int64')) AS last_us
+         FROM conversations WHERE started_at IS NOT NULL {filter}
+         GROUP BY tenant_id ORDER BY tenant_id"
+    );
+    let mut df = ctx.sql_with_options(&sql, read_only()).await?;
+    if !params.is_empty() {
+        df = df.with_param_values(params)?;
+    }
+    let mut out = Vec::new();
+    for b in df.collect().await? {
+        let tenants = string_column(&b, "tenant_id")?;
+        let (first, last) = (f64_column(&b, "first_us")?, f64_column(&b, "last_us")?);
+        for i in 0..b.num_rows() {
+            out.push((tenants[i].clone(), first[i] as i64, last[i] as i64));
+        }
+    }
+    Ok(out)
+}
+
+/// Counts per `channel × language × team` queue of one tenant (conversations
+/// with all three known), per interval from `from_us` to `to_us`.
+pub(crate) async fn queue_counts(
+    ctx: &SessionContext,
+    tenant: &str,
+    from_us: i64,
+    to_us: i64,
+    interval_us: i64,
+) -> datafusion::error::Result<Vec<QueueCounts>> {
+    let sql = "SELECT channel, language, team, (arrow_cast(started_at, 'Int64') - $2) / $4 AS bucket, count(*) AS n
+        FROM conversations
+        WHERE tenant_id = $1 AND started_at IS NOT NULL
+            AND channel IS NOT NULL AND language IS NOT NULL AND team IS NOT NULL
+            AND arrow_cast(started_at, 'Int64') >= $2 AND arrow_cast(started_at, 'Int64') < $3
+        GROUP BY 1, 2, 3, 4";
+    let params = vec![
+        ScalarValue::Utf8(Some(tenant.to_string())),
+        ScalarValue::Int64(Some(from_us)),
+        ScalarValue::Int64(Some(to_us)),
+        ScalarValue::Int64(Some(interval_us)),
+    ];
+    let df = ctx
+        .sql_with_options(sql, read_only())
+        .await?
+        .with_param_values(params)?;
+    let n = usize::try_from((to_us - from_us).max(0) / interval_us.max(1)).unwrap_or(0);
+    let mut queues: BTreeMap<(String, String, String), Vec<f64>> = BTreeMap::new();
+    for b in df.collect().await? {
+        let (ch, lang, team) = (
+            string_column(&b, "channel")?,
+            string_column(&b, "language")?,
+            string_column(&b, "team")?,
+        );
+        let (bucket, count) = (f64_column(&b, "bucket")?, f64_column(&b, "n")?);
+        for i in 0..b.num_rows() {
+            let counts = queues
+                .entry((ch[i].clone(), lang[i].clone(), team[i].clone()))
+                .or_insert_with(|| vec![0.0; n]);
+            if let Some(c) = usize::try_from(bucket[i] as i64).ok().and_then(|k| counts.get_mut(k)) {
+                *c += count[i];
+            }
+        }
+    }
+    Ok(queues
+        .into_iter()
+        .map(|((channel, language, team), counts)| QueueCounts {
+            tenant: tenant.to_string(),
+            key: QueueKey {
+                parts: vec![
+                    (Dimension::Channel, channel),
+                    (Dimension::Language, language),
+                    (Dimension::Team, team),
+                ],
+            },
+            counts,
+        })
+        .collect())
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> datafusion::error::Result<&'a arrow::array::ArrayRef> {
+    b.column_by_name(name)
+        .ok_or_else(|| datafusion::error::DataFusionError::Internal(format!("result has no column {name}")))
+}
+
+/// A numeric column as `f64`, nulls as 0.
+fn f64_column(b: &RecordBatch, name: &str) -> datafusion::error::Result<Vec<f64>> {
+    let cast = arrow::compute::cast(column(b, name)?, &DataType::Float64)?;
+    let a = cast.as_primitive::<arrow::datatypes::Float64Type>();
+    Ok((0..a.len())
+        .map(|i| if a.is_null(i) { 0.0 } else { a.value(i) })
+        .collect())
+}
+
+/// A string column, nulls as "".
+fn string_column(b: &RecordBatch, name: &str) -> datafusion::error::Result<Vec<String>> {
+    let cast = arrow::compute::cast(column(b, name)?, &DataType::Utf8)?;
+    let a = cast.as_string::<i32>();
+    Ok((0..a.len())
+        .map(|i| {
+            if a.is_null(i) {
+                String::new()
+            } else {
+                a.value(i).to_string()
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_keys_parse_to_a_canonical_form() {
+        let k = QueueKey::parse("team:dach, channel:whatsapp,language:de").unwrap_or_default();
+        assert_eq!(k.canonical(), "channel:whatsapp,language:de,team:dach");
+        assert_eq!(
+            QueueKey::parse("billing").map(|k| k.canonical()),
+            Ok("queue:billing".into())
+        );
+        assert_eq!(QueueKey::parse("*").map(|k| k.canonical()), Ok("*".into()));
+        assert_eq!(QueueKey::parse("").map(|k| k.parts.len()), Ok(0));
+        assert!(QueueKey::parse("channel:pigeon").is_err());
+        assert!(QueueKey::parse("colour:red").is_err());
+        assert!(QueueKey::parse("channel:sms,channel:email").is_err());
+        assert!(QueueKey::parse("team:x' OR 1=1 --").is_err());
+        assert!(QueueKey::parse("team:").is_err());
+    }
+
+    #[test]
+    fn tenant_ids_are_checked() {
+        assert!(valid_tenant("modehaus_eu"));
+        assert!(valid_tenant("streamly-us"));
+        assert!(!valid_tenant(""));
+        assert!(!valid_tenant("Acme"));
+        assert!(!valid_tenant("a'b"));
+        assert!(!valid_tenant(&"a".repeat(65)));
+    }
+}

@@ -1,0 +1,801 @@
+//! The KPI API (issue 3): the glossary KPIs of `../shared/DESIGN.md` over a
+//! window, with the previous period, grouping and filters
+//! (`GET /v1/kpis`); the one-row-per-conversation export
+//! (`GET /v1/conversations`); and tenant settings (`/v1/settings`, in
+//! [`crate::settings`]).
+//!
+//! # `GET /v1/kpis`
+//!
+//! | parameter | meaning |
+//! |---|---|
+//! | `from`, `to` | required; `from` inclusive, `to` exclusive; `YYYY-MM-DD` (local midnight in the tenant's reporting time zone) or an RFC 3339 instant |
+//! | `tenant` | required for platform-wide keys; a tenant key may only name its own |
+//! | `group_by` | dimensions (`channel channel_account queue team agent language region customer_tier tag variant`) and at most one bucket (`hour day week month`), comma-separated |
+//! | `<dimension>=a,b` | keep conversations whose dimension is one of the values (a tag or variant among theirs for `tag`, `variant`; variants read `experiment_key=variant_key`) |
+//! | `format` | `json` (default) or `csv` |
+//!
+//! The answer: `{"window": {...}, "filters": {...}, "kpis": {<key>: ...},
+//! "previous": {...}}` and with `group_by` also `"groups": [{"key": {...},
+//! "window": {...}, "kpis": {...}, "previous": {...}}]`. Durations are
+//! `{mean, median, p90, n}` in seconds (`response_s` also split `bot` and
+//! `human`); rates `{value, n}`; money per currency (`aov`: `{value,
+//! orders, net_amount, n}` each `{"EUR": ...}`; `labor_cost`,
+//! `cost_per_conversation`: `{"value": {"EUR": ...}, "n"}`); `n` is the
+//! number of conversations behind a value (customers for
+//! `repurchase_rate`). `previous` is the preceding period of equal length
+//! (the same number of local days when `from` and `to` are dates). Groups
+//! carry `previous` only when `group_by` has no time bucket: a series of
+//! buckets is its own comparison.
+//!
+//! Cohort rule: conversation KPIs count conversations *started* in the
+//! window (or bucket). `repurchase_rate`, `labor_cost`,
+//! `cost_per_conversation` and `conversations_per_agent.per_online_hour`
+//! also use orders placed, agent time online and costs incurred in the
+//! window; none of those belong to a channel, a team's conversation or a
+//! tag, so under a dimension filter or a dimension group they are left out
+//! (and `notes` says so) rather than shown against the wrong denominator.
+//!
+//! The maximum window is `CXLAKE_KPI_MAX_DAYS` days (default 400); a
+//! request may ask for at most [`MAX_GROUPS`] groups.
+//!
+//! # `GET /v1/conversations`
+//!
+//! `from`, `to`, `tenant` as above, `format=csv` (default; `tags` and
+//! `experiment_variants` joined with `|`), `ndjson` or `parquet`: the rows
+//! of the `conversations` view started in the window, ordered by
+//! `started_at`, streamed batch by batch.
+
+mod lake;
+mod params;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+
+use self::lake::{Constraint, KpiRow};
+use self::params::{Bound, Dimension, GroupBy, ParamError, Window, Windows};
+use crate::keys::{Principal, Role};
+use crate::problem::Problem;
+use crate::server::AppState;
+use crate::settings::{self, TenantSettings};
+use crate::tenant::{TenantId, resolve_tenant};
+
+/// Most groups one `/v1/kpis` request may ask for (buckets × dimension values).
+///
+/// Each group is one run of the overview over the in-memory snapshot; a
+/// single grouped pass (or the rollups of issue 3 item 5) would lift this.
+pub const MAX_GROUPS: usize = 400;
+
+/// Default of `CXLAKE_KPI_MAX_DAYS`, the longest window.
+pub const DEFAULT_MAX_DAYS: u32 = 400;
+
+fn max_days() -> u32 {
+    static MAX: OnceLock<u32> = OnceLock::new();
+    *MAX.get_or_init(|| match std::env::var("CXLAKE_KPI_MAX_DAYS") {
+        Ok(v) => v.trim().parse().ok().filter(|d| *d > 0).unwrap_or_else(|| {
+            tracing::warn!(value = %v, "CXLAKE_KPI_MAX_DAYS is not a positive whole number; using {DEFAULT_MAX_DAYS}");
+            DEFAULT_MAX_DAYS
+        }),
+        Err(_) => DEFAULT_MAX_DAYS,
+    })
+}
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/kpis", get(get_kpis))
+        .route("/v1/conversations", get(get_conversations))
+        .merge(settings::routes())
+}
+
+const READERS: [Role; 3] = [Role::Admin, Role::Supervisor, Role::Analyst];
+
+fn require_reader(p: &Principal, what: &str) -> Result<(), Problem> {
+    if READERS.contains(&p.role) {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(format!(
+            "{what} needs a key with role admin, supervisor or analyst; this key has role {}",
+            p.role
+        )))
+    }
+}
+
+fn param_problem(e: ParamError) -> Problem {
+    Problem::bad_request("invalid-parameter", format!("{}: {}", e.parameter, e.detail))
+        .with_extra(json!({ "parameter": e.parameter }))
+}
+
+fn internal(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "KPI query failed");
+    Problem::internal(e.to_string())
+}
+
+/// The query string as name → value, refusing unknown and repeated names.
+fn query_map(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    accepted: &[&str],
+) -> Result<BTreeMap<String, String>, Problem> {
+    let Query(pairs) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
+    let mut map = BTreeMap::new();
+    for (k, v) in pairs {
+        if !accepted.contains(&k.as_str()) {
+            return Err(param_problem(ParamError::new(
+                &k,
+                format!("unknown parameter; accepted are {}", accepted.join(", ")),
+            )));
+        }
+        if map.insert(k.clone(), v).is_some() {
+            return Err(param_problem(ParamError::new(
+                &k,
+                "given twice; give it once (several values: a,b)",
+            )));
+        }
+    }
+    Ok(map)
+}
+
+async fn load_settings(state: &AppState, tenant: &TenantId) -> Result<TenantSettings, Problem> {
+    let (dir, t) = (state.data_dir.clone(), tenant.clone());
+    tokio::task::spawn_blocking(move || settings::load(&dir, &t))
+        .await
+        .map_err(internal)?
+        .map_err(internal)
+}
+
+/// `from` and `to` of a request, resolved in the tenant's time zone.
+fn windows(q: &BTreeMap<String, String>, settings: &TenantSettings) -> Result<Windows, Problem> {
+    let bound = |name: &str| -> Result<Bound, Problem> {
+        let s = q.get(name).ok_or_else(|| {
+            param_problem(ParamError::new(
+                name,
+                "required; a date YYYY-MM-DD in the tenant's reporting time zone or an RFC 3339 instant",
+            ))
+        })?;
+        params::parse_bound(name, s).map_err(param_problem)
+    };
+    let (from, to) = (bound("from")?, bound("to")?);
+    params::resolve_windows(from, to, &settings.tz(), max_days()).map_err(param_problem)
+}
+
+fn window_json(w: &Window) -> Value {
+    json!({ "from": params::rfc3339(w.from), "to": params::rfc3339(w.to) })
+}
+
+// ---------------------------------------------------------------- /v1/kpis
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KpiFormat {
+    Json,
+    Csv,
+}
+
+/// The keys that are about time, not about conversations (see module docs).
+fn is_time_based(row: &KpiRow) -> bool {
+    matches!(
+        row.kpi.as_str(),
+        "repurchase_rate" | "labor_cost" | "cost_per_conversation"
+    ) || (row.kpi == "conversations_per_agent" && row.measure == "per_online_hour")
+}
+
+const TIME_BASED_NOTE: &str = "repurchase_rate, labor_cost, cost_per_conversation and \
+    conversations_per_agent.per_online_hour are left out where a dimension filters or groups: orders placed, \
+    agent time online and costs incurred are not attributable to a dimension value";
+
+const DURATIONS: [&str; 4] = ["frt_s", "human_frt_s", "handling_s", "response_s"];
+
+fn obj(v: &mut Value) -> &mut Map<String, Value> {
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+fn child<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    obj(m.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new())))
+}
+
+fn num(v: Option<f64>) -> Value {
+    v.map_or(Value::Null, |x| json!(x))
+}
+
+/// The long rows of the overview as the API's `kpis` object.
+fn shape_kpis(rows: &[KpiRow]) -> Map<String, Value> {
+    let mut out = Map::new();
+    child(&mut out, "aov");
+    for key in ["value", "orders", "net_amount", "n"] {
+        child(child(&mut out, "aov"), key);
+    }
+    for r in rows {
+        let kpi = r.kpi.as_str();
+        let m = child(&mut out, kpi);
+        if DURATIONS.contains(&kpi) {
+            let target = if r.segment == "all" { m } else { child(m, &r.segment) };
+            target.insert(r.measure.clone(), num(r.value));
+            target.insert("n".into(), json!(r.n));
+            continue;
+        }
+        match (kpi, r.measure.as_str()) {
+            ("csat", "mean") => {
+                m.insert("mean".into(), num(r.value));
+                m.insert("n".into(), json!(r.n));
+            }
+            ("csat", "response_rate") => {
+                m.insert("response_rate".into(), json!({ "value": num(r.value), "n": r.n }));
+            }
+            ("csat", "share") => {
+                child(m, "distribution").insert(r.segment.clone(), json!({ "share": num(r.value), "n": r.n }));
+            }
+            ("aov", measure) => {
+                child(m, measure).insert(r.segment.clone(), num(r.value));
+                child(m, "n").insert(r.segment.clone(), json!(r.n));
+            }
+            ("labor_cost" | "cost_per_conversation", "value") => {
+                child(m, "value").insert(r.segment.clone(), num(r.value));
+                m.insert("n".into(), json!(r.n));
+            }
+            (_, "value") => {
+                m.insert("value".into(), num(r.value));
+                m.insert("n".into(), json!(r.n));
+            }
+            (_, measure) => {
+                m.insert(measure.to_string(), num(r.value));
+                m.entry("n").or_insert(json!(r.n));
+            }
+        }
+    }
+    for key in ["labor_cost", "cost_per_conversation"] {
+        if let Some(Value::Object(m)) = out.get_mut(key) {
+            m.entry("value").or_insert_with(|| json!({}));
+        }
+    }
+    out
+}
+
+/// One overview run: a window and the constraints on its conversations.
+#[derive(Debug)]
+struct Run {
+    window: Window,
+    constraints: Vec<Constraint>,
+    /// Leave out the time-based keys (a dimension restricts the run).
+    dimension_scoped: bool,
+}
+
+async fn run(kctx: &datafusion::prelude::SessionContext, r: &Run) -> Result<Vec<KpiRow>, Problem> {
+    let mut rows = lake::run_overview(kctx, &r.window, &r.constraints)
+        .await
+        .map_err(internal)?;
+    if r.dimension_scoped {
+        rows.retain(|row| !is_time_based(row));
+    }
+    Ok(rows)
+}
+
+/// A computed group: its key, window and rows (current, maybe previous).
+#[derive(Debug)]
+struct GroupResult {
+    key: Vec<(String, Option<String>)>,
+    window: Window,
+    current: Vec<KpiRow>,
+    previous: Option<(Window, Vec<KpiRow>)>,
+}
+
+async fn get_kpis(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, Problem> {
+    require_reader(&principal, "reading KPIs")?;
+    let mut accepted = vec!["from", "to", "tenant", "group_by", "format"];
+    accepted.extend(Dimension::ALL.iter().map(|d| d.name()));
+    let q = query_map(query, &accepted)?;
+    let tenant = resolve_tenant(&principal, q.get("tenant").map(String::as_str))?;
+    let format = match q.get("format").map(String::as_str) {
+        None | Some("json") => KpiFormat::Json,
+        Some("csv") => KpiFormat::Csv,
+        Some(other) => {
+            return Err(param_problem(ParamError::new(
+                "format",
+                format!("{other:?} is not a format; accepted are json (default) and csv"),
+            )));
+        }
+    };
+    let group_by = match q.get("group_by") {
+        Some(s) => params::parse_group_by(s).map_err(param_problem)?,
+        None => GroupBy::default(),
+    };
+    let mut filters: Vec<Constraint> = Vec::new();
+    for d in Dimension::ALL {
+        if let Some(s) = q.get(d.name()) {
+            filters.push(Constraint {
+                dimension: d,
+                values: Some(params::parse_filter(d, s).map_err(param_problem)?),
+            });
+        }
+    }
+    let settings = load_settings(&state, &tenant).await?;
+    let windows = windows(&q, &settings)?;
+    let tz = settings.tz();
+    let buckets = match group_by.bucket {
+        Some(b) => {
+            if params::bucket_count(&windows.current, b) > MAX_GROUPS as i64 + 2 {
+                return Err(param_problem(ParamError::new(
+                    "group_by",
+                    format!(
+                        "{} buckets over this window would be more than {MAX_GROUPS} groups; use a coarser bucket or a shorter window",
+                        b.name()
+                    ),
+                )));
+            }
+            Some(params::buckets(&windows.current, b, &tz))
+        }
+        None => None,
+    };
+
+    let tctx = lake::tenant_session(&state.warehouse, &tenant, &settings)
+        .await
+        .map_err(internal)?;
+    let span = Window {
+        from: windows.previous.from,
+        to: windows.current.to,
+    };
+    let kctx = lake::snapshot(&tctx, &tenant, &settings, &span)
+        .await
+        .map_err(internal)?;
+
+    let filtered = !filters.is_empty();
+    let overall = Run {
+        window: windows.current,
+        constraints: filters.clone(),
+        dimension_scoped: filtered,
+    };
+    let current = run(&kctx, &overall).await?;
+    let previous = run(
+        &kctx,
+        &Run {
+            window: windows.previous,
+            ..overall
+        },
+    )
+    .await?;
+
+    // Groups: every combination of the dimension values seen in the window
+    // (a NULL / empty value is a group of its own), times each bucket.
+    let mut groups: Vec<GroupResult> = Vec::new();
+    if !group_by.is_empty() {
+        let mut combos: Vec<Vec<(Dimension, Option<String>)>> = vec![Vec::new()];
+        for &d in &group_by.dimensions {
+            let (values, has_none) = lake::dimension_values(&kctx, &windows.current, &filters, d)
+                .await
+                .map_err(internal)?;
+            let mut options: Vec<Option<String>> = values.into_iter().map(Some).collect();
+            if has_none {
+                options.push(None);
+            }
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    options.iter().map(move |o| {
+                        let mut c = c.clone();
+                        c.push((d, o.clone()));
+                        c
+                    })
+                })
+                .collect();
+        }
+        let bucket_windows: Vec<Option<params::BucketWindow>> = match &buckets {
+            Some(b) => b.iter().cloned().map(Some).collect(),
+            None => vec![None],
+        };
+        if combos.len().saturating_mul(bucket_windows.len()) > MAX_GROUPS {
+            return Err(param_problem(ParamError::new(
+                "group_by",
+                format!(
+                    "{} dimension values × {} buckets is more than {MAX_GROUPS} groups; filter, group by fewer dimensions or use a coarser bucket",
+                    combos.len(),
+                    bucket_windows.len()
+                ),
+            )));
+        }
+        let dimension_scoped = filtered || !group_by.dimensions.is_empty();
+        for combo in &combos {
+            let mut constraints = filters.clone();
+            constraints.extend(combo.iter().map(|(d, v)| Constraint {
+                dimension: *d,
+                values: v.clone().map(|v| vec![v]),
+            }));
+            for bw in &bucket_windows {
+                let window = bw.as_ref().map_or(windows.current, |b| b.window);
+                let r = Run {
+                    window,
+                    constraints: constraints.clone(),
+                    dimension_scoped,
+                };
+                let current = run(&kctx, &r).await?;
+                let conversations = current
+                    .iter()
+                    .find(|row| row.kpi == "conversations")
+                    .map_or(0, |row| row.n);
+                // Combinations of several dimensions that never occur together.
+                if bw.is_none() && conversations == 0 {
+                    continue;
+                }
+                let previous = if bw.is_none() {
+                    let p = Run {
+                        window: windows.previous,
+                        ..r
+                    };
+                    Some((windows.previous, run(&kctx, &p).await?))
+                } else {
+                    None
+                };
+                let mut key: Vec<(String, Option<String>)> =
+                    combo.iter().map(|(d, v)| (d.name().to_string(), v.clone())).collect();
+                if let (Some(b), Some(bw)) = (group_by.bucket, bw) {
+                    key.push((b.name().to_string(), Some(bw.label.clone())));
+                }
+                groups.push(GroupResult {
+                    key,
+                    window,
+                    current,
+                    previous,
+                });
+            }
+        }
+    }
+
+    let dimension_scoped = filtered || !group_by.dimensions.is_empty();
+    match format {
+        KpiFormat::Csv => {
+            let csv = kpis_csv(&group_by, &windows, &current, &previous, &groups);
+            let mut resp = csv.into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            Ok(resp)
+        }
+        KpiFormat::Json => {
+            let mut window = window_json(&windows.current);
+            window["previous"] = window_json(&windows.previous);
+            window["time_zone"] = json!(settings.time_zone);
+            window["tenant"] = json!(tenant.as_str());
+            let filters_json: Map<String, Value> = filters
+                .iter()
+                .map(|c| (c.dimension.name().to_string(), json!(c.values)))
+                .collect();
+            let mut body = json!({
+                "window": window,
+                "filters": filters_json,
+                "kpis": shape_kpis(&current),
+                "previous": shape_kpis(&previous),
+            });
+            if dimension_scoped {
+                body["notes"] = json!([TIME_BASED_NOTE]);
+            }
+            if !group_by.is_empty() {
+                let mut names: Vec<&str> = group_by.dimensions.iter().map(|d| d.name()).collect();
+                names.extend(group_by.bucket.map(|b| b.name()));
+                body["group_by"] = json!(names);
+                body["groups"] = groups
+                    .iter()
+                    .map(|g| {
+                        let key: Map<String, Value> = g.key.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                        let mut o = json!({
+                            "key": key,
+                            "window": window_json(&g.window),
+                            "kpis": shape_kpis(&g.current),
+                        });
+                        if let Some((w, rows)) = &g.previous {
+                            o["previous"] = Value::Object(shape_kpis(rows));
+                            o["window"]["previous"] = window_json(w);
+                        }
+                        o
+                    })
+                    .collect();
+            }
+            Ok(axum::Json(body).into_response())
+        }
+    }
+}
+
+/// RFC 4180 field: quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Long format, one line per (period, group, kpi, measure, segment):
+/// `period,from,to,<group columns>,kpi,measure,segment,value,n`. The
+/// overall rows have empty group columns.
+fn kpis_csv(
+    group_by: &GroupBy,
+    windows: &Windows,
+    current: &[KpiRow],
+    previous: &[KpiRow],
+    groups: &[GroupResult],
+) -> String {
+    let mut group_cols: Vec<&str> = group_by.dimensions.iter().map(|d| d.name()).collect();
+    group_cols.extend(group_by.bucket.map(|b| b.name()));
+    let mut out = String::from("period,from,to,");
+    for c in &group_cols {
+        out.push_str(c);
+        out.push(',');
+    }
+    out.push_str("kpi,measure,segment,value,n\n");
+    let mut emit = |period: &str, w: &Window, key: &[(String, Option<String>)], rows: &[KpiRow]| {
+        for r in rows {
+            out.push_str(&format!(
+                "{period},{},{},",
+                params::rfc3339(w.from),
+                params::rfc3339(w.to)
+            ));
+            for c in &group_cols {
+                let v = key.iter().find(|(k, _)| k == c).and_then(|(_, v)| v.as_deref());
+                out.push_str(&csv_field(v.unwrap_or("")));
+                out.push(',');
+            }
+            let value = r.value.map(|v| v.to_string()).unwrap_or_default();
+            out.push_str(&format!(
+                "{},{},{},{},{}\n",
+                csv_field(&r.kpi),
+                csv_field(&r.measure),
+                csv_field(&r.segment),
+                value,
+                r.n
+            ));
+        }
+    };
+    emit("current", &windows.current, &[], current);
+    emit("previous", &windows.previous, &[], previous);
+    for g in groups {
+        emit("current", &g.window, &g.key, &g.current);
+        if let Some((w, rows)) = &g.previous {
+            emit("previous", w, &g.key, rows);
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------- /v1/conversations
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ExportFormat {
+    Csv,
+    Ndjson,
+    Parquet,
+}
+
+/// A `Write` whose bytes the stream takes out after each batch.
+#[derive(Debug, Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encodes record batches into one of the export formats, piece by piece.
+enum Encoder {
+    Csv { header_written: bool },
+    Ndjson,
+    Parquet(Box<datafusion::parquet::arrow::ArrowWriter<SharedBuf>>, SharedBuf),
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Encoder::Csv { .. } => "Encoder::Csv",
+            Encoder::Ndjson => "Encoder::Ndjson",
+            Encoder::Parquet(..) => "Encoder::Parquet",
+        })
+    }
+}
+
+type EncodeResult = Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
+
+impl Encoder {
+    fn new(format: ExportFormat, schema: &arrow::datatypes::SchemaRef) -> Result<Self, Problem> {
+        Ok(match format {
+            ExportFormat::Csv => Encoder::Csv { header_written: false },
+            ExportFormat::Ndjson => Encoder::Ndjson,
+            ExportFormat::Parquet => {
+                let buf = SharedBuf::default();
+                let props = datafusion::parquet::file::properties::WriterProperties::builder()
+                    .set_compression(datafusion::parquet::basic::Compression::SNAPPY)
+                    .build();
+                let w = datafusion::parquet::arrow::ArrowWriter::try_new(buf.clone(), schema.clone(), Some(props))
+                    .map_err(internal)?;
+                Encoder::Parquet(Box::new(w), buf)
+            }
+        })
+    }
+
+    fn batch(&mut self, batch: &arrow::array::RecordBatch) -> EncodeResult {
+        match self {
+            Encoder::Csv { header_written } => {
+                let mut buf = Vec::new();
+                {
+                    let mut w = arrow::csv::WriterBuilder::new()
+                        .with_header(!*header_written)
+                        .build(&mut buf);
+                    w.write(batch)?;
+                }
+                *header_written = true;
+                Ok(buf)
+            }
+            Encoder::Ndjson => {
+                let mut buf = Vec::new();
+                {
+                    let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+                    w.write(batch)?;
+                    w.finish()?;
+                }
+                Ok(buf)
+            }
+            Encoder::Parquet(w, buf) => {
+                w.write(batch)?;
+                // One row group per batch, so bytes can leave as they come.
+                w.flush()?;
+                Ok(buf.take())
+            }
+        }
+    }
+
+    fn finish(self, schema: &arrow::datatypes::SchemaRef) -> EncodeResult {
+        match self {
+            Encoder::Csv { header_written: false } => {
+                let mut buf = Vec::new();
+                {
+                    let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+                    w.write(&arrow::array::RecordBatch::new_empty(schema.clone()))?;
+                }
+                Ok(buf)
+            }
+            Encoder::Csv { .. } | Encoder::Ndjson => Ok(Vec::new()),
+            Encoder::Parquet(w, buf) => {
+                w.close()?;
+                Ok(buf.take())
+            }
+        }
+    }
+}
+
+/// The state of an export stream.
+struct Export {
+    stream: SendableRecordBatchStream,
+    encoder: Option<Encoder>,
+    schema: arrow::datatypes::SchemaRef,
+}
+
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export").field("encoder", &self.encoder).finish()
+    }
+}
+
+async fn next_chunk(mut ex: Export) -> Option<(Result<Bytes, Box<dyn std::error::Error + Send + Sync>>, Export)> {
+    loop {
+        let encoder = ex.encoder.as_mut()?;
+        match ex.stream.next().await {
+            Some(Ok(batch)) => match encoder.batch(&batch) {
+                Ok(bytes) if bytes.is_empty() => continue,
+                Ok(bytes) => return Some((Ok(Bytes::from(bytes)), ex)),
+                Err(e) => {
+                    ex.encoder = None;
+                    return Some((Err(e), ex));
+                }
+            },
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "conversation export failed mid-stream");
+                ex.encoder = None;
+                return Some((Err(Box::new(e)), ex));
+            }
+            None => {
+                let encoder = ex.encoder.take()?;
+                let bytes = encoder.finish(&ex.schema);
+                return Some((bytes.map(Bytes::from), ex));
+            }
+        }
+    }
+}
+
+async fn get_conversations(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, Problem> {
+    require_reader(&principal, "exporting conversations")?;
+    let q = query_map(query, &["from", "to", "tenant", "format"])?;
+    let tenant = resolve_tenant(&principal, q.get("tenant").map(String::as_str))?;
+    let format = match q.get("format").map(String::as_str) {
+        None | Some("csv") => ExportFormat::Csv,
+        Some("ndjson") => ExportFormat::Ndjson,
+        Some("parquet") => ExportFormat::Parquet,
+        Some(other) => {
+            return Err(param_problem(ParamError::new(
+                "format",
+                format!("{other:?} is not a format; accepted are csv (default), ndjson and parquet"),
+            )));
+        }
+    };
+    let settings = load_settings(&state, &tenant).await?;
+    let windows = windows(&q, &settings)?;
+    let ctx = lake::tenant_session(&state.warehouse, &tenant, &settings)
+        .await
+        .map_err(internal)?;
+    // CSV has no lists: join them.
+    let columns = if format == ExportFormat::Csv {
+        "* REPLACE (array_to_string(tags, '|') AS tags, array_to_string(experiment_variants, '|') AS experiment_variants)"
+    } else {
+        "*"
+    };
+    let sql = format!(
+        "SELECT {columns} FROM conversations WHERE started_at >= {} AND started_at < {} ORDER BY started_at, conversation_id",
+        lake::ts_literal(windows.current.from),
+        lake::ts_literal(windows.current.to)
+    );
+    let df = ctx.sql(&sql).await.map_err(internal)?;
+    let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let stream = df.execute_stream().await.map_err(internal)?;
+    let encoder = Encoder::new(format, &schema)?;
+    tracing::info!(
+        tenant = %tenant,
+        key = %principal.key_id,
+        from = %params::rfc3339(windows.current.from),
+        to = %params::rfc3339(windows.current.to),
+        "conversation export"
+    );
+    let body = Body::from_stream(futures::stream::unfold(
+        Export {
+            stream,
+            encoder: Some(encoder),
+            schema,
+        },
+        next_chunk,
+    ));
+    let (content_type, ext) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),
+        ExportFormat::Parquet => ("application/vnd.apache.parquet", "parquet"),
+    };
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"conversations-{}.{ext}\"",
+        tenant.as_str()
+    )) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests;

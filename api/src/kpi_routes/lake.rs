@@ -1,0 +1,373 @@
+//! The SQL side of the KPI endpoints.
+//!
+//! Tenant isolation is structural, not a `WHERE` each query must remember:
+//! [`tenant_session`] renames the lake's `events` table and puts a view
+//! named `events` in its place that holds only the tenant's rows, then
+//! builds every view of `sql/views/` again on top of it. Whatever SQL runs
+//! in that session can only see the tenant. The same step applies the
+//! tenant's settings: the attribution window is put into `orders`, the SLA
+//! target into `conversations.sla_met`, the hourly rates replace the empty
+//! `team_hourly_rates`.
+//!
+//! A KPI request then runs `sql/kpis/overview.sql` once per window and
+//! group. To keep that cheap, [`snapshot`] materializes once, in memory,
+//! what every run can read: the conversations started in the whole span
+//! (previous period included), their messages, their orders and the
+//! orders placed in the span, agent sessions, and `cost.incurred` events
+//! of the span. Each run then swaps in a `conversations` view over that
+//! snapshot filtered to the run's constraints ([`run_overview`]), so a
+//! group of `group_by=channel,day` costs a scan of memory, not of the lake.
+//!
+//! No user string is ever spliced into SQL: tenant ids and instants are
+//! validated and formatted by this crate, and filter values are handed
+//! over as rows of small in-memory tables (`c.channel IN (SELECT v FROM
+//! flt_0)`).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use warehouse::Warehouse;
+use warehouse::views::{KPI_OVERVIEW_SQL, VIEWS};
+
+use super::params::{Dimension, Window};
+use crate::settings::TenantSettings;
+use crate::tenant::TenantId;
+
+/// The text in `sql/views/orders.sql` that is the default attribution window.
+const ATTRIBUTION_WINDOW_SQL: &str = "INTERVAL '7 days'";
+
+/// `orders.sql` with the tenant's attribution window.
+pub(crate) fn orders_view_sql(sql: &str, attribution_window_days: u32) -> Result<String> {
+    if attribution_window_days == 7 {
+        return Ok(sql.to_string());
+    }
+    if sql.matches(ATTRIBUTION_WINDOW_SQL).count() != 1 {
+        return Err(DataFusionError::Internal(format!(
+            "sql/views/orders.sql no longer holds the attribution window as exactly one {ATTRIBUTION_WINDOW_SQL}; \
+             update api/src/kpi_routes/lake.rs"
+        )));
+    }
+    Ok(sql.replace(
+        ATTRIBUTION_WINDOW_SQL,
+        &format!("INTERVAL '{attribution_window_days} days'"),
+    ))
+}
+
+/// `sla_met` of `sql/views/conversations.sql` for another target: met when
+/// the first reply came within the target, missed when it came later or
+/// nobody has replied and the target has passed, NULL otherwise.
+pub(crate) fn sla_met_sql(target_us: i64) -> String {
+    format!(
+        "CASE \
+            WHEN first_customer_message_at IS NULL THEN NULL \
+            WHEN first_reply_at IS NOT NULL THEN \
+                arrow_cast(first_reply_at, 'Int64') - arrow_cast(first_customer_message_at, 'Int64') <= {target_us} \
+            WHEN arrow_cast(arrow_cast(now(), 'Timestamp(Microsecond, Some(\"UTC\"))'), 'Int64') \
+                > arrow_cast(first_customer_message_at, 'Int64') + {target_us} THEN false \
+        END"
+    )
+}
+
+/// `team_hourly_rates` of one tenant (see `sql/views/team_hourly_rates.sql`).
+pub(crate) fn rates_table(tenant: &TenantId, settings: &TenantSettings) -> Result<MemTable> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("tenant_id", DataType::Utf8, true),
+        Field::new("team", DataType::Utf8, true),
+        Field::new("hourly_rate", DataType::Float64, true),
+        Field::new("currency", DataType::Utf8, true),
+    ]));
+    let rates = &settings.hourly_rates;
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![Some(tenant.as_str()); rates.len()])),
+            Arc::new(StringArray::from(
+                rates.iter().map(|r| r.team.as_deref()).collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(rates.iter().map(|r| r.rate).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                rates.iter().map(|r| Some(r.currency.as_str())).collect::<Vec<_>>(),
+            )),
+        ],
+    )?;
+    MemTable::try_new(schema, vec![vec![batch]])
+}
+
+/// A session in which `events` and every view hold only `tenant`'s rows,
+/// with the tenant's settings applied (see the module docs).
+pub(crate) async fn tenant_session(
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) -> Result<SessionContext> {
+    let ctx = warehouse.session().map_err(|e| match e {
+        warehouse::WarehouseError::Query(e) => e,
+        other => DataFusionError::External(Box::new(other)),
+    })?;
+    let lake = ctx.table_provider("events").await?;
+    for (name, _) in VIEWS {
+        ctx.deregister_table(name)?;
+    }
+    ctx.deregister_table("events")?;
+    ctx.register_table("lake_events", lake)?;
+    // `tenant` is [a-z0-9_-]{1,64}: nothing in it can end the literal.
+    ctx.sql(&format!(
+        "CREATE VIEW events AS SELECT * FROM lake_events WHERE tenant_id = '{}'",
+        tenant.as_str()
+    ))
+    .await?;
+    for (name, sql) in VIEWS {
+        match name {
+            "team_hourly_rates" => {
+                ctx.register_table(name, Arc::new(rates_table(tenant, settings)?))?;
+            }
+            "orders" => {
+                ctx.sql(&orders_view_sql(sql, settings.attribution_window_days)?)
+                    .await?;
+            }
+            "conversations" => {
+                ctx.sql(&sql.replacen("CREATE VIEW conversations", "CREATE VIEW conversations_base", 1))
+                    .await?;
+                ctx.sql(&format!(
+                    "CREATE VIEW conversations AS SELECT * REPLACE ({} AS sla_met) FROM conversations_base",
+                    sla_met_sql(settings.sla_target_us())
+                ))
+                .await?;
+            }
+            _ => {
+                ctx.sql(sql).await?;
+            }
+        }
+    }
+    Ok(ctx)
+}
+
+/// A SQL literal for a UTC instant this crate produced.
+pub(crate) fn ts_literal(t: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "arrow_cast('{}', 'Timestamp(Microsecond, Some(\"UTC\"))')",
+        super::params::rfc3339(t)
+    )
+}
+
+async fn collect_table(ctx: &SessionContext, sql: &str) -> Result<MemTable> {
+    let df = ctx.sql(sql).await?;
+    let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    // The batches may differ from the planned schema in nullability or
+    // metadata; the table takes theirs.
+    let schema = batches.first().map_or(planned, |b| b.schema());
+    MemTable::try_new(schema, vec![batches])
+}
+
+/// An in-memory session with what every overview run over `span` reads
+/// (see the module docs); `conversations` is a view over `conv_all`.
+pub(crate) async fn snapshot(
+    tctx: &SessionContext,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+    span: &Window,
+) -> Result<SessionContext> {
+    let (from, to) = (ts_literal(span.from), ts_literal(span.to));
+    let kctx =
+        SessionContext::new_with_config(SessionConfig::new().with_default_catalog_and_schema("cxlake", "public"));
+    let conv = collect_table(
+        tctx,
+        &format!("SELECT * FROM conversations WHERE started_at >= {from} AND started_at < {to}"),
+    )
+    .await?;
+    kctx.register_table("conv_all", Arc::new(conv))?;
+    // The tenant session needs the conversation ids; hand them over.
+    tctx.register_table("snapshot_conversations", kctx.table_provider("conv_all").await?)?;
+    let ids = "SELECT conversation_id FROM snapshot_conversations";
+    let tables = [
+        (
+            "messages",
+            format!("SELECT * FROM messages WHERE conversation_id IN ({ids})"),
+        ),
+        (
+            "orders",
+            format!(
+                "SELECT * FROM orders WHERE attributed_conversation_id IN ({ids}) \
+                 OR (placed_at >= {from} AND placed_at < {to})"
+            ),
+        ),
+        (
+            "agent_sessions",
+            format!("SELECT * FROM agent_sessions WHERE started_at < {to}"),
+        ),
+        (
+            "events",
+            format!(
+                "SELECT * FROM events WHERE type = 'cost.incurred' AND occurred_at >= {from} AND occurred_at < {to}"
+            ),
+        ),
+    ];
+    for (name, sql) in tables {
+        kctx.register_table(name, Arc::new(collect_table(tctx, &sql).await?))?;
+    }
+    kctx.register_table("team_hourly_rates", Arc::new(rates_table(tenant, settings)?))?;
+    kctx.sql("CREATE VIEW conversations AS SELECT * FROM conv_all").await?;
+    Ok(kctx)
+}
+
+/// One condition on conversations: the dimension has one of `values`, or
+/// with `None` it is empty (no tag, no variant, no channel account ...).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Constraint {
+    pub(crate) dimension: Dimension,
+    pub(crate) values: Option<Vec<String>>,
+}
+
+/// Replaces the snapshot's `conversations` view with `conv_all` restricted
+/// to `constraints`.
+async fn restrict_conversations(kctx: &SessionContext, constraints: &[Constraint]) -> Result<()> {
+    let mut predicates = vec!["true".to_string()];
+    for (i, c) in constraints.iter().enumerate() {
+        let col = c.dimension.column();
+        let predicate = match &c.values {
+            None if c.dimension.is_list() => format!("({col} IS NULL OR cardinality({col}) = 0)"),
+            None => format!("{col} IS NULL"),
+            Some(values) => {
+                let table = format!("flt_{i}");
+                let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Utf8, false)]));
+                let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(values.clone()))])?;
+                kctx.deregister_table(&table)?;
+                kctx.register_table(&table, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+                if c.dimension.is_list() {
+                    format!(
+                        "conversation_id IN (SELECT conversation_id FROM \
+                         (SELECT conversation_id, unnest({col}) AS item FROM conv_all) \
+                         WHERE item IN (SELECT v FROM {table}))"
+                    )
+                } else {
+                    format!("{col} IN (SELECT v FROM {table})")
+                }
+            }
+        };
+        predicates.push(predicate);
+    }
+    kctx.sql(&format!(
+        "CREATE OR REPLACE VIEW conversations AS SELECT * FROM conv_all WHERE {}",
+        predicates.join(" AND ")
+    ))
+    .await?;
+    Ok(())
+}
+
+/// One row of the overview: `kpi, measure, segment, value, n`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KpiRow {
+    pub(crate) kpi: String,
+    pub(crate) measure: String,
+    pub(crate) segment: String,
+    pub(crate) value: Option<f64>,
+    pub(crate) n: i64,
+}
+
+fn string_column(batch: &RecordBatch, i: usize) -> Result<Arc<dyn Array>> {
+    Ok(arrow::compute::cast(batch.column(i), &DataType::Utf8)?)
+}
+
+/// Runs `sql/kpis/overview.sql` over `window` for the conversations that
+/// meet `constraints`.
+pub(crate) async fn run_overview(
+    kctx: &SessionContext,
+    window: &Window,
+    constraints: &[Constraint],
+) -> Result<Vec<KpiRow>> {
+    restrict_conversations(kctx, constraints).await?;
+    let ts = |t: chrono::DateTime<chrono::Utc>| {
+        ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
+    };
+    let batches = kctx
+        .sql(KPI_OVERVIEW_SQL)
+        .await?
+        .with_param_values(vec![ts(window.from), ts(window.to)])?
+        .collect()
+        .await?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        if batch.num_columns() < 5 {
+            return Err(DataFusionError::Internal(
+                "sql/kpis/overview.sql must return kpi, measure, segment, value, n".into(),
+            ));
+        }
+        let (kpi, measure, segment) = (
+            string_column(batch, 0)?,
+            string_column(batch, 1)?,
+            string_column(batch, 2)?,
+        );
+        let value = arrow::compute::cast(batch.column(3), &DataType::Float64)?;
+        let n = arrow::compute::cast(batch.column(4), &DataType::Int64)?;
+        let (kpi, measure, segment) = (
+            kpi.as_string::<i32>(),
+            measure.as_string::<i32>(),
+            segment.as_string::<i32>(),
+        );
+        let value = value.as_primitive::<arrow::datatypes::Float64Type>();
+        let n = n.as_primitive::<arrow::datatypes::Int64Type>();
+        for r in 0..batch.num_rows() {
+            rows.push(KpiRow {
+                kpi: kpi.value(r).to_string(),
+                measure: measure.value(r).to_string(),
+                segment: segment.value(r).to_string(),
+                value: value.is_valid(r).then(|| value.value(r)).filter(|v| v.is_finite()),
+                n: if n.is_valid(r) { n.value(r) } else { 0 },
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The values `dimension` takes among the snapshot's conversations started
+/// in `window` (restricted by `constraints`), and whether some have none.
+pub(crate) async fn dimension_values(
+    kctx: &SessionContext,
+    window: &Window,
+    constraints: &[Constraint],
+    dimension: Dimension,
+) -> Result<(Vec<String>, bool)> {
+    restrict_conversations(kctx, constraints).await?;
+    let (from, to) = (ts_literal(window.from), ts_literal(window.to));
+    let col = dimension.column();
+    let in_window = format!("started_at >= {from} AND started_at < {to}");
+    let (values_sql, none_sql) = if dimension.is_list() {
+        (
+            format!(
+                "SELECT DISTINCT v FROM (SELECT unnest({col}) AS v FROM conversations WHERE {in_window}) \
+                 WHERE v IS NOT NULL ORDER BY v"
+            ),
+            format!(
+                "SELECT count(*) FROM conversations WHERE {in_window} AND ({col} IS NULL OR cardinality({col}) = 0)"
+            ),
+        )
+    } else {
+        (
+            format!("SELECT DISTINCT {col} AS v FROM conversations WHERE {in_window} AND {col} IS NOT NULL ORDER BY v"),
+            format!("SELECT count(*) FROM conversations WHERE {in_window} AND {col} IS NULL"),
+        )
+    };
+    let mut values = Vec::new();
+    for batch in kctx.sql(&values_sql).await?.collect().await? {
+        let col = string_column(&batch, 0)?;
+        let col = col.as_string::<i32>();
+        values.extend(
+            (0..batch.num_rows())
+                .filter(|&r| col.is_valid(r))
+                .map(|r| col.value(r).to_string()),
+        );
+    }
+    let mut has_none = false;
+    for batch in kctx.sql(&none_sql).await?.collect().await? {
+        let n = arrow::compute::cast(batch.column(0), &DataType::Int64)?;
+        let n = n.as_primitive::<arrow::datatypes::Int64Type>();
+        has_none |= (0..batch.num_rows()).any(|r| n.is_valid(r) && n.value(r) > 0);
+    }
+    Ok((values, has_none))
+}

@@ -1,0 +1,319 @@
+//! Tenant settings: the knobs the KPI definitions leave to each business.
+//!
+//! | field | default | used by |
+//! |---|---|---|
+//! | `time_zone` | `UTC` | local dates in `from`/`to`, time buckets (IANA name) |
+//! | `sla_target_s` | 120 | `sla_attainment`, `conversations.sla_met` |
+//! | `attribution_window_days` | 7 | attributing orders without `conversation_id` |
+//! | `hourly_rates` | none | `labor_cost`, `cost_per_conversation` |
+//!
+//! `hourly_rates` is a list of `{"team": "t1", "rate": 20.0, "currency": "EUR"}`;
+//! an entry without `team` is the rate of every team without its own entry.
+//! Online hours of a team without any rate are reported as `unrated_hours`.
+//!
+//! On disk: `<data_dir>/settings/<tenant>.json`, the JSON of
+//! [`TenantSettings`], replaced atomically (temp file, fsync, rename, fsync
+//! of the directory), so a crash leaves either the old or the new file. A
+//! tenant without a file has the defaults. `GET /v1/settings` answers the
+//! same document `PUT /v1/settings` takes, so a client can read, change
+//! one field and write back.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::timezone::Tz;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::keys::{Principal, Role};
+use crate::problem::Problem;
+use crate::server::AppState;
+use crate::tenant::{TenantId, resolve_tenant};
+
+/// One tenant's settings (see the module docs for the fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantSettings {
+    /// IANA time zone the tenant reports in, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    /// First-response target of `sla_attainment`, seconds.
+    pub sla_target_s: f64,
+    /// How long before an order a conversation may be to be credited with it.
+    pub attribution_window_days: u32,
+    /// Hourly labour rate per team; `team` absent = every other team.
+    pub hourly_rates: Vec<HourlyRate>,
+}
+
+/// The hourly labour rate of one team (or, without `team`, the default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HourlyRate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    pub rate: f64,
+    /// ISO 4217, e.g. `EUR`.
+    pub currency: String,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            time_zone: "UTC".into(),
+            sla_target_s: 120.0,
+            attribution_window_days: 7,
+            hourly_rates: Vec::new(),
+        }
+    }
+}
+
+/// Largest accepted SLA target (one day) and attribution window.
+pub const MAX_SLA_TARGET_S: f64 = 86_400.0;
+pub const MAX_ATTRIBUTION_WINDOW_DAYS: u32 = 365;
+
+/// A setting that cannot be accepted: which field and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidSetting {
+    pub field: String,
+    pub reason: String,
+}
+
+impl TenantSettings {
+    /// Checks every field; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let bad = |field: &str, reason: String| {
+            Err(InvalidSetting {
+                field: field.to_string(),
+                reason,
+            })
+        };
+        if let Err(reason) = parse_time_zone(&self.time_zone) {
+            return bad("time_zone", reason);
+        }
+        if !(self.sla_target_s > 0.0 && self.sla_target_s <= MAX_SLA_TARGET_S) {
+            return bad(
+                "sla_target_s",
+                format!("must be a number of seconds in (0, {MAX_SLA_TARGET_S}], e.g. 120"),
+            );
+        }
+        if !(1..=MAX_ATTRIBUTION_WINDOW_DAYS).contains(&self.attribution_window_days) {
+            return bad(
+                "attribution_window_days",
+                format!("must be a whole number of days in [1, {MAX_ATTRIBUTION_WINDOW_DAYS}], e.g. 7"),
+            );
+        }
+        let mut seen: Vec<Option<&str>> = Vec::new();
+        for (i, r) in self.hourly_rates.iter().enumerate() {
+            let field = format!("hourly_rates[{i}]");
+            if let Some(team) = &r.team
+                && (team.is_empty() || team.len() > 256 || team.chars().any(char::is_control))
+            {
+                return bad(
+                    &format!("{field}.team"),
+                    "must be a team name of 1 to 256 printable characters, or absent for the default rate".into(),
+                );
+            }
+            if !(r.rate >= 0.0 && r.rate.is_finite()) {
+                return bad(&format!("{field}.rate"), "must be a non-negative number".into());
+            }
+            if !(r.currency.len() == 3 && r.currency.bytes().all(|b| b.is_ascii_uppercase())) {
+                return bad(
+                    &format!("{field}.currency"),
+                    "must be an ISO 4217 code of three capital letters, e.g. EUR".into(),
+                );
+            }
+            if seen.contains(&r.team.as_deref()) {
+                return bad(
+                    &format!("{field}.team"),
+                    match &r.team {
+                        Some(t) => format!("team {t:?} has more than one rate"),
+                        None => "more than one default rate (entry without team)".into(),
+                    },
+                );
+            }
+            seen.push(r.team.as_deref());
+        }
+        Ok(())
+    }
+
+    /// The reporting time zone; the defaults' `UTC` if the stored name no
+    /// longer parses (it was validated when stored).
+    pub fn tz(&self) -> Tz {
+        parse_time_zone(&self.time_zone).unwrap_or_else(|_| utc())
+    }
+
+    /// The SLA target in whole microseconds, the unit of the lake's timestamps.
+    pub fn sla_target_us(&self) -> i64 {
+        (self.sla_target_s * 1e6).round() as i64
+    }
+}
+
+fn utc() -> Tz {
+    // "+00:00" is a fixed offset arrow's Tz always understands.
+    "+00:00"
+        .parse()
+        .unwrap_or_else(|_| unreachable!("+00:00 is a valid offset"))
+}
+
+/// An IANA time zone name (`Europe/Berlin`, `UTC`); fixed offsets such as
+/// `+08:00` are refused because they ignore daylight saving time.
+pub fn parse_time_zone(name: &str) -> Result<Tz, String> {
+    let looks_like_offset = name.starts_with(['+', '-']) || name.is_empty();
+    if looks_like_offset || name.len() > 64 {
+        return Err(format!(
+            "{name:?} is not an IANA time zone name; use one like Europe/Berlin, Asia/Shanghai or UTC"
+        ));
+    }
+    name.parse::<Tz>().map_err(|_| {
+        format!("{name:?} is not an IANA time zone name; use one like Europe/Berlin, Asia/Shanghai or UTC")
+    })
+}
+
+/// Errors reading or writing the settings store.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("settings file {path} is not valid settings JSON: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// `<data_dir>/settings/<tenant>.json`.
+pub fn settings_path(data_dir: &Path, tenant: &TenantId) -> PathBuf {
+    data_dir.join("settings").join(format!("{}.json", tenant.as_str()))
+}
+
+/// The tenant's settings; the defaults when none were stored.
+pub fn load(data_dir: &Path, tenant: &TenantId) -> Result<TenantSettings, SettingsError> {
+    let path = settings_path(data_dir, tenant);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(TenantSettings::default()),
+        Err(source) => return Err(SettingsError::Io { path, source }),
+    };
+    let settings: TenantSettings = serde_json::from_slice(&bytes).map_err(|e| SettingsError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    settings.validate().map_err(|e| SettingsError::Corrupt {
+        path,
+        reason: format!("{}: {}", e.field, e.reason),
+    })?;
+    Ok(settings)
+}
+
+/// Writers of the same tenant take turns; readers never wait (rename is atomic).
+static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Replaces the tenant's settings durably: temp file, fsync, rename, fsync
+/// of the directory. `settings` must have passed [`TenantSettings::validate`].
+pub fn store(data_dir: &Path, tenant: &TenantId, settings: &TenantSettings) -> Result<(), SettingsError> {
+    let path = settings_path(data_dir, tenant);
+    let dir = data_dir.join("settings");
+    let io = |source: std::io::Error| SettingsError::Io {
+        path: path.clone(),
+        source,
+    };
+    let body = serde_json::to_vec_pretty(settings).map_err(|e| io(std::io::Error::other(e)))?;
+    let _guard = WRITE_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let tmp = dir.join(format!(
+        ".{}.json.tmp-{}-{}",
+        tenant.as_str(),
+        std::process::id(),
+        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&body)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// `GET /v1/settings` and `PUT /v1/settings`, admin keys only.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/settings", get(get_settings).put(put_settings))
+}
+
+#[derive(Debug, Deserialize)]
+struct TenantParam {
+    tenant: Option<String>,
+}
+
+fn require_admin(principal: &Principal) -> Result<(), Problem> {
+    if principal.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(format!(
+            "tenant settings need a key with role admin; this key has role {}",
+            principal.role
+        )))
+    }
+}
+
+fn settings_problem(e: SettingsError) -> Problem {
+    tracing::error!(error = %e, "settings store");
+    Problem::internal(e.to_string())
+}
+
+async fn get_settings(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Query(params): Query<TenantParam>,
+) -> Result<Response, Problem> {
+    require_admin(&principal)?;
+    let tenant = resolve_tenant(&principal, params.tenant.as_deref())?;
+    let data_dir = state.data_dir.clone();
+    let settings = tokio::task::spawn_blocking(move || load(&data_dir, &tenant))
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?
+        .map_err(settings_problem)?;
+    Ok(axum::Json(settings).into_response())
+}
+
+async fn put_settings(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Query(params): Query<TenantParam>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_admin(&principal)?;
+    let tenant = resolve_tenant(&principal, params.tenant.as_deref())?;
+    let example = r#"{"time_zone": "Europe/Berlin", "sla_target_s": 120, "attribution_window_days": 7, "hourly_rates": [{"team": "t1", "rate": 20, "currency": "EUR"}, {"rate": 15, "currency": "EUR"}]}"#;
+    let settings: TenantSettings = serde_json::from_slice(&body).map_err(|e| {
+        Problem::bad_request(
+            "bad-body",
+            format!("the body must be settings JSON like {example} (absent fields take their defaults): {e}"),
+        )
+    })?;
+    settings.validate().map_err(|e| {
+        Problem::bad_request("invalid-setting", format!("{}: {}", e.field, e.reason))
+            .with_extra(json!({ "parameter": e.field }))
+    })?;
+    tracing::info!(tenant = %tenant, key = %principal.key_id, "tenant settings changed");
+    let data_dir = state.data_dir.clone();
+    let stored = settings.clone();
+    tokio::task::spawn_blocking(move || store(&data_dir, &tenant, &stored))
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?
+        .map_err(settings_problem)?;
+    Ok((StatusCode::OK, axum::Json(settings)).into_response())
+}
+
+#[cfg(test)]
+mod tests;
