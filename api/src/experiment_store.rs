@@ -30,7 +30,6 @@
 //! Knows nothing of HTTP: the routes map [`StoreError`] to problems.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -954,19 +953,8 @@ impl ExperimentStore {
 
     fn write(&self, registry: &Registry) -> Result<(), StoreError> {
         let path = self.path(&registry.tenant);
-        std::fs::create_dir_all(&self.dir).map_err(|e| self.io_err(&self.dir, e))?;
-        let tmp = self.dir.join(format!(".{}.json.tmp", registry.tenant));
         let bytes = serde_json::to_vec_pretty(registry).map_err(|e| self.io_err(&path, e))?;
-        let mut file = std::fs::File::create(&tmp).map_err(|e| self.io_err(&tmp, e))?;
-        file.write_all(&bytes)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| self.io_err(&tmp, e))?;
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(|e| self.io_err(&path, e))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.io_err(&self.dir, e))?;
-        Ok(())
+        crate::fsutil::write_atomic(&path, &bytes).map_err(|e| self.io_err(&path, e))
     }
 
     /// Runs `read` on the tenant's registry.

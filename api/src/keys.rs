@@ -185,20 +185,8 @@ impl KeyStore {
     }
 
     fn write_file(&self, file: &KeyFile) -> Result<(), KeyError> {
-        use std::io::Write;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| self.store_err(e))?;
-        let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(file).map_err(|e| self.store_err(e))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| self.store_err(e))?;
-        f.write_all(&bytes)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| self.store_err(e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| self.store_err(e))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.store_err(e))?;
-        Ok(())
+        crate::fsutil::write_atomic(&self.path, &bytes).map_err(|e| self.store_err(e))
     }
 
     /// Checks a presented key; `None` for anything that is not a live key.

@@ -13,6 +13,7 @@ pub mod experiment_results;
 pub mod experiment_routes;
 pub mod experiment_store;
 pub mod forecast_routes;
+pub mod fsutil;
 pub mod keys;
 pub mod kpi_routes;
 pub mod problem;

@@ -18,10 +18,8 @@
 //! same document `PUT /v1/settings` takes, so a client can read, change
 //! one field and write back.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::timezone::Tz;
 use axum::Router;
@@ -211,38 +209,19 @@ pub fn load(data_dir: &Path, tenant: &TenantId) -> Result<TenantSettings, Settin
 
 /// Writers of the same tenant take turns; readers never wait (rename is atomic).
 static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Replaces the tenant's settings durably: temp file, fsync, rename, fsync
-/// of the directory. `settings` must have passed [`TenantSettings::validate`].
+/// Replaces the tenant's settings durably (see [`crate::fsutil::write_atomic`]).
+/// `settings` must have passed [`TenantSettings::validate`].
 pub fn store(data_dir: &Path, tenant: &TenantId, settings: &TenantSettings) -> Result<(), SettingsError> {
     let path = settings_path(data_dir, tenant);
-    let dir = data_dir.join("settings");
     let io = |source: std::io::Error| SettingsError::Io {
         path: path.clone(),
         source,
     };
-    let body = serde_json::to_vec_pretty(settings).map_err(|e| io(std::io::Error::other(e)))?;
+    let mut body = serde_json::to_vec_pretty(settings).map_err(|e| io(std::io::Error::other(e)))?;
+    body.push(b'\n');
     let _guard = WRITE_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.json.tmp-{}-{}",
-        tenant.as_str(),
-        std::process::id(),
-        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&body)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    crate::fsutil::write_atomic(&path, &body).map_err(io)
 }
 
 /// `GET /v1/settings` and `PUT /v1/settings`, admin keys only.

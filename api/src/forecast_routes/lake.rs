@@ -76,21 +76,6 @@ impl Dimension {
     }
 }
 
-const CHANNELS: [&str; 12] = [
-    "whatsapp",
-    "messenger",
-    "facebook_comment",
-    "instagram",
-    "line",
-    "wechat",
-    "webchat",
-    "app",
-    "email",
-    "sms",
-    "voice",
-    "other",
-];
-
 /// Which conversations a forecast counts: every listed column equals its
 /// value. Empty = every conversation of the tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,8 +111,11 @@ impl QueueKey {
                     format!("unknown queue dimension {name:?}; one of {}", names.join(", "))
                 })?;
                 let value = check_value(value.trim())?;
-                if dim == Dimension::Channel && !CHANNELS.contains(&value.as_str()) {
-                    return Err(format!("channel {value:?} is not one of {}", CHANNELS.join(", ")));
+                if dim == Dimension::Channel && ingest::contract::Channel::parse(&value).is_none() {
+                    return Err(format!(
+                        "channel {value:?} is not one of {}",
+                        ingest::contract::Channel::expected()
+                    ));
                 }
                 if parts.insert(dim, value).is_some() {
                     return Err(format!("{} is given twice", dim.column()));

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use ingest::contract::{Channel, CustomerTier};
+
 use arrow::array::timezone::Tz;
 use chrono::{
     DateTime, Datelike, Days, Duration, Months, NaiveDate, NaiveDateTime, Offset, SecondsFormat, TimeZone, Utc,
@@ -41,23 +43,6 @@ pub(crate) enum Dimension {
     Tag,
     Variant,
 }
-
-/// The channels of event contract v1.
-const CHANNELS: [&str; 12] = [
-    "whatsapp",
-    "messenger",
-    "facebook_comment",
-    "instagram",
-    "line",
-    "wechat",
-    "webchat",
-    "app",
-    "email",
-    "sms",
-    "voice",
-    "other",
-];
-const CUSTOMER_TIERS: [&str; 3] = ["new", "regular", "vip"];
 
 impl Dimension {
     pub(crate) const ALL: [Dimension; 10] = [
@@ -114,12 +99,12 @@ impl Dimension {
     /// that a value cannot match, not about escaping.
     pub(crate) fn validate_value(self, v: &str) -> Result<(), String> {
         match self {
-            Dimension::Channel if !CHANNELS.contains(&v) => {
-                Err(format!("{v:?} is not a channel; channels are {}", CHANNELS.join(", ")))
+            Dimension::Channel if Channel::parse(v).is_none() => {
+                Err(format!("{v:?} is not a channel; channels are {}", Channel::expected()))
             }
-            Dimension::CustomerTier if !CUSTOMER_TIERS.contains(&v) => Err(format!(
+            Dimension::CustomerTier if CustomerTier::parse(v).is_none() => Err(format!(
                 "{v:?} is not a customer tier; tiers are {}",
-                CUSTOMER_TIERS.join(", ")
+                CustomerTier::expected()
             )),
             Dimension::Variant if !v.contains('=') => Err(format!(
                 "{v:?} is not experiment_key=variant_key, e.g. variant=greeting_test=b"
