@@ -205,7 +205,18 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         experiments: crate::experiment_store::ExperimentStore::open(&cfg.data_dir),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let flusher = tokio::spawn(ingestor.clone().run_flusher(stop_rx));
+    // The flusher (sorting, Parquet encoding, Delta commits, compaction) runs
+    // on a runtime of its own with one thread, so however heavy a flush is,
+    // it never takes more than one core from the request handlers.
+    let flusher = {
+        let ingestor = ingestor.clone();
+        std::thread::Builder::new().name("cxlake-flusher".into()).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(ingestor.run_flusher(stop_rx)),
+                Err(e) => tracing::error!(error = %e, "cannot start the flusher runtime"),
+            }
+        })?
+    };
     tracing::info!(%local, data = %cfg.data_dir.display(), "cxlake listening");
     // Machine-readable line for scripts and tests that start the server.
     println!("listening on http://{local}");
@@ -217,7 +228,9 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         .await?;
     tracing::info!("shutting down: flushing the buffer into the lake");
     let _ = stop_tx.send(true);
-    flusher.await?;
+    tokio::task::spawn_blocking(move || flusher.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the flusher thread panicked"))?;
     Ok(())
 }
 

@@ -8,8 +8,8 @@
 //! # lake = "/mnt/lake/events"      # default: <data_dir>/lake/events
 //! max_body_bytes = 16777216          # per ingest request, after decompression
 //! max_line_bytes = 65536             # per event
-//! flush_max_events = 500000
-//! flush_max_bytes = 201326592
+//! flush_max_events = 100000
+//! flush_max_bytes = 67108864
 //! flush_max_age_s = 10
 //! compact_min_files = 8              # rewrite a partition once it has this many files; 0 = off
 //! ```
@@ -42,8 +42,8 @@ impl Default for Config {
             lake: None,
             max_body_bytes: 16 << 20,
             max_line_bytes: 64 << 10,
-            flush_max_events: 500_000,
-            flush_max_bytes: 192 << 20,
+            flush_max_events: 100_000,
+            flush_max_bytes: 64 << 20,
             flush_max_age_s: 10.0,
             compact_min_files: 8,
         }

@@ -69,8 +69,8 @@ impl IngestConfig {
         Self {
             data_dir: data_dir.into(),
             lake_location: None,
-            flush_max_events: 500_000,
-            flush_max_bytes: 192 << 20,
+            flush_max_events: 100_000,
+            flush_max_bytes: 64 << 20,
             flush_max_age: Duration::from_secs(10),
             compact_min_files: 8,
         }
@@ -353,6 +353,8 @@ impl Ingestor {
         };
         if batches.is_empty() {
             self.wal.remove_through(flushed)?;
+            // Idle rounds catch up on compaction.
+            self.compact_fragmented(4).await;
             return Ok(FlushOutcome {
                 events: 0,
                 through_seq: flushed,
@@ -469,6 +471,9 @@ impl Ingestor {
         if let Err(e) = self.flush().await {
             tracing::error!(error = %e, "final flush failed; the WAL keeps the events for the next start");
         }
+        // Leave the lake tidy: compact what the last rounds left fragmented.
+        let _one_at_a_time = self.flush_lock.lock().await;
+        self.compact_fragmented(64).await;
     }
 
     /// Number of distinct `(tenant_id, event_id)` known.
