@@ -210,12 +210,14 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
     // it never takes more than one core from the request handlers.
     let flusher = {
         let ingestor = ingestor.clone();
-        std::thread::Builder::new().name("cxlake-flusher".into()).spawn(move || {
-            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(ingestor.run_flusher(stop_rx)),
-                Err(e) => tracing::error!(error = %e, "cannot start the flusher runtime"),
-            }
-        })?
+        std::thread::Builder::new()
+            .name("cxlake-flusher".into())
+            .spawn(
+                move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(ingestor.run_flusher(stop_rx)),
+                    Err(e) => tracing::error!(error = %e, "cannot start the flusher runtime"),
+                },
+            )?
     };
     tracing::info!(%local, data = %cfg.data_dir.display(), "cxlake listening");
     // Machine-readable line for scripts and tests that start the server.

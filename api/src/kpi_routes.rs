@@ -45,8 +45,8 @@
 //! of the `conversations` view started in the window, ordered by
 //! `started_at`, streamed batch by batch.
 
-mod lake;
-mod params;
+pub(crate) mod lake;
+pub(crate) mod params;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -99,7 +99,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 const READERS: [Role; 3] = [Role::Admin, Role::Supervisor, Role::Analyst];
 
-fn require_reader(p: &Principal, what: &str) -> Result<(), Problem> {
+pub(crate) fn require_reader(p: &Principal, what: &str) -> Result<(), Problem> {
     if READERS.contains(&p.role) {
         Ok(())
     } else {
@@ -110,18 +110,18 @@ fn require_reader(p: &Principal, what: &str) -> Result<(), Problem> {
     }
 }
 
-fn param_problem(e: ParamError) -> Problem {
+pub(crate) fn param_problem(e: ParamError) -> Problem {
     Problem::bad_request("invalid-parameter", format!("{}: {}", e.parameter, e.detail))
         .with_extra(json!({ "parameter": e.parameter }))
 }
 
-fn internal(e: impl std::fmt::Display) -> Problem {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Problem {
     tracing::error!(error = %e, "KPI query failed");
     Problem::internal(e.to_string())
 }
 
 /// The query string as name → value, refusing unknown and repeated names.
-fn query_map(
+pub(crate) fn query_map(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     accepted: &[&str],
 ) -> Result<BTreeMap<String, String>, Problem> {
@@ -144,7 +144,7 @@ fn query_map(
     Ok(map)
 }
 
-async fn load_settings(state: &AppState, tenant: &TenantId) -> Result<TenantSettings, Problem> {
+pub(crate) async fn load_settings(state: &AppState, tenant: &TenantId) -> Result<TenantSettings, Problem> {
     let (dir, t) = (state.data_dir.clone(), tenant.clone());
     tokio::task::spawn_blocking(move || settings::load(&dir, &t))
         .await
@@ -153,7 +153,7 @@ async fn load_settings(state: &AppState, tenant: &TenantId) -> Result<TenantSett
 }
 
 /// `from` and `to` of a request, resolved in the tenant's time zone.
-fn windows(q: &BTreeMap<String, String>, settings: &TenantSettings) -> Result<Windows, Problem> {
+pub(crate) fn windows(q: &BTreeMap<String, String>, settings: &TenantSettings) -> Result<Windows, Problem> {
     let bound = |name: &str| -> Result<Bound, Problem> {
         let s = q.get(name).ok_or_else(|| {
             param_problem(ParamError::new(
@@ -167,7 +167,7 @@ fn windows(q: &BTreeMap<String, String>, settings: &TenantSettings) -> Result<Wi
     params::resolve_windows(from, to, &settings.tz(), max_days()).map_err(param_problem)
 }
 
-fn window_json(w: &Window) -> Value {
+pub(crate) fn window_json(w: &Window) -> Value {
     json!({ "from": params::rfc3339(w.from), "to": params::rfc3339(w.to) })
 }
 
@@ -512,7 +512,7 @@ async fn get_kpis(
 }
 
 /// RFC 4180 field: quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -6,9 +6,11 @@
 //! `calc_routes` serves the stateless calculators, `problem` renders RFC
 //! 9457 errors.
 
+pub mod analysis_routes;
 pub mod calc_routes;
 pub mod cli;
 pub mod config;
+pub mod dashboard_routes;
 pub mod experiment_results;
 pub mod experiment_routes;
 pub mod experiment_store;

@@ -44,6 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/schema/events", get(get_schema))
         .merge(crate::calc_routes::routes())
         .merge(crate::kpi_routes::routes())
+        .merge(crate::analysis_routes::routes())
         .merge(crate::forecast_routes::routes())
         .merge(crate::experiment_routes::routes())
         .layer(DefaultBodyLimit::max(body_limit))
@@ -54,6 +55,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         // and authenticates itself.
         .route("/v1/webhooks/chatwoot", post(post_chatwoot))
         .route("/metrics", get(metrics))
+        // Pages authenticate with their own cookie and redirect to /login.
+        .merge(crate::dashboard_routes::routes())
         .merge(v1)
         .with_state(state)
 }

@@ -126,7 +126,9 @@ fn writer_properties() -> WriterProperties {
         ("occurred_at", Encoding::DELTA_BINARY_PACKED),
     ] {
         let path = ColumnPath::from(column);
-        b = b.set_column_dictionary_enabled(path.clone(), false).set_column_encoding(path, encoding);
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, encoding);
     }
     b.build()
 }

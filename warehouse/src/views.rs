@@ -8,6 +8,9 @@
 //! The KPI overview query (`sql/kpis/overview.sql`) is embedded too, as
 //! [`KPI_OVERVIEW_SQL`]: a query with two parameters, `$1` (window start,
 //! inclusive) and `$2` (window end, exclusive), both UTC instants.
+//!
+//! The optimization analyses of `sql/analyses/` (issue 3 item 4) are
+//! embedded as [`ANALYSES`], with the same two leading parameters.
 
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
@@ -29,6 +32,43 @@ pub const VIEWS: [(&str, &str); 6] = [
 /// Every glossary KPI over conversations started in `[$1, $2)`, one row per
 /// (kpi, measure, segment); see the header of `sql/kpis/overview.sql`.
 pub const KPI_OVERVIEW_SQL: &str = include_str!("../../sql/kpis/overview.sql");
+
+/// The optimization analyses: name, query (`sql/analyses/<name>.sql`) and
+/// the SQL types of its parameters (`PREPARE analysis_<name>(<types>)`).
+/// `$1`, `$2` are the window as in [`KPI_OVERVIEW_SQL`]; a third `BIGINT`
+/// is the analysis' minimum count (see the header of each file).
+pub const ANALYSES: [(&str, &str, &str); 5] = [
+    (
+        "scripts",
+        include_str!("../../sql/analyses/scripts.sql"),
+        "TIMESTAMP, TIMESTAMP, BIGINT",
+    ),
+    (
+        "bottlenecks_tags",
+        include_str!("../../sql/analyses/bottlenecks_tags.sql"),
+        "TIMESTAMP, TIMESTAMP",
+    ),
+    (
+        "bottlenecks_pairs",
+        include_str!("../../sql/analyses/bottlenecks_pairs.sql"),
+        "TIMESTAMP, TIMESTAMP, BIGINT",
+    ),
+    (
+        "traffic",
+        include_str!("../../sql/analyses/traffic.sql"),
+        "TIMESTAMP, TIMESTAMP",
+    ),
+    (
+        "channels",
+        include_str!("../../sql/analyses/channels.sql"),
+        "TIMESTAMP, TIMESTAMP",
+    ),
+];
+
+/// The query of one analysis of [`ANALYSES`] by name.
+pub fn analysis_sql(name: &str) -> Option<&'static str> {
+    ANALYSES.iter().find(|(n, _, _)| *n == name).map(|(_, sql, _)| *sql)
+}
 
 /// Registers every view of `sql/views/` on `ctx`, in dependency order.
 /// `ctx` must already have the `events` table.

@@ -35,7 +35,10 @@
 //! prepared as `kpi_overview(TIMESTAMP, TIMESTAMP)` (window start
 //! inclusive, end exclusive, UTC), so a file can
 //! `EXECUTE kpi_overview('…', '…')`; it is prepared again after each
-//! `statement ok`, so it sees views a file replaced.
+//! `statement ok`, so it sees views a file replaced. The same holds for
+//! the analyses of `sql/analyses/` (`warehouse::views::ANALYSES`), prepared
+//! as `analysis_<name>(<its parameter types>)`, e.g.
+//! `EXECUTE analysis_scripts('…', '…', 30)`.
 //!
 //! Every mismatch in a file is reported (file, line, SQL, expected and
 //! actual rows), not just the first.
@@ -51,7 +54,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use ingest::decode::{DecodeLimits, decode_events};
 use ingest::schema::{events_schema, events_to_batch};
-use warehouse::views::{KPI_OVERVIEW_SQL, register_views};
+use warehouse::views::{ANALYSES, KPI_OVERVIEW_SQL, register_views};
 
 /// Decimal places floats are rounded to before they are compared.
 const FLOAT_DECIMALS: i32 = 6;
@@ -81,23 +84,40 @@ async fn session_for(ndjson_path: &Path) -> Result<SessionContext, String> {
     ctx.register_table("events", Arc::new(table))
         .map_err(|e| e.to_string())?;
     register_views(&ctx).map_err(|e| format!("register_views: {e}"))?;
-    prepare_overview(&ctx, false).await?;
+    prepare_statements(&ctx, false).await?;
     Ok(ctx)
 }
 
-/// (Re)prepares `kpi_overview`. A prepared plan has the views it reads
-/// inlined, so it is prepared again after every statement, which may have
-/// replaced one of them (e.g. `team_hourly_rates`).
-async fn prepare_overview(ctx: &SessionContext, replace: bool) -> Result<(), String> {
-    if replace {
-        ctx.sql("DEALLOCATE kpi_overview")
-            .await
-            .map_err(|e| format!("DEALLOCATE kpi_overview: {e}"))?;
+/// (Re)prepares `kpi_overview` and every `analysis_<name>`. A prepared
+/// plan has the views it reads inlined, so they are prepared again after
+/// every statement, which may have replaced one of them (e.g.
+/// `team_hourly_rates`).
+async fn prepare_statements(ctx: &SessionContext, replace: bool) -> Result<(), String> {
+    let mut statements = vec![(
+        "kpi_overview".to_string(),
+        "TIMESTAMP, TIMESTAMP",
+        KPI_OVERVIEW_SQL,
+        "sql/kpis/overview.sql".to_string(),
+    )];
+    for (name, sql, types) in ANALYSES {
+        statements.push((
+            format!("analysis_{name}"),
+            types,
+            sql,
+            format!("sql/analyses/{name}.sql"),
+        ));
     }
-    let overview = KPI_OVERVIEW_SQL.trim().trim_end_matches(';');
-    ctx.sql(&format!("PREPARE kpi_overview(TIMESTAMP, TIMESTAMP) AS {overview}"))
-        .await
-        .map_err(|e| format!("preparing sql/kpis/overview.sql: {e}"))?;
+    for (name, types, sql, file) in statements {
+        if replace {
+            ctx.sql(&format!("DEALLOCATE {name}"))
+                .await
+                .map_err(|e| format!("DEALLOCATE {name}: {e}"))?;
+        }
+        let body = sql.trim().trim_end_matches(';');
+        ctx.sql(&format!("PREPARE {name}({types}) AS {body}"))
+            .await
+            .map_err(|e| format!("preparing {file}: {e}"))?;
+    }
     Ok(())
 }
 
@@ -316,7 +336,7 @@ async fn run_record(ctx: &SessionContext, record: &Record, file: &str) -> Result
                 Err(e) => Err(e),
             };
             outcome.map_err(|e| format!("{file}:{line}: statement failed: {e}\n{sql}"))?;
-            prepare_overview(ctx, true)
+            prepare_statements(ctx, true)
                 .await
                 .map_err(|e| format!("{file}:{line}: {e}"))
         }
@@ -424,7 +444,18 @@ macro_rules! slt_files {
     };
 }
 
-slt_files!(conversations, messages, orders, agent_sessions, exposures, overview);
+slt_files!(
+    conversations,
+    messages,
+    orders,
+    agent_sessions,
+    exposures,
+    overview,
+    analyses_scripts,
+    analyses_bottlenecks,
+    analyses_traffic,
+    analyses_channels,
+);
 
 /// A new `.slt` file must get a test above, or it would silently never run.
 #[test]

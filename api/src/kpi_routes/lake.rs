@@ -226,7 +226,7 @@ pub(crate) struct Constraint {
 
 /// Replaces the snapshot's `conversations` view with `conv_all` restricted
 /// to `constraints`.
-async fn restrict_conversations(kctx: &SessionContext, constraints: &[Constraint]) -> Result<()> {
+pub(crate) async fn restrict_conversations(kctx: &SessionContext, constraints: &[Constraint]) -> Result<()> {
     let mut predicates = vec!["true".to_string()];
     for (i, c) in constraints.iter().enumerate() {
         let col = c.dimension.column();

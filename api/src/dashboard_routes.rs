@@ -1,0 +1,527 @@
+//! The manager dashboards served at `/` (issue 6): sign-in with an API key
+//! kept in a cookie, and the overview page rendered by the `dashboards`
+//! crate from the same KPI code `GET /v1/kpis` runs.
+//!
+//! # Sign-in
+//!
+//! `GET /login` shows a form; `POST /login` takes `key` (and `next`, a
+//! local path to return to), checks it like a bearer key and answers with
+//! an `HttpOnly; SameSite=Strict` cookie holding the key. Pages read the
+//! cookie on every request, so a revoked key stops working at once, and a
+//! page shows only the key's own tenant (platform-wide keys are refused:
+//! a dashboard is one tenant's). Without a valid cookie a page redirects to
+//! `/login`. Roles: those that read KPIs (admin, supervisor, analyst).
+//!
+//! # Numbers
+//!
+//! The overview resolves `from`/`to` in the tenant's reporting time zone
+//! with [`kpi_routes::windows`], takes one snapshot of the span like
+//! `GET /v1/kpis` and runs `sql/kpis/overview.sql` through
+//! [`lake::run_overview`] for the period, the previous period and each
+//! bucket of the trend, so a tile equals the API's figure for the same
+//! `from`, `to` and filters. `format=csv` downloads what the page shows.
+//!
+//! Not yet wired: the other pages of the `dashboards` crate (channels,
+//! teams and agents, tags, traffic, scripts, experiments, staffing).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{Days, Utc};
+use dashboards::{
+    Controls, ErrorData, KPI_KEYS, KpiTile, Lang, LoginData, OverviewData, PageContext, Theme, Unit, unit_of,
+};
+use serde::Deserialize;
+
+use crate::keys::{Principal, TenantScope};
+use crate::kpi_routes::lake::{self, Constraint, KpiRow};
+use crate::kpi_routes::params::{self, Window};
+use crate::kpi_routes::{self, MAX_GROUPS};
+use crate::problem::Problem;
+use crate::server::AppState;
+use crate::tenant::TenantId;
+
+/// The cookie holding the signed-in key.
+const COOKIE: &str = "cxlake_key";
+
+/// How long a sign-in lasts, seconds.
+const COOKIE_MAX_AGE_S: u64 = 12 * 3600;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(get_overview))
+        .route("/login", get(get_login).post(post_login))
+}
+
+// ------------------------------------------------------------ responses
+
+/// Headers of every page: HTML, never cached (it holds tenant data), and a
+/// policy that allows no script and no request beyond this server.
+fn html(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    resp
+}
+
+fn redirect(location: &str, cookie: Option<String>) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn error_page(lang: Lang, theme: Theme, p: &Problem) -> Response {
+    let data = ErrorData {
+        status: p.status.as_u16(),
+        title: p.title.to_string(),
+        detail: p.detail.clone(),
+    };
+    html(p.status, dashboards::render_error(lang, theme, &data))
+}
+
+fn accept_language(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())
+}
+
+// ------------------------------------------------------------ sign-in
+
+/// The key in the request's cookie, if any.
+fn cookie_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+/// Keys are `cxk_<id>_<secret>`; anything else never becomes a cookie.
+fn cookie_safe(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 256 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A local path to return to after signing in (no scheme, no host).
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains(['\\', '\r', '\n']) => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// The tenant a signed-in key shows, or why it cannot use the dashboards.
+fn dashboard_tenant(p: &Principal) -> Result<TenantId, Problem> {
+    kpi_routes::require_reader(p, "the dashboard")?;
+    match &p.tenant {
+        TenantScope::One(t) => {
+            TenantId::parse(t).ok_or_else(|| Problem::forbidden(format!("key tenant {t:?} is not a tenant id")))
+        }
+        TenantScope::All => Err(Problem::forbidden(
+            "this key is platform-wide; the dashboards show one tenant: sign in with a key of that tenant",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    lang: Option<String>,
+    theme: Option<String>,
+    next: Option<String>,
+}
+
+async fn get_login(Query(q): Query<LoginQuery>, headers: HeaderMap) -> Response {
+    let lang = Lang::negotiate(q.lang.as_deref(), accept_language(&headers));
+    let data = LoginData {
+        error: None,
+        next: q.next.filter(|n| local_path(Some(n)) == *n),
+    };
+    html(
+        StatusCode::OK,
+        dashboards::render_login(lang, Theme::parse(q.theme.as_deref()), &data),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    key: String,
+    next: Option<String>,
+    lang: Option<String>,
+}
+
+async fn post_login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+    let lang = Lang::negotiate(form.lang.as_deref(), accept_language(&headers));
+    let key = form.key.trim();
+    let refused = |detail: String| {
+        let data = LoginData {
+            error: Some(detail),
+            next: form.next.clone(),
+        };
+        html(
+            StatusCode::UNAUTHORIZED,
+            dashboards::render_login(lang, Theme::Auto, &data),
+        )
+    };
+    let principal = if cookie_safe(key) {
+        state.keys.authenticate(key)
+    } else {
+        None
+    };
+    let Some(principal) = principal else {
+        tracing::info!("dashboard sign-in refused: unknown key");
+        return refused("This key is not valid. Check that it was copied whole (cxk_…).".into());
+    };
+    if let Err(p) = dashboard_tenant(&principal) {
+        return refused(p.detail);
+    }
+    tracing::info!(key = %principal.key_id, tenant = %principal.tenant, "dashboard sign-in");
+    let cookie = format!("{COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age={COOKIE_MAX_AGE_S}");
+    redirect(&local_path(form.next.as_deref()), Some(cookie))
+}
+
+// ------------------------------------------------------------ overview
+
+/// The query string of a page as pairs (all of them, repeated or not).
+type Pairs = Vec<(String, String)>;
+
+async fn get_overview(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<Pairs>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let pairs = query.map(|Query(p)| p).unwrap_or_default();
+    let last = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let lang = Lang::negotiate(last("lang"), accept_language(&headers));
+    let theme = Theme::parse(last("theme"));
+    let principal = cookie_key(&headers).and_then(|k| state.keys.authenticate(k));
+    let Some(principal) = principal else {
+        // Back to this very view after signing in.
+        let mut back = vec![("next".to_string(), dashboards::href("/", &pairs))];
+        if let Some(l) = last("lang") {
+            back.push(("lang".into(), l.into()));
+        }
+        return redirect(&dashboards::href("/login", &back), None);
+    };
+    match overview(&state, &principal, &pairs, accept_language(&headers)).await {
+        Ok(resp) => resp,
+        Err(p) => error_page(lang, theme, &p),
+    }
+}
+
+/// The figure a tile shows for `key` among an overview's rows: the mean
+/// of durations and CSAT, the value of everything else (money in
+/// `currency`).
+fn headline(rows: &[KpiRow], key: &str, currency: Option<&str>) -> Option<f64> {
+    let measure = if key.ends_with("_s") || key == "csat" {
+        "mean"
+    } else {
+        "value"
+    };
+    rows.iter()
+        .find(|r| r.kpi == key && r.measure == measure && currency.map_or(r.segment == "all", |c| r.segment == c))
+        .and_then(|r| r.value)
+}
+
+/// The currency money tiles are shown in: the one of the most orders /
+/// the largest cost among the current rows, alphabetically first on ties.
+fn currency_of(rows: &[KpiRow], key: &str) -> Option<String> {
+    let mut candidates: Vec<(&str, f64)> = rows
+        .iter()
+        .filter(|r| r.kpi == key && r.measure == "value" && r.segment != "all" && r.value.is_some())
+        .map(|r| (r.segment.as_str(), r.n as f64))
+        .collect();
+    candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    candidates.first().map(|(c, _)| c.to_string())
+}
+
+/// Mirrors `kpi_routes`' rule: these keys are about time, not about
+/// conversations, and are left out under a dimension filter.
+fn is_time_based(row: &KpiRow) -> bool {
+    matches!(
+        row.kpi.as_str(),
+        "repurchase_rate" | "labor_cost" | "cost_per_conversation"
+    ) || (row.kpi == "conversations_per_agent" && row.measure == "per_online_hour")
+}
+
+/// A bucket label for the trend: the local date, or date and hour.
+fn bucket_label(rfc3339: &str, hourly: bool) -> String {
+    if hourly {
+        rfc3339
+            .get(5..16)
+            .map_or_else(|| rfc3339.to_string(), |s| s.replace('T', " "))
+    } else {
+        rfc3339.get(..10).unwrap_or(rfc3339).to_string()
+    }
+}
+
+async fn overview(
+    state: &AppState,
+    principal: &Principal,
+    pairs: &Pairs,
+    accept_language: Option<&str>,
+) -> Result<Response, Problem> {
+    let tenant = dashboard_tenant(principal)?;
+    let settings = kpi_routes::load_settings(state, &tenant).await?;
+    let tz = settings.tz();
+    // Default view: the last 7 full local days.
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let week_ago = today.checked_sub_days(Days::new(7)).unwrap_or(today);
+    let defaults = Controls {
+        from: week_ago.format("%Y-%m-%d").to_string(),
+        to: today.format("%Y-%m-%d").to_string(),
+        time_zone: settings.time_zone.clone(),
+        ..Controls::default()
+    };
+    let mut ctx = PageContext::from_query(tenant.as_str(), pairs, accept_language, &defaults);
+    // Windows are local to the tenant's reporting zone, as in the API.
+    ctx.controls.time_zone = settings.time_zone.clone();
+    let csv = pairs.iter().any(|(k, v)| k == "format" && v == "csv");
+
+    let q: BTreeMap<String, String> = [
+        ("from".to_string(), ctx.controls.from.clone()),
+        ("to".to_string(), ctx.controls.to.clone()),
+    ]
+    .into_iter()
+    .collect();
+    let windows = kpi_routes::windows(&q, &settings)?;
+    let mut filters: Vec<Constraint> = Vec::new();
+    for (d, value) in &ctx.controls.filters {
+        let Some(dimension) = params::Dimension::parse(d.name()) else {
+            continue;
+        };
+        let values = params::parse_filter(dimension, value).map_err(kpi_routes::param_problem)?;
+        filters.push(Constraint {
+            dimension,
+            values: Some(values),
+        });
+    }
+    let bucket = params::Bucket::parse(ctx.controls.bucket.name()).unwrap_or(params::Bucket::Day);
+    if params::bucket_count(&windows.current, bucket) > MAX_GROUPS as i64 + 2 {
+        return Err(kpi_routes::param_problem(params::ParamError::new(
+            "bucket",
+            format!(
+                "{} buckets over this period would be more than {MAX_GROUPS}; choose a coarser bucket or a shorter period",
+                bucket.name()
+            ),
+        )));
+    }
+
+    let tctx = lake::tenant_session(&state.warehouse, &tenant, &settings)
+        .await
+        .map_err(kpi_routes::internal)?;
+    let span = Window {
+        from: windows.previous.from,
+        to: windows.current.to,
+    };
+    let kctx = lake::snapshot(&tctx, &tenant, &settings, &span)
+        .await
+        .map_err(kpi_routes::internal)?;
+    let filtered = !filters.is_empty();
+    let run = |window: Window| {
+        let (kctx, filters) = (&kctx, &filters);
+        async move {
+            let mut rows = lake::run_overview(kctx, &window, filters)
+                .await
+                .map_err(kpi_routes::internal)?;
+            if filtered {
+                rows.retain(|r| !is_time_based(r));
+            }
+            Ok::<_, Problem>(rows)
+        }
+    };
+    let current = run(windows.current).await?;
+    let previous = run(windows.previous).await?;
+    let mut trend_rows: Vec<(String, Vec<KpiRow>)> = Vec::new();
+    for b in params::buckets(&windows.current, bucket, &tz) {
+        let rows = run(b.window).await?;
+        trend_rows.push((bucket_label(&b.label, bucket == params::Bucket::Hour), rows));
+    }
+
+    let mut tiles = Vec::new();
+    for key in KPI_KEYS {
+        // Left out under a filter, as in the API (see `is_time_based`).
+        if filtered && matches!(key, "repurchase_rate" | "labor_cost" | "cost_per_conversation") {
+            continue;
+        }
+        let money = matches!(key, "aov" | "labor_cost" | "cost_per_conversation");
+        let currency = if money { currency_of(&current, key) } else { None };
+        let unit = unit_of(key, currency.as_deref().unwrap_or(""));
+        let cur = currency.as_deref();
+        let value = headline(&current, key, cur);
+        let trend = trend_rows
+            .iter()
+            .map(|(label, rows)| (label.clone(), headline(rows, key, cur).unwrap_or(f64::NAN)))
+            .collect();
+        tiles.push(KpiTile::new(
+            key,
+            key,
+            unit,
+            value,
+            headline(&previous, key, cur),
+            trend,
+        ));
+    }
+    let mut notes = Vec::new();
+    if filtered {
+        notes.push(ctx.strings().note_time_based.to_string());
+    }
+    if money_currencies(&current) > 1 {
+        notes.push(ctx.strings().note_one_currency.to_string());
+    }
+    let data = OverviewData { tiles, notes };
+    tracing::info!(tenant = %tenant, key = %principal.key_id, csv, "dashboard overview");
+    if csv {
+        let mut resp = overview_csv(&data, &current).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        resp.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"overview.csv\""),
+        );
+        return Ok(resp);
+    }
+    Ok(html(StatusCode::OK, dashboards::render_overview(&ctx, &data)))
+}
+
+fn money_currencies(rows: &[KpiRow]) -> usize {
+    let mut c: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.kpi == "aov" && r.measure == "value")
+        .map(|r| r.segment.as_str())
+        .collect();
+    c.sort_unstable();
+    c.dedup();
+    c.len()
+}
+
+/// What the overview shows, one line per tile and period or bucket:
+/// `kpi,unit,period,bucket,value`; money in every currency at the end.
+fn overview_csv(data: &OverviewData, current: &[KpiRow]) -> String {
+    let unit_name = |u: &Unit| match u {
+        Unit::Count => "count".to_string(),
+        Unit::Seconds => "seconds".to_string(),
+        Unit::Fraction => "fraction".to_string(),
+        Unit::Score => "score".to_string(),
+        Unit::Money(c) => c.clone(),
+        Unit::Decimal => "number".to_string(),
+    };
+    let num = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| v.to_string()).unwrap_or_default();
+    let mut out = String::from("kpi,unit,period,bucket,value\n");
+    for t in &data.tiles {
+        let unit = kpi_routes::csv_field(&unit_name(&t.unit));
+        out.push_str(&format!("{},{unit},current,,{}\n", t.key, num(t.value)));
+        out.push_str(&format!("{},{unit},previous,,{}\n", t.key, num(t.previous)));
+        for (label, v) in &t.trend {
+            out.push_str(&format!(
+                "{},{unit},bucket,{},{}\n",
+                t.key,
+                kpi_routes::csv_field(label),
+                num(Some(*v))
+            ));
+        }
+    }
+    for r in current
+        .iter()
+        .filter(|r| matches!(r.kpi.as_str(), "aov" | "labor_cost" | "cost_per_conversation") && r.measure == "value")
+    {
+        out.push_str(&format!(
+            "{},{},current,,{}\n",
+            r.kpi,
+            kpi_routes::csv_field(&r.segment),
+            num(r.value)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(cookie: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(cookie).unwrap_or_else(|_| HeaderValue::from_static("")),
+        );
+        h
+    }
+
+    #[test]
+    fn the_key_is_read_from_its_cookie_only() {
+        assert_eq!(
+            cookie_key(&headers("a=1; cxlake_key=cxk_ab_cd; b=2")),
+            Some("cxk_ab_cd")
+        );
+        assert_eq!(cookie_key(&headers("cxlake_keyx=1")), None);
+        assert_eq!(cookie_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(local_path(Some("/channels?x=1")), "/channels?x=1");
+        assert_eq!(local_path(Some("//evil.example")), "/");
+        assert_eq!(local_path(Some("https://evil.example")), "/");
+        assert_eq!(local_path(Some("/\r\nSet-Cookie: x")), "/");
+        assert_eq!(local_path(None), "/");
+        assert!(cookie_safe("cxk_abc_DEF-1"));
+        assert!(!cookie_safe("cxk_a; Path=/x"));
+        assert!(!cookie_safe(""));
+    }
+
+    fn row(kpi: &str, measure: &str, segment: &str, value: f64, n: i64) -> KpiRow {
+        KpiRow {
+            kpi: kpi.into(),
+            measure: measure.into(),
+            segment: segment.into(),
+            value: Some(value),
+            n,
+        }
+    }
+
+    #[test]
+    fn tiles_take_the_mean_of_durations_and_the_value_of_rates() {
+        let rows = vec![
+            row("frt_s", "mean", "all", 90.0, 10),
+            row("frt_s", "p90", "all", 300.0, 10),
+            row("csat", "mean", "all", 4.2, 5),
+            row("csat", "top2_share", "all", 0.8, 5),
+            row("sla_attainment", "value", "all", 0.7, 10),
+            row("aov", "value", "EUR", 50.0, 3),
+            row("aov", "value", "USD", 70.0, 9),
+        ];
+        assert_eq!(headline(&rows, "frt_s", None), Some(90.0));
+        assert_eq!(headline(&rows, "csat", None), Some(4.2));
+        assert_eq!(headline(&rows, "sla_attainment", None), Some(0.7));
+        assert_eq!(currency_of(&rows, "aov").as_deref(), Some("USD"));
+        assert_eq!(headline(&rows, "aov", Some("USD")), Some(70.0));
+        assert_eq!(money_currencies(&rows), 2);
+        assert_eq!(bucket_label("2026-03-01T00:00:00+01:00", false), "2026-03-01");
+        assert_eq!(bucket_label("2026-03-01T09:00:00+01:00", true), "03-01 09:00");
+    }
+}

@@ -1,0 +1,61 @@
+use super::*;
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn the_url_round_trips_through_the_context() {
+    let defaults = Controls {
+        from: "2026-03-01".into(),
+        to: "2026-03-08".into(),
+        time_zone: "Asia/Shanghai".into(),
+        ..Controls::default()
+    };
+    let q = pairs(&[
+        ("from", "2026-02-01"),
+        ("to", ""),
+        ("bucket", "week"),
+        ("channel", "whatsapp,line"),
+        ("tag", "vip"),
+        ("lang", "zh-CN"),
+        ("theme", "dark"),
+        ("format", "csv"),
+    ]);
+    let c = PageContext::from_query("acme", &q, Some("en-US"), &defaults);
+    assert_eq!(c.lang, Lang::ZhCn);
+    assert!(c.lang_pinned);
+    assert_eq!(c.theme, Theme::Dark);
+    assert_eq!(c.controls.from, "2026-02-01");
+    assert_eq!(c.controls.to, "2026-03-08", "an empty value takes the default");
+    assert_eq!(c.controls.bucket, Bucket::Week);
+    assert_eq!(
+        c.controls.filters,
+        vec![
+            (Dimension::Channel, "whatsapp,line".into()),
+            (Dimension::Tag, "vip".into())
+        ]
+    );
+    // What the page links to reads back as the same view.
+    let again = PageContext::from_query("acme", &c.query_pairs(), None, &defaults);
+    assert_eq!(again, c);
+}
+
+#[test]
+fn without_parameters_the_browser_language_and_defaults_apply() {
+    let defaults = Controls {
+        from: "2026-03-01".into(),
+        ..Controls::default()
+    };
+    let c = PageContext::from_query(
+        "acme",
+        &pairs(&[("lang", "xx"), ("bucket", "decade")]),
+        Some("zh-CN,zh;q=0.9"),
+        &defaults,
+    );
+    assert_eq!(c.lang, Lang::ZhCn);
+    assert!(!c.lang_pinned);
+    assert_eq!(c.theme, Theme::Auto);
+    assert_eq!(c.controls.bucket, Bucket::Day);
+    assert_eq!(c.controls.from, "2026-03-01");
+}
