@@ -438,10 +438,18 @@ async fn demo(cfg: &Config, args: &GenArgs) -> Result<()> {
             ingestor.known_events()
         );
     }
-    let (_, key) = KeyStore::open(&cfg.data_dir).create("*", Role::Admin, Some("demo".into()))?;
-    let banner = format!(
-        "admin key (all tenants): {key}\ntry:\n  curl -s -H 'Authorization: Bearer {key}' -d '{{\"sql\":\"SELECT tenant_id, channel, count(*) AS events FROM events GROUP BY 1, 2 ORDER BY 1, 3 DESC\"}}' http://{}/v1/sql",
-        cfg.listen
+    let keys = KeyStore::open(&cfg.data_dir);
+    let (_, key) = keys.create("*", Role::Admin, Some("demo".into()))?;
+    let url = format!("http://{}", cfg.listen);
+    let mut banner = format!(
+        "dashboards: {url}/  (sign in with a tenant key below)\nadmin key, all tenants (SQL, APIs with ?tenant=): {key}\n"
     );
+    for tenant in args.config().tenants.iter().map(|t| t.tenant_id.clone()) {
+        let (_, tenant_key) = keys.create(&tenant, Role::Admin, Some("demo".into()))?;
+        banner.push_str(&format!("admin key for {tenant}: {tenant_key}\n"));
+    }
+    banner.push_str(&format!(
+        "try:\n  curl -s -H 'Authorization: Bearer {key}' -d '{{\"sql\":\"SELECT tenant_id, channel, count(*) AS conversations FROM conversations GROUP BY 1, 2 ORDER BY 1, 3 DESC\"}}' {url}/v1/sql"
+    ));
     serve(cfg, ingestor, Some(banner)).await
 }
