@@ -9,8 +9,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CXLAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,deltalake=warn,datafusion=warn,buoyant_kernel=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CXLAKE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,deltalake=warn,datafusion=warn,buoyant_kernel=warn")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
