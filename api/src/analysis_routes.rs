@@ -72,7 +72,7 @@ use crate::keys::Principal;
 use crate::kpi_routes::lake::{self, Constraint};
 use crate::kpi_routes::params::{self, Dimension, ParamError, Window};
 use crate::kpi_routes::{
-    csv_field, internal, load_settings, param_problem, query_map, require_reader, window_json, windows,
+    KpiFormat, csv_field, internal, load_settings, param_problem, query_map, require_reader, window_json, windows,
 };
 use crate::problem::Problem;
 use crate::server::AppState;
@@ -114,15 +114,9 @@ impl Analysis {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Json,
-    Csv,
-}
-
 /// A validated request with the session its SQL runs in.
 struct Prepared {
-    format: Format,
+    format: KpiFormat,
     window: Window,
     min_count: Option<i64>,
     time_zone: String,
@@ -167,16 +161,7 @@ async fn prepare(
     accepted.extend(Dimension::ALL.iter().map(|d| d.name()));
     let q = query_map(query, &accepted)?;
     let tenant = resolve_tenant(principal, q.get("tenant").map(String::as_str))?;
-    let format = match q.get("format").map(String::as_str) {
-        None | Some("json") => Format::Json,
-        Some("csv") => Format::Csv,
-        Some(other) => {
-            return Err(param_problem(ParamError::new(
-                "format",
-                format!("{other:?} is not a format; accepted are json (default) and csv"),
-            )));
-        }
-    };
+    let format = KpiFormat::parse(q.get("format").map(String::as_str))?;
     let min_count = match (analysis.default_min_count(), q.get("min_count")) {
         (Some(_), Some(s)) => Some(parse_min_count(s)?),
         (default, _) => default,
@@ -441,7 +426,7 @@ async fn get_scripts(
     let p = prepare(Analysis::Scripts, &state, &principal, query).await?;
     let mut groups = run(&p, analysis_sql("scripts")?, true).await?;
     add_csat_intervals(&mut groups);
-    if p.format == Format::Csv {
+    if p.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("groups", &groups)])));
     }
     let (best, worst) = best_and_worst(&groups);
@@ -462,7 +447,7 @@ async fn get_bottlenecks(
     let p = prepare(Analysis::Bottlenecks, &state, &principal, query).await?;
     let tags = run(&p, analysis_sql("bottlenecks_tags")?, false).await?;
     let pairs = run(&p, analysis_sql("bottlenecks_pairs")?, true).await?;
-    if p.format == Format::Csv {
+    if p.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("tags", &tags), ("pairs", &pairs)])));
     }
     let mut body = p.head.clone();
@@ -535,7 +520,7 @@ async fn get_traffic(
     let p = prepare(Analysis::Traffic, &state, &principal, query).await?;
     let sql = traffic_sql(analysis_sql("traffic")?, &p.time_zone)?;
     let cells = full_grid(&run(&p, &sql, false).await?);
-    if p.format == Format::Csv {
+    if p.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("cells", &cells)])));
     }
     let mut body = p.head.clone();
@@ -668,7 +653,7 @@ async fn get_channels(
     let p = prepare(Analysis::Channels, &state, &principal, query).await?;
     let mut rows = run(&p, analysis_sql("channels")?, false).await?;
     add_comparisons(&mut rows);
-    if p.format == Format::Csv {
+    if p.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("channels", &rows)])));
     }
     let of_scope = |scope: &str| -> Value {

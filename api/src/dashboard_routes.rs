@@ -257,15 +257,6 @@ fn currency_of(rows: &[KpiRow], key: &str) -> Option<String> {
     candidates.first().map(|(c, _)| c.to_string())
 }
 
-/// Mirrors `kpi_routes`' rule: these keys are about time, not about
-/// conversations, and are left out under a dimension filter.
-fn is_time_based(row: &KpiRow) -> bool {
-    matches!(
-        row.kpi.as_str(),
-        "repurchase_rate" | "labor_cost" | "cost_per_conversation"
-    ) || (row.kpi == "conversations_per_agent" && row.measure == "per_online_hour")
-}
-
 /// A bucket label for the trend: the local date, or date and hour.
 fn bucket_label(rfc3339: &str, hourly: bool) -> String {
     if hourly {
@@ -347,7 +338,7 @@ async fn overview(
                 .await
                 .map_err(kpi_routes::internal)?;
             if filtered {
-                rows.retain(|r| !is_time_based(r));
+                rows.retain(|r| !kpi_routes::is_time_based(r));
             }
             Ok::<_, Problem>(rows)
         }

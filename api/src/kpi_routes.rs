@@ -173,14 +173,29 @@ pub(crate) fn window_json(w: &Window) -> Value {
 
 // ---------------------------------------------------------------- /v1/kpis
 
+/// The answer format of the KPI and analysis endpoints (`format=`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum KpiFormat {
+pub(crate) enum KpiFormat {
     Json,
     Csv,
 }
 
+impl KpiFormat {
+    /// Parses `format=` (absent means JSON).
+    pub(crate) fn parse(value: Option<&str>) -> Result<KpiFormat, Problem> {
+        match value {
+            None | Some("json") => Ok(KpiFormat::Json),
+            Some("csv") => Ok(KpiFormat::Csv),
+            Some(other) => Err(param_problem(ParamError::new(
+                "format",
+                format!("{other:?} is not a format; accepted are json (default) and csv"),
+            ))),
+        }
+    }
+}
+
 /// The keys that are about time, not about conversations (see module docs).
-fn is_time_based(row: &KpiRow) -> bool {
+pub(crate) fn is_time_based(row: &KpiRow) -> bool {
     matches!(
         row.kpi.as_str(),
         "repurchase_rate" | "labor_cost" | "cost_per_conversation"
@@ -302,16 +317,7 @@ async fn get_kpis(
     accepted.extend(Dimension::ALL.iter().map(|d| d.name()));
     let q = query_map(query, &accepted)?;
     let tenant = resolve_tenant(&principal, q.get("tenant").map(String::as_str))?;
-    let format = match q.get("format").map(String::as_str) {
-        None | Some("json") => KpiFormat::Json,
-        Some("csv") => KpiFormat::Csv,
-        Some(other) => {
-            return Err(param_problem(ParamError::new(
-                "format",
-                format!("{other:?} is not a format; accepted are json (default) and csv"),
-            )));
-        }
-    };
+    let format = KpiFormat::parse(q.get("format").map(String::as_str))?;
     let group_by = match q.get("group_by") {
         Some(s) => params::parse_group_by(s).map_err(param_problem)?,
         None => GroupBy::default(),

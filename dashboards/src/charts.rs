@@ -130,6 +130,32 @@ impl Frame {
 
 const LINE_MARGINS: (f64, f64, f64, f64) = (40.0, 10.0, 10.0, 20.0);
 
+/// The frame, y ticks and y scale of a line-style chart over `values`
+/// (finite, non-empty); the y axis always includes 0.
+fn value_axes(values: &[f64], unit: &Unit, size: ChartSize) -> (Frame, Vec<f64>, Scale) {
+    let frame = line_frame(size);
+    let lo = values.iter().copied().fold(0.0_f64, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let ticks = ticks_for(unit, lo, hi, 3);
+    let y = Scale {
+        d0: ticks[0],
+        d1: ticks[ticks.len() - 1],
+        r0: frame.y1(),
+        r1: frame.y0(),
+    };
+    (frame, ticks, y)
+}
+
+/// Maps point indices `0..n` across the frame's width.
+fn index_scale(n: usize, frame: &Frame) -> Scale {
+    Scale {
+        d0: 0.0,
+        d1: n.saturating_sub(1) as f64,
+        r0: frame.x0(),
+        r1: frame.x1(),
+    }
+}
+
 fn line_frame(size: ChartSize) -> Frame {
     let (left, right, top, bottom) = LINE_MARGINS;
     Frame {
@@ -252,26 +278,9 @@ pub fn line_chart(label: &str, series: &[(String, f64)], unit: &Unit, size: Char
     if values.is_empty() {
         return empty_chart(label, size);
     }
-    let frame = line_frame(size);
-    let lo = values.iter().copied().fold(0.0_f64, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let ticks = ticks_for(unit, lo, hi, 3);
-    let y = Scale {
-        d0: ticks[0],
-        d1: ticks[ticks.len() - 1],
-        r0: frame.y1(),
-        r1: frame.y0(),
-    };
+    let (frame, ticks, y) = value_axes(&values, unit, size);
     let n = series.len();
-    let x = |i: usize| {
-        Scale {
-            d0: 0.0,
-            d1: (n - 1) as f64,
-            r0: frame.x0(),
-            r1: frame.x1(),
-        }
-        .map(i as f64)
-    };
+    let x = |i: usize| index_scale(n, &frame).map(i as f64);
     let mut out = String::new();
     open(&mut out, label, size.width, size.height, "line");
     y_grid(&mut out, &frame, &ticks, &y, unit);
@@ -592,26 +601,9 @@ pub fn band_chart(label: &str, points: &[BandPoint], unit: &Unit, size: ChartSiz
     if values.is_empty() {
         return empty_chart(label, size);
     }
-    let frame = line_frame(size);
-    let lo = values.iter().copied().fold(0.0_f64, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let ticks = ticks_for(unit, lo, hi, 3);
-    let y = Scale {
-        d0: ticks[0],
-        d1: ticks[ticks.len() - 1],
-        r0: frame.y1(),
-        r1: frame.y0(),
-    };
+    let (frame, ticks, y) = value_axes(&values, unit, size);
     let n = points.len();
-    let x = |i: usize| {
-        Scale {
-            d0: 0.0,
-            d1: (n - 1) as f64,
-            r0: frame.x0(),
-            r1: frame.x1(),
-        }
-        .map(i as f64)
-    };
+    let x = |i: usize| index_scale(n, &frame).map(i as f64);
     let mut out = String::new();
     open(&mut out, label, size.width, size.height, "band-chart");
     y_grid(&mut out, &frame, &ticks, &y, unit);
