@@ -110,6 +110,9 @@ fn forecasts_from_the_lake() {
     let report = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "modehaus_eu · channel:",
+        "held out",
+        "aggregate_split",
+        "at least as accurate as the best baseline in",
         "WAPE",
         "MAPE",
         "last_week",
@@ -169,8 +172,14 @@ fn forecasts_from_the_lake() {
     check_quantiles(&v);
     let total: f64 = iv.iter().map(|i| f(&i["mean"])).sum();
     assert!(total > 1.0, "a busy queue expects arrivals on a Sunday: {v}");
-    let methods = ["last_week", "mean_k", "median_k", "poisson_trend"];
+    // Every candidate is scored, baselines included; a queue narrower than
+    // the tenant may be forecast as its share of the tenant's total.
+    let methods = ["last_week", "mean_k", "median_k", "poisson_trend", "aggregate_split"];
     assert!(methods.contains(&v["method"].as_str().unwrap_or("")), "{v}");
+    assert!(
+        ["wape", "poisson_deviance"].contains(&v["selected_by"].as_str().unwrap_or("")),
+        "{v}"
+    );
     let scored: Vec<&str> = v["backtest"]
         .as_array()
         .map(|a| a.iter().filter_map(|s| s["method"].as_str()).collect())
@@ -281,6 +290,112 @@ fn forecasts_from_the_lake() {
             assert!(i["p_abandon"].as_f64().is_some(), "Erlang A reports p_abandon: {i}");
         }
     }
+
+    // Asynchronous queues: email is staffed by workload and backlog against
+    // a response deadline, not by Erlang.
+    let email = "queue=channel:email&tz=Europe/Berlin&interval=30&from=2026-03-23&to=2026-03-25";
+    let v = ok_json(
+        &get(
+            &server,
+            Some(&service),
+            &format!("/v1/forecast/staffing?{email}&aht_s=600&shrinkage=0.2&backlog=5"),
+        ),
+        "email staffing",
+    );
+    let a = &v["assumptions"];
+    assert_eq!(a["mode"].as_str(), Some("async"), "{a}");
+    assert_eq!(a["mode_source"].as_str(), Some("queue channel:email"), "{a}");
+    assert_eq!(f(&a["response_deadline_s"]), 86_400.0, "{a}");
+    let iv = intervals(&v);
+    assert_eq!(iv.len(), 96);
+    let (mut arrived, mut handled) = (5.0, 0.0);
+    for i in iv {
+        assert_eq!(i["model"].as_str(), Some("backlog"), "{i}");
+        arrived += f(&i["staffed_arrivals"]);
+        handled += f(&i["handled"]);
+        assert!(
+            (arrived - handled - f(&i["backlog_end"])).abs() < 1e-6,
+            "backlog balance: {i}"
+        );
+        assert!(i.get("service_level").is_none(), "{i}");
+    }
+    // Everything that arrived on the first day is due by the end of the
+    // second: the backlog left is at most the second day's arrivals.
+    let second_day: f64 = iv[48..].iter().map(|i| f(&i["staffed_arrivals"])).sum();
+    assert!(f(&iv[95]["backlog_end"]) <= second_day + 1e-6, "{v}");
+    assert!(iv.iter().any(|i| i["agents"].as_u64() > Some(0)), "{v}");
+    // A deadline of one interval: every item is handled in its interval, by
+    // at least its workload in agents (600 s each, whole agents, shrinkage).
+    let v = ok_json(
+        &get(
+            &server,
+            Some(&service),
+            &format!(
+                "/v1/forecast/staffing?{base}&from=2026-03-29&to=2026-03-30&aht_s=600&response_deadline_s=1800&shrinkage=0.2"
+            ),
+        ),
+        "deadline of one interval",
+    );
+    assert_eq!(v["assumptions"]["mode"].as_str(), Some("async"), "{v}");
+    for i in intervals(&v) {
+        assert!(f(&i["backlog_end"]).abs() < 1e-9, "{i}");
+        let workload = (f(&i["staffed_arrivals"]) * 600.0 / 1800.0 - 1e-9).ceil();
+        assert_eq!(f(&i["productive_agents"]), workload.max(0.0), "{i}");
+        assert_eq!(f(&i["agents"]), (workload / 0.8 - 1e-9).ceil().max(0.0), "{i}");
+    }
+    let staffing = |q: &str| get(&server, Some(&service), &format!("/v1/forecast/staffing?{q}"));
+    assert_bad(
+        &staffing(&format!("{email}&service_level=0.8")),
+        "service_level",
+        "Erlang target on email",
+    );
+    assert_bad(
+        &staffing(&format!(
+            "{base}&{day_}&backlog=3",
+            day_ = "from=2026-03-29&to=2026-03-30"
+        )),
+        "backlog",
+        "backlog on a live queue",
+    );
+    assert_bad(
+        &staffing(&format!("{email}&response_deadline_s=0&aht_s=600")),
+        "response_deadline_s",
+        "zero deadline",
+    );
+
+    // The tenant's reporting time zone is the default grid.
+    let v = ok_json(
+        &get(
+            &server,
+            Some(&service),
+            &format!("/v1/forecast/arrivals?queue={queue}&from=2026-03-29&to=2026-03-30"),
+        ),
+        "default tz without settings",
+    );
+    assert_eq!(v["tz"].as_str(), Some("UTC"), "{v}");
+    assert_eq!(intervals(&v).len(), 48, "{v}");
+    let put = server
+        .request(
+            "PUT",
+            "/v1/settings?tenant=modehaus_eu",
+            &[
+                ("Authorization", &format!("Bearer {platform}")),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"time_zone": "Europe/Berlin"}"#,
+        )
+        .unwrap_or_else(|e| panic!("PUT /v1/settings: {e}"));
+    assert!(put.status == 200 || put.status == 204, "{}", put.text());
+    let v = ok_json(
+        &get(
+            &server,
+            Some(&service),
+            &format!("/v1/forecast/arrivals?queue={queue}&from=2026-03-29&to=2026-03-30"),
+        ),
+        "default tz from settings",
+    );
+    assert_eq!(v["tz"].as_str(), Some("Europe/Berlin"), "{v}");
+    assert_eq!(intervals(&v).len(), 46, "the spring-forward day in Berlin: {v}");
 
     // Bad input: 400 naming the parameter.
     let day = "from=2026-03-29&to=2026-03-30";

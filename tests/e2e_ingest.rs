@@ -455,9 +455,10 @@ fn http_contract() {
             "POST",
             "/v1/sql",
             &[("Authorization", &format!("Bearer {analyst}"))],
-            br#"{"sql":"SELECT 1"}"#,
+            br#"{"sql":"SELECT 1 AS one"}"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200, "analyst keys run SQL over their own tenant: {}", r.text());
     assert_eq!(r.status, 403, "HTTP SQL is admin-only until analyst isolation lands");
 
     // The published schema and the metrics.

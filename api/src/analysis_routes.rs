@@ -418,7 +418,7 @@ pub(crate) fn best_and_worst(t: &Table) -> (Map<String, Value>, Map<String, Valu
     (best, worst)
 }
 
-async fn get_scripts(
+pub(crate) async fn get_scripts(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: QueryParams,
@@ -439,7 +439,7 @@ async fn get_scripts(
 
 // --------------------------------------------------------- bottlenecks
 
-async fn get_bottlenecks(
+pub(crate) async fn get_bottlenecks(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: QueryParams,
@@ -512,7 +512,7 @@ pub(crate) fn full_grid(t: &Table) -> Table {
     out
 }
 
-async fn get_traffic(
+pub(crate) async fn get_traffic(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: QueryParams,

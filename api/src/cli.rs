@@ -35,6 +35,9 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:8080; env CXLAKE_LISTEN).
         #[arg(long)]
         listen: Option<String>,
+        /// Postgres wire address (default 127.0.0.1:5433; env CXLAKE_PG_LISTEN); `off` disables it.
+        #[arg(long)]
+        pg_listen: Option<String>,
     },
     /// Manage API keys.
     Key {
@@ -60,9 +63,10 @@ pub enum Command {
         /// Interval in minutes: 15 or 30.
         #[arg(long, default_value_t = 30)]
         interval: u32,
-        /// Time zone of the weekday × slot grid (IANA name).
-        #[arg(long, default_value = "UTC")]
-        tz: String,
+        /// Time zone of the weekday × slot grid (IANA name); default: each
+        /// tenant's reporting time zone from its settings (UTC without one).
+        #[arg(long)]
+        tz: Option<String>,
     },
     /// Write realistic contract-v1 NDJSON for three demo tenants.
     Generate {
@@ -80,6 +84,9 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<String>,
+        /// Postgres wire address (default 127.0.0.1:5433); `off` disables it.
+        #[arg(long)]
+        pg_listen: Option<String>,
     },
 }
 
@@ -128,10 +135,13 @@ pub enum KeyCommand {
 pub async fn run(cli: Cli) -> Result<()> {
     let cfg = Config::load(&cli.config)?;
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, pg_listen } => {
             let mut cfg = cfg;
             if let Some(l) = listen {
                 cfg.listen = l;
+            }
+            if let Some(l) = pg_listen {
+                cfg.pg_listen = l;
             }
             let ingestor = open_ingestor(&cfg).await?;
             serve(&cfg, ingestor, None).await
@@ -160,10 +170,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             crate::forecast_routes::backtest::run(&cfg, &args, &mut std::io::stdout().lock()).await
         }
-        Command::Demo { gen_args, listen } => {
+        Command::Demo {
+            gen_args,
+            listen,
+            pg_listen,
+        } => {
             let mut cfg = cfg;
             if let Some(l) = listen {
                 cfg.listen = l;
+            }
+            if let Some(l) = pg_listen {
+                cfg.pg_listen = l;
             }
             demo(&cfg, &gen_args).await
         }
@@ -203,7 +220,9 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         keys: KeyStore::open(&cfg.data_dir),
         limits: cfg.decode_limits(),
         experiments: crate::experiment_store::ExperimentStore::open(&cfg.data_dir),
+        sql: crate::sql_service::SqlService::new(cfg.sql.clone()),
     });
+    start_pg(cfg, state.clone()).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The flusher (sorting, Parquet encoding, Delta commits, compaction) runs
     // on a runtime of its own with one thread, so however heavy a flush is,
@@ -233,6 +252,46 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
     tokio::task::spawn_blocking(move || flusher.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the flusher thread panicked"))?;
+    Ok(())
+}
+
+/// Starts the Postgres wire on `cfg.pg_listen` unless it is `off`. When
+/// the default address is taken (another cxlake, a local Postgres on a
+/// non-default port) the server runs without it and says so; an address
+/// set explicitly must be free.
+async fn start_pg(cfg: &Config, state: Arc<AppState>) -> Result<()> {
+    if cfg.pg_listen.eq_ignore_ascii_case("off") {
+        return Ok(());
+    }
+    let addr: SocketAddr = cfg.pg_listen.parse().with_context(|| {
+        format!(
+            "--pg-listen {:?} is not an address like 127.0.0.1:5433 (or off)",
+            cfg.pg_listen
+        )
+    })?;
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if cfg.pg_listen == crate::config::DEFAULT_PG_LISTEN => {
+            tracing::warn!(%addr, error = %e, "Postgres wire not started: the default address is taken; set --pg-listen");
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr} (--pg-listen)")),
+    };
+    let local = listener.local_addr()?;
+    let tls = match (&cfg.pg_tls_cert, &cfg.pg_tls_key) {
+        (Some(c), Some(k)) => Some(crate::pg_server::tls_acceptor(c, k)?),
+        (None, None) => None,
+        _ => anyhow::bail!("pg_tls_cert and pg_tls_key go together: set both or neither"),
+    };
+    let tls_on = tls.is_some();
+    tokio::spawn(async move {
+        if let Err(e) = crate::pg_server::serve(listener, state, tls).await {
+            tracing::error!(error = %e, "Postgres wire stopped");
+        }
+    });
+    tracing::info!(%local, tls = tls_on, "Postgres wire listening");
+    // Machine-readable line for scripts and tests.
+    println!("postgres on {local} (database {})", crate::pg_server::DATABASE);
     Ok(())
 }
 

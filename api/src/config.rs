@@ -12,12 +12,29 @@
 //! flush_max_bytes = 67108864
 //! flush_max_age_s = 10
 //! compact_min_files = 8              # rewrite a partition once it has this many files; 0 = off
+//! pg_listen = "127.0.0.1:5433"       # Postgres wire; "off" to disable
+//! # pg_tls_cert = "server.crt"       # PEM; with pg_tls_key, TLS on the Postgres port
+//! # pg_tls_key = "server.key"        # PEM, PKCS#8
+//!
+//! [sql.analyst]                      # bounds of analyst SQL (HTTP and Postgres)
+//! timeout_s = 30
+//! max_rows = 1000000
+//! memory_mb = 1024
+//! concurrent_per_tenant = 4
+//! [sql.admin]
+//! timeout_s = 120
+//! max_rows = 10000000
+//! memory_mb = 2048
+//! concurrent_per_tenant = 8
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+/// The Postgres wire's default address.
+pub const DEFAULT_PG_LISTEN: &str = "127.0.0.1:5433";
 
 /// Every setting, after all sources are applied.
 #[derive(Clone, Debug, Deserialize)]
@@ -32,6 +49,11 @@ pub struct Config {
     pub flush_max_bytes: usize,
     pub flush_max_age_s: f64,
     pub compact_min_files: usize,
+    /// Postgres wire address, or `off`.
+    pub pg_listen: String,
+    pub pg_tls_cert: Option<PathBuf>,
+    pub pg_tls_key: Option<PathBuf>,
+    pub sql: crate::sql_service::SqlConfig,
 }
 
 impl Default for Config {
@@ -46,6 +68,10 @@ impl Default for Config {
             flush_max_bytes: 64 << 20,
             flush_max_age_s: 10.0,
             compact_min_files: 8,
+            pg_listen: DEFAULT_PG_LISTEN.into(),
+            pg_tls_cert: None,
+            pg_tls_key: None,
+            sql: crate::sql_service::SqlConfig::default(),
         }
     }
 }
@@ -104,6 +130,7 @@ impl Config {
         env_parse("CXLAKE_FLUSH_MAX_BYTES", &mut cfg.flush_max_bytes)?;
         env_parse("CXLAKE_FLUSH_MAX_AGE_S", &mut cfg.flush_max_age_s)?;
         env_parse("CXLAKE_COMPACT_MIN_FILES", &mut cfg.compact_min_files)?;
+        env_parse("CXLAKE_PG_LISTEN", &mut cfg.pg_listen)?;
         // CXLAKE_DATA_DIR and CXLAKE_LAKE arrive through clap's `env`.
         if let Some(d) = &args.data {
             cfg.data_dir = d.clone();

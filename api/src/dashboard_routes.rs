@@ -21,8 +21,16 @@
 //! bucket of the trend, so a tile equals the API's figure for the same
 //! `from`, `to` and filters. `format=csv` downloads what the page shows.
 //!
-//! Not yet wired: the other pages of the `dashboards` crate (channels,
-//! teams and agents, tags, traffic, scripts, experiments, staffing).
+//! The other pages (`dashboard_routes/pages.rs`) call the JSON API's own
+//! handlers in-process (`GET /v1/kpis` grouped by channel, team, agent or
+//! tag; `/v1/analyses/{traffic,scripts,bottlenecks}`; the experiment list
+//! and results; `/v1/forecast/staffing`) with the signed-in key and turn
+//! their answers into the page's data, so a page can only show what the
+//! API answers for the same parameters.
+//!
+//! `POST /logout` clears the cookie. The cookie is marked `Secure` when the
+//! request came over TLS through a proxy (`X-Forwarded-Proto: https`) or
+//! when `CXLAKE_SECURE_COOKIES=true` (always) / `false` (never).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,10 +60,60 @@ const COOKIE: &str = "cxlake_key";
 /// How long a sign-in lasts, seconds.
 const COOKIE_MAX_AGE_S: u64 = 12 * 3600;
 
+mod pages;
+
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(get_overview))
         .route("/login", get(get_login).post(post_login))
+        .route("/logout", axum::routing::post(post_logout))
+        .merge(pages::routes())
+}
+
+/// Whether cookies get the `Secure` attribute for this request: always or
+/// never when `CXLAKE_SECURE_COOKIES` says so, else when a TLS-terminating
+/// proxy says the browser used https.
+fn secure_cookie(headers: &HeaderMap) -> bool {
+    match std::env::var("CXLAKE_SECURE_COOKIES").ok().as_deref().map(str::trim) {
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        _ => headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .next()
+                    .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+            }),
+    }
+}
+
+fn session_cookie(value: &str, max_age_s: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}")
+}
+
+async fn post_logout(headers: HeaderMap) -> Response {
+    tracing::info!("dashboard sign-out");
+    redirect("/login", Some(session_cookie("", 0, secure_cookie(&headers))))
+}
+
+/// The signed-in principal of a page request, or the redirect to `/login`
+/// that comes back to this very view (`path` with its query) afterwards.
+fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    pairs: &[(String, String)],
+) -> Result<Principal, Response> {
+    if let Some(p) = cookie_key(headers).and_then(|k| state.keys.authenticate(k)) {
+        return Ok(p);
+    }
+    let mut back = vec![("next".to_string(), dashboards::href(path, pairs))];
+    if let Some((_, l)) = pairs.iter().rev().find(|(k, _)| k == "lang") {
+        back.push(("lang".into(), l.clone()));
+    }
+    Err(redirect(&dashboards::href("/login", &back), None))
 }
 
 // ------------------------------------------------------------ responses
@@ -198,7 +256,7 @@ async fn post_login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form
         return refused(p.detail);
     }
     tracing::info!(key = %principal.key_id, tenant = %principal.tenant, "dashboard sign-in");
-    let cookie = format!("{COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age={COOKIE_MAX_AGE_S}");
+    let cookie = session_cookie(key, COOKIE_MAX_AGE_S, secure_cookie(&headers));
     redirect(&local_path(form.next.as_deref()), Some(cookie))
 }
 
@@ -216,14 +274,9 @@ async fn get_overview(
     let last = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let lang = Lang::negotiate(last("lang"), accept_language(&headers));
     let theme = Theme::parse(last("theme"));
-    let principal = cookie_key(&headers).and_then(|k| state.keys.authenticate(k));
-    let Some(principal) = principal else {
-        // Back to this very view after signing in.
-        let mut back = vec![("next".to_string(), dashboards::href("/", &pairs))];
-        if let Some(l) = last("lang") {
-            back.push(("lang".into(), l.into()));
-        }
-        return redirect(&dashboards::href("/login", &back), None);
+    let principal = match signed_in(&state, &headers, "/", &pairs) {
+        Ok(p) => p,
+        Err(to_login) => return to_login,
     };
     match overview(&state, &principal, &pairs, accept_language(&headers)).await {
         Ok(resp) => resp,
@@ -483,6 +536,26 @@ mod tests {
         assert!(cookie_safe("cxk_abc_DEF-1"));
         assert!(!cookie_safe("cxk_a; Path=/x"));
         assert!(!cookie_safe(""));
+    }
+
+    #[test]
+    fn the_cookie_is_secure_behind_https_and_cleared_on_sign_out() {
+        assert_eq!(
+            session_cookie("cxk_a_b", 60, true),
+            "cxlake_key=cxk_a_b; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+        );
+        assert_eq!(
+            session_cookie("", 0, false),
+            "cxlake_key=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        );
+        if std::env::var_os("CXLAKE_SECURE_COOKIES").is_none() {
+            let mut h = HeaderMap::new();
+            assert!(!secure_cookie(&h));
+            h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+            assert!(secure_cookie(&h));
+            h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            assert!(!secure_cookie(&h));
+        }
     }
 
     fn row(kpi: &str, measure: &str, segment: &str, value: f64, n: i64) -> KpiRow {

@@ -19,6 +19,21 @@
 //!   value of the unit's exposed conversations, winsorized at a pooled
 //!   percentile (default 99th) and compared with Welch's t-test.
 //!
+//! # Window and CUPED
+//!
+//! A request analyses the units first exposed in `[from, to)` (by default
+//! the experiment's start to its stop, or now). Every comparison also
+//! carries a `cuped` reading: the same metric of the unit's customer in the
+//! pre-period, the window of equal length just before `from`, as covariate
+//! (Deng et al. 2013), with `θ` from the pooled covariance of both arms;
+//! ratio metrics are linearized by the delta method first
+//! ([`stats::cuped_ratio_delta_test`]), order value per customer uses
+//! [`stats::cuped_welch_t_test`] on values winsorized like the plain ones.
+//! It reports the adjusted lift, intervals, p-value, the always-valid
+//! sequential figures and the variance reduction. The decision stays on the
+//! plain estimates: CUPED is unbiased only when the pre-period precedes the
+//! treatment, which an explicit `from` after the start would break.
+//!
 //! # Exclusions
 //!
 //! Units seen in more than one variant (broken assignment or a changed
@@ -39,8 +54,11 @@ use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type};
+use chrono::{DateTime, SecondsFormat, Utc};
 use experiments::decision::{Decision, DecisionInput, Direction, MetricReading, Reason, Verdict, decide};
-use experiments::stats::{self, ArmSummary, BivariateSummary, Comparison, SequentialResult, StatsError};
+use experiments::stats::{
+    self, ArmSummary, BivariateSummary, Comparison, CupedResult, RatioUnit, SequentialResult, StatsError,
+};
 use serde_json::{Value, json};
 
 use crate::experiment_store::{Experiment, Metric};
@@ -70,6 +88,9 @@ pub struct UnitOutcome {
     pub frt_count: f64,
     pub frt_sum: f64,
     pub order_value: f64,
+    /// The same sums over the unit's customer's conversations in the
+    /// pre-period (CUPED covariate); `None` when it had none there.
+    pub pre: Option<Box<UnitOutcome>>,
 }
 
 impl UnitOutcome {
@@ -88,56 +109,153 @@ impl UnitOutcome {
     }
 }
 
+/// The analysed window of a results request, `[from, to)` on the
+/// exposure's first time; the CUPED pre-period is the window of the same
+/// length just before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultsWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl ResultsWindow {
+    /// `[from − (to − from), from)`.
+    pub fn pre_period(&self) -> ResultsWindow {
+        ResultsWindow {
+            from: self.from - (self.to - self.from),
+            to: self.from,
+        }
+    }
+}
+
+fn ts_literal(t: DateTime<Utc>) -> String {
+    format!(
+        "arrow_cast('{}', 'Timestamp(Microsecond, Some(\"UTC\"))')",
+        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    )
+}
+
+/// Per-unit sums over the conversation facts `f` of one group, each column
+/// named `{prefix}{name}`.
+fn sums_sql(prefix: &str) -> String {
+    let flag = |cond: &str| format!("CAST(coalesce(sum(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS DOUBLE)");
+    let columns = [
+        ("conversations", "CAST(count(f.conversation_id) AS DOUBLE)".to_string()),
+        ("converted", flag("f.converted")),
+        ("csat_scored", "CAST(count(f.csat_score) AS DOUBLE)".into()),
+        (
+            "csat_sum",
+            "CAST(coalesce(sum(CAST(f.csat_score AS DOUBLE)), 0) AS DOUBLE)".into(),
+        ),
+        ("csat_top2", flag("f.csat_score >= 4")),
+        ("csat_requested", flag("f.csat_requested")),
+        ("csat_answered", flag("f.csat_requested AND f.csat_score IS NOT NULL")),
+        ("resolved", flag("f.is_resolved")),
+        ("bot_conversations", flag("f.bot_replies > 0")),
+        ("transferred", flag("f.transferred AND f.bot_replies > 0")),
+        ("frt_count", "CAST(count(f.frt_s) AS DOUBLE)".into()),
+        (
+            "frt_sum",
+            "CAST(coalesce(sum(CAST(f.frt_s AS DOUBLE)), 0) AS DOUBLE)".into(),
+        ),
+        (
+            "order_value",
+            "CAST(coalesce(sum(CAST(f.order_net_amount AS DOUBLE)), 0) AS DOUBLE)".into(),
+        ),
+    ];
+    columns
+        .iter()
+        .map(|(name, expr)| format!("{expr} AS {prefix}{name}"))
+        .collect::<Vec<_>>()
+        .join(",\n            ")
+}
+
+/// Column names of [`sums_sql`], in [`UnitOutcome`] order.
+const SUM_COLUMNS: [&str; 13] = [
+    "conversations",
+    "converted",
+    "csat_scored",
+    "csat_sum",
+    "csat_top2",
+    "csat_requested",
+    "csat_answered",
+    "resolved",
+    "bot_conversations",
+    "transferred",
+    "frt_count",
+    "frt_sum",
+    "order_value",
+];
+
 /// The SQL that yields one row per unit; `tenant` and `key` are validated
 /// names (`[a-z0-9_-]`, `[A-Za-z0-9_.-]`), so quoting them is safe.
-pub fn units_sql(tenant: &str, key: &str) -> String {
+///
+/// With a `window`, only units first exposed in it count (each unit's
+/// exposed conversations in it), and the `pre_*` columns sum the
+/// conversations its customer started in [`ResultsWindow::pre_period`]:
+/// the CUPED covariate, the same metric before the experiment.
+pub fn units_sql(tenant: &str, key: &str, window: Option<ResultsWindow>) -> String {
     let t = tenant.replace('\'', "''");
     let k = key.replace('\'', "''");
-    let flag = |cond: &str| format!("CAST(coalesce(sum(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS DOUBLE)");
+    let filter = window.map_or(String::new(), |w| {
+        format!(
+            " AND first_exposed_at >= {} AND first_exposed_at < {}",
+            ts_literal(w.from),
+            ts_literal(w.to)
+        )
+    });
+    let (pre_cte, pre_columns, pre_join) = match window.map(|w| w.pre_period()) {
+        None => (String::new(), String::new(), String::new()),
+        Some(p) => (
+            format!(
+                ",
+        pre AS (
+            SELECT u.unit_id,
+            {sums}
+            FROM units u
+            JOIN facts f ON f.customer_id = u.customer_id
+            WHERE f.started_at >= {from} AND f.started_at < {to}
+            GROUP BY u.unit_id
+        )",
+                sums = sums_sql("pre_"),
+                from = ts_literal(p.from),
+                to = ts_literal(p.to),
+            ),
+            SUM_COLUMNS.iter().map(|c| format!(", pre.pre_{c}")).collect::<String>(),
+            "LEFT JOIN pre ON pre.unit_id = post.unit_id".to_string(),
+        ),
+    };
     format!(
         "WITH exp AS (
-            SELECT variant_key, unit_id, conversation_id
+            SELECT variant_key, unit_id, conversation_id, customer_id
             FROM exposures
-            WHERE tenant_id = '{t}' AND experiment_key = '{k}' AND unit_id IS NOT NULL
+            WHERE tenant_id = '{t}' AND experiment_key = '{k}' AND unit_id IS NOT NULL{filter}
         ),
         units AS (
-            SELECT unit_id, min(variant_key) AS variant_key, count(DISTINCT variant_key) AS variant_count
+            SELECT unit_id, min(variant_key) AS variant_key, count(DISTINCT variant_key) AS variant_count,
+                   min(customer_id) AS customer_id
             FROM exp GROUP BY unit_id
         ),
         unit_convs AS (
             SELECT DISTINCT unit_id, conversation_id FROM exp WHERE conversation_id IS NOT NULL
         ),
         facts AS (
-            SELECT conversation_id, converted, csat_score, csat_requested, is_resolved, transferred,
-                   bot_replies, frt_s, order_net_amount
+            SELECT conversation_id, customer_id, started_at, converted, csat_score, csat_requested, is_resolved,
+                   transferred, bot_replies, frt_s, order_net_amount
             FROM conversations
             WHERE tenant_id = '{t}'
-        )
-        SELECT u.variant_key, CAST(u.variant_count AS DOUBLE) AS variant_count,
-            CAST(count(f.conversation_id) AS DOUBLE) AS conversations,
-            {converted} AS converted,
-            CAST(count(f.csat_score) AS DOUBLE) AS csat_scored,
-            CAST(coalesce(sum(CAST(f.csat_score AS DOUBLE)), 0) AS DOUBLE) AS csat_sum,
-            {top2} AS csat_top2,
-            {requested} AS csat_requested,
-            {answered} AS csat_answered,
-            {resolved} AS resolved,
-            {bot} AS bot_conversations,
-            {transferred} AS transferred,
-            CAST(count(f.frt_s) AS DOUBLE) AS frt_count,
-            CAST(coalesce(sum(CAST(f.frt_s AS DOUBLE)), 0) AS DOUBLE) AS frt_sum,
-            CAST(coalesce(sum(CAST(f.order_net_amount AS DOUBLE)), 0) AS DOUBLE) AS order_value
-        FROM units u
-        LEFT JOIN unit_convs c ON c.unit_id = u.unit_id
-        LEFT JOIN facts f ON f.conversation_id = c.conversation_id
-        GROUP BY u.unit_id, u.variant_key, u.variant_count",
-        converted = flag("f.converted"),
-        top2 = flag("f.csat_score >= 4"),
-        requested = flag("f.csat_requested"),
-        answered = flag("f.csat_requested AND f.csat_score IS NOT NULL"),
-        resolved = flag("f.is_resolved"),
-        bot = flag("f.bot_replies > 0"),
-        transferred = flag("f.transferred AND f.bot_replies > 0"),
+        ),
+        post AS (
+            SELECT u.unit_id, u.variant_key, CAST(u.variant_count AS DOUBLE) AS variant_count,
+            {sums}
+            FROM units u
+            LEFT JOIN unit_convs c ON c.unit_id = u.unit_id
+            LEFT JOIN facts f ON f.conversation_id = c.conversation_id
+            GROUP BY u.unit_id, u.variant_key, u.variant_count
+        ){pre_cte}
+        SELECT post.*{pre_columns}
+        FROM post {pre_join}",
+        sums = sums_sql(""),
     )
 }
 
@@ -156,22 +274,12 @@ pub fn units_from_batches(batches: &[RecordBatch]) -> Result<Vec<UnitOutcome>, S
             .ok_or("results query lacks column variant_key")?;
         let variants = arrow::compute::cast(variants, &DataType::Utf8).map_err(|e| e.to_string())?;
         let variants = variants.as_string::<i32>();
-        let names = [
-            "variant_count",
-            "conversations",
-            "converted",
-            "csat_scored",
-            "csat_sum",
-            "csat_top2",
-            "csat_requested",
-            "csat_answered",
-            "resolved",
-            "bot_conversations",
-            "transferred",
-            "frt_count",
-            "frt_sum",
-            "order_value",
-        ];
+        let mut names = vec!["variant_count".to_string()];
+        names.extend(SUM_COLUMNS.iter().map(|c| c.to_string()));
+        let has_pre = batch.column_by_name("pre_conversations").is_some();
+        if has_pre {
+            names.extend(SUM_COLUMNS.iter().map(|c| format!("pre_{c}")));
+        }
         let columns = names.iter().map(|n| column(n)).collect::<Result<Vec<_>, _>>()?;
         let floats: Vec<_> = columns.iter().map(|c| c.as_primitive::<Float64Type>()).collect();
         for row in 0..batch.num_rows() {
@@ -182,6 +290,23 @@ pub fn units_from_batches(batches: &[RecordBatch]) -> Result<Vec<UnitOutcome>, S
                     floats[i].value(row)
                 }
             };
+            let sums = |at: usize| UnitOutcome {
+                conversations: v(at),
+                converted: v(at + 1),
+                csat_scored: v(at + 2),
+                csat_sum: v(at + 3),
+                csat_top2: v(at + 4),
+                csat_requested: v(at + 5),
+                csat_answered: v(at + 6),
+                resolved: v(at + 7),
+                bot_conversations: v(at + 8),
+                transferred: v(at + 9),
+                frt_count: v(at + 10),
+                frt_sum: v(at + 11),
+                order_value: v(at + 12),
+                ..UnitOutcome::default()
+            };
+            let pre = (has_pre && v(14) > 0.0).then(|| Box::new(sums(14)));
             out.push(UnitOutcome {
                 variant: if variants.is_null(row) {
                     String::new()
@@ -189,19 +314,8 @@ pub fn units_from_batches(batches: &[RecordBatch]) -> Result<Vec<UnitOutcome>, S
                     variants.value(row).to_string()
                 },
                 variant_count: v(0) as u64,
-                conversations: v(1),
-                converted: v(2),
-                csat_scored: v(3),
-                csat_sum: v(4),
-                csat_top2: v(5),
-                csat_requested: v(6),
-                csat_answered: v(7),
-                resolved: v(8),
-                bot_conversations: v(9),
-                transferred: v(10),
-                frt_count: v(11),
-                frt_sum: v(12),
-                order_value: v(13),
+                pre,
+                ..sums(1)
             });
         }
     }
@@ -257,6 +371,48 @@ struct MetricData {
     arm_json: Vec<Value>,
     /// Winsorizing cap (order value only).
     cap: Option<f64>,
+    /// Per arm: the CUPED data (metric with its pre-period value).
+    cuped: Vec<CupedArm>,
+    /// Per arm: units with pre-period conversations.
+    pre_units: Vec<u64>,
+}
+
+/// One arm's CUPED data for one metric.
+#[derive(Debug, Clone)]
+enum CupedArm {
+    Ratio(Vec<RatioUnit>),
+    Mean(BivariateSummary),
+}
+
+fn cuped_arms(control: &CupedArm, treatment: &CupedArm, alpha: f64) -> Result<CupedResult, StatsError> {
+    match (control, treatment) {
+        (CupedArm::Ratio(c), CupedArm::Ratio(t)) => stats::cuped_ratio_delta_test(c, t, alpha),
+        (CupedArm::Mean(c), CupedArm::Mean(t)) => stats::cuped_welch_t_test(c, t, alpha),
+        _ => Err(StatsError::InvalidInput {
+            field: "metric",
+            reason: "arms of different kinds".into(),
+        }),
+    }
+}
+
+/// The CUPED reading reported next to the plain one.
+fn cuped_json(d: &MetricData, control: usize, t: usize, alpha: f64) -> Value {
+    let pre_units = json!({ "control": d.pre_units[control], "treatment": d.pre_units[t] });
+    match cuped_arms(&d.cuped[control], &d.cuped[t], alpha) {
+        Ok(r) => {
+            let mut v = serde_json::to_value(r.comparison).unwrap_or(Value::Null);
+            v["theta"] = json!(r.theta);
+            v["variance_reduction"] = json!(r.variance_reduction);
+            v["units_with_pre_period"] = pre_units;
+            v["sequential"] = stats::msprt_from_comparison(&r.comparison, None)
+                .ok()
+                .and_then(|s| serde_json::to_value(s).ok())
+                .unwrap_or(Value::Null);
+            v["significant"] = json!(r.comparison.p_value < alpha);
+            v
+        }
+        Err(e) => json!({ "error": e.to_string(), "units_with_pre_period": pre_units }),
+    }
 }
 
 /// The full results document.
@@ -356,6 +512,7 @@ pub fn analyze(experiment: &Experiment, units: &[UnitOutcome], options: ResultsO
                         json!(stats::power_from_standard_error(useful, c.standard_error, alpha).ok());
                     v["mde"] = json!(mde(c.standard_error, alpha));
                     v["significant"] = json!(c.p_value < alpha);
+                    v["cuped"] = cuped_json(d, control, t, alpha);
                     cmp_json.push(v);
                 }
                 Err(e) => cmp_json.push(json!({ "variant": variant, "error": e.to_string() })),
@@ -504,6 +661,35 @@ fn metric_data(metric: Metric, role: &'static str, per_arm: &[Vec<&UnitOutcome>]
                 stats::winsorize(arm, cap);
             }
         }
+        // The covariate: the same per-customer value in the pre-period (0
+        // without pre-period conversations), capped at its own pooled
+        // percentile.
+        let mut pre_values: Vec<Vec<f64>> = per_arm
+            .iter()
+            .map(|arm| {
+                arm.iter()
+                    .map(|u| u.pre.as_ref().map_or(0.0, |p| p.order_value))
+                    .collect()
+            })
+            .collect();
+        let pre_slices: Vec<&[f64]> = pre_values.iter().map(Vec::as_slice).collect();
+        if let Ok(pre_cap) = stats::pooled_cap(&pre_slices, percentile) {
+            for arm in &mut pre_values {
+                stats::winsorize(arm, pre_cap);
+            }
+        }
+        let cuped = values
+            .iter()
+            .zip(&pre_values)
+            .map(|(y, x)| {
+                let pairs: Vec<(f64, f64)> = x.iter().copied().zip(y.iter().copied()).collect();
+                CupedArm::Mean(BivariateSummary::from_pairs(&pairs))
+            })
+            .collect();
+        let pre_units = per_arm
+            .iter()
+            .map(|arm| arm.iter().filter(|u| u.pre.is_some()).count() as u64)
+            .collect();
         let arms: Vec<ArmData> = values
             .iter()
             .map(|v| ArmData::Mean(ArmSummary::from_values(v)))
@@ -521,18 +707,54 @@ fn metric_data(metric: Metric, role: &'static str, per_arm: &[Vec<&UnitOutcome>]
             arms,
             arm_json,
             cap,
+            cuped,
+            pre_units,
         };
     }
-    let arms: Vec<ArmData> = per_arm
+    // Units with a non-zero denominator, with their pre-period ratio parts
+    // (0 / 0 without pre-period data: a zero linearized covariate).
+    let ratio_units: Vec<Vec<RatioUnit>> = per_arm
         .iter()
         .map(|arm| {
-            let pairs: Vec<(f64, f64)> = arm
-                .iter()
-                .filter_map(|u| u.ratio(metric))
-                .filter(|(_, y)| *y > 0.0)
-                .collect();
-            ArmData::Ratio(BivariateSummary::from_pairs(&pairs))
+            arm.iter()
+                .filter_map(|u| {
+                    let (x, y) = u.ratio(metric)?;
+                    let (px, py) = u.pre.as_ref().and_then(|p| p.ratio(metric)).unwrap_or((0.0, 0.0));
+                    (y > 0.0).then_some(RatioUnit {
+                        numerator: x,
+                        denominator: y,
+                        pre_numerator: px,
+                        pre_denominator: py,
+                    })
+                })
+                .collect()
         })
+        .collect();
+    let arms: Vec<ArmData> = ratio_units
+        .iter()
+        .map(|units| {
+            let mut s = BivariateSummary {
+                n: units.len() as u64,
+                sum_x: 0.0,
+                sum_y: 0.0,
+                sum_x2: 0.0,
+                sum_y2: 0.0,
+                sum_xy: 0.0,
+            };
+            for u in units {
+                let (x, y) = (u.numerator, u.denominator);
+                s.sum_x += x;
+                s.sum_y += y;
+                s.sum_x2 += x * x;
+                s.sum_y2 += y * y;
+                s.sum_xy += x * y;
+            }
+            ArmData::Ratio(s)
+        })
+        .collect();
+    let pre_units = ratio_units
+        .iter()
+        .map(|units| units.iter().filter(|u| u.pre_denominator > 0.0).count() as u64)
         .collect();
     let arm_json = arms
         .iter()
@@ -551,6 +773,8 @@ fn metric_data(metric: Metric, role: &'static str, per_arm: &[Vec<&UnitOutcome>]
         arms,
         arm_json,
         cap: None,
+        cuped: ratio_units.into_iter().map(CupedArm::Ratio).collect(),
+        pre_units,
     }
 }
 

@@ -8,6 +8,12 @@
 //! | `GET .../assignment?unit=`, `POST .../assignments` | admin, service |
 //! | `GET .../results` | admin, supervisor, analyst, operations |
 //!
+//! Results take `from` / `to` (the window of first exposures; by default
+//! the experiment's start to its stop or now; `YYYY-MM-DD` in the tenant's
+//! reporting time zone or an RFC 3339 instant), `all_metrics=true` and
+//! `winsorize_percentile` (default 99). The answer names its `window` and
+//! the CUPED `pre_period` (the window of equal length before it).
+//!
 //! A key of one tenant works on that tenant's experiments; a platform-wide
 //! key (`--tenant '*'`) names the tenant with `?tenant=`.
 //!
@@ -30,7 +36,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::experiment_results::{self, DEFAULT_WINSORIZE_PERCENTILE, ResultsOptions};
+use crate::experiment_results::{self, DEFAULT_WINSORIZE_PERCENTILE, ResultsOptions, ResultsWindow};
 use crate::experiment_store::{
     Action, Experiment, ExperimentDefinition, State as ExpState, StoreError, UnitAttributes, VariantDefinition,
     merge_patch, timestamp, valid_tenant,
@@ -245,7 +251,7 @@ fn experiment_response(status: StatusCode, e: &Experiment) -> Response {
     resp
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     Query(params): Params,
@@ -705,7 +711,7 @@ async fn assignments(
     .into_response())
 }
 
-async fn results(
+pub(crate) async fn results(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     Path(key): Path<String>,
@@ -727,7 +733,8 @@ async fn results(
         winsorize_percentile,
         planned_duration_reached: experiment.planned_duration_reached(Utc::now()),
     };
-    let sql = experiment_results::units_sql(&tenant, &experiment.key);
+    let window = results_window(&state, &tenant, &experiment, &params).await?;
+    let sql = experiment_results::units_sql(&tenant, &experiment.key, window);
     let ctx = state
         .warehouse
         .session()
@@ -741,5 +748,64 @@ async fn results(
         .map_err(|e| Problem::internal(e.to_string()))?;
     out["tenant"] = json!(tenant);
     out["computed_at"] = json!(timestamp(Utc::now()));
+    out["window"] = window.map_or(
+        Value::Null,
+        |w| json!({ "from": timestamp(w.from), "to": timestamp(w.to) }),
+    );
+    out["pre_period"] = window.map_or(Value::Null, |w| {
+        let p = w.pre_period();
+        json!({ "from": timestamp(p.from), "to": timestamp(p.to) })
+    });
     Ok(axum::Json(out).into_response())
+}
+
+/// `[from, to)` of a results request: `from` / `to` as given (a date
+/// `YYYY-MM-DD` is local midnight in the tenant's reporting time zone, or an
+/// RFC 3339 instant), by default the experiment's start and its stop (or
+/// now). `None` for an experiment never started and no `from`: every
+/// exposure counts and there is no pre-period.
+async fn results_window(
+    state: &AppState,
+    tenant: &str,
+    experiment: &Experiment,
+    params: &HashMap<String, String>,
+) -> Result<Option<ResultsWindow>, Problem> {
+    use crate::kpi_routes::params::{Bound, local_midnight, parse_bound};
+    let given = |name: &str| -> Result<Option<Bound>, Problem> {
+        params
+            .get(name)
+            .map(|s| parse_bound(name, s).map_err(|e| parameter_problem(name, e.detail)))
+            .transpose()
+    };
+    let (from, to) = (given("from")?, given("to")?);
+    let tz = if matches!(from, Some(Bound::Date(_))) || matches!(to, Some(Bound::Date(_))) {
+        let id = crate::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
+        Some(crate::kpi_routes::load_settings(state, &id).await?.tz())
+    } else {
+        None
+    };
+    let resolve = |b: Bound| match (b, &tz) {
+        (Bound::Instant(t), _) => t,
+        (Bound::Date(d), Some(tz)) => local_midnight(d, tz),
+        (Bound::Date(d), None) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default(),
+    };
+    let stamp = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let Some(from) = from.map(resolve).or_else(|| stamp(&experiment.started_at)) else {
+        return Ok(None);
+    };
+    // `to` is exclusive: one millisecond past the stop keeps its exposures.
+    let to = to.map(resolve).unwrap_or_else(|| {
+        stamp(&experiment.stopped_at).map_or_else(Utc::now, |t| t + chrono::Duration::milliseconds(1))
+    });
+    if to <= from {
+        return Err(parameter_problem(
+            "to",
+            format!("must be after from ({})", timestamp(from)),
+        ));
+    }
+    Ok(Some(ResultsWindow { from, to }))
 }

@@ -21,7 +21,7 @@
 //! |---|---|---|
 //! | `tenant` | the key's tenant | required with a platform-wide key |
 //! | `queue` | `*` (every conversation) | `channel:whatsapp,language:en,team:billing` (any of `channel language team queue channel_account region customer_tier`), or a bare name for the `queue` column |
-//! | `tz` | `UTC` | IANA zone (or `+08:00`); slots and days are local |
+//! | `tz` | the tenant's `time_zone` setting (`UTC` without one) | IANA zone (or `+08:00`); slots and days are local |
 //! | `interval` | `30` | minutes, 15 or 30 |
 //! | `from` | start of tomorrow (local) | RFC 3339, or `YYYY-MM-DD` = start of that local day; on the interval grid |
 //! | `to` | end of `from`'s local day | as `from`; at most 14 local days after `from` |
@@ -34,6 +34,16 @@
 //! only conversations that need a human are staffed) and `staff_for`
 //! (`mean`, `p50` or `p90`; default `mean`). What the lake measures is
 //! defined in `forecast_routes/lake.rs`.
+//!
+//! **Asynchronous queues** (email, messaging with long response windows)
+//! are staffed by workload and backlog against a response deadline, not by
+//! Erlang (`staffing::erlang::backlog_staffing`): a queue is asynchronous
+//! when the request gives `response_deadline_s`, or when its key has
+//! `channel:email` (deadline 86400 s unless given). Then `backlog` (items
+//! waiting at `from`, default 0), `aht_s`, `human_share`, `shrinkage`,
+//! `max_occupancy` (default 1) and `staff_for` apply, and the live-queue
+//! parameters `service_level`, `target_s`, `patience_s` and `concurrency`
+//! are refused.
 //!
 //! History ends where the tenant's data ends (the interval holding its
 //! latest conversation is left out: it may still be filling) or at `from`.
@@ -51,7 +61,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use staffing::erlang::{StaffingRequest, StaffingResult, staff};
+use staffing::erlang::{BacklogRequest, StaffingRequest, StaffingResult, backlog_staffing, staff};
 use staffing::forecast::{self as fc, ForecastConfig, HorizonSlot, Point, Series, Special};
 
 use crate::keys::{Principal, Role, TenantScope};
@@ -59,7 +69,7 @@ use crate::problem::Problem;
 use crate::server::AppState;
 
 pub mod backtest;
-mod lake;
+pub(crate) mod lake;
 mod slots;
 
 use lake::QueueKey;
@@ -121,7 +131,7 @@ fn resolve_tenant(p: &Principal, tenant: Option<&str>) -> Result<String, Problem
 /// parameter and say what to change.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ForecastQuery {
+pub(crate) struct ForecastQuery {
     tenant: Option<String>,
     queue: Option<String>,
     from: Option<String>,
@@ -139,10 +149,12 @@ struct ForecastQuery {
     patience_s: Option<String>,
     human_share: Option<String>,
     staff_for: Option<String>,
+    response_deadline_s: Option<String>,
+    backlog: Option<String>,
 }
 
 impl ForecastQuery {
-    fn staffing_fields(&self) -> [(&'static str, bool); 9] {
+    fn staffing_fields(&self) -> [(&'static str, bool); 11] {
         [
             ("service_level", self.service_level.is_some()),
             ("target_s", self.target_s.is_some()),
@@ -153,6 +165,8 @@ impl ForecastQuery {
             ("patience_s", self.patience_s.is_some()),
             ("human_share", self.human_share.is_some()),
             ("staff_for", self.staff_for.is_some()),
+            ("response_deadline_s", self.response_deadline_s.is_some()),
+            ("backlog", self.backlog.is_some()),
         ]
     }
 }
@@ -241,7 +255,12 @@ struct Forecasted {
 /// Runs `staffing::forecast` on `counts` (consecutive intervals from
 /// `history_start_us`) for the horizon, bridging any gap between the end
 /// of history and `from`.
-fn forecast_counts(h: &Horizon, history_start_us: i64, counts: &[f64]) -> Result<Forecasted, Problem> {
+fn forecast_counts(
+    h: &Horizon,
+    history_start_us: i64,
+    counts: &[f64],
+    aggregate: Option<&[f64]>,
+) -> Result<Forecasted, Problem> {
     let step = h.interval.micros();
     let history_end_us = history_start_us + counts.len() as i64 * step;
     let history_slots = slots::grid(&h.zone, h.interval, history_start_us, history_end_us);
@@ -291,12 +310,23 @@ fn forecast_counts(h: &Horizon, history_start_us: i64, counts: &[f64]) -> Result
             multiplier: multiplier(s),
         })
         .collect();
+    let aggregate = aggregate.map(|totals| Series {
+        interval_s: h.interval.seconds(),
+        points: points
+            .iter()
+            .zip(totals)
+            .map(|(p, t)| Point {
+                count: t.max(p.count),
+                ..*p
+            })
+            .collect(),
+    });
     let series = Series {
         interval_s: h.interval.seconds(),
         points,
     };
-    let mut forecast =
-        fc::forecast(&series, &horizon, &ForecastConfig::default()).map_err(|e| invalid(e.param(), e.to_string()))?;
+    let mut forecast = fc::forecast_with_aggregate(&series, aggregate.as_ref(), &horizon, &ForecastConfig::default())
+        .map_err(|e| invalid(e.param(), e.to_string()))?;
     forecast.points.drain(..gap_slots.len());
     if !counts.is_empty() && gap_us > 0 && !bridged {
         forecast.note.push_str(&format!(
@@ -328,6 +358,7 @@ fn forecast_body(h: &Horizon, f: &Forecasted, history: Value, intervals: Vec<Val
         "from": h.zone.rfc3339(h.from_us),
         "to": h.zone.rfc3339(h.to_us),
         "method": to_json(&f.forecast.method)?,
+        "selected_by": to_json(&f.forecast.selected_by)?,
         "note": f.forecast.note,
         "dispersion": f.forecast.dispersion,
         "backtest": to_json(&f.forecast.backtest)?,
@@ -363,7 +394,17 @@ async fn lake_forecast(state: &AppState, principal: &Principal, q: &ForecastQuer
         Some(t) => slots::parse_special_days(t).map_err(|e| invalid("special_days", e))?,
         None => Vec::new(),
     };
-    let horizon = parse_horizon(q.tz.as_deref(), interval, q.from.as_deref(), q.to.as_deref(), special)?;
+    // Slots and days are local to the tenant's reporting time zone unless
+    // the request names one.
+    let tz = match &q.tz {
+        Some(tz) => tz.clone(),
+        None => {
+            let id = crate::tenant::TenantId::parse(&tenant)
+                .ok_or_else(|| invalid("tenant", format!("{tenant:?} is not a tenant id")))?;
+            crate::kpi_routes::load_settings(state, &id).await?.time_zone
+        }
+    };
+    let horizon = parse_horizon(Some(&tz), interval, q.from.as_deref(), q.to.as_deref(), special)?;
     let history_days = match number("history_days", q.history_days.as_deref())? {
         None => DEFAULT_HISTORY_DAYS,
         Some(d) if d.fract() == 0.0 && (7.0..=MAX_HISTORY_DAYS as f64).contains(&d) => d as i64,
@@ -397,7 +438,11 @@ async fn lake_forecast(state: &AppState, principal: &Principal, q: &ForecastQuer
     };
     let counts = &history.counts[start..end];
     let history_from_us = window_from + start as i64 * step;
-    let forecasted = forecast_counts(&horizon, history_from_us, counts)?;
+    // A queue narrower than the whole tenant may be forecast as its share
+    // of the tenant's total (method `aggregate_split`) when that backtests
+    // better.
+    let aggregate = (!key.parts.is_empty()).then(|| &history.tenant_counts[start..end]);
+    let forecasted = forecast_counts(&horizon, history_from_us, counts, aggregate)?;
     Ok(LakeForecast {
         tenant,
         key,
@@ -484,12 +529,28 @@ impl StaffFor {
     }
 }
 
+/// How a queue is staffed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum QueueMode {
+    /// Live (chat, voice): Erlang C / A per interval.
+    Live,
+    /// Asynchronous (email): workload and backlog against a deadline.
+    Async {
+        response_deadline_s: f64,
+        backlog_at_start: f64,
+    },
+}
+
+/// Deadline of an asynchronous queue when the request names none.
+const DEFAULT_RESPONSE_DEADLINE_S: f64 = 86_400.0;
+
 /// Everything a staffing plan needs besides the forecast.
 #[derive(Debug, Clone)]
 struct StaffingPlan {
     template: StaffingRequest,
     human_share: f64,
     staff_for: StaffFor,
+    mode: QueueMode,
     assumptions: Value,
 }
 
@@ -497,7 +558,14 @@ impl StaffingPlan {
     /// Validates the template once (so a zero handle time is a 400 even on a
     /// horizon without arrivals).
     fn checked(self) -> Result<Self, Problem> {
-        staff(&self.template).map_err(|e| invalid(e.param(), e.to_string()))?;
+        match self.mode {
+            QueueMode::Live => {
+                staff(&self.template).map_err(|e| invalid(e.param(), e.to_string()))?;
+            }
+            QueueMode::Async { .. } => {
+                self.backlog_request(Vec::new())?;
+            }
+        }
         if !(self.human_share > 0.0 && self.human_share <= 1.0) {
             return Err(invalid(
                 "human_share",
@@ -507,8 +575,73 @@ impl StaffingPlan {
         Ok(self)
     }
 
+    /// The backlog-staffing request of an asynchronous queue.
+    fn backlog_request(&self, arrivals: Vec<f64>) -> Result<BacklogRequest, Problem> {
+        let QueueMode::Async {
+            response_deadline_s,
+            backlog_at_start,
+        } = self.mode
+        else {
+            return Err(Problem::internal("backlog staffing of a live queue"));
+        };
+        let req = BacklogRequest {
+            arrivals,
+            interval_s: self.template.interval_s,
+            aht_s: self.template.aht_s,
+            response_deadline_s,
+            backlog_at_start,
+            max_occupancy: self.template.max_occupancy.unwrap_or(1.0),
+            shrinkage: self.template.shrinkage,
+        };
+        backlog_staffing(&req).map_err(|e| {
+            let param = match e.param() {
+                "backlog_at_start" => "backlog",
+                other => other,
+            };
+            invalid(param, e.to_string())
+        })?;
+        Ok(req)
+    }
+
+    /// The intervals of an asynchronous queue: agents to clear each
+    /// interval's due work, the items handled and the backlog left.
+    fn async_intervals(&self, h: &Horizon, f: &Forecasted) -> Result<Vec<Value>, Problem> {
+        let arrivals: Vec<f64> = f
+            .forecast
+            .points
+            .iter()
+            .map(|p| self.staff_for.pick(p) * self.human_share)
+            .collect();
+        let req = self.backlog_request(arrivals.clone())?;
+        let plan = backlog_staffing(&req).map_err(|e| invalid(e.param(), e.to_string()))?;
+        let mut out = Vec::with_capacity(plan.len());
+        for ((s, p), (a, b)) in f.slots.iter().zip(&f.forecast.points).zip(arrivals.iter().zip(&plan)) {
+            let mut o = interval_json(h, s, p);
+            o.insert("staffed_arrivals".into(), json!(a));
+            o.insert("agents".into(), json!(b.agents));
+            o.insert("productive_agents".into(), json!(b.productive_agents));
+            o.insert("model".into(), json!("backlog"));
+            o.insert("handled".into(), json!(b.handled));
+            o.insert("backlog_end".into(), json!(b.backlog_end));
+            let capacity = f64::from(b.productive_agents) * req.interval_s;
+            o.insert(
+                "occupancy".into(),
+                json!(if capacity > 0.0 {
+                    b.handled * req.aht_s / capacity
+                } else {
+                    0.0
+                }),
+            );
+            out.push(Value::Object(o));
+        }
+        Ok(out)
+    }
+
     /// The intervals with their staffing fields.
     fn intervals(&self, h: &Horizon, f: &Forecasted) -> Result<Vec<Value>, Problem> {
+        if matches!(self.mode, QueueMode::Async { .. }) {
+            return self.async_intervals(h, f);
+        }
         let mut out = Vec::with_capacity(f.slots.len());
         let mut last: Option<(f64, StaffingResult)> = None;
         for (s, p) in f.slots.iter().zip(&f.forecast.points) {
@@ -537,7 +670,7 @@ impl StaffingPlan {
     }
 }
 
-async fn get_staffing(
+pub(crate) async fn get_staffing(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: Result<Query<ForecastQuery>, QueryRejection>,
@@ -545,6 +678,42 @@ async fn get_staffing(
     require_reader(&principal)?;
     let q = parse_query(query)?;
     // Cheap checks before the lake is read.
+    let key = QueueKey::parse(q.queue.as_deref().unwrap_or("")).map_err(|e| invalid("queue", e))?;
+    let deadline_given = number("response_deadline_s", q.response_deadline_s.as_deref())?;
+    let is_email = key
+        .parts
+        .iter()
+        .any(|(d, v)| *d == lake::Dimension::Channel && v == "email");
+    let mode = if deadline_given.is_some() || is_email {
+        for (name, given) in [
+            ("service_level", q.service_level.is_some()),
+            ("target_s", q.target_s.is_some()),
+            ("patience_s", q.patience_s.is_some()),
+            ("concurrency", q.concurrency.is_some()),
+        ] {
+            if given {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "queue {} is staffed as asynchronous (by workload and backlog against response_deadline_s); {name} applies to live queues only",
+                        key.canonical()
+                    ),
+                ));
+            }
+        }
+        QueueMode::Async {
+            response_deadline_s: deadline_given.unwrap_or(DEFAULT_RESPONSE_DEADLINE_S),
+            backlog_at_start: number("backlog", q.backlog.as_deref())?.unwrap_or(0.0),
+        }
+    } else {
+        if q.backlog.is_some() {
+            return Err(invalid(
+                "backlog",
+                "applies to asynchronous queues only: give response_deadline_s (or a channel:email queue)",
+            ));
+        }
+        QueueMode::Live
+    };
     let concurrency = match q.concurrency.as_deref() {
         None => 1,
         Some(t) => t.trim().parse::<u32>().map_err(|_| {
@@ -579,7 +748,14 @@ async fn get_staffing(
         max_occupancy,
         concurrency,
     };
-    staff(&probe).map_err(|e| invalid(e.param(), e.to_string()))?;
+    let probe_plan = StaffingPlan {
+        template: probe.clone(),
+        human_share: human_share_given.unwrap_or(1.0),
+        staff_for,
+        mode,
+        assumptions: Value::Null,
+    };
+    probe_plan.checked()?;
 
     let f = lake_forecast(&state, &principal, &q).await?;
     let m = &f.measured;
@@ -611,8 +787,9 @@ async fn get_staffing(
         patience_s,
         ..probe
     };
-    let plan = StaffingPlan {
-        assumptions: json!({
+    let assumptions = match mode {
+        QueueMode::Live => json!({
+            "mode": "live",
             "interval_s": template.interval_s,
             "aht_s": aht_s,
             "aht_source": aht_source,
@@ -629,9 +806,31 @@ async fn get_staffing(
             "max_occupancy": max_occupancy,
             "staff_for": staff_for.name(),
         }),
+        QueueMode::Async {
+            response_deadline_s,
+            backlog_at_start,
+        } => json!({
+            "mode": "async",
+            "mode_source": if deadline_given.is_some() { "request: response_deadline_s" } else { "queue channel:email" },
+            "interval_s": template.interval_s,
+            "aht_s": aht_s,
+            "aht_source": aht_source,
+            "aht_sample": m.hold_n,
+            "human_share": human_share,
+            "human_share_source": human_share_source,
+            "response_deadline_s": response_deadline_s,
+            "backlog": backlog_at_start,
+            "shrinkage": shrinkage,
+            "max_occupancy": max_occupancy.unwrap_or(1.0),
+            "staff_for": staff_for.name(),
+        }),
+    };
+    let plan = StaffingPlan {
+        assumptions,
         template,
         human_share,
         staff_for,
+        mode,
     }
     .checked()?;
     let intervals = plan.intervals(&f.horizon, &f.forecasted)?;
@@ -697,6 +896,12 @@ struct StaffingTemplate {
     concurrency: u32,
     #[serde(default)]
     staff_for: Option<String>,
+    /// Given: the queue is asynchronous (workload and backlog staffing).
+    #[serde(default)]
+    response_deadline_s: Option<f64>,
+    /// Items waiting at `from` (asynchronous queues).
+    #[serde(default)]
+    backlog: Option<f64>,
 }
 
 fn default_service_level() -> f64 {
@@ -715,6 +920,7 @@ fn one() -> u32 {
 const MAX_HISTORY_POINTS: usize = 366 * 96;
 
 async fn post_forecast(
+    State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     body: Bytes,
 ) -> Result<Response, Problem> {
@@ -739,8 +945,18 @@ async fn post_forecast(
         };
         special.push(SpecialDay { date: d.date, kind });
     }
+    // Default grid: the key's tenant's reporting time zone (UTC for a
+    // platform-wide key).
+    let tz = match (&req.tz, &principal.tenant) {
+        (Some(tz), _) => tz.clone(),
+        (None, TenantScope::One(t)) => match crate::tenant::TenantId::parse(t) {
+            Some(id) => crate::kpi_routes::load_settings(&state, &id).await?.time_zone,
+            None => "UTC".into(),
+        },
+        (None, TenantScope::All) => "UTC".into(),
+    };
     let h = parse_horizon(
-        Some(req.tz.as_deref().unwrap_or("UTC")),
+        Some(&tz),
         interval,
         Some(&req.horizon.from),
         Some(&req.horizon.to),
@@ -810,7 +1026,7 @@ async fn post_forecast(
             ),
         ));
     }
-    let f = forecast_counts(&h, start_us, &counts)?;
+    let f = forecast_counts(&h, start_us, &counts, None)?;
     let history = json!({
         "from": h.zone.rfc3339(start_us),
         "to": h.zone.rfc3339(history_end),
@@ -839,22 +1055,56 @@ async fn post_forecast(
                 max_occupancy: t.max_occupancy,
                 concurrency: t.concurrency,
             };
+            let (mode, assumptions) = match t.response_deadline_s {
+                None => {
+                    if t.backlog.is_some() {
+                        return Err(invalid(
+                            "backlog",
+                            "applies to asynchronous queues only: give staffing.response_deadline_s",
+                        ));
+                    }
+                    (
+                        QueueMode::Live,
+                        json!({
+                            "mode": "live",
+                            "interval_s": template.interval_s,
+                            "aht_s": t.aht_s,
+                            "patience_s": t.patience_s,
+                            "human_share": 1.0,
+                            "service_level": t.service_level,
+                            "target_s": t.target_s,
+                            "concurrency": t.concurrency,
+                            "shrinkage": t.shrinkage,
+                            "max_occupancy": t.max_occupancy,
+                            "staff_for": staff_for.name(),
+                        }),
+                    )
+                }
+                Some(deadline) => (
+                    QueueMode::Async {
+                        response_deadline_s: deadline,
+                        backlog_at_start: t.backlog.unwrap_or(0.0),
+                    },
+                    json!({
+                        "mode": "async",
+                        "mode_source": "request: response_deadline_s",
+                        "interval_s": template.interval_s,
+                        "aht_s": t.aht_s,
+                        "human_share": 1.0,
+                        "response_deadline_s": deadline,
+                        "backlog": t.backlog.unwrap_or(0.0),
+                        "shrinkage": t.shrinkage,
+                        "max_occupancy": t.max_occupancy.unwrap_or(1.0),
+                        "staff_for": staff_for.name(),
+                    }),
+                ),
+            };
             let plan = StaffingPlan {
-                assumptions: json!({
-                    "interval_s": template.interval_s,
-                    "aht_s": t.aht_s,
-                    "patience_s": t.patience_s,
-                    "human_share": 1.0,
-                    "service_level": t.service_level,
-                    "target_s": t.target_s,
-                    "concurrency": t.concurrency,
-                    "shrinkage": t.shrinkage,
-                    "max_occupancy": t.max_occupancy,
-                    "staff_for": staff_for.name(),
-                }),
+                assumptions,
                 template,
                 human_share: 1.0,
                 staff_for,
+                mode,
             }
             .checked()?;
             (plan.intervals(&h, &f)?, Some(plan.assumptions))

@@ -45,6 +45,7 @@
 //! of the `conversations` view started in the window, ordered by
 //! `started_at`, streamed batch by batch.
 
+pub(crate) mod fast;
 pub(crate) mod lake;
 pub(crate) mod params;
 
@@ -288,14 +289,28 @@ struct Run {
     dimension_scoped: bool,
 }
 
-async fn run(kctx: &datafusion::prelude::SessionContext, r: &Run) -> Result<Vec<KpiRow>, Problem> {
-    let mut rows = lake::run_overview(kctx, &r.window, &r.constraints)
-        .await
-        .map_err(internal)?;
+/// The fast path's overview of one run (see [`fast`]): what
+/// `sql/kpis/overview.sql` answers, from the materialized rollups.
+async fn run(kctx: &KpiSource<'_>, r: &Run) -> Result<Vec<KpiRow>, Problem> {
+    let mut rows = fast::run_overview(
+        kctx.rollup,
+        kctx.settings,
+        &r.window,
+        &r.constraints,
+        !r.dimension_scoped,
+        kctx.now_us,
+    );
     if r.dimension_scoped {
         rows.retain(|row| !is_time_based(row));
     }
     Ok(rows)
+}
+
+/// What every run of one request reads.
+struct KpiSource<'a> {
+    rollup: &'a warehouse::rollups::TenantRollup,
+    settings: &'a TenantSettings,
+    now_us: i64,
 }
 
 /// A computed group: its key, window and rows (current, maybe previous).
@@ -307,7 +322,7 @@ struct GroupResult {
     previous: Option<(Window, Vec<KpiRow>)>,
 }
 
-async fn get_kpis(
+pub(crate) async fn get_kpis(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -350,16 +365,14 @@ async fn get_kpis(
         None => None,
     };
 
-    let tctx = lake::tenant_session(&state.warehouse, &tenant, &settings)
+    let rollup = fast::rollup(&state.ingestor, &state.warehouse, &tenant, &settings)
         .await
         .map_err(internal)?;
-    let span = Window {
-        from: windows.previous.from,
-        to: windows.current.to,
+    let kctx = KpiSource {
+        rollup: &rollup,
+        settings: &settings,
+        now_us: chrono::Utc::now().timestamp_micros(),
     };
-    let kctx = lake::snapshot(&tctx, &tenant, &settings, &span)
-        .await
-        .map_err(internal)?;
 
     let filtered = !filters.is_empty();
     let overall = Run {
@@ -383,9 +396,7 @@ async fn get_kpis(
     if !group_by.is_empty() {
         let mut combos: Vec<Vec<(Dimension, Option<String>)>> = vec![Vec::new()];
         for &d in &group_by.dimensions {
-            let (values, has_none) = lake::dimension_values(&kctx, &windows.current, &filters, d)
-                .await
-                .map_err(internal)?;
+            let (values, has_none) = fast::dimension_values(&rollup, &windows.current, &filters, d);
             let mut options: Vec<Option<String>> = values.into_iter().map(Some).collect();
             if has_none {
                 options.push(None);

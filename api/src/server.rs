@@ -3,7 +3,6 @@
 //! `/v1/sql`).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,6 +31,8 @@ pub struct AppState {
     pub limits: DecodeLimits,
     /// The experiment registry (`<data_dir>/experiments/`).
     pub experiments: crate::experiment_store::ExperimentStore,
+    /// Analyst SQL sessions and their per-tenant gates (HTTP and Postgres).
+    pub sql: crate::sql_service::SqlService,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -40,7 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.limits.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/events", post(post_events))
-        .route("/v1/sql", post(post_sql))
+        .merge(crate::sql_routes::routes())
         .route("/v1/schema/events", get(get_schema))
         .merge(crate::calc_routes::routes())
         .merge(crate::kpi_routes::routes())
@@ -219,58 +220,6 @@ async fn post_events(
         "rejected": rejected,
     });
     Ok((status, axum::Json(body)).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-struct SqlRequest {
-    sql: String,
-}
-
-async fn post_sql(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(principal): axum::Extension<Principal>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    require_role(&principal, &[Role::Admin], "SQL over HTTP")?;
-    let req: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
-        Problem::bad_request(
-            "bad-sql-request",
-            format!("the body must be JSON like {{\"sql\": \"SELECT ...\"}}: {e}"),
-        )
-    })?;
-    let started = Instant::now();
-    let result = state.warehouse.query(&req.sql).await.map_err(|e| match e {
-        warehouse::WarehouseError::NotReadOnly(msg) => Problem::new(
-            StatusCode::FORBIDDEN,
-            "read-only",
-            "Only read-only queries",
-            format!("statements that change state (DDL, DML, COPY, SET) are not allowed: {msg}"),
-        ),
-        warehouse::WarehouseError::Query(e) => Problem::bad_request("sql-error", e.to_string()),
-    })?;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-    let wants_csv = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/csv"));
-    if wants_csv {
-        let csv =
-            warehouse::format::to_csv(&result.schema, &result.batches).map_err(|e| Problem::internal(e.to_string()))?;
-        let mut resp = csv.into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        );
-        return Ok(resp);
-    }
-    let mut body =
-        warehouse::format::to_json(&result.schema, &result.batches).map_err(|e| Problem::internal(e.to_string()))?;
-    if let serde_json::Value::Object(o) = &mut body {
-        o.insert("row_count".into(), json!(result.num_rows()));
-        o.insert("elapsed_ms".into(), json!((elapsed_ms * 1000.0).round() / 1000.0));
-    }
-    Ok(axum::Json(body).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -351,7 +351,7 @@ pub(crate) fn document(title: &str, lang: Lang, theme: Theme, body: &str) -> Str
     let mut out = String::with_capacity(body.len() + CSS.len() + 512);
     let _ = write!(
         out,
-        r#"<!DOCTYPE html><html lang="{}" data-theme="{}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark"><title>{}</title><style>{CSS}</style></head><body>{body}</body></html>"#,
+        r#"<!DOCTYPE html><html lang="{}" data-theme="{}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>{}</title><style>{CSS}</style></head><body>{body}</body></html>"#,
         lang.code(),
         theme.name(),
         escape(title),
@@ -407,7 +407,13 @@ pub(crate) fn render(frame: &Frame<'_>, main: &str) -> String {
             None,
         );
     }
-    b.push_str("</span></span></header>");
+    // Signing out is a POST (a link could be prefetched); the cookie is
+    // SameSite=Strict, so another site cannot sign anyone out either.
+    let _ = write!(
+        b,
+        r#"</span><form class="logout" method="post" action="/logout"><button type="submit">{}</button></form></span></header>"#,
+        escape(s.sign_out)
+    );
     // Navigation.
     let _ = write!(b, r#"<nav class="pages" aria-label="{}">"#, escape(s.nav_label));
     for page in Page::ALL {
@@ -416,10 +422,22 @@ pub(crate) fn render(frame: &Frame<'_>, main: &str) -> String {
         } else {
             ""
         };
+        // Staffing's dates are a forecast horizon (tomorrow by default), the
+        // other pages' a past period: the date range does not cross between them.
+        let link = if (page == Page::Staffing) != (frame.page == Page::Staffing) {
+            let pairs: Vec<(String, String)> = ctx
+                .query_pairs()
+                .into_iter()
+                .filter(|(k, _)| k != "from" && k != "to")
+                .collect();
+            href(page.path(), &pairs)
+        } else {
+            ctx.link(page.path())
+        };
         let _ = write!(
             b,
             r#"<a href="{}"{current}>{}</a>"#,
-            escape(&ctx.link(page.path())),
+            escape(&link),
             escape(page.title(s))
         );
     }
@@ -559,6 +577,8 @@ const CSS: &str = concat!(
     ".switch{display:inline-flex;border:1px solid var(--line);border-radius:6px;overflow:hidden}",
     ".switch a{padding:2px 8px;text-decoration:none;color:var(--muted)}",
     ".switch a[aria-current]{background:var(--accent);color:var(--card)}",
+    ".logout{margin:0}.logout button{font:inherit;color:var(--muted);background:none;border:1px solid var(--line);",
+    "border-radius:6px;padding:1px 8px;cursor:pointer}",
     ".pages{display:flex;flex-wrap:wrap;gap:4px;padding:8px 16px;border-bottom:1px solid var(--line)}",
     ".pages a{padding:4px 10px;border-radius:6px;text-decoration:none;color:var(--fg)}",
     ".pages a[aria-current]{background:var(--accent);color:var(--card)}",

@@ -19,7 +19,7 @@ pub mod winsor;
 
 pub use bayes::{BayesianResult, LiftScale, bayesian_from_comparison, bayesian_normal};
 pub use compare::{Comparison, Method, compare, two_proportion_z_test, welch_t_test};
-pub use cuped::{CupedResult, cuped_welch_t_test};
+pub use cuped::{CupedResult, RatioUnit, cuped_ratio_delta_test, cuped_welch_t_test};
 pub use multiple::{benjamini_hochberg, holm};
 pub use power::{
     MinimumEffect, SampleSizeResult, mde_means, mde_proportions, power_from_standard_error, power_means,

@@ -28,21 +28,38 @@
 //!   borrows strength from the other weekdays' shape. With less than a week
 //!   the pooled prior *is* the forecast for unseen weekdays; the trend is
 //!   only fitted from three weeks of history on.
-//! * [`Method::AggregateSplit`] — for a group of small queues, the sum is
-//!   forecast and split by each queue's share of the last four weeks
-//!   ([`forecast_group`]), when that backtests better.
+//! * [`Method::AggregateSplit`] — for small queues: an aggregate the queue
+//!   is part of (the tenant's total, a group of queues) is forecast with the
+//!   Poisson model and multiplied by the queue's share of the aggregate over
+//!   the last 28 days ([`forecast_with_aggregate`], [`forecast_group`]). It
+//!   is a candidate like the others whenever an aggregate is given, so it is
+//!   used exactly when it backtests better.
 //!
 //! # Selection and quantiles
 //!
-//! Each method is scored by a rolling-origin backtest: up to
+//! Each candidate — the three baselines, the Poisson model, and the split
+//! when an aggregate is given — is scored by a rolling-origin backtest: up to
 //! [`ForecastConfig::backtest_folds`] non-overlapping 7-day windows at the
-//! end of the history, each forecast from the history before it. The method
-//! with the lowest pooled **WAPE** wins. For very sparse series (under one
-//! arrival per interval on average) WAPE rewards forecasting zero — an
-//! all-zero forecast has WAPE 1 while the true mean scores about 2 — so
-//! there the mean Poisson deviance, which the true mean minimises, decides.
-//! Below two weeks of history there is no backtest: the Poisson model is used
-//! (it falls back to pooled shapes) and the result says so.
+//! end of the history, each forecast from the history before it. The
+//! candidate with the lowest pooled **WAPE** wins, so the chosen method is
+//! never worse than the best (eligible) baseline on those windows. For
+//! sparse series (under one arrival per interval on average in the windows)
+//! WAPE cannot tell a good mean forecast from a bad one: it is minimised by
+//! the median, which is 0 there — an all-zero forecast scores 1 while the
+//! true mean scores about 2, and a noisy copy of last week beats a smooth
+//! model. There the mean **Poisson deviance**, a proper score that the true
+//! mean minimises, decides instead (again among all candidates, baselines
+//! included). The guard: a
+//! candidate whose backtest forecasts fall short of the actual total by more
+//! than [`MAX_UNDER_FORECAST`] (10 %, or two Poisson standard deviations of
+//! the total when that is more) is not eligible. WAPE's best point forecast
+//! is the median, and on sparse series (under 0.69 arrivals per interval
+//! the Poisson median is 0) it rewards forecasting low — which would starve
+//! the queue, and under-staffing costs far more than over-staffing. Every
+//! score carries its `bias` (forecast total / actual total − 1) and
+//! whether it was `eligible`. Below two weeks of history there is no
+//! backtest: the Poisson model is used (it falls back to pooled shapes) and
+//! the result says so.
 //!
 //! Quantiles come from a negative-binomial predictive distribution with the
 //! forecast as mean and variance `φ·mean`, where the dispersion `φ ≥ 1` is
@@ -192,6 +209,11 @@ pub struct MethodScore {
     pub mape_skipped_zero: usize,
     /// Mean Poisson deviance per interval.
     pub poisson_deviance: f64,
+    /// Forecast total / actual total − 1 over the backtest windows.
+    pub bias: Option<f64>,
+    /// Whether the method could be chosen: it does not under-forecast the
+    /// backtest total beyond [`MAX_UNDER_FORECAST`].
+    pub eligible: bool,
 }
 
 /// A forecast with how it was obtained.
@@ -210,6 +232,18 @@ pub struct Forecast {
     /// Poisson noise floor of the backtest WAPE,
     /// [`poisson_noise_floor_pooled`] of the chosen method's predictions.
     pub noise_floor_wape: Option<f64>,
+    /// What the backtest chose by (`None` without a backtest).
+    pub selected_by: Option<Criterion>,
+}
+
+/// The backtest score a method is chosen by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Criterion {
+    /// Pooled WAPE: series with at least one arrival per interval.
+    Wape,
+    /// Mean Poisson deviance: sparser series.
+    PoissonDeviance,
 }
 
 /// Weighted absolute percentage error `Σ|a − f| / Σa`; `None` when there
@@ -284,7 +318,7 @@ pub fn poisson_deviance(actual: &[f64], forecast: &[f64]) -> f64 {
 /// means up to 300, a normal approximation with continuity correction above,
 /// where it is accurate to about one arrival.
 pub fn quantile(mean: f64, dispersion: f64, q: f64) -> f64 {
-    if !(mean > 0.0) || !mean.is_finite() {
+    if mean.is_nan() || mean <= 0.0 || mean.is_infinite() {
         return 0.0;
     }
     let q = q.clamp(1e-9, 1.0 - 1e-9);
@@ -563,10 +597,13 @@ impl PoissonFit {
     }
 }
 
-/// Means (before horizon multipliers) for `keys` following `train`.
+/// Means (before horizon multipliers) for `keys` following `train`;
+/// `agg_train` is the aggregate over the same positions (for
+/// [`Method::AggregateSplit`]).
 fn predict(
     method: Method,
     train: &[Point],
+    agg_train: Option<&[Point]>,
     keys: &[(u8, u16)],
     spd: usize,
     interval_s: u32,
@@ -580,7 +617,19 @@ fn predict(
                 .map(|(h, (w, s))| fit.mean_at(*w, *s, train.len() + h))
                 .collect()
         }
-        Method::Zero | Method::AggregateSplit => vec![0.0; keys.len()],
+        Method::AggregateSplit => match agg_train {
+            Some(agg) => {
+                // The aggregate is dense, where the Poisson regression is the
+                // strong model; the share is the queue's over the last 28 days.
+                let share = share_of(train, agg, SHARE_WINDOW_DAYS * spd);
+                predict(Method::PoissonTrend, agg, None, keys, spd, interval_s, cfg)
+                    .into_iter()
+                    .map(|m| m * share)
+                    .collect()
+            }
+            None => vec![0.0; keys.len()],
+        },
+        Method::Zero => vec![0.0; keys.len()],
         baseline => {
             let hist = CellHistory::new(train, spd);
             keys.iter()
@@ -588,6 +637,24 @@ fn predict(
                 .collect()
         }
     }
+}
+
+/// Days over which a queue's share of its aggregate is measured.
+const SHARE_WINDOW_DAYS: usize = 28;
+
+/// A candidate whose backtest forecasts fall short of the actual total by
+/// more than this fraction (or two Poisson standard deviations of the
+/// total, whichever is larger) is not chosen: under-staffing costs far more
+/// than over-staffing, and on sparse series WAPE rewards forecasting low
+/// (its best point forecast is the median, which is 0 below 0.69 arrivals
+/// per interval).
+pub const MAX_UNDER_FORECAST: f64 = 0.1;
+
+/// Whether `pred` under-forecasts `act` beyond [`MAX_UNDER_FORECAST`].
+fn under_forecasts(act: &[f64], pred: &[f64]) -> bool {
+    let a: f64 = act.iter().sum();
+    let p: f64 = pred.iter().sum();
+    a - p > (MAX_UNDER_FORECAST * a).max(2.0 * a.sqrt())
 }
 
 /// Backtest windows as `(origin, end)` position ranges.
@@ -604,6 +671,7 @@ fn folds(prep: &Prepared<'_>, cfg: &ForecastConfig) -> Vec<(usize, usize)> {
 /// skipping excluded test points and scaling by factor-marked ones.
 fn backtest_pairs(
     prep: &Prepared<'_>,
+    agg: Option<&[Point]>,
     method: Method,
     windows: &[(usize, usize)],
     cfg: &ForecastConfig,
@@ -615,6 +683,7 @@ fn backtest_pairs(
         let means = predict(
             method,
             &prep.points[..o],
+            agg.map(|a| &a[..o]),
             &keys,
             prep.slots_per_day,
             prep.interval_s,
@@ -636,12 +705,15 @@ fn push_scored(test: &[Point], means: &[f64], act: &mut Vec<f64>, pred: &mut Vec
 
 fn score(method: Method, act: &[f64], pred: &[f64]) -> MethodScore {
     let m = mape(act, pred);
+    let total: f64 = act.iter().sum();
     MethodScore {
         method,
         wape: wape(act, pred),
         mape: m.value,
         mape_skipped_zero: m.skipped_zero_actuals,
         poisson_deviance: poisson_deviance(act, pred),
+        bias: (total > 0.0).then(|| pred.iter().sum::<f64>() / total - 1.0),
+        eligible: !under_forecasts(act, pred),
     }
 }
 
@@ -657,13 +729,20 @@ fn pearson_dispersion(act: &[f64], pred: &[f64]) -> f64 {
     if n == 0 { 1.0 } else { (s / n as f64).clamp(1.0, 100.0) }
 }
 
-/// Selection criterion: WAPE for series with at least one arrival per
-/// interval, Poisson deviance for sparser ones (see module docs).
-fn criterion(s: &MethodScore, sparse: bool) -> f64 {
-    if sparse {
-        s.poisson_deviance
-    } else {
-        s.wape.unwrap_or(f64::INFINITY)
+/// What a backtest adds to a forecast.
+struct Scored {
+    backtest: Vec<MethodScore>,
+    noise_floor_wape: Option<f64>,
+    selected_by: Option<Criterion>,
+}
+
+impl Scored {
+    fn none() -> Self {
+        Self {
+            backtest: Vec::new(),
+            noise_floor_wape: None,
+            selected_by: None,
+        }
     }
 }
 
@@ -673,9 +752,13 @@ fn finish(
     dispersion: f64,
     means: &[f64],
     horizon: &[HorizonSlot],
-    backtest: Vec<MethodScore>,
-    noise_floor_wape: Option<f64>,
+    scored: Scored,
 ) -> Forecast {
+    let Scored {
+        backtest,
+        noise_floor_wape,
+        selected_by,
+    } = scored;
     let points = horizon
         .iter()
         .zip(means)
@@ -698,40 +781,69 @@ fn finish(
         points,
         backtest,
         noise_floor_wape,
+        selected_by,
     }
 }
 
-/// Result of scoring all single-series methods.
+/// Selection criterion: WAPE for series with at least one arrival per
+/// interval, mean Poisson deviance for sparser ones (see module docs).
+pub fn criterion(s: &MethodScore, sparse: bool) -> f64 {
+    if sparse {
+        s.poisson_deviance
+    } else {
+        s.wape.unwrap_or(f64::INFINITY)
+    }
+}
+
+/// Whether a backtest of these actuals is judged by Poisson deviance
+/// rather than WAPE: under one arrival per interval on average.
+pub fn is_sparse(actual: &[f64]) -> bool {
+    actual.iter().sum::<f64>() < actual.len() as f64
+}
+
+/// Result of scoring every candidate.
 struct Selection {
     best: Method,
     scores: Vec<MethodScore>,
     dispersion: f64,
     windows: Vec<(usize, usize)>,
+    /// Whether no candidate was eligible and the guard was dropped.
+    unguarded: bool,
+    /// Under one arrival per interval: chosen by Poisson deviance.
     sparse: bool,
     noise_floor: Option<f64>,
 }
 
-fn select(prep: &Prepared<'_>, cfg: &ForecastConfig) -> Option<Selection> {
+fn select(prep: &Prepared<'_>, agg: Option<&[Point]>, cfg: &ForecastConfig) -> Option<Selection> {
     let windows = folds(prep, cfg);
     if windows.is_empty() {
         return None;
     }
+    let mut candidates = METHODS.to_vec();
+    if agg.is_some() {
+        candidates.push(Method::AggregateSplit);
+    }
     let mut runs = Vec::new();
-    for m in METHODS {
-        let (a, p) = backtest_pairs(prep, m, &windows, cfg);
+    for m in candidates {
+        let (a, p) = backtest_pairs(prep, agg, m, &windows, cfg);
         runs.push((score(m, &a, &p), a, p));
     }
     let actual = &runs[0].1;
-    let mean_actual = if actual.is_empty() {
-        0.0
-    } else {
-        actual.iter().sum::<f64>() / actual.len() as f64
+    let sparse = is_sparse(actual);
+    let unguarded = !runs.iter().any(|r| r.0.eligible);
+    let loss = |r: &(MethodScore, Vec<f64>, Vec<f64>)| {
+        if r.0.eligible || unguarded {
+            criterion(&r.0, sparse)
+        } else {
+            f64::INFINITY
+        }
     };
-    let sparse = mean_actual < 1.0;
-    // Ties go to the later (stronger) method in METHODS order.
-    let mut best = runs.len() - 1;
+    // Lowest loss among the eligible candidates; ties go to the later
+    // (stronger) one. Without arrivals in the windows every WAPE is
+    // undefined and the Poisson model is kept.
+    let mut best = METHODS.len() - 1;
     for (i, r) in runs.iter().enumerate() {
-        if criterion(&r.0, sparse) < criterion(&runs[best].0, sparse) {
+        if loss(r) <= loss(&runs[best]) && loss(r).is_finite() {
             best = i;
         }
     }
@@ -742,6 +854,7 @@ fn select(prep: &Prepared<'_>, cfg: &ForecastConfig) -> Option<Selection> {
         scores: runs.into_iter().map(|r| r.0).collect(),
         dispersion,
         windows,
+        unguarded,
         sparse,
         noise_floor,
     })
@@ -749,8 +862,71 @@ fn select(prep: &Prepared<'_>, cfg: &ForecastConfig) -> Option<Selection> {
 
 /// Forecasts one series over `horizon`, choosing the method by backtest.
 pub fn forecast(series: &Series, horizon: &[HorizonSlot], cfg: &ForecastConfig) -> Result<Forecast> {
+    forecast_with_aggregate(series, None, horizon, cfg)
+}
+
+/// Checks that `aggregate` lines up with `series` point by point.
+fn check_aggregate(series: &Series, aggregate: &Series) -> Result<()> {
+    if aggregate.interval_s != series.interval_s || aggregate.points.len() != series.points.len() {
+        return Err(Error::Invalid {
+            param: "aggregate",
+            detail: "the aggregate needs the same interval and length as the series".into(),
+        });
+    }
+    for (a, b) in series.points.iter().zip(&aggregate.points) {
+        if (a.weekday, a.slot) != (b.weekday, b.slot) {
+            return Err(Error::Invalid {
+                param: "aggregate",
+                detail: "the aggregate needs the same weekday and slot per point as the series".into(),
+            });
+        }
+        if b.count < a.count {
+            return Err(Error::Invalid {
+                param: "aggregate",
+                detail: format!(
+                    "the aggregate ({}) is below the series ({}) in one interval",
+                    b.count, a.count
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Forecasts one series over `horizon`, choosing the method by backtest,
+/// with [`Method::AggregateSplit`] among the candidates when `aggregate`
+/// (a total the series is part of, e.g. the tenant's or the channel's
+/// arrivals, over the same intervals) is given. The aggregate's counts are
+/// used as they are; the series' special marks apply to both.
+pub fn forecast_with_aggregate(
+    series: &Series,
+    aggregate: Option<&Series>,
+    horizon: &[HorizonSlot],
+    cfg: &ForecastConfig,
+) -> Result<Forecast> {
     let prep = prepare(series)?;
     check_horizon(horizon, prep.slots_per_day)?;
+    let agg_points: Option<Vec<Point>> = match aggregate {
+        Some(a) => {
+            check_aggregate(series, a)?;
+            for p in &a.points {
+                finite("aggregate", p.count)?;
+            }
+            // The series' special marks apply to the aggregate.
+            Some(
+                a.points
+                    .iter()
+                    .zip(&series.points)
+                    .map(|(ap, sp)| Point {
+                        special: sp.special,
+                        ..*ap
+                    })
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    let agg = agg_points.as_deref();
     let keys: Vec<(u8, u16)> = horizon.iter().map(|h| (h.weekday, h.slot)).collect();
     let usable = prep.points.iter().filter(|p| exposure(p).is_some()).count();
     if usable == 0 {
@@ -765,31 +941,60 @@ pub fn forecast(series: &Series, horizon: &[HorizonSlot], cfg: &ForecastConfig) 
             1.0,
             &vec![0.0; keys.len()],
             horizon,
-            Vec::new(),
-            None,
+            Scored::none(),
         ));
     }
     let spd = prep.slots_per_day;
-    match select(&prep, cfg) {
+    match select(&prep, agg, cfg) {
         Some(sel) => {
-            let means = predict(sel.best, prep.points, &keys, spd, prep.interval_s, cfg);
-            let note = format!(
-                "chosen by {}-window rolling-origin backtest on {}",
+            let means = predict(sel.best, prep.points, agg, &keys, spd, prep.interval_s, cfg);
+            let mut note = format!(
+                "chosen by {}-window rolling-origin backtest: lowest {} among {} candidates",
                 sel.windows.len(),
                 if sel.sparse {
-                    "Poisson deviance (sparse series: under 1 arrival per interval, WAPE would favour zero)"
+                    "Poisson deviance (sparse series: under 1 arrival per interval, where WAPE would favour forecasting zero or copying noise)"
                 } else {
                     "WAPE"
-                }
+                },
+                sel.scores.len()
             );
+            if sel.unguarded {
+                note.push_str(" (every candidate under-forecast the backtest total by more than 10 %: none excluded)");
+            } else if sel.scores.iter().any(|s| !s.eligible) {
+                let excluded: Vec<String> = sel
+                    .scores
+                    .iter()
+                    .filter(|s| !s.eligible)
+                    .map(|s| method_name(s.method))
+                    .collect();
+                note.push_str(&format!(
+                    " that do not under-forecast the backtest total by more than 10 % (excluded: {})",
+                    excluded.join(", ")
+                ));
+            }
+            if sel.best == Method::AggregateSplit
+                && let Some(a) = agg
+            {
+                note.push_str(&format!(
+                    "; aggregate forecast by poisson_trend × the queue's share {:.4} of the last {SHARE_WINDOW_DAYS} days",
+                    share_of(prep.points, a, SHARE_WINDOW_DAYS * spd)
+                ));
+            }
             Ok(finish(
                 sel.best,
                 note,
                 sel.dispersion,
                 &means,
                 horizon,
-                sel.scores,
-                sel.noise_floor,
+                Scored {
+                    backtest: sel.scores,
+                    noise_floor_wape: sel.noise_floor,
+                    selected_by: Some(if sel.sparse {
+                        Criterion::PoissonDeviance
+                    } else {
+                        Criterion::Wape
+                    }),
+                },
             ))
         }
         None => {
@@ -819,11 +1024,18 @@ pub fn forecast(series: &Series, horizon: &[HorizonSlot], cfg: &ForecastConfig) 
                 pearson_dispersion(&act, &pred),
                 &means,
                 horizon,
-                Vec::new(),
-                None,
+                Scored::none(),
             ))
         }
     }
+}
+
+/// The snake_case name of a method, as in JSON.
+pub fn method_name(m: Method) -> String {
+    serde_json::to_value(m)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{m:?}"))
 }
 
 /// Means of one given method over `horizon` (multipliers applied), without
@@ -834,22 +1046,56 @@ pub fn forecast_method(
     method: Method,
     cfg: &ForecastConfig,
 ) -> Result<Vec<f64>> {
+    forecast_method_with_aggregate(series, None, horizon, method, cfg)
+}
+
+/// [`forecast_method`] with an aggregate, so that
+/// [`Method::AggregateSplit`] can be asked for too.
+pub fn forecast_method_with_aggregate(
+    series: &Series,
+    aggregate: Option<&Series>,
+    horizon: &[HorizonSlot],
+    method: Method,
+    cfg: &ForecastConfig,
+) -> Result<Vec<f64>> {
     let prep = prepare(series)?;
     check_horizon(horizon, prep.slots_per_day)?;
-    if method == Method::AggregateSplit {
+    if let Some(a) = aggregate {
+        check_aggregate(series, a)?;
+    }
+    if method == Method::AggregateSplit && aggregate.is_none() {
         return Err(Error::Invalid {
             param: "method",
-            detail: "aggregate_split needs a group: use forecast_group".into(),
+            detail: "aggregate_split needs an aggregate: use forecast_method_with_aggregate".into(),
         });
     }
+    let agg_points: Option<Vec<Point>> = aggregate.map(|a| {
+        a.points
+            .iter()
+            .zip(&series.points)
+            .map(|(ap, sp)| Point {
+                special: sp.special,
+                ..*ap
+            })
+            .collect()
+    });
     let keys: Vec<(u8, u16)> = horizon.iter().map(|h| (h.weekday, h.slot)).collect();
-    let means = predict(method, prep.points, &keys, prep.slots_per_day, prep.interval_s, cfg);
+    let means = predict(
+        method,
+        prep.points,
+        agg_points.as_deref(),
+        &keys,
+        prep.slots_per_day,
+        prep.interval_s,
+        cfg,
+    );
     Ok(means.iter().zip(horizon).map(|(m, h)| m * h.multiplier).collect())
 }
 
 /// Forecasts a group of queues (e.g. the languages of one channel), each
 /// either on its own or as its share of the group total, whichever backtests
-/// better. All series must share interval, length, keys and special marks.
+/// better ([`forecast_with_aggregate`] with the group total). All series
+/// must share interval, length, keys and special marks.
 pub fn forecast_group(group: &[Series], horizon: &[HorizonSlot], cfg: &ForecastConfig) -> Result<Vec<Forecast>> {
     let Some(first) = group.first() else {
         return Ok(Vec::new());
@@ -882,75 +1128,10 @@ pub fn forecast_group(group: &[Series], horizon: &[HorizonSlot], cfg: &ForecastC
             })
             .collect(),
     };
-    let agg_prep = prepare(&aggregate)?;
-    check_horizon(horizon, agg_prep.slots_per_day)?;
-    let agg_sel = select(&agg_prep, cfg);
-    let agg_fc = forecast(&aggregate, horizon, cfg)?;
-    let spd = agg_prep.slots_per_day;
-    let share_window = 28 * spd;
-
-    let mut out = Vec::with_capacity(group.len());
-    for s in group {
-        let own = forecast(s, horizon, cfg)?;
-        let (Some(asel), false) = (&agg_sel, own.backtest.is_empty()) else {
-            out.push(own);
-            continue;
-        };
-        let prep = prepare(s)?;
-        // Backtest the split: the aggregate's method on each window's
-        // training data, times the queue's share of that training data.
-        let (mut act, mut pred) = (Vec::new(), Vec::new());
-        for &(o, e) in &asel.windows {
-            let test = &prep.points[o..e];
-            let keys: Vec<(u8, u16)> = test.iter().map(|p| (p.weekday, p.slot)).collect();
-            let agg_means = predict(asel.best, &agg_prep.points[..o], &keys, spd, prep.interval_s, cfg);
-            let share = share_of(&prep.points[..o], &agg_prep.points[..o], share_window);
-            let means: Vec<f64> = agg_means.iter().map(|m| m * share).collect();
-            push_scored(test, &means, &mut act, &mut pred);
-        }
-        let split_score = score(Method::AggregateSplit, &act, &pred);
-        let sparse = act.iter().sum::<f64>() < act.len() as f64;
-        let own_best = own
-            .backtest
-            .iter()
-            .find(|m| m.method == own.method)
-            .map_or(f64::INFINITY, |m| criterion(m, sparse));
-        if criterion(&split_score, sparse) < own_best {
-            let share = share_of(prep.points, agg_prep.points, share_window);
-            let means: Vec<f64> = agg_fc
-                .points
-                .iter()
-                .zip(horizon)
-                .map(|(p, h)| {
-                    if h.multiplier > 0.0 {
-                        p.mean / h.multiplier * share
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let mut backtest = own.backtest.clone();
-            backtest.push(split_score);
-            let note = format!(
-                "aggregate ({:?}) × share {share:.4} of the last 28 days: backtests better than {:?} alone",
-                agg_fc.method, own.method
-            );
-            out.push(finish(
-                Method::AggregateSplit,
-                note,
-                pearson_dispersion(&act, &pred),
-                &means,
-                horizon,
-                backtest,
-                own.noise_floor_wape,
-            ));
-        } else {
-            let mut own = own;
-            own.backtest.push(split_score);
-            out.push(own);
-        }
-    }
-    Ok(out)
+    group
+        .iter()
+        .map(|s| forecast_with_aggregate(s, Some(&aggregate), horizon, cfg))
+        .collect()
 }
 
 /// A queue's share of the group total over the last `window` points

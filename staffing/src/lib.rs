@@ -10,10 +10,11 @@
 //!   concurrency, and workload/backlog staffing for asynchronous channels.
 //!   The module docs give every formula and its reference.
 //! * [`forecast`] — arrival forecasts per queue and interval with quantiles:
-//!   seasonal baselines and a Poisson regression on weekday × slot with
-//!   trend, chosen per series by rolling-origin backtest on WAPE; special
-//!   days; aggregate-and-split for small queues; accuracy metrics with the
-//!   Poisson noise floor.
+//!   seasonal baselines, a Poisson regression on weekday × slot with trend,
+//!   and aggregate-and-split for small queues, chosen per series by
+//!   rolling-origin backtest (WAPE; Poisson deviance for sparse series) with
+//!   the baselines among the candidates; special days; accuracy metrics
+//!   with the Poisson noise floor.
 //! * [`plan`] — forecast + required agents per interval, the shape the
 //!   routing core asks for.
 //! * [`synthetic`] — deterministic chat-like arrival series for tests and the

@@ -37,7 +37,7 @@ impl SplitMix64 {
     /// mean ≤ 200 so `e^(−mean)` never underflows (a sum of Poissons is
     /// Poisson).
     pub fn poisson(&mut self, mean: f64) -> u64 {
-        if !(mean > 0.0) || !mean.is_finite() {
+        if mean.is_nan() || mean <= 0.0 || mean.is_infinite() {
             return 0;
         }
         let pieces = (mean / 200.0).ceil().max(1.0);

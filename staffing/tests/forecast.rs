@@ -4,7 +4,7 @@
 
 use staffing::forecast::{
     ForecastConfig, HorizonSlot, Method, Point, Series, Special, forecast, forecast_group, forecast_method,
-    poisson_noise_floor, wape,
+    forecast_method_with_aggregate, forecast_with_aggregate, poisson_noise_floor, wape,
 };
 use staffing::synthetic::{ChatSeriesSpec, SplitMix64, chat_mean, chat_series};
 
@@ -213,12 +213,23 @@ fn very_sparse_queue_keeps_a_positive_mean_and_sane_quantiles() {
     let (horizon, truth, _) = future(&s, 56, 14);
     let fc = forecast(&hist, &horizon, &ForecastConfig::default()).unwrap();
     assert!(fc.note.contains("deviance"), "{}", fc.note);
+    let chosen = fc.backtest.iter().find(|s| s.method == fc.method).unwrap();
+    assert!(chosen.eligible, "{:?}", fc.backtest);
+    // The median of a few near-zero counts is mostly zero: it under-forecasts
+    // and may not be chosen however good its WAPE.
+    let median = fc.backtest.iter().find(|s| s.method == Method::MedianK).unwrap();
+    assert!(!median.eligible && median.bias.unwrap() < -0.5, "{median:?}");
     // A zero forecast would win on WAPE but starve the queue: the chosen
     // model keeps the expected total within 30 % of the truth.
     let fc_total: f64 = fc.points.iter().map(|p| p.mean).sum();
     let true_total: f64 = truth.iter().sum();
     assert!((fc_total / true_total - 1.0).abs() < 0.3, "{fc_total} vs {true_total}");
-    assert!(fc.points.iter().all(|p| p.p50 == 0.0 && p.p90 <= 2.0));
+    assert!(
+        fc.points.iter().all(|p| p.p50 == 0.0 && p.p90 <= 2.0),
+        "{:?} {:?}",
+        fc.method,
+        fc.backtest
+    );
 }
 
 #[test]
@@ -333,6 +344,79 @@ fn small_queues_can_be_forecast_as_shares_of_their_total() {
     let mut bad = group.clone();
     bad[1].points.pop();
     assert_eq!(forecast_group(&bad, &horizon, &cfg).unwrap_err().param(), "series");
+}
+
+#[test]
+fn a_small_queue_is_forecast_as_its_share_of_the_tenant_total() {
+    let cfg = ForecastConfig::default();
+    // A tenant with 20 arrivals per half hour; one queue takes 3 % of them
+    // (0.6 per interval): thinning a Poisson process keeps it Poisson.
+    let tenant = ChatSeriesSpec {
+        growth_per_week: 0.0,
+        ..spec(56, 20.0, 31)
+    };
+    let total = chat_series(&tenant).points;
+    let mut rng = SplitMix64::new(77);
+    let queue: Vec<Point> = total
+        .iter()
+        .map(|p| {
+            let mut k = 0.0;
+            for _ in 0..p.count as u64 {
+                if rng.next_f64() < 0.03 {
+                    k += 1.0;
+                }
+            }
+            Point { count: k, ..*p }
+        })
+        .collect();
+    let (horizon, truth, _) = future(&tenant, 56, 14);
+    let queue_truth: Vec<f64> = truth.iter().map(|m| m * 0.03).collect();
+    let agg = series(total);
+    let own = forecast(&series(queue.clone()), &horizon, &cfg).unwrap();
+    let split = forecast_with_aggregate(&series(queue.clone()), Some(&agg), &horizon, &cfg).unwrap();
+    assert_eq!(split.method, Method::AggregateSplit, "{}", split.note);
+    assert!(split.note.contains("share"), "{}", split.note);
+    // Every candidate was scored, baselines included, and the chosen one has
+    // the lowest deviance of the eligible ones (sparse queue).
+    assert_eq!(split.backtest.len(), 5);
+    let chosen = split.backtest.iter().find(|s| s.method == split.method).unwrap();
+    for s in split.backtest.iter().filter(|s| s.eligible) {
+        assert!(chosen.poisson_deviance <= s.poisson_deviance, "{:?}", split.backtest);
+    }
+    // Closer to the true means than the queue on its own.
+    let means = |f: &staffing::forecast::Forecast| f.points.iter().map(|p| p.mean).collect::<Vec<_>>();
+    let (e_split, e_own) = (
+        wape(&queue_truth, &means(&split)).unwrap(),
+        wape(&queue_truth, &means(&own)).unwrap(),
+    );
+    assert!(e_split < e_own, "split {e_split} vs own {e_own}");
+    assert!(e_split < 0.15, "{e_split}");
+    // The method can be asked for directly, and needs the aggregate.
+    let direct = forecast_method_with_aggregate(
+        &series(queue.clone()),
+        Some(&agg),
+        &horizon,
+        Method::AggregateSplit,
+        &cfg,
+    )
+    .unwrap();
+    assert!((direct[10] - split.points[10].mean).abs() < 1e-9);
+    assert_eq!(
+        forecast_method(&series(queue.clone()), &horizon, Method::AggregateSplit, &cfg)
+            .unwrap_err()
+            .param(),
+        "method"
+    );
+    // A misaligned or smaller aggregate is refused, naming the parameter.
+    let mut short = agg.clone();
+    short.points.pop();
+    let err = forecast_with_aggregate(&series(queue.clone()), Some(&short), &horizon, &cfg).unwrap_err();
+    assert_eq!(err.param(), "aggregate");
+    let busy = queue.iter().position(|p| p.count >= 1.0).unwrap();
+    let mut smaller = agg.clone();
+    smaller.points[busy].count = queue[busy].count - 1.0;
+    let err = forecast_with_aggregate(&series(queue), Some(&smaller), &horizon, &cfg).unwrap_err();
+    assert_eq!(err.param(), "aggregate");
 }
 
 #[test]

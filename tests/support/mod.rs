@@ -36,6 +36,9 @@ pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The Postgres wire address, when the test turned it on with
+    /// `CXLAKE_PG_LISTEN=127.0.0.1:0` (it is off by default in tests).
+    pub pg_addr: Option<String>,
     pub data: PathBuf,
 }
 
@@ -46,6 +49,7 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .env("CXLAKE_LOG", "warn")
+            .env("CXLAKE_PG_LISTEN", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -54,9 +58,13 @@ impl Server {
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
         let mut lines = BufReader::new(stdout).lines();
+        let mut pg_addr = None;
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("postgres on ") {
+                        pg_addr = a.split_whitespace().next().map(str::to_string);
+                    }
                     if let Some(a) = line.strip_prefix("listening on http://") {
                         break a.trim().to_string();
                     }
@@ -72,6 +80,7 @@ impl Server {
         Server {
             child,
             addr,
+            pg_addr,
             data: data.to_path_buf(),
         }
     }

@@ -12,8 +12,12 @@
 //! - the warehouse never sees an unauthenticated request: the `api` crate
 //!   authorizes before it calls in.
 
+pub mod bounds;
 pub mod events_table;
 pub mod format;
+pub mod rollups;
+pub mod sandbox;
+pub mod scoped;
 pub mod views;
 
 use std::sync::Arc;

@@ -378,20 +378,22 @@ pub(crate) async fn tenant_ranges(
 }
 
 /// Counts per `channel × language × team` queue of one tenant (conversations
-/// with all three known), per interval from `from_us` to `to_us`.
+/// with all three known), per interval from `from_us` to `to_us`, and the
+/// tenant's total per interval (every conversation, known queue or not).
 pub(crate) async fn queue_counts(
     ctx: &SessionContext,
     tenant: &str,
     from_us: i64,
     to_us: i64,
     interval_us: i64,
-) -> datafusion::error::Result<Vec<QueueCounts>> {
-    let sql = "SELECT channel, language, team, (arrow_cast(started_at, 'Int64') - $2) / $4 AS bucket, count(*) AS n
+) -> datafusion::error::Result<(Vec<QueueCounts>, Vec<f64>)> {
+    let sql = "SELECT channel, language, team,
+            channel IS NOT NULL AND language IS NOT NULL AND team IS NOT NULL AS keyed,
+            (arrow_cast(started_at, 'Int64') - $2) / $4 AS bucket, count(*) AS n
         FROM conversations
         WHERE tenant_id = $1 AND started_at IS NOT NULL
-            AND channel IS NOT NULL AND language IS NOT NULL AND team IS NOT NULL
             AND arrow_cast(started_at, 'Int64') >= $2 AND arrow_cast(started_at, 'Int64') < $3
-        GROUP BY 1, 2, 3, 4";
+        GROUP BY 1, 2, 3, 4, 5";
     let params = vec![
         ScalarValue::Utf8(Some(tenant.to_string())),
         ScalarValue::Int64(Some(from_us)),
@@ -404,23 +406,29 @@ pub(crate) async fn queue_counts(
         .with_param_values(params)?;
     let n = usize::try_from((to_us - from_us).max(0) / interval_us.max(1)).unwrap_or(0);
     let mut queues: BTreeMap<(String, String, String), Vec<f64>> = BTreeMap::new();
+    let mut totals = vec![0.0; n];
     for b in df.collect().await? {
         let (ch, lang, team) = (
             string_column(&b, "channel")?,
             string_column(&b, "language")?,
             string_column(&b, "team")?,
         );
+        let keyed = f64_column(&b, "keyed")?;
         let (bucket, count) = (f64_column(&b, "bucket")?, f64_column(&b, "n")?);
         for i in 0..b.num_rows() {
-            let counts = queues
-                .entry((ch[i].clone(), lang[i].clone(), team[i].clone()))
-                .or_insert_with(|| vec![0.0; n]);
-            if let Some(c) = usize::try_from(bucket[i] as i64).ok().and_then(|k| counts.get_mut(k)) {
-                *c += count[i];
+            let Some(k) = usize::try_from(bucket[i] as i64).ok().filter(|k| *k < n) else {
+                continue;
+            };
+            totals[k] += count[i];
+            if keyed[i] > 0.0 {
+                let counts = queues
+                    .entry((ch[i].clone(), lang[i].clone(), team[i].clone()))
+                    .or_insert_with(|| vec![0.0; n]);
+                counts[k] += count[i];
             }
         }
     }
-    Ok(queues
+    let queues = queues
         .into_iter()
         .map(|((channel, language, team), counts)| QueueCounts {
             tenant: tenant.to_string(),
@@ -433,7 +441,8 @@ pub(crate) async fn queue_counts(
             },
             counts,
         })
-        .collect())
+        .collect();
+    Ok((queues, totals))
 }
 
 fn column<'a>(b: &'a RecordBatch, name: &str) -> datafusion::error::Result<&'a arrow::array::ArrayRef> {

@@ -105,6 +105,25 @@ pub(crate) async fn tenant_session(
     tenant: &TenantId,
     settings: &TenantSettings,
 ) -> Result<SessionContext> {
+    tenant_session_since(warehouse, tenant, settings, None).await
+}
+
+/// [`tenant_session`] whose `events` (and so every view) start at
+/// `since_us` (µs since the epoch), for an incremental rollup refresh.
+pub(crate) async fn tenant_session_since(
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+    since_us: Option<i64>,
+) -> Result<SessionContext> {
+    let since = match since_us.and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_micros) {
+        Some(t) => format!(
+            " AND event_date >= CAST('{}' AS DATE) AND occurred_at >= {}",
+            t.date_naive().format("%Y-%m-%d"),
+            ts_literal(t)
+        ),
+        None => String::new(),
+    };
     let ctx = warehouse.session().map_err(|e| match e {
         warehouse::WarehouseError::Query(e) => e,
         other => DataFusionError::External(Box::new(other)),
@@ -117,7 +136,7 @@ pub(crate) async fn tenant_session(
     ctx.register_table("lake_events", lake)?;
     // `tenant` is [a-z0-9_-]{1,64}: nothing in it can end the literal.
     ctx.sql(&format!(
-        "CREATE VIEW events AS SELECT * FROM lake_events WHERE tenant_id = '{}'",
+        "CREATE VIEW events AS SELECT * FROM lake_events WHERE tenant_id = '{}'{since}",
         tenant.as_str()
     ))
     .await?;

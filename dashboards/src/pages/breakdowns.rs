@@ -80,7 +80,6 @@ pub struct ScriptRow {
     pub kind: ScriptKind,
     /// `template_id` / `quick_reply_id`.
     pub id: String,
-    pub uses: u64,
     pub conversations: u64,
     pub csat: Option<f64>,
     /// Conversations with a CSAT score behind `csat`.
@@ -287,7 +286,6 @@ pub fn render_scripts(ctx: &PageContext, data: &ScriptsData) -> String {
             vec![
                 escape(&r.id),
                 escape(kind(r.kind)),
-                escape(&format::value(&Unit::Count, r.uses as f64)),
                 escape(&format::value(&Unit::Count, r.conversations as f64)),
                 escape(&format::opt_value(&Unit::Score, r.csat)),
                 escape(&format::value(&Unit::Count, r.csat_n as f64)),
@@ -304,7 +302,6 @@ pub fn render_scripts(ctx: &PageContext, data: &ScriptsData) -> String {
             &[
                 Col(s.script, false),
                 Col(s.kind, false),
-                Col(s.uses, true),
                 Col(s.conversations, true),
                 Col(s.csat, true),
                 Col(&csat_n, true),

@@ -85,10 +85,15 @@ fn tile(out: &mut String, s: &Strings, t: &KpiTile) {
     let label = s.kpi_label(&t.key).unwrap_or(&t.label);
     let _ = write!(
         out,
-        r#"<article class="tile t-{}" id="kpi-{}"><h2>{}</h2><p class="big">{}</p>"#,
+        r#"<article class="tile t-{}" id="kpi-{}"><h2>{}</h2><p class="big" data-value="{}">{}</p>"#,
         t.target_status.class(),
         escape(&t.key),
         escape(label),
+        // The unrounded figure, for checks against the API (and copy-paste).
+        t.value
+            .filter(|v| v.is_finite())
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
         escape(&format::opt_value(&t.unit, t.value))
     );
     out.push_str(r#"<p class="chg">"#);

@@ -219,7 +219,6 @@ fn all_pages(c: &PageContext, full: bool) -> Vec<(&'static str, String)> {
                         scripts: vec![ScriptRow {
                             kind: ScriptKind::QuickReply,
                             id: "qr_hello".into(),
-                            uses: 120,
                             conversations: 100,
                             csat: Some(4.6),
                             csat_n: 40,

@@ -59,3 +59,32 @@ fn without_parameters_the_browser_language_and_defaults_apply() {
     assert_eq!(c.controls.bucket, Bucket::Day);
     assert_eq!(c.controls.from, "2026-03-01");
 }
+
+#[test]
+fn every_page_can_sign_out_and_staffing_links_drop_the_past_dates() {
+    let ctx = PageContext {
+        tenant: "acme".into(),
+        controls: Controls {
+            from: "2026-03-01".into(),
+            to: "2026-03-08".into(),
+            filters: vec![(Dimension::Channel, "line".into())],
+            ..Controls::default()
+        },
+        ..PageContext::default()
+    };
+    let frame = |page: Page| Frame {
+        ctx: &ctx,
+        page,
+        path: page.path(),
+        heading: "h",
+        controls: true,
+    };
+    let channels = render(&frame(Page::Channels), "");
+    assert!(channels.contains(r#"<form class="logout" method="post" action="/logout">"#));
+    // Past period to past page: kept; to the forecast horizon: dropped,
+    // while the filters travel.
+    assert!(channels.contains(r#"href="/tags?from=2026-03-01&amp;to=2026-03-08&amp;bucket=day&amp;channel=line""#));
+    assert!(channels.contains(r#"href="/staffing?bucket=day&amp;channel=line""#));
+    let staffing = render(&frame(Page::Staffing), "");
+    assert!(staffing.contains(r#"href="/channels?bucket=day&amp;channel=line""#));
+}

@@ -29,6 +29,8 @@ pub enum Method {
     DeltaRatio,
     /// Welch's t-test on CUPED-adjusted means.
     CupedWelchT,
+    /// Delta method on CUPED-adjusted ratios of sums (normal approximation).
+    CupedDeltaRatio,
 }
 
 /// Treatment versus control on one metric.

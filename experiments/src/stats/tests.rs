@@ -132,3 +132,107 @@ fn power_helpers_are_consistent() {
     let mde = mde_means(10.0, 1_000.0, 0.05, 0.8).unwrap();
     assert!((power_means(10.0, mde, 1_000.0, 0.05).unwrap() - 0.8).abs() < 1e-9);
 }
+
+/// Deterministic pseudo-random numbers in [0, 1) for test data.
+fn lcg(state: &mut u64) -> f64 {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[test]
+fn cuped_ratio_with_unit_denominators_is_cuped_welch() {
+    let mut s = 7u64;
+    let mut arms: [Vec<RatioUnit>; 2] = [Vec::new(), Vec::new()];
+    for (a, arm) in arms.iter_mut().enumerate() {
+        for _ in 0..500 {
+            let pre = 10.0 * lcg(&mut s);
+            let post = 0.8 * pre + 3.0 * lcg(&mut s) + a as f64;
+            arm.push(RatioUnit {
+                numerator: post,
+                denominator: 1.0,
+                pre_numerator: pre,
+                pre_denominator: 1.0,
+            });
+        }
+    }
+    let summary = |arm: &[RatioUnit]| {
+        BivariateSummary::from_pairs(&arm.iter().map(|u| (u.pre_numerator, u.numerator)).collect::<Vec<_>>())
+    };
+    let r = cuped_ratio_delta_test(&arms[0], &arms[1], 0.05).unwrap();
+    let w = cuped_welch_t_test(&summary(&arms[0]), &summary(&arms[1]), 0.05).unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(close(r.theta, w.theta), "{} vs {}", r.theta, w.theta);
+    assert!(close(r.comparison.absolute_lift, w.comparison.absolute_lift));
+    assert!(close(r.comparison.standard_error, w.comparison.standard_error));
+    assert!(close(r.variance_reduction, w.variance_reduction));
+    assert!(r.variance_reduction > 0.5, "{}", r.variance_reduction);
+    assert_eq!(r.comparison.method, Method::CupedDeltaRatio);
+}
+
+#[test]
+fn cuped_ratio_without_pre_period_is_the_delta_method() {
+    let mut s = 11u64;
+    let mut arms: [Vec<RatioUnit>; 2] = [Vec::new(), Vec::new()];
+    for (a, arm) in arms.iter_mut().enumerate() {
+        for _ in 0..400 {
+            let d = 1.0 + (4.0 * lcg(&mut s)).floor();
+            let y = (d * (0.2 + 0.05 * a as f64 + 0.3 * lcg(&mut s))).round();
+            arm.push(RatioUnit {
+                numerator: y,
+                denominator: d,
+                ..RatioUnit::default()
+            });
+        }
+    }
+    let pairs = |arm: &[RatioUnit]| {
+        BivariateSummary::from_pairs(&arm.iter().map(|u| (u.numerator, u.denominator)).collect::<Vec<_>>())
+    };
+    let r = cuped_ratio_delta_test(&arms[0], &arms[1], 0.05).unwrap();
+    let d = ratio_delta_test(&pairs(&arms[0]), &pairs(&arms[1]), 0.05).unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-12);
+    assert_eq!(r.theta, 0.0);
+    assert!(r.variance_reduction.abs() < 1e-12);
+    assert!(close(r.comparison.absolute_lift, d.absolute_lift));
+    assert!(close(r.comparison.standard_error, d.standard_error));
+    assert!(close(r.comparison.p_value, d.p_value));
+    assert!(close(r.comparison.relative_lift.unwrap(), d.relative_lift.unwrap()));
+}
+
+#[test]
+fn cuped_ratio_tightens_the_interval_when_the_pre_period_correlates() {
+    // Each unit has a persistent propensity; conversations per period vary.
+    let mut s = 3u64;
+    let mut arms: [Vec<RatioUnit>; 2] = [Vec::new(), Vec::new()];
+    for (a, arm) in arms.iter_mut().enumerate() {
+        for _ in 0..2000 {
+            let propensity = 0.05 + 0.6 * lcg(&mut s);
+            let (d, q) = (1.0 + (3.0 * lcg(&mut s)).floor(), 1.0 + (3.0 * lcg(&mut s)).floor());
+            let rate = (propensity + 0.03 * a as f64).min(1.0);
+            arm.push(RatioUnit {
+                numerator: (d * rate + 0.2 * (lcg(&mut s) - 0.5)).clamp(0.0, d),
+                denominator: d,
+                pre_numerator: (q * propensity + 0.2 * (lcg(&mut s) - 0.5)).clamp(0.0, q),
+                pre_denominator: q,
+            });
+        }
+    }
+    let pairs = |arm: &[RatioUnit]| {
+        BivariateSummary::from_pairs(&arm.iter().map(|u| (u.numerator, u.denominator)).collect::<Vec<_>>())
+    };
+    let plain = ratio_delta_test(&pairs(&arms[0]), &pairs(&arms[1]), 0.05).unwrap();
+    let r = cuped_ratio_delta_test(&arms[0], &arms[1], 0.05).unwrap();
+    assert!(r.theta > 0.5, "theta {}", r.theta);
+    assert!(r.variance_reduction > 0.5, "{}", r.variance_reduction);
+    assert!(r.comparison.standard_error < 0.75 * plain.standard_error);
+    // Same estimand: the adjusted lift stays near the true +3 points.
+    assert!((r.comparison.absolute_lift - 0.03).abs() < 4.0 * r.comparison.standard_error);
+    let width = |c: &Comparison| c.absolute_ci[1] - c.absolute_ci[0];
+    assert!(width(&r.comparison) < width(&plain));
+    // Bad input names the arm.
+    assert!(matches!(
+        cuped_ratio_delta_test(&arms[0][..1], &arms[1], 0.05),
+        Err(StatsError::InvalidInput { field: "control", .. })
+    ));
+}

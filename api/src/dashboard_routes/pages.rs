@@ -1,0 +1,996 @@
+//! The pages beyond the overview: channels, teams and agents, tags,
+//! traffic, scripts, experiments (list and result) and staffing.
+//!
+//! Each page calls the JSON API's own handler in-process with the
+//! signed-in key and the view's parameters, and maps the answer onto the
+//! `dashboards` crate's data struct:
+//!
+//! | page | API |
+//! |---|---|
+//! | `/channels` | `GET /v1/kpis?group_by=channel` |
+//! | `/teams` | `GET /v1/kpis?group_by=team` and `?group_by=team,agent` |
+//! | `/tags` | `GET /v1/kpis?group_by=tag` and `GET /v1/analyses/bottlenecks` (pairs) |
+//! | `/traffic` | `GET /v1/analyses/traffic` |
+//! | `/scripts` | `GET /v1/analyses/scripts` |
+//! | `/experiments` | `GET /v1/experiments` and each one's `.../results` |
+//! | `/experiments/{key}` | `GET /v1/experiments/{key}/results` (`from`, `to` when the URL has them; else the whole run) |
+//! | `/staffing` | `GET /v1/forecast/staffing` (actuals: the forecast's own history query over the horizon) |
+//!
+//! So there is no second copy of any query: a page shows what the API
+//! answers for the same `from`, `to` and filters. `format=csv` answers the
+//! rows the page's tables show, with raw numbers (seconds, fractions).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Days, Utc};
+use dashboards::{
+    AgentRow, BreakdownRow, BreakdownStats, ChannelsData, Controls, DecisionSummary, Dimension, ExperimentResultData,
+    ExperimentSummary, ExperimentsData, Lang, MetricResult, PageContext, ScriptKind, ScriptRow, ScriptsData, SrmCheck,
+    StaffingData, StaffingInterval, TagPair, TagsData, TeamsData, Theme, TrafficData, VariantComparison, VariantShare,
+    Verdict,
+};
+use serde_json::Value;
+
+use super::{accept_language, dashboard_tenant, error_page, html, signed_in};
+use crate::keys::Principal;
+use crate::kpi_routes::{self, csv_field};
+use crate::problem::Problem;
+use crate::server::AppState;
+use crate::tenant::TenantId;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/channels", get(get_channels))
+        .route("/teams", get(get_teams))
+        .route("/tags", get(get_tags))
+        .route("/traffic", get(get_traffic))
+        .route("/scripts", get(get_scripts))
+        .route("/experiments", get(get_experiments))
+        .route("/experiments/{key}", get(get_experiment))
+        .route("/staffing", get(get_staffing))
+}
+
+/// Which page a request is for.
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Channels,
+    Teams,
+    Tags,
+    Traffic,
+    Scripts,
+    Experiments,
+    Experiment(String),
+    Staffing,
+}
+
+impl Kind {
+    fn path(&self) -> String {
+        match self {
+            Kind::Channels => "/channels".into(),
+            Kind::Teams => "/teams".into(),
+            Kind::Tags => "/tags".into(),
+            Kind::Traffic => "/traffic".into(),
+            Kind::Scripts => "/scripts".into(),
+            Kind::Experiments => "/experiments".into(),
+            Kind::Experiment(key) => format!("/experiments/{}", dashboards::url_encode(key)),
+            Kind::Staffing => "/staffing".into(),
+        }
+    }
+
+    /// The name of the CSV file.
+    fn file_name(&self) -> &'static str {
+        match self {
+            Kind::Channels => "channels.csv",
+            Kind::Teams => "teams.csv",
+            Kind::Tags => "tags.csv",
+            Kind::Traffic => "traffic.csv",
+            Kind::Scripts => "scripts.csv",
+            Kind::Experiments => "experiments.csv",
+            Kind::Experiment(_) => "experiment.csv",
+            Kind::Staffing => "staffing.csv",
+        }
+    }
+}
+
+type Pairs = Vec<(String, String)>;
+type QueryPairs = Result<Query<Pairs>, QueryRejection>;
+
+async fn get_channels(State(s): State<Arc<AppState>>, h: HeaderMap, q: QueryPairs) -> Response {
+    page(Kind::Channels, s, h, q).await
+}
+async fn get_teams(State(s): State<Arc<AppState>>, h: HeaderMap, q: QueryPairs) -> Response {
+    page(Kind::Teams, s, h, q).await
+}
+async fn get_tags(State(s): State<Arc<AppState>>, h: HeaderMap, q: QueryPairs) -> Response {
+    page(Kind::Tags, s, h, q).await
+}
+async fn get_traffic(State(s): State<Arc<AppState>>, h: HeaderMap, q: QueryPairs) -> Response {
+    page(Kind::Traffic, s, h, q).await
+}
+async fn get_scripts(State(s): State<Arc<AppState>>, h: HeaderMap, q: QueryPairs) -> Response {
+    page(Kind::Scripts, s, h, q).await
+}
+async fn get_experiments(State(s): State<Arc<AppState>>, h: HeaderMap, q: QueryPairs) -> Response {
+    page(Kind::Experiments, s, h, q).await
+}
+async fn get_experiment(
+    State(s): State<Arc<AppState>>,
+    Path(key): Path<String>,
+    h: HeaderMap,
+    q: QueryPairs,
+) -> Response {
+    page(Kind::Experiment(key), s, h, q).await
+}
+async fn get_staffing(State(s): State<Arc<AppState>>, h: HeaderMap, q: QueryPairs) -> Response {
+    page(Kind::Staffing, s, h, q).await
+}
+
+/// Sign-in check, then the page or an error page in the view's language.
+async fn page(kind: Kind, state: Arc<AppState>, headers: HeaderMap, query: QueryPairs) -> Response {
+    let pairs = query.map(|Query(p)| p).unwrap_or_default();
+    let last = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let lang = Lang::negotiate(last("lang"), accept_language(&headers));
+    let theme = Theme::parse(last("theme"));
+    let principal = match signed_in(&state, &headers, &kind.path(), &pairs) {
+        Ok(p) => p,
+        Err(to_login) => return to_login,
+    };
+    let started = std::time::Instant::now();
+    let result = render(&kind, &state, &principal, &pairs, accept_language(&headers)).await;
+    tracing::info!(
+        page = %kind.path(),
+        key = %principal.key_id,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        ok = result.is_ok(),
+        "dashboard page"
+    );
+    match result {
+        Ok(resp) => resp,
+        Err(p) => error_page(lang, theme, &p),
+    }
+}
+
+/// A request's tenant, settings, view and answer format.
+struct View {
+    state: Arc<AppState>,
+    principal: Principal,
+    tenant: TenantId,
+    ctx: PageContext,
+    csv: bool,
+    /// `from` or `to` was in the URL (experiments: the results window;
+    /// without, results cover the experiment's whole run, as in the API).
+    dates_given: bool,
+}
+
+impl View {
+    /// `from`, `to` and the filters as the KPI and analysis APIs take them.
+    fn api_pairs(&self) -> Pairs {
+        let c = &self.ctx.controls;
+        let mut pairs = vec![("from".to_string(), c.from.clone()), ("to".to_string(), c.to.clone())];
+        for (d, v) in &c.filters {
+            if !v.trim().is_empty() {
+                pairs.push((d.name().to_string(), v.trim().to_string()));
+            }
+        }
+        pairs
+    }
+
+    fn with(&self, extra: &[(&str, &str)]) -> Result<Query<Pairs>, QueryRejection> {
+        let mut pairs = self.api_pairs();
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Ok(Query(pairs))
+    }
+}
+
+async fn render(
+    kind: &Kind,
+    state: &Arc<AppState>,
+    principal: &Principal,
+    pairs: &Pairs,
+    accept_language: Option<&str>,
+) -> Result<Response, Problem> {
+    let tenant = dashboard_tenant(principal)?;
+    let settings = kpi_routes::load_settings(state, &tenant).await?;
+    let tz = settings.tz();
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let date = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    // Past pages: the last 7 full local days. Staffing: tomorrow.
+    let (from, to) = if *kind == Kind::Staffing {
+        let tomorrow = today.checked_add_days(Days::new(1)).unwrap_or(today);
+        (tomorrow, tomorrow.checked_add_days(Days::new(1)).unwrap_or(tomorrow))
+    } else {
+        (today.checked_sub_days(Days::new(7)).unwrap_or(today), today)
+    };
+    let defaults = Controls {
+        from: date(from),
+        to: date(to),
+        time_zone: settings.time_zone.clone(),
+        ..Controls::default()
+    };
+    let mut ctx = PageContext::from_query(tenant.as_str(), pairs, accept_language, &defaults);
+    if *kind != Kind::Staffing {
+        // KPI windows are local to the tenant's reporting zone, as in the API.
+        ctx.controls.time_zone = settings.time_zone.clone();
+    }
+    let view = View {
+        state: state.clone(),
+        principal: principal.clone(),
+        tenant,
+        ctx,
+        csv: pairs.iter().any(|(k, v)| k == "format" && v == "csv"),
+        dates_given: pairs
+            .iter()
+            .any(|(k, v)| (k == "from" || k == "to") && !v.trim().is_empty()),
+    };
+    let (html_body, csv_body) = match kind {
+        Kind::Channels => channels(&view).await?,
+        Kind::Teams => teams(&view).await?,
+        Kind::Tags => tags(&view).await?,
+        Kind::Traffic => traffic(&view).await?,
+        Kind::Scripts => scripts(&view).await?,
+        Kind::Experiments => experiments(&view).await?,
+        Kind::Experiment(key) => experiment(&view, key).await?,
+        Kind::Staffing => staffing(&view).await?,
+    };
+    if view.csv {
+        let mut resp = csv_body.into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", kind.file_name())) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        return Ok(resp);
+    }
+    Ok(html(StatusCode::OK, html_body))
+}
+
+/// The JSON body of an API handler's answer.
+async fn json_of(answer: Result<Response, Problem>) -> Result<Value, Problem> {
+    let resp = answer?;
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 256 << 20)
+        .await
+        .map_err(kpi_routes::internal)?;
+    if !status.is_success() {
+        return Err(Problem::internal(format!(
+            "the API answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        )));
+    }
+    serde_json::from_slice(&bytes).map_err(kpi_routes::internal)
+}
+
+// ------------------------------------------------------------- CSV
+
+/// A CSV document: a header line and rows of already-rendered fields.
+fn csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut out = header.join(",");
+    out.push('\n');
+    for row in rows {
+        let line: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn num(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite()).map(|v| v.to_string()).unwrap_or_default()
+}
+
+const STAT_COLUMNS: [&str; 7] = [
+    "conversations",
+    "frt_mean_s",
+    "response_mean_s",
+    "handling_mean_s",
+    "csat_mean",
+    "resolution_rate",
+    "transfer_rate",
+];
+
+fn stat_fields(s: &BreakdownStats) -> Vec<String> {
+    vec![
+        s.conversations.to_string(),
+        num(s.frt_s),
+        num(s.response_s),
+        num(s.handling_s),
+        num(s.csat),
+        num(s.resolution_rate),
+        num(s.transfer_rate),
+    ]
+}
+
+// ------------------------------------------------------- breakdowns
+
+/// What a breakdown row shows, from a `kpis` object of `/v1/kpis`.
+fn stats_of(k: &Value) -> BreakdownStats {
+    BreakdownStats {
+        conversations: k["conversations"]["value"].as_f64().unwrap_or(0.0).max(0.0) as u64,
+        frt_s: k["frt_s"]["mean"].as_f64(),
+        response_s: k["response_s"]["mean"].as_f64(),
+        handling_s: k["handling_s"]["mean"].as_f64(),
+        csat: k["csat"]["mean"].as_f64(),
+        resolution_rate: k["resolution_rate"]["value"].as_f64(),
+        transfer_rate: k["transfer_rate"]["value"].as_f64(),
+    }
+}
+
+/// A dimension value as shown: conversations without one are "(none)".
+fn label(v: &Value) -> String {
+    v.as_str().map_or_else(|| "(none)".to_string(), str::to_string)
+}
+
+/// `/v1/kpis` grouped by `group_by` for the view: each group's key and stats,
+/// most conversations first.
+async fn grouped(view: &View, group_by: &str) -> Result<Vec<(Vec<String>, BreakdownStats)>, Problem> {
+    let answer = kpi_routes::get_kpis(
+        State(view.state.clone()),
+        axum::Extension(view.principal.clone()),
+        view.with(&[("group_by", group_by)]),
+    )
+    .await;
+    let body = json_of(answer).await?;
+    let names: Vec<&str> = group_by.split(',').collect();
+    let mut rows: Vec<(Vec<String>, BreakdownStats)> = body["groups"]
+        .as_array()
+        .map(|groups| {
+            groups
+                .iter()
+                .map(|g| {
+                    let key = names.iter().map(|n| label(&g["key"][*n])).collect();
+                    (key, stats_of(&g["kpis"]))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    rows.sort_by(|a, b| b.1.conversations.cmp(&a.1.conversations).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows)
+}
+
+fn breakdown_rows(rows: Vec<(Vec<String>, BreakdownStats)>) -> Vec<BreakdownRow> {
+    rows.into_iter()
+        .map(|(key, stats)| BreakdownRow {
+            key: key.into_iter().next().unwrap_or_default(),
+            stats,
+        })
+        .collect()
+}
+
+async fn channels(view: &View) -> Result<(String, String), Problem> {
+    let data = ChannelsData {
+        rows: breakdown_rows(grouped(view, "channel").await?),
+    };
+    let mut header = vec!["channel"];
+    header.extend(STAT_COLUMNS);
+    let body = csv(
+        &header,
+        data.rows.iter().map(|r| {
+            let mut f = vec![r.key.clone()];
+            f.extend(stat_fields(&r.stats));
+            f
+        }),
+    );
+    let page = if view.csv {
+        String::new()
+    } else {
+        dashboards::render_channels(&view.ctx, &data)
+    };
+    Ok((page, body))
+}
+
+async fn teams(view: &View) -> Result<(String, String), Problem> {
+    let teams = breakdown_rows(grouped(view, "team").await?);
+    let agents = grouped(view, "team,agent")
+        .await?
+        .into_iter()
+        .filter(|(key, _)| key.get(1).is_some_and(|a| a != "(none)"))
+        .map(|(key, stats)| AgentRow {
+            agent: key.get(1).cloned().unwrap_or_default(),
+            team: key.first().cloned(),
+            stats,
+        })
+        .collect();
+    let data = TeamsData { teams, agents };
+    let mut header = vec!["section", "team", "agent"];
+    header.extend(STAT_COLUMNS);
+    let team_rows = data.teams.iter().map(|r| {
+        let mut f = vec!["team".to_string(), r.key.clone(), String::new()];
+        f.extend(stat_fields(&r.stats));
+        f
+    });
+    let agent_rows = data.agents.iter().map(|a| {
+        let mut f = vec!["agent".to_string(), a.team.clone().unwrap_or_default(), a.agent.clone()];
+        f.extend(stat_fields(&a.stats));
+        f
+    });
+    let body = csv(&header, team_rows.chain(agent_rows));
+    let page = if view.csv {
+        String::new()
+    } else {
+        dashboards::render_teams(&view.ctx, &data)
+    };
+    Ok((page, body))
+}
+
+async fn tags(view: &View) -> Result<(String, String), Problem> {
+    let tags = breakdown_rows(grouped(view, "tag").await?)
+        .into_iter()
+        .filter(|r| r.key != "(none)")
+        .collect();
+    let answer = crate::analysis_routes::get_bottlenecks(
+        State(view.state.clone()),
+        axum::Extension(view.principal.clone()),
+        view.with(&[]),
+    )
+    .await;
+    let body = json_of(answer).await?;
+    // The API lists each pair in both directions; the page lists it once.
+    let co_occurrence: Vec<TagPair> = body["pairs"]
+        .as_array()
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter_map(|p| {
+                    let (a, b) = (p["tag"].as_str()?, p["other_tag"].as_str()?);
+                    (a < b).then(|| TagPair {
+                        a: a.to_string(),
+                        b: b.to_string(),
+                        conversations: p["conversations"].as_f64().unwrap_or(0.0).max(0.0) as u64,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let data = TagsData { tags, co_occurrence };
+    let mut header = vec!["section", "tag", "other_tag"];
+    header.extend(STAT_COLUMNS);
+    let tag_rows = data.tags.iter().map(|r| {
+        let mut f = vec!["tag".to_string(), r.key.clone(), String::new()];
+        f.extend(stat_fields(&r.stats));
+        f
+    });
+    let pair_rows = data.co_occurrence.iter().map(|p| {
+        let mut f = vec![
+            "pair".to_string(),
+            p.a.clone(),
+            p.b.clone(),
+            p.conversations.to_string(),
+        ];
+        f.extend(std::iter::repeat_n(String::new(), STAT_COLUMNS.len() - 1));
+        f
+    });
+    let csv_body = csv(&header, tag_rows.chain(pair_rows));
+    let page = if view.csv {
+        String::new()
+    } else {
+        dashboards::render_tags(&view.ctx, &data)
+    };
+    Ok((page, csv_body))
+}
+
+// ----------------------------------------------------------- traffic
+
+async fn traffic(view: &View) -> Result<(String, String), Problem> {
+    let answer = crate::analysis_routes::get_traffic(
+        State(view.state.clone()),
+        axum::Extension(view.principal.clone()),
+        view.with(&[]),
+    )
+    .await;
+    let body = json_of(answer).await?;
+    let mut data = TrafficData::default();
+    let mut rows = Vec::new();
+    for cell in body["cells"].as_array().into_iter().flatten() {
+        let (Some(weekday), Some(hour)) = (cell["weekday"].as_u64(), cell["hour"].as_u64()) else {
+            continue;
+        };
+        let n = cell["conversations"].as_f64().unwrap_or(0.0).max(0.0) as u64;
+        if let Some(slot) = (1..=7)
+            .contains(&weekday)
+            .then(|| data.conversations[weekday as usize - 1].get_mut(hour as usize))
+            .flatten()
+        {
+            *slot = n;
+        }
+        rows.push(vec![
+            weekday.to_string(),
+            hour.to_string(),
+            n.to_string(),
+            num(cell["wait_mean_s"].as_f64()),
+            num(cell["wait_median_s"].as_f64()),
+            num(cell["wait_p90_s"].as_f64()),
+        ]);
+    }
+    let csv_body = csv(
+        &[
+            "weekday",
+            "hour",
+            "conversations",
+            "wait_mean_s",
+            "wait_median_s",
+            "wait_p90_s",
+        ],
+        rows,
+    );
+    let page = if view.csv {
+        String::new()
+    } else {
+        dashboards::render_traffic(&view.ctx, &data)
+    };
+    Ok((page, csv_body))
+}
+
+// ----------------------------------------------------------- scripts
+
+async fn scripts(view: &View) -> Result<(String, String), Problem> {
+    let answer = crate::analysis_routes::get_scripts(
+        State(view.state.clone()),
+        axum::Extension(view.principal.clone()),
+        view.with(&[]),
+    )
+    .await;
+    let body = json_of(answer).await?;
+    let mut data = ScriptsData::default();
+    let mut rows = Vec::new();
+    for g in body["groups"].as_array().into_iter().flatten() {
+        let kind = match g["kind"].as_str() {
+            Some("template") => ScriptKind::Template,
+            Some("quick_reply") => ScriptKind::QuickReply,
+            _ => continue,
+        };
+        let row = ScriptRow {
+            kind,
+            id: label(&g["key"]),
+            conversations: g["conversations"].as_f64().unwrap_or(0.0).max(0.0) as u64,
+            csat: g["csat_mean"].as_f64(),
+            csat_n: g["csat_n"].as_f64().unwrap_or(0.0).max(0.0) as u64,
+            resolution_rate: g["resolution_rate"].as_f64(),
+        };
+        rows.push(vec![
+            row.id.clone(),
+            g["kind"].as_str().unwrap_or_default().to_string(),
+            row.conversations.to_string(),
+            num(row.csat),
+            row.csat_n.to_string(),
+            num(g["csat_low"].as_f64()),
+            num(g["csat_high"].as_f64()),
+            num(row.resolution_rate),
+            g["small_sample"].as_bool().map(|b| b.to_string()).unwrap_or_default(),
+        ]);
+        data.scripts.push(row);
+    }
+    let csv_body = csv(
+        &[
+            "script",
+            "kind",
+            "conversations",
+            "csat_mean",
+            "csat_n",
+            "csat_low",
+            "csat_high",
+            "resolution_rate",
+            "small_sample",
+        ],
+        rows,
+    );
+    let page = if view.csv {
+        String::new()
+    } else {
+        dashboards::render_scripts(&view.ctx, &data)
+    };
+    Ok((page, csv_body))
+}
+
+// ------------------------------------------------------- experiments
+
+fn verdict(v: &Value) -> Option<Verdict> {
+    match v.as_str()? {
+        "ship" => Some(Verdict::Ship),
+        "keep_running" => Some(Verdict::KeepRunning),
+        "stop" => Some(Verdict::Stop),
+        _ => None,
+    }
+}
+
+fn verdict_name(v: Option<Verdict>) -> &'static str {
+    match v {
+        Some(Verdict::Ship) => "ship",
+        Some(Verdict::KeepRunning) => "keep_running",
+        Some(Verdict::Stop) => "stop",
+        None => "",
+    }
+}
+
+/// `GET /v1/experiments/{key}/results` for the view's key.
+async fn results(view: &View, key: &str) -> Result<Value, Problem> {
+    let mut window = HashMap::new();
+    if view.dates_given {
+        window.insert("from".to_string(), view.ctx.controls.from.clone());
+        window.insert("to".to_string(), view.ctx.controls.to.clone());
+    }
+    let answer = crate::experiment_routes::results(
+        State(view.state.clone()),
+        axum::Extension(view.principal.clone()),
+        Path(key.to_string()),
+        Query(window),
+    )
+    .await;
+    json_of(answer).await
+}
+
+/// Experiments that have run show their units and verdict; drafts have none.
+const MAX_LISTED_RESULTS: usize = 20;
+
+async fn experiments(view: &View) -> Result<(String, String), Problem> {
+    let answer = crate::experiment_routes::list(
+        State(view.state.clone()),
+        axum::Extension(view.principal.clone()),
+        Query(HashMap::new()),
+    )
+    .await;
+    let body = json_of(answer).await?;
+    let mut data = ExperimentsData::default();
+    for (i, e) in body["experiments"].as_array().into_iter().flatten().enumerate() {
+        let key = e["key"].as_str().unwrap_or_default().to_string();
+        let state = e["state"].as_str().unwrap_or_default().to_string();
+        let (mut units, mut decided) = (0, None);
+        if state != "draft" && i < MAX_LISTED_RESULTS {
+            let r = results(view, &key).await?;
+            units = r["variants"]
+                .as_array()
+                .map_or(0, |vs| vs.iter().filter_map(|v| v["units"].as_u64()).sum());
+            decided = verdict(&r["decision"]["verdict"]);
+        }
+        data.experiments.push(ExperimentSummary {
+            key,
+            kind: e["definition"]["kind"].as_str().unwrap_or_default().to_string(),
+            state,
+            primary_metric: e["definition"]["primary_metric"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            units,
+            verdict: decided,
+        });
+    }
+    let csv_body = csv(
+        &["experiment", "kind", "state", "primary_metric", "units", "decision"],
+        data.experiments.iter().map(|e| {
+            vec![
+                e.key.clone(),
+                e.kind.clone(),
+                e.state.clone(),
+                e.primary_metric.clone(),
+                e.units.to_string(),
+                verdict_name(e.verdict).to_string(),
+            ]
+        }),
+    );
+    let page = if view.csv {
+        String::new()
+    } else {
+        dashboards::render_experiments(&view.ctx, &data)
+    };
+    Ok((page, csv_body))
+}
+
+fn pair(v: &Value) -> Option<(f64, f64)> {
+    Some((v.get(0)?.as_f64()?, v.get(1)?.as_f64()?))
+}
+
+async fn experiment(view: &View, key: &str) -> Result<(String, String), Problem> {
+    let r = results(view, key).await?;
+    let metrics: Vec<MetricResult> = r["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| MetricResult {
+            metric: m["metric"].as_str().unwrap_or_default().to_string(),
+            role: m["role"].as_str().unwrap_or_default().to_string(),
+            higher_is_better: m["direction"] != "lower_is_better",
+            comparisons: m["comparisons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| VariantComparison {
+                    variant: c["variant"].as_str().unwrap_or_default().to_string(),
+                    control_mean: c["control_mean"].as_f64(),
+                    treatment_mean: c["treatment_mean"].as_f64(),
+                    absolute_lift: c["absolute_lift"].as_f64(),
+                    absolute_ci: pair(&c["absolute_ci"]),
+                    relative_lift: c["relative_lift"].as_f64(),
+                    relative_ci: pair(&c["relative_ci"]),
+                    p_value: c["p_value"].as_f64(),
+                    significant: c["significant"].as_bool().unwrap_or(false),
+                    chance_to_win: c["bayesian"]["chance_to_beat_control"].as_f64(),
+                    error: c["error"].as_str().map(str::to_string),
+                })
+                .collect(),
+        })
+        .collect();
+    let data = ExperimentResultData {
+        key: key.to_string(),
+        state: r["state"].as_str().unwrap_or_default().to_string(),
+        control: r["control"].as_str().unwrap_or_default().to_string(),
+        variants: r["variants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| VariantShare {
+                key: v["key"].as_str().unwrap_or_default().to_string(),
+                weight: v["weight"].as_f64().unwrap_or(0.0),
+                units: v["units"].as_u64().unwrap_or(0),
+            })
+            .collect(),
+        srm: (|| {
+            Some(SrmCheck {
+                chi_square: r["srm"]["chi_square"].as_f64()?,
+                p_value: r["srm"]["p_value"].as_f64()?,
+                mismatch: r["srm"]["mismatch"].as_bool()?,
+            })
+        })(),
+        metrics,
+        decision: verdict(&r["decision"]["verdict"]).map(|v| DecisionSummary {
+            variant: r["decision"]["variant"].as_str().unwrap_or_default().to_string(),
+            verdict: v,
+            explanation: r["decision"]["explanation"].as_str().unwrap_or_default().to_string(),
+        }),
+    };
+    let mut rows = Vec::new();
+    for m in &data.metrics {
+        for c in &m.comparisons {
+            let (al, ah) = c.absolute_ci.map_or((None, None), |(l, h)| (Some(l), Some(h)));
+            let (rl, rh) = c.relative_ci.map_or((None, None), |(l, h)| (Some(l), Some(h)));
+            rows.push(vec![
+                m.metric.clone(),
+                m.role.clone(),
+                c.variant.clone(),
+                num(c.control_mean),
+                num(c.treatment_mean),
+                num(c.absolute_lift),
+                num(al),
+                num(ah),
+                num(c.relative_lift),
+                num(rl),
+                num(rh),
+                num(c.p_value),
+                c.significant.to_string(),
+                num(c.chance_to_win),
+            ]);
+        }
+    }
+    let csv_body = csv(
+        &[
+            "metric",
+            "role",
+            "variant",
+            "control_mean",
+            "treatment_mean",
+            "absolute_lift",
+            "absolute_low",
+            "absolute_high",
+            "relative_lift",
+            "relative_low",
+            "relative_high",
+            "p_value",
+            "significant",
+            "chance_to_beat_control",
+        ],
+        rows,
+    );
+    // Without dates in the URL the results cover the whole run: show that
+    // window in the controls rather than the default week.
+    let mut ctx = view.ctx.clone();
+    if !view.dates_given {
+        let day = |v: &Value| v.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        if let (Some(from), Some(to)) = (day(&r["window"]["from"]), day(&r["window"]["to"])) {
+            ctx.controls.from = from.date_naive().format("%Y-%m-%d").to_string();
+            let end = to
+                .date_naive()
+                .checked_add_days(Days::new(1))
+                .unwrap_or(to.date_naive());
+            ctx.controls.to = end.format("%Y-%m-%d").to_string();
+        }
+    }
+    let page = if view.csv {
+        String::new()
+    } else {
+        dashboards::render_experiment_result(&ctx, &data)
+    };
+    Ok((page, csv_body))
+}
+
+// ---------------------------------------------------------- staffing
+
+/// The forecast queue of the view's filters (`channel:whatsapp,team:billing`):
+/// one value per dimension the forecast knows; anything else is a 400 that
+/// says so.
+fn queue_of(ctx: &PageContext) -> Result<String, Problem> {
+    let mut parts = Vec::new();
+    for (d, v) in &ctx.controls.filters {
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        let known = matches!(
+            d,
+            Dimension::Channel
+                | Dimension::Language
+                | Dimension::Team
+                | Dimension::Queue
+                | Dimension::ChannelAccount
+                | Dimension::Region
+                | Dimension::CustomerTier
+        );
+        if !known || v.contains(',') {
+            return Err(Problem::bad_request(
+                "invalid-parameter",
+                format!(
+                    "{}: a staffing forecast is for one queue: filter by one value each of channel, language, team, \
+                     queue, channel_account, region or customer_tier",
+                    d.name()
+                ),
+            ));
+        }
+        parts.push(format!("{}:{v}", d.name()));
+    }
+    Ok(parts.join(","))
+}
+
+fn micros(rfc3339: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(rfc3339).ok().map(|t| t.timestamp_micros())
+}
+
+async fn staffing(view: &View) -> Result<(String, String), Problem> {
+    let c = &view.ctx.controls;
+    let queue = queue_of(&view.ctx)?;
+    let mut query = format!(
+        "/v1/forecast/staffing?from={}&to={}&tz={}&interval=30",
+        dashboards::url_encode(&c.from),
+        dashboards::url_encode(&c.to),
+        dashboards::url_encode(&c.time_zone)
+    );
+    if !queue.is_empty() {
+        query.push_str(&format!("&queue={}", dashboards::url_encode(&queue)));
+    }
+    let uri: Uri = query
+        .parse()
+        .map_err(|e| Problem::bad_request("invalid-parameter", format!("the view's parameters: {e}")))?;
+    let answer = crate::forecast_routes::get_staffing(
+        State(view.state.clone()),
+        axum::Extension(view.principal.clone()),
+        Query::try_from_uri(&uri),
+    )
+    .await;
+    let body = json_of(answer).await?;
+    let intervals = body["intervals"].as_array().cloned().unwrap_or_default();
+    let interval_minutes = body["interval_minutes"].as_u64().unwrap_or(30) as u32;
+    let step_us = i64::from(interval_minutes) * 60_000_000;
+
+    // Actual arrivals of the horizon's past intervals, from the same history
+    // query the forecast is fitted on.
+    let from_us = body["from"].as_str().and_then(micros);
+    let to_us = body["to"].as_str().and_then(micros);
+    let now_us = Utc::now().timestamp_micros();
+    let mut actual: Vec<f64> = Vec::new();
+    if let (Some(from_us), Some(to_us)) = (from_us, to_us)
+        && from_us < now_us
+    {
+        let key = crate::forecast_routes::lake::QueueKey::parse(&queue)
+            .map_err(|e| Problem::bad_request("invalid-parameter", format!("queue: {e}")))?;
+        let session = view.state.warehouse.session().map_err(kpi_routes::internal)?;
+        let past_to = to_us.min(now_us - now_us.rem_euclid(step_us));
+        if past_to > from_us {
+            let history =
+                crate::forecast_routes::lake::history(&session, view.tenant.as_str(), &key, from_us, past_to, step_us)
+                    .await
+                    .map_err(kpi_routes::internal)?;
+            actual = history.counts;
+        }
+    }
+    let one_day = intervals.len() as i64 * step_us <= 86_400_000_000;
+    let data = StaffingData {
+        queue: body["queue"].as_str().unwrap_or("*").to_string(),
+        interval_minutes,
+        method: match &body["method"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
+        service_level: body["assumptions"]["service_level"]
+            .as_f64()
+            .zip(body["assumptions"]["target_s"].as_f64()),
+        intervals: intervals
+            .iter()
+            .enumerate()
+            .map(|(i, iv)| {
+                let start = iv["start"].as_str().unwrap_or_default();
+                // `2026-11-22T18:30:00+08:00` → `18:30` or `11-22 18:30`.
+                let label = if one_day { start.get(11..16) } else { start.get(5..16) }
+                    .map_or_else(|| start.to_string(), |s| s.replace('T', " "));
+                StaffingInterval {
+                    label,
+                    actual: actual.get(i).copied(),
+                    mean: iv["mean"].as_f64().unwrap_or(f64::NAN),
+                    p10: iv["p10"].as_f64().unwrap_or(f64::NAN),
+                    p90: iv["p90"].as_f64().unwrap_or(f64::NAN),
+                    agents: iv["agents"].as_f64(),
+                }
+            })
+            .collect(),
+    };
+    let csv_body = csv(
+        &["start", "actual", "mean", "p10", "p50", "p90", "agents"],
+        intervals.iter().zip(&data.intervals).map(|(iv, s)| {
+            vec![
+                iv["start"].as_str().unwrap_or_default().to_string(),
+                num(s.actual),
+                num(Some(s.mean)),
+                num(Some(s.p10)),
+                num(iv["p50"].as_f64()),
+                num(Some(s.p90)),
+                num(s.agents),
+            ]
+        }),
+    );
+    let page = if view.csv {
+        String::new()
+    } else {
+        dashboards::render_staffing(&view.ctx, &data)
+    };
+    Ok((page, csv_body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        let out = csv(&["a", "b"], vec![vec!["x,y".to_string(), "1.5".to_string()]]);
+        assert_eq!(out, "a,b\n\"x,y\",1.5\n");
+        assert_eq!(num(Some(f64::NAN)), "");
+        assert_eq!(num(None), "");
+    }
+
+    #[test]
+    fn breakdown_stats_come_from_the_kpis_object_of_the_api() {
+        let k = serde_json::json!({
+            "conversations": {"value": 12.0, "n": 12},
+            "frt_s": {"mean": 30.5, "median": 20.0, "p90": 80.0, "n": 10},
+            "csat": {"mean": 4.25, "n": 4},
+            "resolution_rate": {"value": 0.75, "n": 12},
+        });
+        let s = stats_of(&k);
+        assert_eq!(s.conversations, 12);
+        assert_eq!(s.frt_s, Some(30.5));
+        assert_eq!(s.csat, Some(4.25));
+        assert_eq!(s.resolution_rate, Some(0.75));
+        assert_eq!(s.transfer_rate, None);
+        assert_eq!(label(&Value::Null), "(none)");
+    }
+
+    #[test]
+    fn a_staffing_queue_takes_one_value_of_the_forecast_dimensions() {
+        let mut ctx = PageContext::default();
+        ctx.controls.filters = vec![
+            (Dimension::Channel, "whatsapp".into()),
+            (Dimension::Team, "billing".into()),
+        ];
+        assert_eq!(queue_of(&ctx).ok().as_deref(), Some("channel:whatsapp,team:billing"));
+        ctx.controls.filters = vec![(Dimension::Channel, "whatsapp,line".into())];
+        assert!(queue_of(&ctx).is_err());
+        ctx.controls.filters = vec![(Dimension::Tag, "refund".into())];
+        assert!(queue_of(&ctx).is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! The fast path of `/v1/kpis`: the materialized facts and hourly rollups
+//! of [`warehouse::rollups`], one per tenant, refreshed from the lake on
+//! each request that finds new data (only what the new data can change is
+//! recomputed), then asked for each window and group in memory.
+//!
+//! The SQL path ([`super::lake::run_overview`] over `sql/kpis/overview.sql`)
+//! stays the definition: the facts are read from the same views, and the
+//! tests in `fast/tests.rs` compare both on generated data.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use datafusion::error::Result;
+use datafusion::prelude::SessionContext;
+use ingest::Ingestor;
+use warehouse::Warehouse;
+use warehouse::rollups::{Dim, FactFilter, HourlyRate, RefreshStats, SessionSource, TenantConfig, TenantRollup};
+
+use super::lake::{self, Constraint, KpiRow};
+use super::params::{Dimension, Window};
+use crate::settings::TenantSettings;
+use crate::tenant::TenantId;
+
+type Slot = Arc<tokio::sync::Mutex<TenantRollup>>;
+
+/// The rollups of one running service (one ingestor), per tenant.
+#[derive(Debug, Default)]
+struct Registry {
+    tenants: HashMap<String, Slot>,
+}
+
+/// Rollups live as long as their ingestor: keyed by it, held weakly, so a
+/// test that starts several services in one process never mixes them.
+fn slot(ingestor: &Arc<Ingestor>, tenant: &TenantId) -> Slot {
+    type Registries = Vec<(Weak<Ingestor>, Registry)>;
+    static ALL: OnceLock<Mutex<Registries>> = OnceLock::new();
+    let mut all = ALL
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    all.retain(|(w, _)| w.strong_count() > 0);
+    let i = match all.iter().position(|(w, _)| w.upgrade().is_some_and(|a| Arc::ptr_eq(&a, ingestor))) {
+        Some(i) => i,
+        None => {
+            all.push((Arc::downgrade(ingestor), Registry::default()));
+            all.len() - 1
+        }
+    };
+    all[i].1.tenants.entry(tenant.as_str().to_string()).or_default().clone()
+}
+
+struct Source<'a> {
+    warehouse: &'a Warehouse,
+    tenant: &'a TenantId,
+    settings: &'a TenantSettings,
+}
+
+impl SessionSource for Source<'_> {
+    async fn session(&self, since_us: Option<i64>) -> Result<SessionContext> {
+        lake::tenant_session_since(self.warehouse, self.tenant, self.settings, since_us).await
+    }
+}
+
+pub(crate) fn config(settings: &TenantSettings) -> TenantConfig {
+    TenantConfig {
+        sla_target_us: settings.sla_target_us(),
+        attribution_window_days: settings.attribution_window_days,
+    }
+}
+
+/// The tenant's rollup, brought up to date with the lake and the buffer;
+/// held locked for the request (every answer comes from one state).
+pub(crate) async fn rollup(
+    ingestor: &Arc<Ingestor>,
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
+    let mut guard = slot(ingestor, tenant).lock_owned().await;
+    let view = ingestor.read_view();
+    let started = std::time::Instant::now();
+    let stats: RefreshStats = guard
+        .refresh(
+            &view,
+            tenant.as_str(),
+            config(settings),
+            &Source {
+                warehouse,
+                tenant,
+                settings,
+            },
+        )
+        .await?;
+    if stats != RefreshStats::default() {
+        tracing::info!(
+            tenant = %tenant,
+            full = stats.full,
+            conversations = stats.conversations,
+            since_us = ?stats.since_us,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "KPI rollup refreshed"
+        );
+    }
+    Ok(guard)
+}
+
+pub(crate) fn dim(d: Dimension) -> Dim {
+    match d {
+        Dimension::Channel => Dim::Channel,
+        Dimension::ChannelAccount => Dim::ChannelAccount,
+        Dimension::Queue => Dim::Queue,
+        Dimension::Team => Dim::Team,
+        Dimension::Agent => Dim::Agent,
+        Dimension::Language => Dim::Language,
+        Dimension::Region => Dim::Region,
+        Dimension::CustomerTier => Dim::CustomerTier,
+        Dimension::Tag => Dim::Tag,
+        Dimension::Variant => Dim::Variant,
+    }
+}
+
+pub(crate) fn filters(constraints: &[Constraint]) -> Vec<FactFilter> {
+    constraints
+        .iter()
+        .map(|c| FactFilter {
+            dim: dim(c.dimension),
+            values: c.values.clone(),
+        })
+        .collect()
+}
+
+fn rates(settings: &TenantSettings) -> Vec<HourlyRate> {
+    settings
+        .hourly_rates
+        .iter()
+        .map(|r| HourlyRate {
+            team: r.team.clone(),
+            rate: r.rate,
+            currency: r.currency.clone(),
+        })
+        .collect()
+}
+
+/// The overview rows of one window and set of constraints, as
+/// [`lake::run_overview`] would return them.
+pub(crate) fn run_overview(
+    rollup: &TenantRollup,
+    settings: &TenantSettings,
+    window: &Window,
+    constraints: &[Constraint],
+    time_based: bool,
+    now_us: i64,
+) -> Vec<KpiRow> {
+    rollup
+        .overview(
+            window.from.timestamp_micros(),
+            window.to.timestamp_micros(),
+            &filters(constraints),
+            time_based,
+            &rates(settings),
+            now_us,
+        )
+        .into_iter()
+        .map(|r| KpiRow {
+            kpi: r.kpi,
+            measure: r.measure,
+            segment: r.segment,
+            value: r.value,
+            n: r.n,
+        })
+        .collect()
+}
+
+/// [`lake::dimension_values`] from the facts.
+pub(crate) fn dimension_values(
+    rollup: &TenantRollup,
+    window: &Window,
+    constraints: &[Constraint],
+    d: Dimension,
+) -> (Vec<String>, bool) {
+    rollup.dimension_values(
+        window.from.timestamp_micros(),
+        window.to.timestamp_micros(),
+        &filters(constraints),
+        dim(d),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+//! The fast path against the SQL path (`sql/kpis/overview.sql` over the
+//! views) on generated traffic: rates, counts and means equal, medians and
+//! p90s within the sketch's documented relative error; and an incremental
+//! refresh across flushes equal to a build from scratch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ingest::decode::{DecodeLimits, decode_events};
+use ingest::metrics::Metrics;
+use ingest::{Event, IngestConfig, Ingestor};
+use warehouse::Warehouse;
+use warehouse::rollups::TenantRollup;
+use warehouse::rollups::sketch::{RELATIVE_ERROR, ZERO_BELOW};
+
+use super::super::lake::{self, Constraint, KpiRow};
+use super::super::params::{Dimension, Window};
+use super::Source;
+use crate::settings::{HourlyRate, TenantSettings};
+use crate::tenant::TenantId;
+
+const TENANT: &str = "dragon-mart";
+
+fn generated(days: u32, per_day: f64) -> Vec<(usize, Event)> {
+    let mut cfg = datagen::GenConfig::demo_with(7, days, per_day);
+    cfg.start = NaiveDate::from_ymd_opt(2026, 3, 27).unwrap();
+    let mut out = Vec::new();
+    datagen::generate(&cfg, &mut out).unwrap();
+    decode_events(&out, &DecodeLimits::default()).unwrap().events
+}
+
+async fn open(dir: &std::path::Path) -> Arc<Ingestor> {
+    let mut cfg = IngestConfig::new(dir);
+    cfg.flush_max_age = std::time::Duration::from_secs(3600);
+    cfg.flush_max_events = usize::MAX;
+    cfg.flush_max_bytes = usize::MAX;
+    Ingestor::open(cfg, Arc::new(Metrics::default())).await.unwrap()
+}
+
+fn settings() -> TenantSettings {
+    TenantSettings {
+        hourly_rates: vec![
+            HourlyRate {
+                team: None,
+                rate: 20.0,
+                currency: "EUR".into(),
+            },
+            HourlyRate {
+                team: Some("cn_service".into()),
+                rate: 31.5,
+                currency: "EUR".into(),
+            },
+        ],
+        ..TenantSettings::default()
+    }
+}
+
+async fn refresh(ingestor: &Arc<Ingestor>, rollup: &mut TenantRollup) -> warehouse::rollups::RefreshStats {
+    let (warehouse, tenant, settings) = (Warehouse::new(ingestor.clone()), tid(), settings());
+    let source = Source {
+        warehouse: &warehouse,
+        tenant: &tenant,
+        settings: &settings,
+    };
+    rollup
+        .refresh(&ingestor.read_view(), TENANT, super::config(&settings), &source)
+        .await
+        .unwrap()
+}
+
+fn tid() -> TenantId {
+    TenantId::parse(TENANT).unwrap()
+}
+
+type Keyed = BTreeMap<(String, String, String), (Option<f64>, i64)>;
+
+fn keyed(rows: Vec<KpiRow>) -> Keyed {
+    rows.into_iter()
+        .map(|r| ((r.kpi, r.measure, r.segment), (r.value, r.n)))
+        .collect()
+}
+
+fn assert_same(what: &str, fast: Keyed, sql: Keyed) {
+    assert_close(what, fast, sql, RELATIVE_ERROR)
+}
+
+/// `quantile_error`: the relative error allowed on medians and p90s.
+fn assert_close(what: &str, fast: Keyed, sql: Keyed, quantile_error: f64) {
+    assert_eq!(
+        fast.keys().collect::<Vec<_>>(),
+        sql.keys().collect::<Vec<_>>(),
+        "{what}: the same rows"
+    );
+    for (k, (fv, fn_)) in &fast {
+        let (sv, sn) = &sql[k];
+        assert_eq!(fn_, sn, "{what} {k:?}: n");
+        match (fv, sv) {
+            (None, None) => {}
+            (Some(f), Some(s)) => {
+                let tolerance = if k.1 == "median" || k.1 == "p90" {
+                    quantile_error * s.abs() + ZERO_BELOW
+                } else {
+                    1e-9 * s.abs().max(1.0)
+                };
+                assert!((f - s).abs() <= tolerance, "{what} {k:?}: fast {f} vs sql {s}");
+            }
+            _ => panic!("{what} {k:?}: fast {fv:?} vs sql {sv:?}"),
+        }
+    }
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// Runs both paths over each window × constraints and compares them.
+async fn compare(
+    ingestor: &Arc<Ingestor>,
+    rollup: &TenantRollup,
+    cases: &[(Window, Vec<Constraint>)],
+    quantile_error: f64,
+) {
+    let (warehouse, tenant, settings) = (Warehouse::new(ingestor.clone()), tid(), settings());
+    let tctx = lake::tenant_session(&warehouse, &tenant, &settings).await.unwrap();
+    let span = Window {
+        from: cases.iter().map(|c| c.0.from).min().unwrap(),
+        to: cases.iter().map(|c| c.0.to).max().unwrap(),
+    };
+    let kctx = lake::snapshot(&tctx, &tenant, &settings, &span).await.unwrap();
+    let now = Utc::now().timestamp_micros();
+    for (window, constraints) in cases {
+        let what = format!("{} .. {} {constraints:?}", window.from, window.to);
+        let time_based = constraints.is_empty();
+        let mut sql = lake::run_overview(&kctx, window, constraints).await.unwrap();
+        if !time_based {
+            sql.retain(|r| !super::super::is_time_based(r));
+        }
+        let fast = super::run_overview(rollup, &settings, window, constraints, time_based, now);
+        assert!(
+            fast.iter().any(|r| r.kpi == "conversations" && r.n > 0),
+            "{what}: the case has conversations"
+        );
+        assert_close(&what, keyed(fast), keyed(sql), quantile_error);
+        for d in [Dimension::Team, Dimension::Tag] {
+            let sql = lake::dimension_values(&kctx, window, constraints, d).await.unwrap();
+            assert_eq!(super::dimension_values(rollup, window, constraints, d), sql, "{what} {d}");
+        }
+    }
+}
+
+fn cases() -> Vec<(Window, Vec<Constraint>)> {
+    let whatsapp = Constraint {
+        dimension: Dimension::Channel,
+        values: Some(vec!["whatsapp".into(), "webchat".into()]),
+    };
+    let team = Constraint {
+        dimension: Dimension::Team,
+        values: Some(vec!["cn_service".into()]),
+    };
+    let no_tag = Constraint {
+        dimension: Dimension::Tag,
+        values: None,
+    };
+    let all = Window {
+        from: at("2026-03-27T00:00:00Z"),
+        to: at("2026-03-30T00:00:00Z"),
+    };
+    // edges off the hour: cells for the whole hours, facts for the rest
+    let ragged = Window {
+        from: at("2026-03-27T05:30:00Z"),
+        to: at("2026-03-29T17:45:10Z"),
+    };
+    vec![
+        (all, vec![]),
+        (ragged, vec![]),
+        (ragged, vec![whatsapp.clone()]),
+        (all, vec![team]),
+        (ragged, vec![no_tag, whatsapp]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_path_equals_the_sql_path_and_refreshes_incrementally() {
+    let events = generated(3, 240.0);
+    let dir = tempfile::tempdir().unwrap();
+    let ingestor = open(dir.path()).await;
+
+    // Part one flushed, part two flushed later, part three still buffered:
+    // conversations span every cut (and midnights).
+    let cut1 = events.len() * 5 / 10;
+    let cut2 = events.len() * 8 / 10;
+    ingestor.ingest(events[..cut1].to_vec()).await.unwrap();
+    ingestor.flush().await.unwrap();
+    let mut incremental = TenantRollup::new();
+    // always the sketches (small windows would be answered exactly)
+    incremental.set_exact_below(0);
+    assert!(refresh(&ingestor, &mut incremental).await.full);
+    ingestor.ingest(events[cut1..cut2].to_vec()).await.unwrap();
+    ingestor.flush().await.unwrap();
+    let stats = refresh(&ingestor, &mut incremental).await;
+    assert!(!stats.full && stats.conversations > 0, "{stats:?}");
+    ingestor.ingest(events[cut2..].to_vec()).await.unwrap();
+    let stats = refresh(&ingestor, &mut incremental).await;
+    assert!(!stats.full && stats.conversations > 0, "{stats:?}");
+    assert_eq!(refresh(&ingestor, &mut incremental).await, Default::default(), "nothing new");
+
+    let mut scratch = TenantRollup::new();
+    refresh(&ingestor, &mut scratch).await;
+    assert_eq!(incremental.conversations(), scratch.conversations());
+    let now = Utc::now().timestamp_micros();
+    for (window, constraints) in cases() {
+        let (a, b) = (
+            super::run_overview(&incremental, &settings(), &window, &constraints, true, now),
+            super::run_overview(&scratch, &settings(), &window, &constraints, true, now),
+        );
+        // same facts, same cells: the same numbers (up to summation order)
+        assert_same("incremental vs scratch", keyed(a), keyed(b));
+    }
+    compare(&ingestor, &incremental, &cases(), RELATIVE_ERROR).await;
+    // small windows: exact quantiles, like the SQL path's
+    compare(&ingestor, &scratch, &cases(), 1e-7).await;
+
+    // and once the rest is flushed, still the same
+    ingestor.flush().await.unwrap();
+    refresh(&ingestor, &mut incremental).await;
+    assert_eq!(incremental.conversations(), scratch.conversations());
+    let (w, c) = &cases()[1];
+    assert_same(
+        "after the last flush",
+        keyed(super::run_overview(&incremental, &settings(), w, c, true, now)),
+        keyed(super::run_overview(&scratch, &settings(), w, c, true, now)),
+    );
+}

@@ -1,0 +1,376 @@
+//! The Postgres wire protocol (`serve --pg-listen`, default 127.0.0.1:5433).
+//!
+//! Built on `datafusion-postgres` / `pgwire`, with cxlake's own startup:
+//!
+//! - **Authentication**: cleartext password (use TLS off loopback); the
+//!   password is an API key of role `analyst` or `admin`, the user name is
+//!   the key's tenant (a platform-wide key: the tenant to read, or `*` for
+//!   every tenant), the database is `cxlake`.
+//! - **Session**: after authentication the connection gets its own
+//!   sandboxed session ([`crate::sql_service`]): only its tenant's rows,
+//!   read-only, bounded. It lives in the connection's session extensions, so
+//!   two connections never share state.
+//! - **Statements**: a guard hook runs first in every protocol phase
+//!   (simple query, extended parse, extended execute) and refuses anything
+//!   [`warehouse::sandbox::check_statement`] refuses; `SET` of client
+//!   parameters, `SHOW`, transactions and cursors go to the stock hooks.
+//! - **Catalog**: `pg_catalog` and `information_schema`, so `psql`'s `\dt`
+//!   and `\d`, DBeaver, Metabase and Grafana can list tables and columns.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::hooks::{HookClient, QueryHook};
+use datafusion_postgres::pgwire;
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::Sink;
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use warehouse::sandbox::{Scope, check_statement};
+
+use crate::keys::{Principal, TenantScope};
+use crate::server::AppState;
+use crate::sql_service::require_sql_role;
+
+/// The database name clients connect to.
+pub const DATABASE: &str = "cxlake";
+
+type DfStatement = (String, Option<(Statement, LogicalPlan)>);
+
+/// The connection's session, set once the password checked out.
+struct Conn {
+    service: Arc<DfSessionService>,
+}
+
+fn conn<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Conn>> {
+    client.session_extensions().get::<Conn>().ok_or_else(|| {
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "FATAL".into(),
+            "28000".into(),
+            "not authenticated".into(),
+        )))
+    })
+}
+
+fn user_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)))
+}
+
+/// Every pgwire handler of the server; one for all connections.
+pub struct Handlers {
+    queries: Arc<Queries>,
+    startup: Arc<KeyStartup>,
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("pg_server::Handlers")
+    }
+}
+
+impl Handlers {
+    pub fn new(state: Arc<AppState>) -> anyhow::Result<Self> {
+        // A parser over an empty session answers the two questions that do
+        // not depend on data: parameter types and result schema of a plan.
+        let empty = Arc::new(SessionContext::new());
+        let describer = DfSessionService::new(empty).query_parser();
+        Ok(Self {
+            queries: Arc::new(Queries {
+                parser: Arc::new(TenantParser { describer }),
+            }),
+            startup: Arc::new(KeyStartup { state }),
+        })
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+}
+
+/// Cleartext password = API key; user = tenant.
+struct KeyStartup {
+    state: Arc<AppState>,
+}
+
+impl KeyStartup {
+    fn login(&self, user: Option<&str>, database: Option<&str>, password: &str) -> Result<(Principal, Scope), String> {
+        if let Some(db) = database.filter(|d| *d != DATABASE && !d.is_empty()) {
+            return Err(format!("database \"{db}\" does not exist; connect to \"{DATABASE}\""));
+        }
+        let principal = self
+            .state
+            .keys
+            .authenticate(password.trim())
+            .ok_or_else(|| "password authentication failed: the password must be an API key".to_string())?;
+        require_sql_role(&principal).map_err(|p| p.detail.clone())?;
+        let user = user.unwrap_or("");
+        let scope = match &principal.tenant {
+            TenantScope::One(t) if t == user => Scope::Tenant(t.clone()),
+            TenantScope::One(t) => {
+                return Err(format!("this key is for tenant {t}: connect with user name \"{t}\""));
+            }
+            TenantScope::All if user == "*" || user.is_empty() => Scope::Platform,
+            TenantScope::All => match crate::tenant::TenantId::parse(user) {
+                Some(t) => Scope::Tenant(t.as_str().to_string()),
+                None => return Err(format!("user name {user:?} is not a tenant id (or * for every tenant)")),
+            },
+        };
+        Ok((principal, scope))
+    }
+
+    fn session(&self, principal: &Principal, scope: &Scope) -> anyhow::Result<Arc<DfSessionService>> {
+        let ctx = self
+            .state
+            .sql
+            .session(&self.state.warehouse, principal.role, scope)
+            .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
+        setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("setting up pg_catalog")?;
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(ReadOnlyGuard),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        Ok(Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks)))
+    }
+}
+
+#[async_trait]
+impl StartupHandler for KeyStartup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(Authentication::CleartextPassword))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(pwd) => {
+                let pwd = pwd.into_password()?;
+                let login = LoginInfo::from_client_info(client);
+                let (user, database) = (login.user().map(str::to_string), login.database().map(str::to_string));
+                let (principal, scope) = match self.login(user.as_deref(), database.as_deref(), &pwd.password) {
+                    Ok(ok) => ok,
+                    Err(reason) => {
+                        tracing::info!(user = ?user, %reason, "postgres login refused");
+                        return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                            "FATAL".into(),
+                            "28P01".into(),
+                            reason,
+                        ))));
+                    }
+                };
+                let service = self.session(&principal, &scope).map_err(|e| {
+                    tracing::error!(error = %e, "cannot build a SQL session");
+                    user_error("XX000", format!("cannot open a session: {e}"))
+                })?;
+                tracing::info!(key = %principal.key_id, scope = ?scope, "postgres session opened");
+                client.session_extensions().insert(Conn { service });
+                finish_authentication(client, &DefaultServerParameterProvider::default()).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Runs first in every phase; refuses what is not read-only.
+struct ReadOnlyGuard;
+
+fn guard(statement: &Statement) -> Option<PgWireResult<()>> {
+    check_statement(statement)
+        .err()
+        .map(|e| Err(user_error("25006", e.to_string())))
+}
+
+#[async_trait]
+impl QueryHook for ReadOnlyGuard {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _ctx: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        guard(statement).map(|r| r.map(|()| Response::EmptyQuery))
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _ctx: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        guard(statement).map(|r| r.map(|()| unreachable_plan()))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _plan: &LogicalPlan,
+        _params: &ParamValues,
+        _ctx: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        guard(statement).map(|r| r.map(|()| Response::EmptyQuery))
+    }
+}
+
+/// `guard` only ever returns errors; this satisfies the types.
+fn unreachable_plan() -> LogicalPlan {
+    LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(datafusion::common::DFSchema::empty()),
+    })
+}
+
+/// Dispatches every query to the connection's own session.
+struct Queries {
+    parser: Arc<TenantParser>,
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let conn = conn(client)?;
+        SimpleQueryHandler::do_query(conn.service.as_ref(), client, query).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = DfStatement;
+    type QueryParser = TenantParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let conn = conn(client)?;
+        ExtendedQueryHandler::do_query(conn.service.as_ref(), client, portal, max_rows).await
+    }
+}
+
+/// Parses with the connection's session (plans see its tables only).
+struct TenantParser {
+    describer: Arc<Parser>,
+}
+
+#[async_trait]
+impl QueryParser for TenantParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let conn = conn(client)?;
+        conn.service.query_parser().parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.describer.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(&self, stmt: &Self::Statement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        self.describer.get_result_schema(stmt, column_format)
+    }
+}
+
+/// Loads a PEM certificate chain and PKCS#8 key for TLS.
+pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<pgwire::tokio::TlsAcceptor> {
+    use pgwire::tokio::tokio_rustls::rustls;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading certificate {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing certificate {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading private key {}", key.display()))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("certificate and key do not match")?;
+    Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts Postgres connections on `listener` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+) -> anyhow::Result<()> {
+    let handlers = Arc::new(Handlers::new(state)?);
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(error = %e, "postgres accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let handlers = handlers.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                tracing::debug!(%peer, error = %e, "postgres connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,153 @@
+//! Analyst SQL, shared by HTTP `/v1/sql` and the Postgres wire: who may
+//! run it, over which rows, within which bounds.
+//!
+//! - Roles `analyst` and `admin` may; the others may not.
+//! - A tenant key's session holds only its tenant's rows
+//!   ([`warehouse::scoped`]); a platform-wide key (`*`) reads every tenant,
+//!   or one tenant when it names it.
+//! - Bounds per role (`[sql.analyst]`, `[sql.admin]` in the configuration):
+//!   time, rows, memory and queries at once per tenant; see
+//!   [`warehouse::bounds`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datafusion::prelude::SessionContext;
+use serde::Deserialize;
+use warehouse::Warehouse;
+use warehouse::bounds::{Bounds, ConcurrencyGate};
+use warehouse::sandbox::Scope;
+
+use crate::keys::{Principal, Role, TenantScope};
+use crate::problem::Problem;
+use crate::tenant::TenantId;
+
+/// One role's bounds, as configured.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlLimits {
+    /// Seconds a query may run.
+    pub timeout_s: f64,
+    /// Rows a result may have.
+    pub max_rows: usize,
+    /// Memory for operators per session (MiB); sorts and aggregates spill
+    /// to disk beyond it, joins fail cleanly.
+    pub memory_mb: usize,
+    /// Queries of one tenant that may run at once.
+    pub concurrent_per_tenant: usize,
+}
+
+impl SqlLimits {
+    fn analyst() -> Self {
+        Self {
+            timeout_s: 30.0,
+            max_rows: 1_000_000,
+            memory_mb: 1024,
+            concurrent_per_tenant: 4,
+        }
+    }
+
+    fn admin() -> Self {
+        Self {
+            timeout_s: 120.0,
+            max_rows: 10_000_000,
+            memory_mb: 2048,
+            concurrent_per_tenant: 8,
+        }
+    }
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        Self::analyst()
+    }
+}
+
+/// Bounds per role.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlConfig {
+    pub analyst: SqlLimits,
+    pub admin: SqlLimits,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        Self {
+            analyst: SqlLimits::analyst(),
+            admin: SqlLimits::admin(),
+        }
+    }
+}
+
+/// Builds the sessions of analyst SQL and keeps the per-tenant gates.
+#[derive(Debug)]
+pub struct SqlService {
+    config: SqlConfig,
+    gates: Mutex<HashMap<(String, Role), Arc<ConcurrencyGate>>>,
+}
+
+impl SqlService {
+    pub fn new(config: SqlConfig) -> Self {
+        Self {
+            config,
+            gates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The bounds of `role`'s queries on `scope`; the concurrency gate is
+    /// shared by every session (HTTP or Postgres) of that scope and role.
+    pub fn bounds(&self, role: Role, scope: &Scope) -> Bounds {
+        let limits = match role {
+            Role::Admin => &self.config.admin,
+            _ => &self.config.analyst,
+        };
+        let scope_key = match scope {
+            Scope::Tenant(t) => t.clone(),
+            Scope::Platform => "*".to_string(),
+        };
+        let gate = self
+            .gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((scope_key, role))
+            .or_insert_with(|| Arc::new(ConcurrencyGate::new(limits.concurrent_per_tenant)))
+            .clone();
+        Bounds {
+            timeout: Duration::from_secs_f64(limits.timeout_s.max(0.001)),
+            max_rows: limits.max_rows,
+            memory_bytes: limits.memory_mb.max(1) << 20,
+            gate,
+        }
+    }
+
+    /// A sandboxed session for `principal` over `scope`.
+    pub fn session(&self, warehouse: &Warehouse, role: Role, scope: &Scope) -> Result<SessionContext, Problem> {
+        warehouse
+            .sandbox_session(scope, &self.bounds(role, scope))
+            .map_err(|e| Problem::internal(e.to_string()))
+    }
+}
+
+/// Refuses keys whose role may not run SQL.
+pub fn require_sql_role(principal: &Principal) -> Result<(), Problem> {
+    match principal.role {
+        Role::Admin | Role::Analyst => Ok(()),
+        other => Err(Problem::forbidden(format!(
+            "a key with role {} cannot run SQL; use an analyst or admin key",
+            other.as_str()
+        ))),
+    }
+}
+
+/// The rows a principal's SQL reads: its tenant; for a platform-wide key
+/// the tenant it names, or every tenant.
+pub fn sql_scope(principal: &Principal, requested: Option<&str>) -> Result<Scope, Problem> {
+    match (&principal.tenant, requested) {
+        (TenantScope::All, None) => Ok(Scope::Platform),
+        (_, requested) => {
+            crate::tenant::resolve_tenant(principal, requested).map(|t: TenantId| Scope::Tenant(t.as_str().to_string()))
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Streaming a query's record batches as an HTTP body, batch by batch, in
+//! CSV, NDJSON, Parquet or Arrow IPC — so a large result never has to fit
+//! in memory. Used by the conversation export and by `/v1/sql`.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use axum::body::{Body, Bytes};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures::StreamExt;
+
+/// The streamable formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFormat {
+    Csv,
+    Ndjson,
+    Parquet,
+    ArrowIpc,
+}
+
+impl StreamFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            StreamFormat::Csv => "text/csv; charset=utf-8",
+            StreamFormat::Ndjson => "application/x-ndjson",
+            StreamFormat::Parquet => "application/vnd.apache.parquet",
+            StreamFormat::ArrowIpc => "application/vnd.apache.arrow.stream",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            StreamFormat::Csv => "csv",
+            StreamFormat::Ndjson => "ndjson",
+            StreamFormat::Parquet => "parquet",
+            StreamFormat::ArrowIpc => "arrows",
+        }
+    }
+}
+
+/// A `Write` whose bytes the stream takes out after each batch.
+#[derive(Debug, Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type EncodeResult = Result<Vec<u8>, BoxError>;
+
+/// Encodes record batches into one format, piece by piece.
+enum Encoder {
+    Csv { header_written: bool },
+    Ndjson,
+    Parquet(Box<parquet::arrow::ArrowWriter<SharedBuf>>, SharedBuf),
+    ArrowIpc(Box<arrow::ipc::writer::StreamWriter<SharedBuf>>, SharedBuf),
+}
+
+impl Encoder {
+    fn new(format: StreamFormat, schema: &SchemaRef) -> Result<Self, BoxError> {
+        Ok(match format {
+            StreamFormat::Csv => Encoder::Csv { header_written: false },
+            StreamFormat::Ndjson => Encoder::Ndjson,
+            StreamFormat::Parquet => {
+                let buf = SharedBuf::default();
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::SNAPPY)
+                    .build();
+                let w = parquet::arrow::ArrowWriter::try_new(buf.clone(), schema.clone(), Some(props))?;
+                Encoder::Parquet(Box::new(w), buf)
+            }
+            StreamFormat::ArrowIpc => {
+                let buf = SharedBuf::default();
+                let w = arrow::ipc::writer::StreamWriter::try_new(buf.clone(), schema)?;
+                Encoder::ArrowIpc(Box::new(w), buf)
+            }
+        })
+    }
+
+    /// The bytes available before the first batch (the IPC schema message).
+    fn head(&mut self) -> Vec<u8> {
+        match self {
+            Encoder::ArrowIpc(_, buf) => buf.take(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn batch(&mut self, batch: &RecordBatch) -> EncodeResult {
+        match self {
+            Encoder::Csv { header_written } => {
+                let mut buf = Vec::new();
+                {
+                    let mut w = arrow::csv::WriterBuilder::new()
+                        .with_header(!*header_written)
+                        .build(&mut buf);
+                    w.write(batch)?;
+                }
+                *header_written = true;
+                Ok(buf)
+            }
+            Encoder::Ndjson => {
+                let mut buf = Vec::new();
+                {
+                    let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+                    w.write(batch)?;
+                    w.finish()?;
+                }
+                Ok(buf)
+            }
+            Encoder::Parquet(w, buf) => {
+                w.write(batch)?;
+                // One row group per batch, so bytes can leave as they come.
+                w.flush()?;
+                Ok(buf.take())
+            }
+            Encoder::ArrowIpc(w, buf) => {
+                w.write(batch)?;
+                w.flush()?;
+                Ok(buf.take())
+            }
+        }
+    }
+
+    fn finish(self, schema: &SchemaRef) -> EncodeResult {
+        match self {
+            Encoder::Csv { header_written: false } => {
+                let mut buf = Vec::new();
+                {
+                    let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+                    w.write(&RecordBatch::new_empty(schema.clone()))?;
+                }
+                Ok(buf)
+            }
+            Encoder::Csv { .. } | Encoder::Ndjson => Ok(Vec::new()),
+            Encoder::Parquet(w, buf) => {
+                w.close()?;
+                Ok(buf.take())
+            }
+            Encoder::ArrowIpc(mut w, buf) => {
+                w.finish()?;
+                Ok(buf.take())
+            }
+        }
+    }
+}
+
+/// The state of a body stream.
+struct Export {
+    stream: SendableRecordBatchStream,
+    encoder: Option<Encoder>,
+    schema: SchemaRef,
+    head: Option<Vec<u8>>,
+    what: &'static str,
+}
+
+async fn next_chunk(mut ex: Export) -> Option<(Result<Bytes, BoxError>, Export)> {
+    if let Some(head) = ex.head.take().filter(|h| !h.is_empty()) {
+        return Some((Ok(Bytes::from(head)), ex));
+    }
+    loop {
+        let encoder = ex.encoder.as_mut()?;
+        match ex.stream.next().await {
+            Some(Ok(batch)) => match encoder.batch(&batch) {
+                Ok(bytes) if bytes.is_empty() => continue,
+                Ok(bytes) => return Some((Ok(Bytes::from(bytes)), ex)),
+                Err(e) => {
+                    ex.encoder = None;
+                    return Some((Err(e), ex));
+                }
+            },
+            Some(Err(e)) => {
+                // Headers are gone: the client sees a cut-off body.
+                tracing::warn!(error = %e, what = ex.what, "stream failed mid-way");
+                ex.encoder = None;
+                return Some((Err(Box::new(e)), ex));
+            }
+            None => {
+                let encoder = ex.encoder.take()?;
+                let bytes = encoder.finish(&ex.schema);
+                return Some((bytes.map(Bytes::from), ex));
+            }
+        }
+    }
+}
+
+/// A body that encodes `stream` as `format` while it is read. `what` names
+/// the stream in logs.
+pub fn body(
+    format: StreamFormat,
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+    what: &'static str,
+) -> Result<Body, BoxError> {
+    let mut encoder = Encoder::new(format, &schema)?;
+    let head = Some(encoder.head());
+    Ok(Body::from_stream(futures::stream::unfold(
+        Export {
+            stream,
+            encoder: Some(encoder),
+            schema,
+            head,
+            what,
+        },
+        next_chunk,
+    )))
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Server time and bytes of every dashboard page (issue 6).
+#
+#   bench/dashboards.sh DATA_DIR TENANT [RUNS]
+#
+# Starts target/release/cxlake on a copy-free DATA_DIR (it must not be
+# served by anything else), creates an admin key of TENANT, registers and
+# starts the generator's greeting_v2 experiment (ignored if it exists),
+# then requests each page RUNS times (default 5) over loopback with the
+# sign-in cookie and prints, per page, the median and max of curl's
+# time_total (loopback: server time plus a few tens of microseconds) and
+# the bytes of the HTML (uncompressed; the server does not compress).
+set -euo pipefail
+DATA=${1:?data dir}
+TENANT=${2:?tenant}
+RUNS=${3:-5}
+BIN=${CXLAKE_BIN:-target/release/cxlake}
+PORT=${PORT:-18086}
+KEY=$("$BIN" key create --tenant "$TENANT" --role admin --data "$DATA" | tail -1)
+CXLAKE_LOG=warn CXLAKE_PG_LISTEN=off "$BIN" serve --data "$DATA" --listen 127.0.0.1:$PORT >/tmp/dash-bench-serve.log 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+for _ in $(seq 1 600); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.5; done
+AUTH="Authorization: Bearer $KEY"
+curl -s -o /dev/null -H "$AUTH" -H 'Content-Type: application/json' -X POST http://127.0.0.1:$PORT/v1/experiments -d '{
+  "key": "greeting_v2", "kind": "greeting",
+  "variants": [{"key": "control", "weight": 0.5, "payload": {}}, {"key": "friendly", "weight": 0.5, "payload": {}}],
+  "primary_metric": "conversion", "guardrail_metrics": ["csat", "transfer", "frt"]}'
+curl -s -o /dev/null -H "$AUTH" -X POST http://127.0.0.1:$PORT/v1/experiments/greeting_v2/start
+FROM=${FROM:-}
+TO=${TO:-}
+Q=""
+[ -n "$FROM" ] && Q="?from=$FROM&to=$TO"
+printf '%-28s %10s %10s %10s\n' page median_ms max_ms bytes
+for p in / /channels /teams /tags /traffic /scripts /experiments /experiments/greeting_v2 /staffing; do
+    url="http://127.0.0.1:$PORT$p$Q"
+    [ "$p" = /staffing ] && url="http://127.0.0.1:$PORT$p"
+    times=()
+    bytes=0
+    for _ in $(seq 1 "$RUNS"); do
+        out=$(curl -s -o /tmp/dash-bench-page.html -w '%{http_code} %{time_total} %{size_download}' -b "cxlake_key=$KEY" "$url")
+        read -r code t b <<<"$out"
+        [ "$code" = 200 ] || { echo "$p: HTTP $code"; head -c 600 /tmp/dash-bench-page.html; echo; }
+        times+=("$t")
+        bytes=$b
+    done
+    sorted=$(printf '%s\n' "${times[@]}" | sort -g)
+    median=$(echo "$sorted" | awk -v n="$RUNS" 'NR==int((n+1)/2){printf "%.0f", $1*1000}')
+    max=$(echo "$sorted" | tail -1 | awk '{printf "%.0f", $1*1000}')
+    printf '%-28s %10s %10s %10s\n' "$p" "$median" "$max" "$bytes"
+done

@@ -1,0 +1,186 @@
+"""KPI benchmark (issue 3): times /v1/kpis (overview, group_by=channel,day),
+the conversation export and raw SQL over `conversations` against a running
+cxlake, and the same KPI SQL run by DuckDB on the same Parquet files (the
+files of the lake's current Delta version, read straight from disk).
+
+The DuckDB side runs the repository's own `sql/views/*.sql` and
+`sql/kpis/overview.sql`, translated mechanically from DataFusion's dialect
+(`arrow_cast(x, 'Int64')` -> `epoch_us(x)`, `first_value(.. ORDER BY ..)`
+aggregate -> `first(..)`, `array_sort` -> `list_sort`,
+`percentile_cont` -> `quantile_cont`), so both engines compute the same
+definitions from the same events.
+
+Usage: kpis_bench.py HTTP_ADDR KEY LAKE_DIR TENANT FROM TO [REPEAT]
+Prints one JSON object.
+"""
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import duckdb
+
+addr, key, lake, tenant, day_from, day_to = sys.argv[1:7]
+REPEAT = int(sys.argv[7]) if len(sys.argv) > 7 else 15
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+RAW_SQL = f"""SELECT channel, count(*) AS conversations, avg(frt_s) AS frt_mean, median(frt_s) AS frt_median,
+       avg(CASE WHEN is_resolved THEN 1.0 ELSE 0.0 END) AS resolution_rate, avg(csat_score) AS csat
+FROM conversations
+WHERE started_at >= TIMESTAMP '{day_from} 00:00:00' AND started_at < TIMESTAMP '{day_to} 00:00:00'
+GROUP BY channel ORDER BY channel"""
+
+
+def get(path, data=None, accept="application/json"):
+    req = urllib.request.Request(
+        f"http://{addr}{path}",
+        data=data,
+        headers={"Authorization": f"Bearer {key}", "Accept": accept, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=1800) as r:
+        n = 0
+        while True:
+            chunk = r.read(1 << 20)
+            if not chunk:
+                break
+            n += len(chunk)
+        return n
+
+
+def timed(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), min(times), max(times)
+
+
+out = {}
+window = f"from={day_from}&to={day_to}"
+
+
+def http_side():
+    t = time.perf_counter()
+    get(f"/v1/kpis?{window}")
+    out["overview_first_call_s"] = time.perf_counter() - t  # builds the rollups
+    out["overview_p50_ms"], out["overview_min_ms"], out["overview_max_ms"] = (
+        x * 1e3 for x in timed(lambda: get(f"/v1/kpis?{window}"), REPEAT)
+    )
+    out["group_by_channel_day_p50_ms"] = timed(lambda: get(f"/v1/kpis?{window}&group_by=channel,day"), 5)[0] * 1e3
+    out["filter_team_p50_ms"] = timed(lambda: get(f"/v1/kpis?{window}&team=cn_service"), 5)[0] * 1e3
+    t = time.perf_counter()
+    out["export_csv_bytes"] = get(f"/v1/conversations?{window}&format=csv", accept="text/csv")
+    out["export_csv_s"] = time.perf_counter() - t
+    body = json.dumps({"sql": RAW_SQL}).encode()
+    get("/v1/sql", body, "text/csv")
+    out["raw_sql_p50_s"] = timed(lambda: get("/v1/sql", body, "text/csv"), 3)[0]
+
+
+if addr != "-":
+    http_side()
+
+# ---------------------------------------------------------------- DuckDB
+
+
+def active_files(table):
+    """Data files of the current Delta version: adds minus removes."""
+    log = os.path.join(table, "_delta_log")
+    files = set()
+    checkpoints = sorted(glob.glob(os.path.join(log, "*.checkpoint.parquet")))
+    start = -1
+    if checkpoints:
+        cp = checkpoints[-1]
+        start = int(os.path.basename(cp).split(".")[0])
+        rows = duckdb.sql(f"SELECT add.path FROM read_parquet('{cp}') WHERE add IS NOT NULL").fetchall()
+        files.update(r[0] for r in rows)
+    for f in sorted(glob.glob(os.path.join(log, "*.json"))):
+        if int(os.path.basename(f).split(".")[0]) <= start:
+            continue
+        for line in open(f):
+            a = json.loads(line)
+            if "add" in a:
+                files.add(a["add"]["path"])
+            if "remove" in a:
+                files.discard(a["remove"]["path"])
+    return [os.path.join(table, urllib.parse.unquote(p)) for p in files]
+
+
+def match_paren(s, i):
+    depth = 0
+    for j in range(i, len(s)):
+        if s[j] == "(":
+            depth += 1
+        elif s[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+    raise ValueError("unbalanced")
+
+
+def translate(sql):
+    sql = re.sub(r"--[^\n]*", "", sql)
+    # arrow_cast(expr, 'Int64') / arrow_cast(expr, 'Timestamp(...)')
+    sql = sql.replace("""'Timestamp(Microsecond, Some("UTC"))'""", "'TSTZ'")
+    while "arrow_cast(" in sql:
+        i = sql.rindex("arrow_cast(")
+        j = match_paren(sql, i + len("arrow_cast"))
+        inner = sql[i + len("arrow_cast(") : j]
+        expr, typ = inner.rsplit(",", 1)
+        typ = typ.strip()
+        if typ == "'Int64'":
+            rep = f"epoch_us({expr})"
+        else:
+            rep = f"CAST({expr} AS TIMESTAMPTZ)"
+        sql = sql[:i] + rep + sql[j + 1 :]
+    # first_value / last_value as aggregates (not windows) -> first / last
+    for fn, dd in (("first_value", "first"), ("last_value", "last")):
+        pos = 0
+        while True:
+            i = sql.find(fn + "(", pos)
+            if i < 0:
+                break
+            j = match_paren(sql, i + len(fn))
+            after = sql[j + 1 : j + 20].lstrip().upper()
+            if after.startswith("OVER") or after.startswith("IGNORE"):
+                pos = j
+                continue
+            sql = sql[:i] + dd + sql[i + len(fn) :]
+            pos = i
+    # DuckDB puts IGNORE NULLS inside the call
+    sql = re.sub(r"(\w+)\(([^()]*)\)\s+IGNORE NULLS\s+OVER", r"\1(\2 IGNORE NULLS) OVER", sql)
+    sql = sql.replace("array_sort(", "list_sort(").replace("array_distinct(", "list_distinct(")
+    sql = sql.replace("percentile_cont(", "quantile_cont(")
+    return sql
+
+
+table = os.path.join(lake, "events")
+files = [f for f in active_files(table) if f"tenant_id={tenant}/" in f]
+con = duckdb.connect()
+con.sql("SET TimeZone = 'UTC'")
+con.sql(f"SET threads = {os.cpu_count()}")
+flist = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+con.sql(
+    f"CREATE VIEW events AS SELECT * REPLACE (CAST(event_date AS DATE) AS event_date) "
+    f"FROM read_parquet({flist}, hive_partitioning = true, union_by_name = true)"
+)
+order = ["messages", "orders", "exposures", "agent_sessions", "team_hourly_rates", "conversations"]
+for name in order:
+    con.sql(translate(open(os.path.join(ROOT, "sql/views", name + ".sql")).read()))
+overview = translate(open(os.path.join(ROOT, "sql/kpis/overview.sql")).read())
+overview = overview.replace("$1", f"TIMESTAMPTZ '{day_from} 00:00:00+00'").replace(
+    "$2", f"TIMESTAMPTZ '{day_to} 00:00:00+00'"
+)
+out["duckdb_files"] = len(files)
+out["duckdb_raw_sql_p50_s"] = timed(lambda: con.sql(RAW_SQL).fetchall(), 3)[0]
+out["duckdb_overview_p50_s"] = timed(lambda: con.sql(overview).fetchall(), 3)[0]
+out["duckdb_conversations"] = con.sql(
+    f"SELECT count(*) FROM conversations WHERE started_at >= TIMESTAMPTZ '{day_from} 00:00:00+00' "
+    f"AND started_at < TIMESTAMPTZ '{day_to} 00:00:00+00'"
+).fetchall()[0][0]
+print(json.dumps(out, indent=1))

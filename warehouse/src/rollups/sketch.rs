@@ -1,0 +1,223 @@
+//! A mergeable quantile sketch: a fixed log-bucket histogram (the DDSketch
+//! mapping, Masson et al., VLDB 2019) with an exact count and sum.
+//!
+//! A positive value `x` goes to bucket `ceil(ln x / ln γ)` and is read back
+//! as `2 γ^i / (γ + 1)`, which is within a relative [`RELATIVE_ERROR`] of
+//! every value in the bucket; negatives mirror that; values with
+//! `|x| < `[`ZERO_BELOW`] (a microsecond) are read back as 0. A quantile
+//! is an interpolation between two order statistics (PostgreSQL's
+//! `percentile_cont`, which the SQL path uses), each read back within the
+//! relative error, so the quantile is too (for order statistics of one
+//! sign). Count and sum are exact, so means are exact.
+//!
+//! Buckets are fixed, so two sketches merge by adding counts: daily or
+//! hourly sketches add up to any longer period with the same error bound.
+//! [`Sketch`] is the sparse form kept in rollup cells (a few bytes per
+//! non-empty bucket); [`SketchAcc`] the dense form a query adds into.
+
+/// γ = (1 + α) / (1 − α) for α = 1 %.
+const GAMMA: f64 = 1.0202020202020203;
+/// Relative error of a quantile read back from a sketch.
+pub const RELATIVE_ERROR: f64 = 0.01;
+/// Magnitudes below this are read back as 0 (absolute error ≤ 1 µs).
+pub const ZERO_BELOW: f64 = 1e-6;
+/// Magnitudes above this are clamped (about 31 700 years in seconds).
+const MAX_VALUE: f64 = 1e12;
+/// Bucket of `ZERO_BELOW` is about −690, of `MAX_VALUE` about 1386.
+const KEY_OFFSET: i32 = 700;
+/// Buckets per sign.
+const BINS: usize = 2100;
+
+fn ln_gamma() -> f64 {
+    GAMMA.ln()
+}
+
+/// The bucket of a magnitude `m >= ZERO_BELOW`, in `0..BINS`.
+fn bin(m: f64) -> usize {
+    let i = (m.min(MAX_VALUE).ln() / ln_gamma()).ceil() as i32 + KEY_OFFSET;
+    i.clamp(0, BINS as i32 - 1) as usize
+}
+
+/// The value a bucket is read back as.
+fn bin_value(b: usize) -> f64 {
+    let i = b as i32 - KEY_OFFSET;
+    2.0 * GAMMA.powi(i) / (GAMMA + 1.0)
+}
+
+/// Sparse sketch: sorted `(key, count)`; keys `0..BINS` are positive
+/// values, `BINS..2*BINS` negative ones.
+#[derive(Debug, Clone, Default)]
+pub struct Sketch {
+    bins: Vec<(u16, u32)>,
+    zero: u64,
+    count: u64,
+    sum: f64,
+}
+
+impl Sketch {
+    pub fn add(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        self.count += 1;
+        self.sum += x;
+        let m = x.abs();
+        if m < ZERO_BELOW {
+            self.zero += 1;
+            return;
+        }
+        let key = (bin(m) + if x < 0.0 { BINS } else { 0 }) as u16;
+        match self.bins.binary_search_by_key(&key, |(k, _)| *k) {
+            Ok(i) => self.bins[i].1 += 1,
+            Err(i) => self.bins.insert(i, (key, 1)),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn shrink(&mut self) {
+        self.bins.shrink_to_fit();
+    }
+}
+
+/// Most values a [`SketchAcc`] keeps to answer exactly.
+pub const EXACT_MAX_VALUES: usize = 200_000;
+
+/// Dense sketch that queries add into. While every value came through
+/// [`SketchAcc::add`] and there are at most [`EXACT_MAX_VALUES`], it also
+/// keeps them and answers quantiles exactly; merging a [`Sketch`] makes it
+/// approximate.
+#[derive(Debug, Clone)]
+pub struct SketchAcc {
+    pos: Vec<u64>,
+    neg: Vec<u64>,
+    zero: u64,
+    count: u64,
+    sum: f64,
+    exact: Option<Vec<f64>>,
+}
+
+impl Default for SketchAcc {
+    fn default() -> Self {
+        Self {
+            pos: vec![0; BINS],
+            neg: vec![0; BINS],
+            zero: 0,
+            count: 0,
+            sum: 0.0,
+            exact: Some(Vec::new()),
+        }
+    }
+}
+
+impl SketchAcc {
+    pub fn add(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        self.count += 1;
+        self.sum += x;
+        if let Some(values) = &mut self.exact {
+            if values.len() < EXACT_MAX_VALUES {
+                values.push(x);
+            } else {
+                self.exact = None;
+            }
+        }
+        let m = x.abs();
+        if m < ZERO_BELOW {
+            self.zero += 1;
+        } else if x < 0.0 {
+            self.neg[bin(m)] += 1;
+        } else {
+            self.pos[bin(m)] += 1;
+        }
+    }
+
+    pub fn merge(&mut self, s: &Sketch) {
+        if s.count > 0 {
+            self.exact = None;
+        }
+        self.count += s.count;
+        self.sum += s.sum;
+        self.zero += s.zero;
+        for &(k, c) in &s.bins {
+            let k = k as usize;
+            if k >= BINS {
+                self.neg[k - BINS] += u64::from(c);
+            } else {
+                self.pos[k] += u64::from(c);
+            }
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether quantiles are exact (no sketch merged, few values).
+    pub fn is_exact(&self) -> bool {
+        self.exact.is_some()
+    }
+
+    /// Forgets the values kept for exact answers (tests of the sketch).
+    pub fn approximate(&mut self) {
+        self.exact = None;
+    }
+
+    /// Exact mean (sum / count); `None` when empty.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    /// The `rank`-th smallest value (0-based), read back from its bucket.
+    fn order_statistic(&self, rank: u64) -> f64 {
+        let mut seen = 0u64;
+        // negatives: largest magnitude first
+        for b in (0..BINS).rev() {
+            seen += self.neg[b];
+            if rank < seen {
+                return -bin_value(b);
+            }
+        }
+        seen += self.zero;
+        if rank < seen {
+            return 0.0;
+        }
+        for b in 0..BINS {
+            seen += self.pos[b];
+            if rank < seen {
+                return bin_value(b);
+            }
+        }
+        // rank >= count: the largest value
+        (0..BINS)
+            .rev()
+            .find(|&b| self.pos[b] > 0)
+            .map_or(0.0, bin_value)
+    }
+
+    /// `percentile_cont(q)`: linear interpolation between the order
+    /// statistics around `q (n − 1)`; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let h = q.clamp(0.0, 1.0) * (self.count - 1) as f64;
+        let (lo, hi) = (h.floor() as u64, h.ceil() as u64);
+        if let Some(values) = &self.exact {
+            let mut v = values.clone();
+            v.sort_by(|a, b| a.total_cmp(b));
+            let (a, b) = (v[lo as usize], v[hi as usize]);
+            return Some(a + (h - lo as f64) * (b - a));
+        }
+        let a = self.order_statistic(lo);
+        if hi == lo {
+            return Some(a);
+        }
+        let b = self.order_statistic(hi);
+        Some(a + (h - lo as f64) * (b - a))
+    }
+}
