@@ -27,14 +27,15 @@ curl -s -o /dev/null -H "$AUTH" -H 'Content-Type: application/json' -X POST http
   "variants": [{"key": "control", "weight": 0.5, "payload": {}}, {"key": "friendly", "weight": 0.5, "payload": {}}],
   "primary_metric": "conversion", "guardrail_metrics": ["csat", "transfer", "frt"]}'
 curl -s -o /dev/null -H "$AUTH" -X POST http://127.0.0.1:$PORT/v1/experiments/greeting_v2/start
-FROM=${FROM:-}
-TO=${TO:-}
-Q=""
-[ -n "$FROM" ] && Q="?from=$FROM&to=$TO"
-printf '%-28s %10s %10s %10s\n' page median_ms max_ms bytes
-for p in / /channels /teams /tags /traffic /scripts /experiments /experiments/greeting_v2 /staffing; do
-    url="http://127.0.0.1:$PORT$p$Q"
-    [ "$p" = /staffing ] && url="http://127.0.0.1:$PORT$p"
+# The view: FROM/TO (dates, tenant zone; default: the pages' own default,
+# the last 7 days); the experiment over EXP_FROM..EXP_TO (default: its run);
+# staffing forecasts STAFF_FROM..STAFF_TO (default: tomorrow).
+Q=""; [ -n "${FROM:-}" ] && Q="?from=$FROM&to=$TO"
+EQ=""; [ -n "${EXP_FROM:-}" ] && EQ="?from=$EXP_FROM&to=$EXP_TO"
+SQ=""; [ -n "${STAFF_FROM:-}" ] && SQ="?from=$STAFF_FROM&to=$STAFF_TO"
+printf '%-26s %10s %10s %10s %10s\n' page first_ms median_ms max_ms bytes
+for p in "/$Q" "/channels$Q" "/teams$Q" "/tags$Q" "/traffic$Q" "/scripts$Q" "/experiments$EQ" "/experiments/greeting_v2$EQ" "/staffing$SQ"; do
+    url="http://127.0.0.1:$PORT$p"
     times=()
     bytes=0
     for _ in $(seq 1 "$RUNS"); do
@@ -44,8 +45,9 @@ for p in / /channels /teams /tags /traffic /scripts /experiments /experiments/gr
         times+=("$t")
         bytes=$b
     done
+    first=$(awk -v t="${times[0]}" 'BEGIN{printf "%.0f", t*1000}')
     sorted=$(printf '%s\n' "${times[@]}" | sort -g)
     median=$(echo "$sorted" | awk -v n="$RUNS" 'NR==int((n+1)/2){printf "%.0f", $1*1000}')
     max=$(echo "$sorted" | tail -1 | awk '{printf "%.0f", $1*1000}')
-    printf '%-28s %10s %10s %10s\n' "$p" "$median" "$max" "$bytes"
+    printf '%-26s %10s %10s %10s %10s\n' "${p%%\?*}" "$first" "$median" "$max" "$bytes"
 done

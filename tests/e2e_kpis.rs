@@ -585,3 +585,48 @@ fn conversations_export_as_csv_ndjson_and_parquet() {
     assert!(r.text().starts_with("tenant_id,conversation_id,"), "{}", r.text());
     assert_eq!(r.text().lines().count(), 1);
 }
+
+/// Issue 3 item 5: the KPIs come from rollups kept up to date as events
+/// arrive. A conversation whose events come in three requests, across
+/// flushes (one event per flush) and across midnight UTC, comes out as if
+/// all its events had come at once.
+#[test]
+fn rollups_follow_a_conversation_across_flushes_and_midnight() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let admin = create_key(&data, "gamma", "admin");
+    let server = Server::start(&data, &[("CXLAKE_FLUSH_MAX_EVENTS", "1")]);
+    let gamma = client(&server, &admin);
+    let post = |lines: &str| {
+        let r = gamma.send("POST", "/v1/events", lines);
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let kpis = || gamma.get_json("/v1/kpis?from=2025-03-30&to=2025-04-01")["kpis"].clone();
+    post(concat!(
+        r#"{"event_id":"g1","tenant_id":"gamma","type":"conversation.started","occurred_at":"2025-03-30T23:59:00Z","conversation_id":"c1","customer_id":"u1","channel":"webchat"}"#,
+        "\n",
+        r#"{"event_id":"g2","tenant_id":"gamma","type":"message.created","occurred_at":"2025-03-30T23:59:10Z","conversation_id":"c1","sender":"customer"}"#,
+        "\n"
+    ));
+    let k = kpis();
+    assert_eq!(k["conversations"]["n"], 1, "{k}");
+    assert_eq!(k["frt_s"]["n"], 0, "{k}");
+    assert_eq!(k["resolution_rate"]["value"], 0.0, "{k}");
+    // the reply after midnight, then the resolve: other days, other flushes
+    post(concat!(
+        r#"{"event_id":"g3","tenant_id":"gamma","type":"message.created","occurred_at":"2025-03-31T00:00:40Z","conversation_id":"c1","sender":"agent","agent_id":"a1"}"#,
+        "\n"
+    ));
+    let k = kpis();
+    approx(&k["frt_s"]["median"], 90.0);
+    approx(&k["human_frt_s"]["mean"], 90.0);
+    assert_eq!(k["conversations"]["n"], 1, "{k}");
+    post(concat!(
+        r#"{"event_id":"g4","tenant_id":"gamma","type":"conversation.resolved","occurred_at":"2025-03-31T00:05:10Z","conversation_id":"c1","resolved_by":"agent","agent_id":"a1"}"#,
+        "\n"
+    ));
+    let k = kpis();
+    assert_eq!(k["resolution_rate"]["value"], 1.0, "{k}");
+    approx(&k["handling_s"]["p90"], 360.0);
+    assert_eq!(k["conversations"]["n"], 1, "{k}");
+}

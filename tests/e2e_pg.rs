@@ -453,3 +453,78 @@ fn sql_examples_run_and_agree_between_psql_and_http() {
         assert_eq!(via_pg, via_http, "{}", path.display());
     }
 }
+
+#[test]
+fn catalog_queries_of_client_tools_are_answered() {
+    let f = fixture();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pg/tool_catalog_queries.sql");
+    let file = file.to_string_lossy().to_string();
+    let (ok, out, err) = psql(f, TENANT, &f.analyst, &["-f", &file]);
+    assert!(ok, "{err}\n{out}");
+    for want in ["cxlake", "pg_catalog", "conversations", "events", "int4", "event_id", "| VIEW", "net_amount"] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+}
+
+#[test]
+fn tls_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl must be installed: {e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = dir.path().join("tls.toml");
+    std::fs::write(
+        &config,
+        format!("pg_tls_cert = {:?}\npg_tls_key = {:?}\n", cert.display().to_string(), key.display().to_string()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let analyst = create_key(&data, "acme", "analyst");
+    let config_s = config.to_string_lossy().to_string();
+    let server = Server::start(
+        &data,
+        &[("CXLAKE_PG_LISTEN", "127.0.0.1:0"), ("CXLAKE_CONFIG", config_s.as_str())],
+    );
+    let pg = server.pg_addr.clone().unwrap_or_else(|| panic!("no Postgres wire"));
+    let (host, port) = pg.rsplit_once(':').unwrap_or_else(|| panic!("{pg}"));
+    let out = Command::new("psql")
+        .arg(format!("host={host} port={port} user=acme dbname=cxlake sslmode=require"))
+        .args(["-X", "-c", "\\conninfo"])
+        .env("PGPASSWORD", &analyst)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("SSL connection"), "{text}");
+}
+
+#[test]
+fn tenant_settings_shape_the_views_of_sql_sessions() {
+    let f = fixture();
+    let admin = create_key(&f.server.data, THIRD, "admin");
+    let r = f
+        .server
+        .request(
+            "PUT",
+            "/v1/settings",
+            &[("Authorization", &format!("Bearer {admin}")), ("Content-Type", "application/json")],
+            br#"{"hourly_rates": [{"team": "t1", "rate": 20, "currency": "EUR"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sql = "SELECT tenant_id, team, hourly_rate, currency FROM team_hourly_rates";
+    let want = vec![format!("{THIRD},t1,20.0,EUR")];
+    assert_eq!(http_rows(f, &f.third, sql), want);
+    let (ok, out, err) = psql(f, THIRD, &f.third, &["--csv", "-t", "-c", sql]);
+    assert!(ok, "{err}");
+    assert_eq!(vec![out.trim().to_string()], want);
+    // Other tenants keep theirs (none).
+    assert!(http_rows(f, &f.analyst, sql).is_empty());
+}

@@ -6,7 +6,9 @@
 //! `cxlake serve`. Every connection owns an equal share of the schedule;
 //! latency is measured from the *scheduled* send time to the full response,
 //! so a stalled server shows up in the percentiles (no coordinated
-//! omission). Prints achieved requests/s and p50 / p90 / p99 / max latency as
+//! omission). `--query` appends targeting attributes (e.g.
+//! `channel=whatsapp`). Prints achieved requests/s, how many answers put the
+//! unit in the experiment, and p50 / p90 / p99 / max latency as
 //! JSON; any non-2xx answer aborts the run.
 //!
 //! ```text
@@ -27,6 +29,7 @@ struct Args {
     key: String,
     experiment: String,
     tenant: Option<String>,
+    query: String,
     rate: f64,
     seconds: f64,
     connections: usize,
@@ -39,6 +42,7 @@ fn parse_args() -> Result<Args, String> {
         key: String::new(),
         experiment: String::new(),
         tenant: None,
+        query: String::new(),
         rate: 5000.0,
         seconds: 20.0,
         connections: 32,
@@ -52,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
             "--key" => a.key = value()?,
             "--experiment" => a.experiment = value()?,
             "--tenant" => a.tenant = Some(value()?),
+            "--query" => a.query = value()?,
             "--rate" => a.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--warmup" => a.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
@@ -62,7 +67,7 @@ fn parse_args() -> Result<Args, String> {
     if a.key.is_empty() || a.experiment.is_empty() {
         return Err(
             "usage: assign_load --addr HOST:PORT --key KEY --experiment KEY [--tenant T] \
-             [--rate 5000] [--seconds 20] [--warmup 2] [--connections 32]"
+             [--query channel=whatsapp] [--rate 5000] [--seconds 20] [--warmup 2] [--connections 32]"
                 .into(),
         );
     }
@@ -82,7 +87,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let auth = format!("Bearer {}", args.key);
-    let tenant = args.tenant.as_ref().map(|t| format!("&tenant={t}")).unwrap_or_default();
+    let mut tenant = args.tenant.as_ref().map(|t| format!("&tenant={t}")).unwrap_or_default();
+    if !args.query.is_empty() {
+        tenant = format!("{tenant}&{}", args.query);
+    }
     // Each connection sends every `connections`-th request of the global
     // schedule, so the union is `rate` requests per second.
     let interval = Duration::from_secs_f64(args.connections as f64 / args.rate);
@@ -100,6 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::spawn(conn);
             let mut latencies = Vec::with_capacity(total_per_conn as usize);
+            let mut assigned = 0usize;
             for i in 0..total_per_conn {
                 let scheduled = start + offset + interval.mul_f64(i as f64);
                 tokio::time::sleep_until(scheduled.into()).await;
@@ -118,14 +127,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 if scheduled >= start + warmup {
                     latencies.push((scheduled, done, done - scheduled));
+                    let needle: &[u8] = b"\"in_experiment\":true";
+                    assigned += usize::from(bytes.windows(needle.len()).any(|w| w == needle));
                 }
             }
-            Ok::<_, BoxError>(latencies)
+            Ok::<_, BoxError>((latencies, assigned))
         }));
     }
     let mut samples = Vec::new();
+    let mut assigned = 0;
     for t in tasks {
-        samples.extend(t.await?.map_err(|e| e.to_string())?);
+        let (s, a) = t.await?.map_err(|e| e.to_string())?;
+        samples.extend(s);
+        assigned += a;
     }
     let first = samples.iter().map(|s| s.0).min().ok_or("no samples")?;
     let last = samples.iter().map(|s| s.1).max().ok_or("no samples")?;
@@ -142,6 +156,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "target_rps": args.rate,
         "connections": args.connections,
         "measured_requests": latencies.len(),
+        "in_experiment": assigned,
         "warmup_s": args.warmup,
         "elapsed_s": elapsed,
         "achieved_rps": latencies.len() as f64 / elapsed,

@@ -44,6 +44,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Bulk-load NDJSON files (.ndjson, .ndjson.gz, .ndjson.zst; `-` for stdin)
     /// through the same durable path as HTTP ingest.
     Ingest {
@@ -129,7 +134,33 @@ pub enum KeyCommand {
         /// A note to recognise the key by.
         #[arg(long)]
         label: Option<String>,
+        /// The key stops working after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
+    /// List keys (never their secrets): id, tenant, role, label, times, state.
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Replace a key: a new key (printed as the last line) with the same
+    /// tenant, role and label; the old one is revoked.
+    Rotate {
+        id: String,
+        /// The new key stops working after this many days (default: the old expiry).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke a key: it is refused (401) from now on.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of `<data>/audit/`; exits non-zero and names the
+    /// first record that was edited, deleted or reordered.
+    Verify,
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -146,21 +177,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let ingestor = open_ingestor(&cfg).await?;
             serve(&cfg, ingestor, None).await
         }
-        Command::Key {
-            command: KeyCommand::Create { tenant, role, label },
-        } => {
-            let role = Role::parse(&role).with_context(|| {
-                let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                format!("unknown role {role:?}; one of: {}", all.join(", "))
-            })?;
-            let (record, key) = KeyStore::open(&cfg.data_dir).create(&tenant, role, label)?;
-            eprintln!(
-                "created key {} for tenant {} with role {}",
-                record.id, record.tenant, record.role
-            );
-            println!("{key}");
-            Ok(())
-        }
+        Command::Key { command } => crate::key_routes::run_key_command(&cfg.data_dir, command),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => crate::key_routes::run_audit_verify(&cfg.data_dir),
         Command::Generate { gen_args, out } => generate(&gen_args, &out),
         Command::Backtest { tenant, interval, tz } => {
             let args = crate::forecast_routes::backtest::BacktestArgs {
@@ -221,7 +241,9 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         limits: cfg.decode_limits(),
         experiments: crate::experiment_store::ExperimentStore::open(&cfg.data_dir),
         sql: crate::sql_service::SqlService::new(cfg.sql.clone()),
+        audit: crate::audit::AuditLog::open(&cfg.data_dir)?,
     });
+    let last_used = spawn_last_used_writer(state.clone());
     start_pg(cfg, state.clone()).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The flusher (sorting, Parquet encoding, Delta commits, compaction) runs
@@ -244,15 +266,40 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
     if let Some(b) = banner {
         println!("{b}");
     }
-    axum::serve(listener, server::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    last_used.abort();
+    if let Err(e) = state.keys.persist_last_used() {
+        tracing::warn!(error = %e, "could not record when keys were last used");
+    }
     tracing::info!("shutting down: flushing the buffer into the lake");
     let _ = stop_tx.send(true);
     tokio::task::spawn_blocking(move || flusher.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the flusher thread panicked"))?;
     Ok(())
+}
+
+/// Writes the keys' last-used times to the key store once a minute (never
+/// per request: an fsync each time would cost more than the request).
+fn spawn_last_used_writer(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let s = state.clone();
+            match tokio::task::spawn_blocking(move || s.keys.persist_last_used()).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not record when keys were last used"),
+                Err(e) => tracing::warn!(error = %e, "could not record when keys were last used"),
+                Ok(Ok(())) => {}
+            }
+        }
+    })
 }
 
 /// Starts the Postgres wire on `cfg.pg_listen` unless it is `off`. When

@@ -187,7 +187,40 @@ const SUM_COLUMNS: [&str; 13] = [
     "order_value",
 ];
 
-/// The SQL that yields one row per unit; `tenant` and `key` are validated
+/// Name under which the caller registers the result of [`facts_sql`]
+/// before running [`units_sql`]: the conversations view is computed once
+/// (DataFusion inlines a CTE at every reference, and the query reads the
+/// facts twice: exposed conversations and the pre-period).
+pub const FACTS_TABLE: &str = "experiment_facts";
+
+/// The tenant's conversation facts the results read.
+pub fn facts_sql(tenant: &str) -> String {
+    let t = tenant.replace('\'', "''");
+    format!(
+        "SELECT conversation_id, customer_id, started_at, converted, csat_score, csat_requested, is_resolved,
+                transferred, bot_replies, frt_s, order_net_amount
+         FROM conversations
+         WHERE tenant_id = '{t}'"
+    )
+}
+
+/// Runs [`facts_sql`] and keeps its rows in memory, to be registered as
+/// [`FACTS_TABLE`].
+pub async fn facts_table(
+    ctx: &datafusion::prelude::SessionContext,
+    tenant: &str,
+) -> datafusion::error::Result<datafusion::datasource::MemTable> {
+    let df = ctx.sql(&facts_sql(tenant)).await?;
+    let planned = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    // The batches may differ from the planned schema in nullability or
+    // metadata; the table takes theirs.
+    let schema = batches.first().map_or(planned, |b| b.schema());
+    datafusion::datasource::MemTable::try_new(schema, vec![batches])
+}
+
+/// The SQL that yields one row per unit from the exposures view and
+/// [`FACTS_TABLE`]; `tenant` and `key` are validated
 /// names (`[a-z0-9_-]`, `[A-Za-z0-9_.-]`), so quoting them is safe.
 ///
 /// With a `window`, only units first exposed in it count (each unit's
@@ -239,12 +272,7 @@ pub fn units_sql(tenant: &str, key: &str, window: Option<ResultsWindow>) -> Stri
         unit_convs AS (
             SELECT DISTINCT unit_id, conversation_id FROM exp WHERE conversation_id IS NOT NULL
         ),
-        facts AS (
-            SELECT conversation_id, customer_id, started_at, converted, csat_score, csat_requested, is_resolved,
-                   transferred, bot_replies, frt_s, order_net_amount
-            FROM conversations
-            WHERE tenant_id = '{t}'
-        ),
+        facts AS (SELECT * FROM {FACTS_TABLE}),
         post AS (
             SELECT u.unit_id, u.variant_key, CAST(u.variant_count AS DOUBLE) AS variant_count,
             {sums}

@@ -284,6 +284,18 @@ async fn create(
     let by = principal.key_id.clone();
     let now = timestamp(Utc::now());
     let created = update(&state, tenant, move |r| r.create(definition, &by, &now).cloned()).await?;
+    state
+        .audit
+        .record(
+            crate::audit::Entry::by(
+                &principal,
+                "experiment.create",
+                created.key.clone(),
+                json!({ "version": created.version, "state": created.state, "definition": created.definition }),
+            )
+            .on_tenant(tenant_of(&principal, &params)?),
+        )
+        .await;
     let mut resp = experiment_response(StatusCode::CREATED, &created);
     if let Ok(v) = format!("/v1/experiments/{}", created.key).parse() {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -332,6 +344,18 @@ async fn put(
     let by = principal.key_id.clone();
     let now = timestamp(Utc::now());
     let edited = update(&state, tenant, move |r| r.edit(&key, definition, &by, &now).cloned()).await?;
+    state
+        .audit
+        .record(
+            crate::audit::Entry::by(
+                &principal,
+                "experiment.edit",
+                edited.key.clone(),
+                json!({ "version": edited.version, "state": edited.state, "definition": edited.definition }),
+            )
+            .on_tenant(tenant_of(&principal, &params)?),
+        )
+        .await;
     Ok(experiment_response(StatusCode::OK, &edited))
 }
 
@@ -358,6 +382,18 @@ async fn patch(
     let by = principal.key_id.clone();
     let now = timestamp(Utc::now());
     let edited = update(&state, tenant, move |r| r.edit(&key, definition, &by, &now).cloned()).await?;
+    state
+        .audit
+        .record(
+            crate::audit::Entry::by(
+                &principal,
+                "experiment.edit",
+                edited.key.clone(),
+                json!({ "version": edited.version, "state": edited.state, "definition": edited.definition }),
+            )
+            .on_tenant(tenant_of(&principal, &params)?),
+        )
+        .await;
     Ok(experiment_response(StatusCode::OK, &edited))
 }
 
@@ -373,6 +409,7 @@ async fn transition(
     let by = principal.key_id.clone();
     let now = timestamp(Utc::now());
     let changed = update(&state, tenant, move |r| r.transition(&key, action, &by, &now).cloned()).await?;
+    state.audit.record(crate::audit::Entry::by(&principal, "experiment.transition", changed.key.clone(), json!({ "action": format!("{action:?}").to_lowercase(), "version": changed.version, "state": changed.state })).on_tenant(tenant_of(&principal, &params)?)).await;
     Ok(experiment_response(StatusCode::OK, &changed))
 }
 
@@ -739,9 +776,13 @@ pub(crate) async fn results(
         .warehouse
         .session()
         .map_err(|e| Problem::internal(e.to_string()))?;
-    let batches = async { ctx.sql(&sql).await?.collect().await }
-        .await
-        .map_err(|e| Problem::internal(format!("results query failed: {e}")))?;
+    let batches = async {
+        let facts = experiment_results::facts_table(&ctx, &tenant).await?;
+        ctx.register_table(experiment_results::FACTS_TABLE, std::sync::Arc::new(facts))?;
+        ctx.sql(&sql).await?.collect().await
+    }
+    .await
+    .map_err(|e| Problem::internal(format!("results query failed: {e}")))?;
     let units = experiment_results::units_from_batches(&batches).map_err(Problem::internal)?;
     let mut out = tokio::task::spawn_blocking(move || experiment_results::analyze(&experiment, &units, options))
         .await

@@ -7,11 +7,19 @@
 //! `<data>/keys.json`, rewritten atomically (temp file, fsync, rename); the
 //! server notices a changed file on the next lookup, so `cxlake key create`
 //! works while it runs.
+//!
+//! Keys may expire (`expires_at`) and be revoked (`revoked_at`, never
+//! deleted, so the audit log's key ids stay resolvable); either makes
+//! [`KeyStore::authenticate`] refuse them. Rotation creates a new key with
+//! the same tenant, role and label and revokes the old one. The last-used
+//! time is kept in memory on every request and written to the file only by
+//! [`KeyStore::persist_last_used`] (the server calls it every minute and at
+//! shutdown), so a request never waits for an fsync.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -97,6 +105,50 @@ pub struct KeyRecord {
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// RFC 3339; the key stops working at this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// RFC 3339; set once by a revocation (or rotation), never cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// RFC 3339, to the second; written at most every minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+    /// The key this one replaced by rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<String>,
+}
+
+impl KeyRecord {
+    /// The tenant scope this record grants.
+    pub fn scope(&self) -> TenantScope {
+        if self.tenant == "*" {
+            TenantScope::All
+        } else {
+            TenantScope::One(self.tenant.clone())
+        }
+    }
+
+    fn expired_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.expires_at
+            .as_deref()
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+            .is_some_and(|e| e <= now)
+    }
+
+    /// Whether the key authenticates now: not revoked, not expired.
+    pub fn is_live(&self) -> bool {
+        self.revoked_at.is_none() && !self.expired_at(chrono::Utc::now())
+    }
+}
+
+/// What a new key looks like; the secret and id are drawn by the store.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    pub tenant: String,
+    pub role: Role,
+    pub label: Option<String>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Who is calling, once a key checked out.
@@ -113,6 +165,12 @@ pub enum KeyError {
     Store { path: PathBuf, detail: String },
     #[error("tenant {0:?} must be '*' or match [a-z0-9_-]{{1,64}}")]
     BadTenant(String),
+    #[error("no key with id {0:?}")]
+    NotFound(String),
+    #[error("key {0} is already revoked")]
+    AlreadyRevoked(String),
+    #[error("expires_at {0} is not in the future")]
+    ExpiryInPast(String),
 }
 
 #[derive(Default, Debug, Serialize, Deserialize)]
@@ -125,6 +183,14 @@ struct KeyFile {
 pub struct KeyStore {
     path: PathBuf,
     cache: RwLock<(Option<SystemTime>, HashMap<String, KeyRecord>)>,
+    /// Key id → last use (Unix seconds) not yet written to the file.
+    last_used: Mutex<HashMap<String, i64>>,
+    /// Serializes this process's read-modify-write cycles of the file.
+    write_lock: Mutex<()>,
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -145,6 +211,8 @@ impl KeyStore {
         Self {
             path: data_dir.join("keys.json"),
             cache: RwLock::new((None, HashMap::new())),
+            last_used: Mutex::new(HashMap::new()),
+            write_lock: Mutex::new(()),
         }
     }
 
@@ -165,28 +233,157 @@ impl KeyStore {
 
     /// Creates a key and returns its full text (shown once, never stored).
     pub fn create(&self, tenant: &str, role: Role, label: Option<String>) -> Result<(KeyRecord, String), KeyError> {
-        if tenant != "*" && !ingest::contract::valid_tenant_id(tenant) {
-            return Err(KeyError::BadTenant(tenant.into()));
+        self.create_key(NewKey {
+            tenant: tenant.into(),
+            role,
+            label,
+            expires_at: None,
+        })
+    }
+
+    /// Creates a key, optionally expiring, and returns its full text.
+    pub fn create_key(&self, new: NewKey) -> Result<(KeyRecord, String), KeyError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = self.read_file()?;
+        let (record, key) = self.new_record(new, None)?;
+        file.keys.push(record.clone());
+        self.write_file(&file)?;
+        Ok((record, key))
+    }
+
+    fn new_record(&self, new: NewKey, rotated_from: Option<String>) -> Result<(KeyRecord, String), KeyError> {
+        if new.tenant != "*" && !ingest::contract::valid_tenant_id(&new.tenant) {
+            return Err(KeyError::BadTenant(new.tenant));
+        }
+        let now = chrono::Utc::now();
+        if let Some(e) = new.expires_at.filter(|e| *e <= now) {
+            return Err(KeyError::ExpiryInPast(rfc3339(e)));
         }
         let id = hex(&rand::random::<[u8; 8]>());
         let secret = hex(&rand::random::<[u8; 32]>());
         let record = KeyRecord {
             id: id.clone(),
-            tenant: tenant.into(),
-            role,
+            tenant: new.tenant,
+            role: new.role,
             secret_sha256: sha256_hex(&secret),
-            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            label,
+            created_at: rfc3339(now),
+            label: new.label,
+            expires_at: new.expires_at.map(rfc3339),
+            revoked_at: None,
+            last_used_at: None,
+            rotated_from,
         };
+        Ok((record, format!("cxk_{id}_{secret}")))
+    }
+
+    /// Every key of the store (revoked ones too), with the freshest
+    /// last-used times; the hashes are blanked.
+    pub fn list(&self) -> Result<Vec<KeyRecord>, KeyError> {
+        let mut keys = self.read_file()?.keys;
+        let used = self.last_used.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for k in &mut keys {
+            k.secret_sha256.clear();
+            if let Some(t) = used.get(&k.id).and_then(|s| chrono::DateTime::from_timestamp(*s, 0)) {
+                k.last_used_at = Some(rfc3339(t));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// One key's record (hash blanked), if it exists.
+    pub fn get(&self, id: &str) -> Result<Option<KeyRecord>, KeyError> {
+        Ok(self.list()?.into_iter().find(|k| k.id == id))
+    }
+
+    /// Revokes a key; it gets 401 from now on. Returns the revoked record.
+    pub fn revoke(&self, id: &str) -> Result<KeyRecord, KeyError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut file = self.read_file()?;
+        let record = file
+            .keys
+            .iter_mut()
+            .find(|k| k.id == id)
+            .ok_or_else(|| KeyError::NotFound(id.into()))?;
+        if record.revoked_at.is_some() {
+            return Err(KeyError::AlreadyRevoked(id.into()));
+        }
+        record.revoked_at = Some(rfc3339(chrono::Utc::now()));
+        let mut out = record.clone();
+        self.write_file(&file)?;
+        out.secret_sha256.clear();
+        Ok(out)
+    }
+
+    /// Replaces a key: a new key with the same tenant, role and label (and
+    /// `expires_at`, or the old expiry when `None`), and the old one
+    /// revoked, in one write. Returns the new record and its full text.
+    pub fn rotate(
+        &self,
+        id: &str,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(KeyRecord, String), KeyError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = self.read_file()?;
+        let old = file
+            .keys
+            .iter_mut()
+            .find(|k| k.id == id)
+            .ok_or_else(|| KeyError::NotFound(id.into()))?;
+        if old.revoked_at.is_some() {
+            return Err(KeyError::AlreadyRevoked(id.into()));
+        }
+        let old_expiry = old
+            .expires_at
+            .as_deref()
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+            .map(|e| e.with_timezone(&chrono::Utc))
+            .filter(|e| *e > chrono::Utc::now());
+        let new = NewKey {
+            tenant: old.tenant.clone(),
+            role: old.role,
+            label: old.label.clone(),
+            expires_at: expires_at.or(old_expiry),
+        };
+        let (record, key) = self.new_record(new, Some(id.to_string()))?;
+        old.revoked_at = Some(record.created_at.clone());
         file.keys.push(record.clone());
         self.write_file(&file)?;
-        Ok((record, format!("cxk_{id}_{secret}")))
+        Ok((record, key))
+    }
+
+    /// Writes the last-used times gathered since the previous call into the
+    /// file (one atomic rewrite; nothing when no key was used).
+    pub fn persist_last_used(&self) -> Result<(), KeyError> {
+        let used = std::mem::take(&mut *self.last_used.lock().unwrap_or_else(|p| p.into_inner()));
+        if used.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let result = (|| {
+            let mut file = self.read_file()?;
+            for k in &mut file.keys {
+                if let Some(t) = used.get(&k.id).and_then(|s| chrono::DateTime::from_timestamp(*s, 0)) {
+                    k.last_used_at = Some(rfc3339(t));
+                }
+            }
+            self.write_file(&file)
+        })();
+        if result.is_err() {
+            // Keep them for the next attempt (newer uses win).
+            let mut pending = self.last_used.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, t) in used {
+                pending.entry(id).or_insert(t);
+            }
+        }
+        result
     }
 
     fn write_file(&self, file: &KeyFile) -> Result<(), KeyError> {
         let bytes = serde_json::to_vec_pretty(file).map_err(|e| self.store_err(e))?;
-        crate::fsutil::write_atomic(&self.path, &bytes).map_err(|e| self.store_err(e))
+        crate::fsutil::write_atomic(&self.path, &bytes).map_err(|e| self.store_err(e))?;
+        // Two writes within one mtime tick must not hide the second.
+        self.cache.write().unwrap_or_else(|p| p.into_inner()).0 = None;
+        Ok(())
     }
 
     /// Checks a presented key; `None` for anything that is not a live key.
@@ -199,11 +396,15 @@ impl KeyStore {
         if !constant_time_eq(sha256_hex(secret).as_bytes(), record.secret_sha256.as_bytes()) {
             return None;
         }
-        let tenant = if record.tenant == "*" {
-            TenantScope::All
-        } else {
-            TenantScope::One(record.tenant.clone())
-        };
+        if !record.is_live() {
+            return None;
+        }
+        let tenant = record.scope();
+        let now = chrono::Utc::now().timestamp();
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.id.clone(), now);
         Some(Principal {
             key_id: record.id.clone(),
             tenant,
@@ -277,5 +478,57 @@ mod tests {
             KeyStore::open(dir.path()).create("Acme Inc", Role::Admin, None),
             Err(KeyError::BadTenant(_))
         ));
+    }
+
+    #[test]
+    fn revoked_rotated_and_expired_keys_stop_working() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = KeyStore::open(dir.path());
+        let (a, key_a) = store
+            .create("acme", Role::Analyst, Some("bi".into()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (b, key_b) = store.rotate(&a.id, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.authenticate(&key_a).is_none(), "the rotated key is revoked");
+        let p = store.authenticate(&key_b).unwrap_or_else(|| panic!("the new key works"));
+        assert_eq!((p.role, b.label.as_deref(), b.rotated_from.as_deref()), (Role::Analyst, Some("bi"), Some(a.id.as_str())));
+        store.revoke(&b.id).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.authenticate(&key_b).is_none());
+        assert!(matches!(store.revoke(&b.id), Err(KeyError::AlreadyRevoked(_))));
+        assert!(matches!(store.revoke("nope"), Err(KeyError::NotFound(_))));
+
+        // An expiry in the past is refused at creation; one that passes
+        // while the key is stored makes it fail.
+        let past = chrono::Utc::now() - chrono::Duration::seconds(5);
+        let new = |expires_at| NewKey {
+            tenant: "acme".into(),
+            role: Role::Admin,
+            label: None,
+            expires_at,
+        };
+        assert!(matches!(store.create_key(new(Some(past))), Err(KeyError::ExpiryInPast(_))));
+        let (c, key_c) = store
+            .create_key(new(Some(chrono::Utc::now() + chrono::Duration::days(1))))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.authenticate(&key_c).is_some());
+        let mut file = store.read_file().unwrap_or_else(|e| panic!("{e}"));
+        for k in file.keys.iter_mut().filter(|k| k.id == c.id) {
+            k.expires_at = Some(rfc3339(past));
+        }
+        store.write_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.authenticate(&key_c).is_none(), "expired");
+    }
+
+    #[test]
+    fn last_use_is_kept_in_memory_until_persisted() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = KeyStore::open(dir.path());
+        let (rec, key) = store.create("acme", Role::Agent, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.authenticate(&key).is_some());
+        let listed = store.get(&rec.id).unwrap_or_else(|e| panic!("{e}"));
+        assert!(listed.as_ref().is_some_and(|k| k.last_used_at.is_some() && k.secret_sha256.is_empty()));
+        let on_disk = |s: &KeyStore| s.read_file().unwrap_or_else(|e| panic!("{e}")).keys[0].last_used_at.clone();
+        assert_eq!(on_disk(&store), None, "no write per request");
+        store.persist_last_used().unwrap_or_else(|e| panic!("{e}"));
+        assert!(on_disk(&store).is_some());
     }
 }

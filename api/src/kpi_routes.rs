@@ -38,6 +38,15 @@
 //! The maximum window is `CXLAKE_KPI_MAX_DAYS` days (default 400); a
 //! request may ask for at most [`MAX_GROUPS`] groups.
 //!
+//! The numbers come from the tenant's materialized facts and hourly
+//! rollups ([`fast`], [`warehouse::rollups`]), brought up to date with the
+//! lake and the buffer at the start of each request; they equal what
+//! `sql/kpis/overview.sql` over the views answers ([`lake::run_overview`],
+//! still the definition, pinned against the fast path by
+//! `kpi_routes/fast/tests.rs`), except that windows of more than
+//! [`warehouse::rollups::EXACT_BELOW`] conversations get medians and p90s
+//! from mergeable sketches, within 1 % relative.
+//!
 //! # `GET /v1/conversations`
 //!
 //! `from`, `to`, `tenant` as above, `format=csv` (default; `tags` and
@@ -73,8 +82,8 @@ use crate::tenant::{TenantId, resolve_tenant};
 
 /// Most groups one `/v1/kpis` request may ask for (buckets × dimension values).
 ///
-/// Each group is one run of the overview over the in-memory snapshot; a
-/// single grouped pass (or the rollups of issue 3 item 5) would lift this.
+/// Each group is one pass over the rollup cells (channel, time buckets)
+/// or the facts of the window (other dimensions).
 pub const MAX_GROUPS: usize = 400;
 
 /// Default of `CXLAKE_KPI_MAX_DAYS`, the longest window.
@@ -782,6 +791,7 @@ async fn get_conversations(
     let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await.map_err(internal)?;
     let encoder = Encoder::new(format, &schema)?;
+    state.audit.record(crate::audit::Entry::by(&principal, "export.conversations", "/v1/conversations", json!({ "from": params::rfc3339(windows.current.from), "to": params::rfc3339(windows.current.to), "format": q.get("format") })).on_tenant(tenant.as_str())).await;
     tracing::info!(
         tenant = %tenant,
         key = %principal.key_id,

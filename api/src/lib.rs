@@ -7,6 +7,7 @@
 //! 9457 errors.
 
 pub mod analysis_routes;
+pub mod audit;
 pub mod calc_routes;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod experiment_routes;
 pub mod experiment_store;
 pub mod forecast_routes;
 pub mod fsutil;
+pub mod key_routes;
 pub mod keys;
 pub mod kpi_routes;
 pub mod pg_server;

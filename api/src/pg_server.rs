@@ -150,11 +150,12 @@ impl KeyStartup {
         Ok((principal, scope))
     }
 
-    fn session(&self, principal: &Principal, scope: &Scope) -> anyhow::Result<Arc<DfSessionService>> {
+    async fn session(&self, principal: &Principal, scope: &Scope) -> anyhow::Result<Arc<DfSessionService>> {
         let ctx = self
             .state
             .sql
-            .session(&self.state.warehouse, principal.role, scope)
+            .session(&self.state.warehouse, &self.state.data_dir, principal.role, scope)
+            .await
             .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
         setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("{e}"))
@@ -195,6 +196,7 @@ impl StartupHandler for KeyStartup {
                     Ok(ok) => ok,
                     Err(reason) => {
                         tracing::info!(user = ?user, %reason, "postgres login refused");
+                        self.state.audit.record(crate::audit::sign_in("postgres", Err((&pwd.password, &reason))).from_addr(client.socket_addr())).await;
                         return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                             "FATAL".into(),
                             "28P01".into(),
@@ -202,11 +204,12 @@ impl StartupHandler for KeyStartup {
                         ))));
                     }
                 };
-                let service = self.session(&principal, &scope).map_err(|e| {
+                let service = self.session(&principal, &scope).await.map_err(|e| {
                     tracing::error!(error = %e, "cannot build a SQL session");
                     user_error("XX000", format!("cannot open a session: {e}"))
                 })?;
                 tracing::info!(key = %principal.key_id, scope = ?scope, "postgres session opened");
+                self.state.audit.record(crate::audit::sign_in("postgres", Ok(&principal)).from_addr(client.socket_addr())).await;
                 client.session_extensions().insert(Conn { service });
                 finish_authentication(client, &DefaultServerParameterProvider::default()).await?;
             }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub experiments: crate::experiment_store::ExperimentStore,
     /// Analyst SQL sessions and their per-tenant gates (HTTP and Postgres).
     pub sql: crate::sql_service::SqlService,
+    /// The tamper-evident audit log (`<data_dir>/audit/`).
+    pub audit: crate::audit::AuditLog,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -48,6 +50,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::analysis_routes::routes())
         .merge(crate::forecast_routes::routes())
         .merge(crate::experiment_routes::routes())
+        .merge(crate::key_routes::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -59,6 +62,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Pages authenticate with their own cookie and redirect to /login.
         .merge(crate::dashboard_routes::routes())
         .merge(v1)
+        // The client address becomes the `source` of audit records.
+        .layer(middleware::from_fn(crate::audit::source_layer))
         .with_state(state)
 }
 

@@ -139,7 +139,10 @@ async fn post_sql(
     let scope = sql_scope(&principal, params.tenant.as_deref())?;
     check_sql(&req.sql)?;
     let started = Instant::now();
-    let ctx = state.sql.session(&state.warehouse, principal.role, &scope)?;
+    let ctx = state
+        .sql
+        .session(&state.warehouse, &state.data_dir, principal.role, &scope)
+        .await?;
     let df = ctx
         .sql_with_options(&req.sql, plan_options())
         .await
@@ -154,6 +157,7 @@ async fn post_sql(
             batches.push(b.map_err(|e| sql_problem(&e))?);
         }
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        state.audit.record(crate::audit::sql_query(&principal, &scope, "http", &req.sql, Some(rows))).await;
         let mut body =
             warehouse::format::to_json(&schema, &batches).map_err(|e| Problem::internal(e.to_string()))?;
         if let serde_json::Value::Object(o) = &mut body {
@@ -170,6 +174,7 @@ async fn post_sql(
         Some(Err(e)) => return Err(sql_problem(&e)),
         other => other,
     };
+    state.audit.record(crate::audit::sql_query(&principal, &scope, "http", &req.sql, None)).await;
     let rest = futures::stream::iter(first).chain(stream);
     let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rest));
     let body = stream_export::body(format, schema, stream, "sql result").map_err(|e| Problem::internal(e.to_string()))?;

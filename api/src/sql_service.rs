@@ -122,11 +122,31 @@ impl SqlService {
         }
     }
 
-    /// A sandboxed session for `principal` over `scope`.
-    pub fn session(&self, warehouse: &Warehouse, role: Role, scope: &Scope) -> Result<SessionContext, Problem> {
-        warehouse
+    /// A sandboxed session for `role` over `scope`. A tenant's session has
+    /// the tenant's settings applied to its views (SLA target, attribution
+    /// window, labour rates), so SQL sees the same facts as `/v1/kpis`.
+    pub async fn session(
+        &self,
+        warehouse: &Warehouse,
+        data_dir: &std::path::Path,
+        role: Role,
+        scope: &Scope,
+    ) -> Result<SessionContext, Problem> {
+        let internal = |e: &dyn std::fmt::Display| Problem::internal(e.to_string());
+        let ctx = warehouse
             .sandbox_session(scope, &self.bounds(role, scope))
-            .map_err(|e| Problem::internal(e.to_string()))
+            .map_err(|e| internal(&e))?;
+        if let Scope::Tenant(t) = scope {
+            let tenant = TenantId::parse(t).ok_or_else(|| Problem::internal(format!("bad tenant id {t:?}")))?;
+            let settings = crate::settings::load(data_dir, &tenant).map_err(|e| internal(&e))?;
+            for (name, _) in warehouse::views::VIEWS {
+                ctx.deregister_table(name).map_err(|e| internal(&e))?;
+            }
+            crate::kpi_routes::lake::register_tenant_views(&ctx, &tenant, &settings)
+                .await
+                .map_err(|e| internal(&e))?;
+        }
+        Ok(ctx)
     }
 }
 

@@ -484,8 +484,9 @@ pub fn forest_plot(label: &str, rows: &[ForestRow], unit: &Unit) -> String {
     let frame = Frame {
         width: 400.0,
         height: 8.0 + ROW * rows.len() as f64 + 22.0,
-        left: 12.0,
-        right: 12.0,
+        // Room for half a centred tick label ("-20%") at either end.
+        left: 22.0,
+        right: 22.0,
         top: 8.0,
         bottom: 22.0,
     };

@@ -38,13 +38,15 @@
 //! event in those days, to `placed_at − attribution window` for orders
 //! without a conversation (they credit an earlier conversation), to the
 //! credited conversation of refunded orders, and to the start of open
-//! online intervals of agents that changed status; finally to the first
-//! event of every conversation still running at `lo`. Every conversation
-//! whose first event is at or after `lo` is then recomputed whole from the
-//! events since `lo` (so a conversation spanning a flush or a day boundary
-//! comes out as if computed at once), and the cells from `lo`'s hour on
-//! are rebuilt from the facts. Deleted or compacted files count as touched
-//! days too, so GDPR erasure reaches the rollups. A change of the tenant's
+//! online intervals of agents that changed status; and, since deleted or
+//! compacted files count as touched days too (so GDPR erasure reaches the
+//! rollups), to the first event of every known conversation with events
+//! in a touched day. Every conversation whose first event is at or after
+//! `lo` is then recomputed whole from the events since `lo` (so a
+//! conversation spanning a flush or a day boundary comes out as if
+//! computed at once; older conversations, seen only in part from `lo`,
+//! keep their facts), and the cells from `lo`'s hour on are rebuilt from
+//! the facts. A change of the tenant's
 //! attribution window rebuilds everything; of the SLA target, the cells.
 //!
 //! Known limits (documented rather than hidden): an agent interval that
@@ -493,8 +495,10 @@ fn lake_mark(view: &ReadView, tenant: &str) -> LakeMark {
         let (Some(t), Some(d)) = (b.column_by_name("tenant_id"), b.column_by_name("event_date")) else {
             continue;
         };
-        let (Some(t), Some(d)) = (t.as_string_opt::<i32>(), d.as_primitive_opt::<arrow::datatypes::Date32Type>())
-        else {
+        let (Some(t), Some(d)) = (
+            t.as_string_opt::<i32>(),
+            d.as_primitive_opt::<arrow::datatypes::Date32Type>(),
+        ) else {
             continue;
         };
         let mut any = false;
@@ -704,10 +708,19 @@ impl TenantRollup {
                 }
             }
         }
-        // Every conversation still running at `lo` is recomputed whole.
+        // Conversations with events in a touched day whose events are gone
+        // (erased, or rewritten by compaction) are recomputed whole too.
+        let touched: Vec<(i64, i64)> = days
+            .iter()
+            .map(|d| (i64::from(*d) * DAY_US, (i64::from(*d) + 1) * DAY_US))
+            .collect();
         for f in self.facts.iter().flatten() {
-            if f.last_event_us >= lo {
-                lo = lo.min(f.first_event_us);
+            if f.first_event_us < lo
+                && touched
+                    .iter()
+                    .any(|(start, end)| f.first_event_us < *end && f.last_event_us >= *start)
+            {
+                lo = f.first_event_us;
             }
         }
         let ctx = source.session(Some(lo)).await?;
@@ -751,6 +764,10 @@ impl TenantRollup {
             let b = batch?;
             self.read_conversations(&b, &mut loaded)?;
         }
+        // A conversation that began before `lo` is seen only in part from
+        // here; no new event touched it (else `lo` would be before its
+        // first), so it keeps its fact.
+        loaded.retain(|id, _| !self.by_id.contains_key(id));
         let turns_sql = "SELECT conversation_id, turn_response_s, turn_reply_sender FROM messages \
                          WHERE turn_response_s IS NOT NULL";
         let mut turns: HashMap<Arc<str>, Vec<(f64, u8)>> = HashMap::new();
@@ -758,7 +775,11 @@ impl TenantRollup {
         while let Some(batch) = stream.next().await {
             let b = batch?;
             let (c, w, s) = (strings(&b, 0)?, float64s(&b, 1)?, strings(&b, 2)?);
-            let (c, w, s) = (c.as_string::<i32>(), w.as_primitive::<Float64Type>(), s.as_string::<i32>());
+            let (c, w, s) = (
+                c.as_string::<i32>(),
+                w.as_primitive::<Float64Type>(),
+                s.as_string::<i32>(),
+            );
             for r in 0..b.num_rows() {
                 if c.is_null(r) || w.is_null(r) {
                     continue;
@@ -961,8 +982,14 @@ impl TenantRollup {
         let (tags, variants) = (string_lists(b, 12)?, string_lists(b, 13)?);
         let (frt, human, handling) = (float64s(b, 14)?, float64s(b, 15)?, float64s(b, 16)?);
         let (fcm, reply) = (int64s(b, 17)?, int64s(b, 18)?);
-        let bools: Vec<_> = [19, 21, 24, 29].iter().map(|&i| booleans(b, i)).collect::<Result<_>>()?;
-        let ints: Vec<_> = [20, 22, 23, 25, 26, 27, 28].iter().map(|&i| int64s(b, i)).collect::<Result<_>>()?;
+        let bools: Vec<_> = [19, 21, 24, 29]
+            .iter()
+            .map(|&i| booleans(b, i))
+            .collect::<Result<_>>()?;
+        let ints: Vec<_> = [20, 22, 23, 25, 26, 27, 28]
+            .iter()
+            .map(|&i| int64s(b, i))
+            .collect::<Result<_>>()?;
         let id = id.as_string::<i32>();
         let (first, last, started) = (
             first.as_primitive::<Int64Type>(),
@@ -1023,7 +1050,11 @@ impl TenantRollup {
             let fact = Fact {
                 id: Arc::from(id.value(r)),
                 first_event_us: first.value(r),
-                last_event_us: if last.is_valid(r) { last.value(r) } else { first.value(r) },
+                last_event_us: if last.is_valid(r) {
+                    last.value(r)
+                } else {
+                    first.value(r)
+                },
                 started_us: opt_i(started, r),
                 dims: d,
                 tags: tag_ids,
@@ -1049,7 +1080,11 @@ impl TenantRollup {
     /// Rebuilds the cells of the hours from `lo`'s on.
     fn rebuild_cells(&mut self, lo: i64) {
         let target = self.config.map_or(120_000_000, |c| c.sla_target_us);
-        let h0 = if lo == i64::MIN { i64::MIN } else { lo.div_euclid(HOUR_US) * HOUR_US };
+        let h0 = if lo == i64::MIN {
+            i64::MIN
+        } else {
+            lo.div_euclid(HOUR_US) * HOUR_US
+        };
         self.cells.split_off(&(h0, 0));
         let mut cells: BTreeMap<(i64, u32), Summary<Sketch>> = BTreeMap::new();
         for &(start, i) in self.by_start.range((h0, 0)..) {
@@ -1183,7 +1218,13 @@ impl TenantRollup {
         };
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
         let conversations = s.conversations;
-        row("conversations", "value", "all", Some(conversations as f64), conversations);
+        row(
+            "conversations",
+            "value",
+            "all",
+            Some(conversations as f64),
+            conversations,
+        );
         for (i, (kpi, segment)) in DURATION_KEYS.iter().enumerate() {
             let d = &s.durations[i];
             let n = s.duration_n[i];
@@ -1216,11 +1257,41 @@ impl TenantRollup {
         for (k, n) in s.csat_distribution.iter().enumerate() {
             row("csat", "share", &(k + 1).to_string(), ratio(*n, s.csat_n), *n);
         }
-        row("resolution_rate", "value", "all", ratio(s.resolved, conversations), conversations);
-        row("reopen_rate", "value", "all", ratio(s.reopened, s.ever_resolved), s.ever_resolved);
-        row("transfer_rate", "value", "all", ratio(s.transferred, s.bot_replied), s.bot_replied);
-        row("automation_rate", "value", "all", ratio(s.bot_only, conversations), conversations);
-        row("conversion_rate", "value", "all", ratio(s.converted, conversations), conversations);
+        row(
+            "resolution_rate",
+            "value",
+            "all",
+            ratio(s.resolved, conversations),
+            conversations,
+        );
+        row(
+            "reopen_rate",
+            "value",
+            "all",
+            ratio(s.reopened, s.ever_resolved),
+            s.ever_resolved,
+        );
+        row(
+            "transfer_rate",
+            "value",
+            "all",
+            ratio(s.transferred, s.bot_replied),
+            s.bot_replied,
+        );
+        row(
+            "automation_rate",
+            "value",
+            "all",
+            ratio(s.bot_only, conversations),
+            conversations,
+        );
+        row(
+            "conversion_rate",
+            "value",
+            "all",
+            ratio(s.converted, conversations),
+            conversations,
+        );
         for (cur, (net, orders, convs)) in &s.aov {
             let c = self.names.name(*cur);
             row("aov", "value", c, (*orders > 0).then(|| net / *orders as f64), *convs);

@@ -39,7 +39,10 @@ fn slot(ingestor: &Arc<Ingestor>, tenant: &TenantId) -> Slot {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     all.retain(|(w, _)| w.strong_count() > 0);
-    let i = match all.iter().position(|(w, _)| w.upgrade().is_some_and(|a| Arc::ptr_eq(&a, ingestor))) {
+    let i = match all
+        .iter()
+        .position(|(w, _)| w.upgrade().is_some_and(|a| Arc::ptr_eq(&a, ingestor)))
+    {
         Some(i) => i,
         None => {
             all.push((Arc::downgrade(ingestor), Registry::default()));

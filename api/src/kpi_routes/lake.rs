@@ -140,6 +140,19 @@ pub(crate) async fn tenant_session_since(
         tenant.as_str()
     ))
     .await?;
+    register_tenant_views(&ctx, tenant, settings).await?;
+    Ok(ctx)
+}
+
+/// Registers every view of `sql/views/` over the session's `events` (which
+/// must already hold only `tenant`'s rows), with the tenant's settings
+/// applied: its labour rates, attribution window and SLA target. Also used
+/// by analyst SQL sessions, so SQL sees the same facts as the KPIs.
+pub(crate) async fn register_tenant_views(
+    ctx: &SessionContext,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) -> Result<()> {
     for (name, sql) in VIEWS {
         match name {
             "team_hourly_rates" => {
@@ -163,7 +176,7 @@ pub(crate) async fn tenant_session_since(
             }
         }
     }
-    Ok(ctx)
+    Ok(())
 }
 
 /// A SQL literal for a UTC instant this crate produced.

@@ -117,7 +117,7 @@ fn heatmap_shades_cells_by_share_of_the_maximum() {
 
 #[test]
 fn forest_plot_draws_the_zero_line_and_intervals() {
-    // Domain −2..6 over x 12..388: zero at 106; the first interval at y 38.
+    // Domain −2..6 over x 22..378: zero at 111; the first interval at y 38.
     let rows = [ForestRow {
         label: "csat · b".into(),
         estimate: 1.0,
@@ -126,12 +126,12 @@ fn forest_plot_draws_the_zero_line_and_intervals() {
         tone: Tone::Neutral,
     }];
     let svg = forest_plot("lifts", &rows, &Unit::Decimal);
-    assert!(svg.contains(r#"<line class="zero" x1="106.0""#), "{svg}");
+    assert!(svg.contains(r#"<line class="zero" x1="111.0""#), "{svg}");
     assert!(
-        svg.contains(r#"<line class="ci neutral" x1="12.0" y1="38.0" x2="388.0""#),
+        svg.contains(r#"<line class="ci neutral" x1="22.0" y1="38.0" x2="378.0""#),
         "{svg}"
     );
-    assert!(svg.contains(r#"<rect class="est neutral" x="149.0" y="34.0""#));
+    assert!(svg.contains(r#"<rect class="est neutral" x="151.5" y="34.0""#));
     assert!(svg.contains(">+1.0 [-2.0, 6.0]</text>"));
     check_balanced(&svg).unwrap();
 }

@@ -193,10 +193,7 @@ impl SketchAcc {
             }
         }
         // rank >= count: the largest value
-        (0..BINS)
-            .rev()
-            .find(|&b| self.pos[b] > 0)
-            .map_or(0.0, bin_value)
+        (0..BINS).rev().find(|&b| self.pos[b] > 0).map_or(0.0, bin_value)
     }
 
     /// `percentile_cont(q)`: linear interpolation between the order

@@ -47,7 +47,11 @@ fn quantiles_are_within_the_documented_relative_error() {
         let exact = acc.clone();
         acc.approximate();
         for q in [0.5, 0.9] {
-            assert_eq!(exact.quantile(q), Some(percentile_cont(&values, q)), "exact while small");
+            assert_eq!(
+                exact.quantile(q),
+                Some(percentile_cont(&values, q)),
+                "exact while small"
+            );
         }
         for q in [0.0, 0.1, 0.5, 0.9, 0.99, 1.0] {
             let (est, exact) = (acc.quantile(q).unwrap(), percentile_cont(&values, q));

@@ -144,7 +144,11 @@ async fn compare(
         assert_close(&what, keyed(fast), keyed(sql), quantile_error);
         for d in [Dimension::Team, Dimension::Tag] {
             let sql = lake::dimension_values(&kctx, window, constraints, d).await.unwrap();
-            assert_eq!(super::dimension_values(rollup, window, constraints, d), sql, "{what} {d}");
+            assert_eq!(
+                super::dimension_values(rollup, window, constraints, d),
+                sql,
+                "{what} {d}"
+            );
         }
     }
 }
@@ -203,7 +207,11 @@ async fn fast_path_equals_the_sql_path_and_refreshes_incrementally() {
     ingestor.ingest(events[cut2..].to_vec()).await.unwrap();
     let stats = refresh(&ingestor, &mut incremental).await;
     assert!(!stats.full && stats.conversations > 0, "{stats:?}");
-    assert_eq!(refresh(&ingestor, &mut incremental).await, Default::default(), "nothing new");
+    assert_eq!(
+        refresh(&ingestor, &mut incremental).await,
+        Default::default(),
+        "nothing new"
+    );
 
     let mut scratch = TenantRollup::new();
     refresh(&ingestor, &mut scratch).await;
