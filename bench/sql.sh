@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 DAYS=${1:-30}
 WORK=${BENCH_DIR:-$PWD/bench-data/sql}
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p api --bin cxlake >/dev/null
-BIN=$PWD/target/release/cxlake
+BIN=${CXLAKE_BIN:-$PWD/target/release/cxlake}
 if [ ! -d "$WORK/data/lake" ]; then
     rm -rf "$WORK"; mkdir -p "$WORK"
     echo "generating and ingesting $DAYS days of demo traffic..." >&2

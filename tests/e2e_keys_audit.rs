@@ -38,6 +38,13 @@ fn cli(data: &Path, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("running {BIN}: {e}"))
 }
 
+/// A fresh analyst key of the admin's tenant.
+fn analyst3_key(server: &Server, admin: &str) -> String {
+    let r = call(server, admin, "POST", "/v1/keys", Some(json!({ "role": "analyst" })));
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["key"].as_str().unwrap_or_default().to_string()
+}
+
 #[test]
 fn keys_are_managed_over_http_and_every_change_is_audited() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -58,9 +65,18 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
     let created = r.json();
     let analyst = created["key"].as_str().unwrap_or_default().to_string();
     let analyst_id = created["id"].as_str().unwrap_or_default().to_string();
-    assert_eq!((created["tenant"].as_str(), created["role"].as_str()), (Some("acme"), Some("analyst")));
+    assert_eq!(
+        (created["tenant"].as_str(), created["role"].as_str()),
+        (Some("acme"), Some("analyst"))
+    );
     assert!(created["expires_at"].is_string());
-    let r = call(&server, &analyst, "POST", "/v1/sql", Some(json!({ "sql": "SELECT 1 AS one" })));
+    let r = call(
+        &server,
+        &analyst,
+        "POST",
+        "/v1/sql",
+        Some(json!({ "sql": "SELECT 1 AS one" })),
+    );
     assert_eq!(r.status, 200, "the new key works: {}", r.text());
 
     let listing = call(&server, &admin, "GET", "/v1/keys", None);
@@ -69,7 +85,10 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
     let secret = analyst.rsplit('_').next().unwrap_or("-");
     assert!(!text.contains(secret) && !text.contains("sha256"), "{text}");
     let keys = listing.json()["keys"].as_array().cloned().unwrap_or_default();
-    assert!(keys.iter().all(|k| k["tenant"] == "acme"), "a tenant admin lists its tenant only: {keys:?}");
+    assert!(
+        keys.iter().all(|k| k["tenant"] == "acme"),
+        "a tenant admin lists its tenant only: {keys:?}"
+    );
     let listed = keys
         .iter()
         .find(|k| k["id"] == analyst_id.as_str())
@@ -81,12 +100,26 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
     // Only admins manage keys; a tenant's admin only its own tenant's.
     assert_eq!(call(&server, &analyst, "GET", "/v1/keys", None).status, 403);
     assert_eq!(
-        call(&server, &admin, "POST", "/v1/keys", Some(json!({ "role": "admin", "tenant": "globex" }))).status,
+        call(
+            &server,
+            &admin,
+            "POST",
+            "/v1/keys",
+            Some(json!({ "role": "admin", "tenant": "globex" }))
+        )
+        .status,
         403
     );
     let globex_id = other_admin.split('_').nth(1).unwrap_or_default();
-    assert_eq!(call(&server, &admin, "DELETE", &format!("/v1/keys/{globex_id}"), None).status, 404);
-    assert_eq!(call(&server, &other_admin, "GET", "/v1/keys", None).status, 200, "globex's admin still works");
+    assert_eq!(
+        call(&server, &admin, "DELETE", &format!("/v1/keys/{globex_id}"), None).status,
+        404
+    );
+    assert_eq!(
+        call(&server, &other_admin, "GET", "/v1/keys", None).status,
+        200,
+        "globex's admin still works"
+    );
 
     // Rotate: the new key works, the old one is refused.
     let r = call(&server, &admin, "POST", &format!("/v1/keys/{analyst_id}/rotate"), None);
@@ -94,21 +127,52 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
     let rotated = r.json();
     let analyst2 = rotated["key"].as_str().unwrap_or_default().to_string();
     let analyst2_id = rotated["id"].as_str().unwrap_or_default().to_string();
-    assert_eq!((rotated["role"].as_str(), rotated["label"].as_str()), (Some("analyst"), Some("BI tool")));
-    assert_eq!(call(&server, &analyst, "POST", "/v1/sql", Some(json!({ "sql": "SELECT 1" }))).status, 401);
-    let r = call(&server, &analyst2, "POST", "/v1/sql", Some(json!({ "sql": "SELECT 2 AS two UNION ALL SELECT 3" })));
+    assert_eq!(
+        (rotated["role"].as_str(), rotated["label"].as_str()),
+        (Some("analyst"), Some("BI tool"))
+    );
+    assert_eq!(
+        call(&server, &analyst, "POST", "/v1/sql", Some(json!({ "sql": "SELECT 1" }))).status,
+        401
+    );
+    let r = call(
+        &server,
+        &analyst2,
+        "POST",
+        "/v1/sql",
+        Some(json!({ "sql": "SELECT 2 AS two UNION ALL SELECT 3" })),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
 
     // Revoke: 401 from now on; revoking twice is a conflict.
     let r = call(&server, &admin, "DELETE", &format!("/v1/keys/{analyst2_id}"), None);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["revoked"], true);
-    assert_eq!(call(&server, &analyst2, "POST", "/v1/sql", Some(json!({ "sql": "SELECT 1" }))).status, 401);
-    assert_eq!(call(&server, &admin, "DELETE", &format!("/v1/keys/{analyst2_id}"), None).status, 409);
+    assert_eq!(
+        call(
+            &server,
+            &analyst2,
+            "POST",
+            "/v1/sql",
+            Some(json!({ "sql": "SELECT 1" }))
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        call(&server, &admin, "DELETE", &format!("/v1/keys/{analyst2_id}"), None).status,
+        409
+    );
 
     // Expiry: a key whose expires_at has passed is refused. (The store is
     // edited directly so the test need not wait; the server reloads it.)
-    let r = call(&server, &admin, "POST", "/v1/keys", Some(json!({ "role": "supervisor", "expires_in_days": 1 })));
+    let r = call(
+        &server,
+        &admin,
+        "POST",
+        "/v1/keys",
+        Some(json!({ "role": "supervisor", "expires_in_days": 1 })),
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let sup = r.json()["key"].as_str().unwrap_or_default().to_string();
     let sup_id = r.json()["id"].as_str().unwrap_or_default().to_string();
@@ -122,8 +186,18 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
         }
     }
     std::fs::write(&store, file.to_string()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(call(&server, &sup, "GET", "/v1/schema/events", None).status, 401, "expired");
-    let r = call(&server, &admin, "POST", "/v1/keys", Some(json!({ "role": "agent", "expires_at": "2020-01-01T00:00:00Z" })));
+    assert_eq!(
+        call(&server, &sup, "GET", "/v1/schema/events", None).status,
+        401,
+        "expired"
+    );
+    let r = call(
+        &server,
+        &admin,
+        "POST",
+        "/v1/keys",
+        Some(json!({ "role": "agent", "expires_at": "2020-01-01T00:00:00Z" })),
+    );
     assert_eq!(r.status, 400, "an expiry in the past is refused: {}", r.text());
 
     // The audit log, as the tenant's admin sees it.
@@ -146,7 +220,10 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
     assert_eq!(query["detail"]["rows"], 2);
     assert_eq!(query["actor"]["key_id"], analyst2_id.as_str());
     assert_eq!(query["actor"]["role"], "analyst");
-    assert!(query["source"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")), "{query}");
+    assert!(
+        query["source"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")),
+        "{query}"
+    );
     let revoke = records
         .iter()
         .find(|r| r["action"] == "key.revoke")
@@ -154,12 +231,42 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
     assert_eq!(revoke["target"], analyst2_id.as_str());
     let only_keys = call(&server, &admin, "GET", "/v1/audit?action=key.", None).json();
     assert!(
-        only_keys["records"]
-            .as_array()
-            .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|r| r["action"].as_str().is_some_and(|a| a.starts_with("key.")))),
+        only_keys["records"].as_array().is_some_and(|rs| !rs.is_empty()
+            && rs
+                .iter()
+                .all(|r| r["action"].as_str().is_some_and(|a| a.starts_with("key.")))),
         "{only_keys}"
     );
-    assert_eq!(call(&server, &other_admin, "GET", "/v1/audit?tenant=acme", None).status, 403);
+    assert_eq!(
+        call(&server, &other_admin, "GET", "/v1/audit?tenant=acme", None).status,
+        403
+    );
+
+    // The same records as SQL, for admins only, each tenant its own.
+    let rows = server.sql(
+        &admin,
+        "SELECT action, target, detail, actor_role FROM audit_log WHERE action = 'key.revoke' ORDER BY seq",
+    );
+    assert_eq!(rows["row_count"], 1, "{rows}");
+    assert!(rows.to_string().contains(&analyst2_id), "{rows}");
+    let rows = server.sql(
+        &other_admin,
+        "SELECT count(*) AS n FROM audit_log WHERE tenant = 'acme'",
+    );
+    assert_eq!(rows["rows"][0][0], 0, "globex's admin sees no acme records: {rows}");
+    let r = call(
+        &server,
+        &analyst3_key(&server, &admin),
+        "POST",
+        "/v1/sql",
+        Some(json!({ "sql": "SELECT * FROM audit_log" })),
+    );
+    assert!(
+        r.status == 400 || r.status == 404,
+        "analysts have no audit_log: {} {}",
+        r.status,
+        r.text()
+    );
     assert_eq!(call(&server, &analyst2, "GET", "/v1/audit", None).status, 401);
     drop(server);
 
@@ -170,11 +277,18 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
     assert!(listing.contains(globex_id) && !listing.contains(&sup_id), "{listing}");
     let out = cli(data, &["key", "rotate", globex_id]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let new_globex = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
+    let new_globex = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
     let new_globex_id = new_globex.split('_').nth(1).unwrap_or_default().to_string();
     let out = cli(data, &["key", "revoke", &new_globex_id]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!cli(data, &["key", "revoke", &new_globex_id]).status.success(), "already revoked");
+    assert!(
+        !cli(data, &["key", "revoke", &new_globex_id]).status.success(),
+        "already revoked"
+    );
 
     // The chain verifies; one edited byte makes it fail, naming the record.
     let out = cli(data, &["audit", "verify"]);
@@ -196,5 +310,8 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
     let out = cli(data, &["audit", "verify"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "an edited record must fail verification");
-    assert!(err.contains(&format!("line {}", line_no + 1)) && err.contains("edited"), "{err}");
+    assert!(
+        err.contains(&format!("line {}", line_no + 1)) && err.contains("edited"),
+        "{err}"
+    );
 }

@@ -17,7 +17,8 @@
 //! which a group is flagged `small_sample`, default 30) and `bottlenecks`
 //! (conversations a tag pair needs to be listed, default 5). Anything else
 //! is a 400 problem naming the parameter. Readers are the roles of
-//! `/v1/kpis`: admin, supervisor, analyst.
+//! `/v1/kpis`: admin, supervisor, analyst; `operations` also reads
+//! `scripts` and `bottlenecks` (quick replies and tags are its domain).
 //!
 //! The SQL runs exactly as the KPIs do: in a session that holds only the
 //! tenant's rows ([`lake::tenant_session`]), over an in-memory snapshot of
@@ -153,7 +154,13 @@ async fn prepare(
     principal: &Principal,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Prepared, Problem> {
-    require_reader(principal, "reading analyses")?;
+    // DESIGN.md: operations owns tags and quick replies; these two are
+    // aggregates over them (no conversation content, no customer ids).
+    let operations_view =
+        principal.role == crate::keys::Role::Operations && matches!(analysis, Analysis::Scripts | Analysis::Bottlenecks);
+    if !operations_view {
+        require_reader(principal, "reading analyses")?;
+    }
     let mut accepted = vec!["from", "to", "tenant", "format"];
     if analysis.default_min_count().is_some() {
         accepted.push("min_count");

@@ -134,7 +134,13 @@ pub const MAX_SQL_CHARS: usize = 16 * 1024;
 
 /// A `sql.query` record: the text, the rows returned (`None` when the
 /// result streams and the count is not known yet), over which tenant.
-pub fn sql_query(principal: &Principal, scope: &warehouse::sandbox::Scope, via: &str, sql: &str, rows: Option<usize>) -> Entry {
+pub fn sql_query(
+    principal: &Principal,
+    scope: &warehouse::sandbox::Scope,
+    via: &str,
+    sql: &str,
+    rows: Option<usize>,
+) -> Entry {
     let tenant = match scope {
         warehouse::sandbox::Scope::Tenant(t) => t.clone(),
         warehouse::sandbox::Scope::Platform => "*".into(),
@@ -144,7 +150,13 @@ pub fn sql_query(principal: &Principal, scope: &warehouse::sandbox::Scope, via: 
     } else {
         sql.to_string()
     };
-    Entry::by(principal, "sql.query", via, serde_json::json!({ "sql": text, "rows": rows })).on_tenant(tenant)
+    Entry::by(
+        principal,
+        "sql.query",
+        via,
+        serde_json::json!({ "sql": text, "rows": rows }),
+    )
+    .on_tenant(tenant)
 }
 
 /// A sign-in: `signin.success` for `principal`, or `signin.failure` under
@@ -364,7 +376,9 @@ impl AuditLog {
         }
         let lock_path = self.inner.dir.join(".lock");
         self.inner.lock_file.lock().map_err(io_err(&lock_path))?;
-        let result = self.sync_tail(&mut tail).and_then(|()| self.write_batch(&mut tail, batch));
+        let result = self
+            .sync_tail(&mut tail)
+            .and_then(|()| self.write_batch(&mut tail, batch));
         let _ = self.inner.lock_file.unlock();
         result
     }
@@ -442,36 +456,48 @@ impl AuditLog {
     /// Records matching `filter`, oldest first, at most `filter.limit`
     /// (the newest ones when more match).
     pub fn query(&self, filter: &Filter) -> Result<Vec<Record>, AuditError> {
-        let mut hits = Vec::new();
-        for path in month_files(&self.inner.dir)? {
-            let month = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.get(6..13))
-                .unwrap_or("")
-                .to_string();
-            if filter.from.as_deref().is_some_and(|f| month.as_str() < f.get(..7).unwrap_or(""))
-                || filter.to.as_deref().is_some_and(|t| month.as_str() > t.get(..7).unwrap_or("9999"))
-            {
-                continue;
-            }
-            let f = File::open(&path).map_err(io_err(&path))?;
-            for line in BufReader::new(f).lines() {
-                let line = line.map_err(io_err(&path))?;
-                // A line being appended right now may be incomplete.
-                let Ok(r) = serde_json::from_str::<Record>(&line) else {
-                    continue;
-                };
-                if filter.matches(&r) {
-                    hits.push(r);
-                }
-            }
-        }
-        if hits.len() > filter.limit {
-            hits.drain(..hits.len() - filter.limit);
-        }
-        Ok(hits)
+        read_records(&self.inner.dir, filter)
     }
+}
+
+/// Records of the audit directory `dir` matching `filter` (see
+/// [`AuditLog::query`]); reads the month files the bounds reach.
+pub fn read_records(dir: &Path, filter: &Filter) -> Result<Vec<Record>, AuditError> {
+    let mut hits = Vec::new();
+    for path in month_files(dir)? {
+        let month = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.get(6..13))
+            .unwrap_or("")
+            .to_string();
+        if filter
+            .from
+            .as_deref()
+            .is_some_and(|f| month.as_str() < f.get(..7).unwrap_or(""))
+            || filter
+                .to
+                .as_deref()
+                .is_some_and(|t| month.as_str() > t.get(..7).unwrap_or("9999"))
+        {
+            continue;
+        }
+        let f = File::open(&path).map_err(io_err(&path))?;
+        for line in BufReader::new(f).lines() {
+            let line = line.map_err(io_err(&path))?;
+            // A line being appended right now may be incomplete.
+            let Ok(r) = serde_json::from_str::<Record>(&line) else {
+                continue;
+            };
+            if filter.matches(&r) {
+                hits.push(r);
+            }
+        }
+    }
+    if hits.len() > filter.limit {
+        hits.drain(..hits.len() - filter.limit);
+    }
+    Ok(hits)
 }
 
 /// Which records [`AuditLog::query`] returns.
@@ -509,10 +535,20 @@ impl Filter {
             }
         }
         let t = instant(&r.time);
-        if self.from.as_deref().and_then(instant).is_some_and(|f| t.is_none_or(|t| t < f)) {
+        if self
+            .from
+            .as_deref()
+            .and_then(instant)
+            .is_some_and(|f| t.is_none_or(|t| t < f))
+        {
             return false;
         }
-        if self.to.as_deref().and_then(instant).is_some_and(|to| t.is_none_or(|t| t >= to)) {
+        if self
+            .to
+            .as_deref()
+            .and_then(instant)
+            .is_some_and(|to| t.is_none_or(|t| t >= to))
+        {
             return false;
         }
         true
@@ -617,6 +653,9 @@ pub async fn source_layer(req: axum::extract::Request, next: axum::middleware::N
     };
     SOURCE.scope(source, next.run(req)).await
 }
+
+pub mod pg;
+pub mod sql;
 
 #[cfg(test)]
 mod tests;

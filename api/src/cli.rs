@@ -245,6 +245,17 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
     });
     let last_used = spawn_last_used_writer(state.clone());
     start_pg(cfg, state.clone()).await?;
+    if std::env::var_os("CXLAKE_EXIT_ON_STDIN_EOF").is_some() {
+        // For supervisors and tests: when whoever started us goes away (our
+        // stdin closes), stop — acknowledged events are in the WAL already.
+        std::thread::spawn(|| {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            tracing::warn!("stdin closed: exiting (CXLAKE_EXIT_ON_STDIN_EOF)");
+            std::process::exit(0);
+        });
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The flusher (sorting, Parquet encoding, Delta commits, compaction) runs
     // on a runtime of its own with one thread, so however heavy a flush is,
@@ -557,5 +568,12 @@ async fn demo(cfg: &Config, args: &GenArgs) -> Result<()> {
     banner.push_str(&format!(
         "try:\n  curl -s -H 'Authorization: Bearer {key}' -d '{{\"sql\":\"SELECT tenant_id, channel, count(*) AS conversations FROM conversations GROUP BY 1, 2 ORDER BY 1, 3 DESC\"}}' {url}/v1/sql"
     ));
+    if !cfg.pg_listen.eq_ignore_ascii_case("off") {
+        if let Some((host, port)) = cfg.pg_listen.rsplit_once(':') {
+            banner.push_str(&format!(
+                "\n  PGPASSWORD={key} psql -h {host} -p {port} -U '*' cxlake   # or -U <tenant> with that tenant's key"
+            ));
+        }
+    }
     serve(cfg, ingestor, Some(banner)).await
 }

@@ -115,7 +115,9 @@ fn expiry(in_days: Option<u32>, at: Option<&str>) -> Result<Option<chrono::DateT
             "invalid-parameter",
             "expires_in_days must be at least 1",
         )),
-        (Some(d), None) => Ok(Some(chrono::Utc::now() + chrono::Duration::days(i64::from(d.min(36_500))))),
+        (Some(d), None) => Ok(Some(
+            chrono::Utc::now() + chrono::Duration::days(i64::from(d.min(36_500))),
+        )),
         (None, Some(at)) => chrono::DateTime::parse_from_rfc3339(at)
             .map(|t| Some(t.with_timezone(&chrono::Utc)))
             .map_err(|e| {
@@ -282,7 +284,9 @@ async fn revoke_key(
     let record = blocking(move || keys.keys.revoke(&old_id)).await?;
     state
         .audit
-        .record(Entry::by(&principal, "key.revoke", record.id.clone(), key_json(&record)).on_tenant(record.tenant.clone()))
+        .record(
+            Entry::by(&principal, "key.revoke", record.id.clone(), key_json(&record)).on_tenant(record.tenant.clone()),
+        )
         .await;
     Ok(axum::Json(key_json(&record)).into_response())
 }
@@ -353,7 +357,9 @@ async fn get_audit(
 
 /// Who ran a CLI command, as the audit log's `source`.
 fn cli_source() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_default();
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
     format!("cli (user {user:?}, pid {})", std::process::id())
 }
 

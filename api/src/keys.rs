@@ -489,8 +489,13 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let (b, key_b) = store.rotate(&a.id, None).unwrap_or_else(|e| panic!("{e}"));
         assert!(store.authenticate(&key_a).is_none(), "the rotated key is revoked");
-        let p = store.authenticate(&key_b).unwrap_or_else(|| panic!("the new key works"));
-        assert_eq!((p.role, b.label.as_deref(), b.rotated_from.as_deref()), (Role::Analyst, Some("bi"), Some(a.id.as_str())));
+        let p = store
+            .authenticate(&key_b)
+            .unwrap_or_else(|| panic!("the new key works"));
+        assert_eq!(
+            (p.role, b.label.as_deref(), b.rotated_from.as_deref()),
+            (Role::Analyst, Some("bi"), Some(a.id.as_str()))
+        );
         store.revoke(&b.id).unwrap_or_else(|e| panic!("{e}"));
         assert!(store.authenticate(&key_b).is_none());
         assert!(matches!(store.revoke(&b.id), Err(KeyError::AlreadyRevoked(_))));
@@ -505,7 +510,10 @@ mod tests {
             label: None,
             expires_at,
         };
-        assert!(matches!(store.create_key(new(Some(past))), Err(KeyError::ExpiryInPast(_))));
+        assert!(matches!(
+            store.create_key(new(Some(past))),
+            Err(KeyError::ExpiryInPast(_))
+        ));
         let (c, key_c) = store
             .create_key(new(Some(chrono::Utc::now() + chrono::Duration::days(1))))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -522,11 +530,21 @@ mod tests {
     fn last_use_is_kept_in_memory_until_persisted() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = KeyStore::open(dir.path());
-        let (rec, key) = store.create("acme", Role::Agent, None).unwrap_or_else(|e| panic!("{e}"));
+        let (rec, key) = store
+            .create("acme", Role::Agent, None)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(store.authenticate(&key).is_some());
         let listed = store.get(&rec.id).unwrap_or_else(|e| panic!("{e}"));
-        assert!(listed.as_ref().is_some_and(|k| k.last_used_at.is_some() && k.secret_sha256.is_empty()));
-        let on_disk = |s: &KeyStore| s.read_file().unwrap_or_else(|e| panic!("{e}")).keys[0].last_used_at.clone();
+        assert!(
+            listed
+                .as_ref()
+                .is_some_and(|k| k.last_used_at.is_some() && k.secret_sha256.is_empty())
+        );
+        let on_disk = |s: &KeyStore| {
+            s.read_file().unwrap_or_else(|e| panic!("{e}")).keys[0]
+                .last_used_at
+                .clone()
+        };
         assert_eq!(on_disk(&store), None, "no write per request");
         store.persist_last_used().unwrap_or_else(|e| panic!("{e}"));
         assert!(on_disk(&store).is_some());

@@ -162,6 +162,7 @@ impl KeyStartup {
             .context("setting up pg_catalog")?;
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnlyGuard),
+            Arc::new(crate::audit::pg::QueryAudit::new(self.state.audit.clone(), principal, scope)),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),

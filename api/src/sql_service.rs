@@ -133,18 +133,19 @@ impl SqlService {
         scope: &Scope,
     ) -> Result<SessionContext, Problem> {
         let internal = |e: &dyn std::fmt::Display| Problem::internal(e.to_string());
+        let tenant_views = matches!(scope, Scope::Tenant(_));
         let ctx = warehouse
-            .sandbox_session(scope, &self.bounds(role, scope))
+            .sandbox_session(scope, &self.bounds(role, scope), !tenant_views)
             .map_err(|e| internal(&e))?;
         if let Scope::Tenant(t) = scope {
             let tenant = TenantId::parse(t).ok_or_else(|| Problem::internal(format!("bad tenant id {t:?}")))?;
             let settings = crate::settings::load(data_dir, &tenant).map_err(|e| internal(&e))?;
-            for (name, _) in warehouse::views::VIEWS {
-                ctx.deregister_table(name).map_err(|e| internal(&e))?;
-            }
             crate::kpi_routes::lake::register_tenant_views(&ctx, &tenant, &settings)
                 .await
                 .map_err(|e| internal(&e))?;
+        }
+        if role == Role::Admin {
+            crate::audit::sql::register(&ctx, data_dir, scope).map_err(|e| internal(&e))?;
         }
         Ok(ctx)
     }

@@ -50,6 +50,10 @@ impl Server {
             .arg(data)
             .env("CXLAKE_LOG", "warn")
             .env("CXLAKE_PG_LISTEN", "off")
+            // The server exits when this pipe closes, i.e. when the test
+            // process ends, even if the `Server` is never dropped (statics).
+            .env("CXLAKE_EXIT_ON_STDIN_EOF", "1")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {

@@ -173,10 +173,13 @@ pub enum Scope {
 }
 
 impl Warehouse {
-    /// A session for user SQL: `events` and every view hold only `scope`'s
-    /// rows, every plan is bounded by `bounds`, operators share a memory
-    /// pool of `bounds.memory_bytes` (spilling to the OS temp directory).
-    pub fn sandbox_session(&self, scope: &Scope, bounds: &Bounds) -> Result<SessionContext> {
+    /// A session for user SQL: `events` (and, with `with_views`, the views
+    /// of `sql/views/` over it) hold only `scope`'s rows, every plan is
+    /// bounded by `bounds`, operators share a memory pool of
+    /// `bounds.memory_bytes` (spilling to the OS temp directory). A caller
+    /// that builds the views itself (with a tenant's settings) passes
+    /// `with_views = false`, so they are planned once.
+    pub fn sandbox_session(&self, scope: &Scope, bounds: &Bounds, with_views: bool) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("cxlake", "public");
@@ -196,7 +199,9 @@ impl Warehouse {
             Scope::Platform => events,
         };
         ctx.register_table("events", events)?;
-        views::register_views(&ctx)?;
+        if with_views {
+            views::register_views(&ctx)?;
+        }
         Ok(ctx)
     }
 }

@@ -8,8 +8,12 @@ fn log_with(n: usize) -> (tempfile::TempDir, AuditLog) {
     for i in 0..n {
         let tenant = if i % 2 == 0 { "acme" } else { "globex" };
         log.append_blocking(
-            Entry::anonymous(if i == 1 { "key.create" } else { "sql.query" }, "http", json!({ "i": i, "x": 0.1 }))
-                .on_tenant(tenant),
+            Entry::anonymous(
+                if i == 1 { "key.create" } else { "sql.query" },
+                "http",
+                json!({ "i": i, "x": 0.1 }),
+            )
+            .on_tenant(tenant),
         )
         .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -65,7 +69,9 @@ fn editing_one_record_is_detected_and_named() {
     let mut l = lines(&path);
     l[2] = l[2].replace("\"i\":2", "\"i\":7");
     write_lines(&path, &l);
-    let bad = verify(dir.path()).err().unwrap_or_else(|| panic!("the edit went unnoticed"));
+    let bad = verify(dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("the edit went unnoticed"));
     assert_eq!((bad.line, bad.seq), (3, 3), "{bad}");
     assert!(bad.reason.contains("edited"), "{bad}");
 }
@@ -81,7 +87,9 @@ fn editing_a_record_and_its_hash_is_detected_at_the_next_record() {
     v["hash"] = json!(h);
     l[1] = v.to_string();
     write_lines(&path, &l);
-    let bad = verify(dir.path()).err().unwrap_or_else(|| panic!("the edit went unnoticed"));
+    let bad = verify(dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("the edit went unnoticed"));
     assert_eq!((bad.line, bad.seq), (3, 3), "{bad}");
 }
 
@@ -92,7 +100,9 @@ fn deleting_one_record_is_detected_and_named() {
     let mut l = lines(&path);
     l.remove(1);
     write_lines(&path, &l);
-    let bad = verify(dir.path()).err().unwrap_or_else(|| panic!("the deletion went unnoticed"));
+    let bad = verify(dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("the deletion went unnoticed"));
     assert_eq!((bad.line, bad.seq), (2, 2), "{bad}");
     assert!(bad.reason.contains("deleted"), "{bad}");
 
@@ -101,7 +111,9 @@ fn deleting_one_record_is_detected_and_named() {
     let path = the_file(dir.path());
     let l = lines(&path);
     write_lines(&path, &l[1..]);
-    let bad = verify(dir.path()).err().unwrap_or_else(|| panic!("the deletion went unnoticed"));
+    let bad = verify(dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("the deletion went unnoticed"));
     assert_eq!((bad.line, bad.seq), (1, 1), "{bad}");
 }
 
