@@ -12,7 +12,7 @@ SIZES=${*:-100k 1m}
 # HEAVY_REPEAT (default 3): runs of the multi-second queries (raw SQL, DuckDB); PEER=0 skips DuckDB
 WORK=${BENCH_DIR:-$PWD/bench-data/kpis}
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p api --bin cxlake >/dev/null
-BIN=$PWD/target/release/cxlake
+BIN=${BIN:-$PWD/target/release/cxlake}
 TENANT=dragon-mart
 FROM=2026-09-01
 TO=2026-10-01

@@ -26,8 +26,6 @@ use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -157,9 +155,6 @@ impl KeyStartup {
             .session(&self.state.warehouse, &self.state.data_dir, principal.role, scope)
             .await
             .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
-        setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("setting up pg_catalog")?;
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnlyGuard),
             Arc::new(crate::audit::pg::QueryAudit::new(self.state.audit.clone(), principal, scope)),

@@ -82,10 +82,20 @@ impl Default for SqlConfig {
 }
 
 /// Builds the sessions of analyst SQL and keeps the per-tenant gates.
-#[derive(Debug)]
 pub struct SqlService {
     config: SqlConfig,
     gates: Mutex<HashMap<(String, Role), Arc<ConcurrencyGate>>>,
+    /// Planned sessions by (scope, role, the tenant's settings as stored):
+    /// planning the views costs tens of milliseconds, far more than a small
+    /// query. A session is read-only, so concurrent requests can share it;
+    /// its memory pool is then the bound of that tenant and role together.
+    sessions: Mutex<HashMap<(String, Role, String), SessionContext>>,
+}
+
+impl std::fmt::Debug for SqlService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlService").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 impl SqlService {
@@ -93,6 +103,7 @@ impl SqlService {
         Self {
             config,
             gates: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -133,20 +144,44 @@ impl SqlService {
         scope: &Scope,
     ) -> Result<SessionContext, Problem> {
         let internal = |e: &dyn std::fmt::Display| Problem::internal(e.to_string());
-        let tenant_views = matches!(scope, Scope::Tenant(_));
+        let (scope_key, settings) = match scope {
+            Scope::Tenant(t) => {
+                let tenant = TenantId::parse(t).ok_or_else(|| Problem::internal(format!("bad tenant id {t:?}")))?;
+                let settings = crate::settings::load(data_dir, &tenant).map_err(|e| internal(&e))?;
+                (t.clone(), Some((tenant, settings)))
+            }
+            Scope::Platform => ("*".to_string(), None),
+        };
+        let settings_key = settings
+            .as_ref()
+            .map(|(_, s)| serde_json::to_string(s).unwrap_or_default())
+            .unwrap_or_default();
+        let key = (scope_key, role, settings_key);
+        if let Some(ctx) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(ctx.clone());
+        }
         let ctx = warehouse
-            .sandbox_session(scope, &self.bounds(role, scope), !tenant_views)
+            .sandbox_session(scope, &self.bounds(role, scope), settings.is_none())
             .map_err(|e| internal(&e))?;
-        if let Scope::Tenant(t) = scope {
-            let tenant = TenantId::parse(t).ok_or_else(|| Problem::internal(format!("bad tenant id {t:?}")))?;
-            let settings = crate::settings::load(data_dir, &tenant).map_err(|e| internal(&e))?;
-            crate::kpi_routes::lake::register_tenant_views(&ctx, &tenant, &settings)
+        if let Some((tenant, settings)) = &settings {
+            crate::kpi_routes::lake::register_tenant_views(&ctx, tenant, settings)
                 .await
                 .map_err(|e| internal(&e))?;
         }
         if role == Role::Admin {
             crate::audit::sql::register(&ctx, data_dir, scope).map_err(|e| internal(&e))?;
         }
+        // The Postgres catalog, for tools; harmless over HTTP.
+        datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog(
+            &ctx,
+            crate::pg_server::DATABASE,
+            datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
+        )
+        .map_err(|e| internal(&e))?;
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        // Settings changed: drop the tenant's stale sessions.
+        sessions.retain(|k, _| !(k.0 == key.0 && k.1 == key.1));
+        sessions.insert(key, ctx.clone());
         Ok(ctx)
     }
 }
