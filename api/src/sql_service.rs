@@ -31,7 +31,8 @@ pub struct SqlLimits {
     pub timeout_s: f64,
     /// Rows a result may have.
     pub max_rows: usize,
-    /// Memory for operators per session (MiB); sorts and aggregates spill
+    /// Memory for operators of one tenant and role (MiB; its queries share
+    /// one cached session); sorts and aggregates spill
     /// to disk beyond it, joins fail cleanly.
     pub memory_mb: usize,
     /// Queries of one tenant that may run at once.

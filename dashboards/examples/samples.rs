@@ -256,7 +256,6 @@ fn main() -> std::io::Result<()> {
                                         "handoff"
                                     ][i]
                                 ),
-                                uses: 900 - 100 * i as u64,
                                 conversations: 800 - 90 * i as u64,
                                 csat: Some(4.1 + 0.1 * i as f64),
                                 csat_n: 200,
