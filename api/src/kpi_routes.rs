@@ -59,17 +59,15 @@ pub(crate) mod lake;
 pub(crate) mod params;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use datafusion::physical_plan::SendableRecordBatchStream;
-use futures::StreamExt;
+use crate::stream_export::StreamFormat;
 use serde_json::{Map, Value, json};
 
 use self::lake::{Constraint, KpiRow};
@@ -607,151 +605,6 @@ enum ExportFormat {
     Parquet,
 }
 
-/// A `Write` whose bytes the stream takes out after each batch.
-#[derive(Debug, Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl SharedBuf {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-impl std::io::Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Encodes record batches into one of the export formats, piece by piece.
-enum Encoder {
-    Csv { header_written: bool },
-    Ndjson,
-    Parquet(Box<datafusion::parquet::arrow::ArrowWriter<SharedBuf>>, SharedBuf),
-}
-
-impl std::fmt::Debug for Encoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Encoder::Csv { .. } => "Encoder::Csv",
-            Encoder::Ndjson => "Encoder::Ndjson",
-            Encoder::Parquet(..) => "Encoder::Parquet",
-        })
-    }
-}
-
-type EncodeResult = Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
-
-impl Encoder {
-    fn new(format: ExportFormat, schema: &arrow::datatypes::SchemaRef) -> Result<Self, Problem> {
-        Ok(match format {
-            ExportFormat::Csv => Encoder::Csv { header_written: false },
-            ExportFormat::Ndjson => Encoder::Ndjson,
-            ExportFormat::Parquet => {
-                let buf = SharedBuf::default();
-                let props = datafusion::parquet::file::properties::WriterProperties::builder()
-                    .set_compression(datafusion::parquet::basic::Compression::SNAPPY)
-                    .build();
-                let w = datafusion::parquet::arrow::ArrowWriter::try_new(buf.clone(), schema.clone(), Some(props))
-                    .map_err(internal)?;
-                Encoder::Parquet(Box::new(w), buf)
-            }
-        })
-    }
-
-    fn batch(&mut self, batch: &arrow::array::RecordBatch) -> EncodeResult {
-        match self {
-            Encoder::Csv { header_written } => {
-                let mut buf = Vec::new();
-                {
-                    let mut w = arrow::csv::WriterBuilder::new()
-                        .with_header(!*header_written)
-                        .build(&mut buf);
-                    w.write(batch)?;
-                }
-                *header_written = true;
-                Ok(buf)
-            }
-            Encoder::Ndjson => {
-                let mut buf = Vec::new();
-                {
-                    let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
-                    w.write(batch)?;
-                    w.finish()?;
-                }
-                Ok(buf)
-            }
-            Encoder::Parquet(w, buf) => {
-                w.write(batch)?;
-                // One row group per batch, so bytes can leave as they come.
-                w.flush()?;
-                Ok(buf.take())
-            }
-        }
-    }
-
-    fn finish(self, schema: &arrow::datatypes::SchemaRef) -> EncodeResult {
-        match self {
-            Encoder::Csv { header_written: false } => {
-                let mut buf = Vec::new();
-                {
-                    let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
-                    w.write(&arrow::array::RecordBatch::new_empty(schema.clone()))?;
-                }
-                Ok(buf)
-            }
-            Encoder::Csv { .. } | Encoder::Ndjson => Ok(Vec::new()),
-            Encoder::Parquet(w, buf) => {
-                w.close()?;
-                Ok(buf.take())
-            }
-        }
-    }
-}
-
-/// The state of an export stream.
-struct Export {
-    stream: SendableRecordBatchStream,
-    encoder: Option<Encoder>,
-    schema: arrow::datatypes::SchemaRef,
-}
-
-impl std::fmt::Debug for Export {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Export").field("encoder", &self.encoder).finish()
-    }
-}
-
-async fn next_chunk(mut ex: Export) -> Option<(Result<Bytes, Box<dyn std::error::Error + Send + Sync>>, Export)> {
-    loop {
-        let encoder = ex.encoder.as_mut()?;
-        match ex.stream.next().await {
-            Some(Ok(batch)) => match encoder.batch(&batch) {
-                Ok(bytes) if bytes.is_empty() => continue,
-                Ok(bytes) => return Some((Ok(Bytes::from(bytes)), ex)),
-                Err(e) => {
-                    ex.encoder = None;
-                    return Some((Err(e), ex));
-                }
-            },
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "conversation export failed mid-stream");
-                ex.encoder = None;
-                return Some((Err(Box::new(e)), ex));
-            }
-            None => {
-                let encoder = ex.encoder.take()?;
-                let bytes = encoder.finish(&ex.schema);
-                return Some((bytes.map(Bytes::from), ex));
-            }
-        }
-    }
-}
-
 async fn get_conversations(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
@@ -790,8 +643,6 @@ async fn get_conversations(
     let df = ctx.sql(&sql).await.map_err(internal)?;
     let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await.map_err(internal)?;
-    let encoder = Encoder::new(format, &schema)?;
-    state.audit.record(crate::audit::Entry::by(&principal, "export.conversations", "/v1/conversations", json!({ "from": params::rfc3339(windows.current.from), "to": params::rfc3339(windows.current.to), "format": q.get("format") })).on_tenant(tenant.as_str())).await;
     tracing::info!(
         tenant = %tenant,
         key = %principal.key_id,
@@ -799,19 +650,25 @@ async fn get_conversations(
         to = %params::rfc3339(windows.current.to),
         "conversation export"
     );
-    let body = Body::from_stream(futures::stream::unfold(
-        Export {
-            stream,
-            encoder: Some(encoder),
-            schema,
-        },
-        next_chunk,
-    ));
-    let (content_type, ext) = match format {
-        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
-        ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),
-        ExportFormat::Parquet => ("application/vnd.apache.parquet", "parquet"),
+    state
+        .audit
+        .record(
+            crate::audit::Entry::by(
+                &principal,
+                "export.conversations",
+                "/v1/conversations",
+                json!({ "from": params::rfc3339(windows.current.from), "to": params::rfc3339(windows.current.to), "format": q.get("format") }),
+            )
+            .on_tenant(tenant.as_str()),
+        )
+        .await;
+    let stream_format = match format {
+        ExportFormat::Csv => StreamFormat::Csv,
+        ExportFormat::Ndjson => StreamFormat::Ndjson,
+        ExportFormat::Parquet => StreamFormat::Parquet,
     };
+    let body = crate::stream_export::body(stream_format, schema, stream, "conversation export").map_err(internal)?;
+    let (content_type, ext) = (stream_format.content_type(), stream_format.extension());
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
