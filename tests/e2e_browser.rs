@@ -19,24 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
-use support::{BIN, Server, create_key};
+use support::{Server, create_key};
 
 const TENANT: &str = "dragon-mart";
 
-fn run(args: &[&str], data: &Path) {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env("CXLAKE_LOG", "warn")
-        .output()
-        .unwrap_or_else(|e| panic!("running {BIN} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::run_cli as run;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -14,27 +14,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{BIN, Server, create_key};
+use support::{Server, create_key};
 
 const TENANT: &str = "dragon-mart";
 
-fn run(args: &[&str], data: &Path) {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env("CXLAKE_LOG", "warn")
-        .output()
-        .unwrap_or_else(|e| panic!("running {BIN} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::run_cli as run;
 
 /// A week of generated traffic of one tenant, ingested into `data`.
 fn load_traffic(dir: &Path, data: &Path) {

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use support::{BIN, Server, create_key};
+use support::{Server, create_key};
 
 const TENANT: &str = "dragon-mart";
 const NEIGHBOUR: &str = "modehaus_eu";
@@ -55,15 +55,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let data = dir.path().join("data");
         let events = dir.path().join("events.ndjson");
-        let run = |args: &[&str]| {
-            let out = Command::new(BIN)
-                .args(args)
-                .arg("--data")
-                .arg(&data)
-                .output()
-                .unwrap_or_else(|e| panic!("{e}"));
-            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
+        let run = |args: &[&str]| support::run_cli(args, &data);
         let ev = events.to_string_lossy().to_string();
         run(&[
             "generate",

@@ -32,6 +32,23 @@ pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
         .to_string()
 }
 
+/// Runs `cxlake ARGS --data DATA` to completion; panics with its stderr
+/// when it fails.
+pub fn run_cli(args: &[&str], data: &Path) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env("CXLAKE_LOG", "warn")
+        .output()
+        .unwrap_or_else(|e| panic!("running {BIN} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running server.
 pub struct Server {
     pub child: Child,
