@@ -458,7 +458,12 @@ fn http_contract() {
             br#"{"sql":"SELECT 1 AS one"}"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status, 200, "analyst keys run SQL over their own tenant: {}", r.text());
+    assert_eq!(
+        r.status,
+        200,
+        "analyst keys run SQL over their own tenant: {}",
+        r.text()
+    );
 
     // The published schema and the metrics.
     let r = server

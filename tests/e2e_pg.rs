@@ -79,9 +79,15 @@ fn fixture() -> &'static Fixture {
         let config_s = config.to_string_lossy().to_string();
         let server = Server::start(
             &data,
-            &[("CXLAKE_PG_LISTEN", "127.0.0.1:0"), ("CXLAKE_CONFIG", config_s.as_str())],
+            &[
+                ("CXLAKE_PG_LISTEN", "127.0.0.1:0"),
+                ("CXLAKE_CONFIG", config_s.as_str()),
+            ],
         );
-        let pg = server.pg_addr.clone().unwrap_or_else(|| panic!("the server did not start the Postgres wire"));
+        let pg = server
+            .pg_addr
+            .clone()
+            .unwrap_or_else(|| panic!("the server did not start the Postgres wire"));
         Fixture {
             _dir: dir,
             server,
@@ -99,7 +105,19 @@ fn fixture() -> &'static Fixture {
 fn psql(f: &Fixture, user: &str, password: &str, args: &[&str]) -> (bool, String, String) {
     let (host, port) = f.pg.rsplit_once(':').unwrap_or_else(|| panic!("{}", f.pg));
     let out = Command::new("psql")
-        .args(["-h", host, "-p", port, "-U", user, "-d", "cxlake", "-X", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-U",
+            user,
+            "-d",
+            "cxlake",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
         .args(args)
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
@@ -135,12 +153,19 @@ fn http_sql(f: &Fixture, key: &str, sql: &str, accept: &str) -> support::Respons
 fn http_rows(f: &Fixture, key: &str, sql: &str) -> Vec<String> {
     let r = http_sql(f, key, sql, "text/csv");
     assert_eq!(r.status, 200, "{sql}: {}", r.text());
-    r.text().lines().skip(1).map(str::to_string).filter(|l| !l.is_empty()).collect()
+    r.text()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 fn count(f: &Fixture, key: &str, sql: &str) -> i64 {
     let rows = http_rows(f, key, sql);
-    rows.first().and_then(|r| r.parse().ok()).unwrap_or_else(|| panic!("{sql}: {rows:?}"))
+    rows.first()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("{sql}: {rows:?}"))
 }
 
 #[test]
@@ -229,7 +254,10 @@ fn every_sql_construct_sees_only_the_sessions_tenant() {
         &format!("SELECT count(*) FROM events WHERE tenant_id = '{TENANT}'"),
     );
     let all = count(f, &f.platform, "SELECT count(*) FROM events");
-    assert!(own > 0 && all > own, "the lake has {TENANT} and neighbours: {own} of {all}");
+    assert!(
+        own > 0 && all > own,
+        "the lake has {TENANT} and neighbours: {own} of {all}"
+    );
     let convs_own = count(
         f,
         &f.platform,
@@ -241,16 +269,23 @@ fn every_sql_construct_sees_only_the_sessions_tenant() {
         ("SELECT count(*) FROM cxlake.public.events".to_string(), own),
         ("SELECT count(*) FROM (SELECT * FROM events) e".to_string(), own),
         (
-            format!("SELECT count(*) FROM events WHERE conversation_id IN (SELECT conversation_id FROM events WHERE tenant_id = '{NEIGHBOUR}')"),
+            format!(
+                "SELECT count(*) FROM events WHERE conversation_id IN (SELECT conversation_id FROM events WHERE tenant_id = '{NEIGHBOUR}')"
+            ),
             0,
         ),
         (
-            "SELECT count(*) FROM events a JOIN events b ON a.event_id = b.event_id AND a.tenant_id = b.tenant_id".to_string(),
+            "SELECT count(*) FROM events a JOIN events b ON a.event_id = b.event_id AND a.tenant_id = b.tenant_id"
+                .to_string(),
             own,
         ),
-        ("WITH e AS (SELECT tenant_id FROM events) SELECT count(*) FROM e".to_string(), own),
         (
-            "SELECT count(*) FROM (SELECT event_id FROM events UNION ALL SELECT conversation_id FROM conversations) u".to_string(),
+            "WITH e AS (SELECT tenant_id FROM events) SELECT count(*) FROM e".to_string(),
+            own,
+        ),
+        (
+            "SELECT count(*) FROM (SELECT event_id FROM events UNION ALL SELECT conversation_id FROM conversations) u"
+                .to_string(),
             own + convs_own,
         ),
         (
@@ -264,10 +299,20 @@ fn every_sql_construct_sees_only_the_sessions_tenant() {
         assert_eq!(psql_rows(f, &sql), vec![want.to_string()], "psql: {sql}");
     }
     // A platform-wide key names a tenant as the user name, or * for all.
-    let (ok, out, err) = psql(f, NEIGHBOUR, &f.platform, &["--csv", "-t", "-c", "SELECT DISTINCT tenant_id FROM events"]);
+    let (ok, out, err) = psql(
+        f,
+        NEIGHBOUR,
+        &f.platform,
+        &["--csv", "-t", "-c", "SELECT DISTINCT tenant_id FROM events"],
+    );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), NEIGHBOUR);
-    let (ok, out, err) = psql(f, "*", &f.platform, &["--csv", "-t", "-c", "SELECT count(*) FROM events"]);
+    let (ok, out, err) = psql(
+        f,
+        "*",
+        &f.platform,
+        &["--csv", "-t", "-c", "SELECT count(*) FROM events"],
+    );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), all.to_string());
 }
@@ -307,7 +352,10 @@ fn hostile_statements_fail_cleanly_and_change_nothing() {
     // The session still has its tables, and nothing changed.
     assert_eq!(count(f, &f.analyst, "SELECT count(*) FROM events"), before);
     let (ok, out, err) = psql(f, TENANT, &f.analyst, &["-c", "\\dv"]);
-    assert!(ok && out.contains("conversations") && !out.contains("leak"), "{out}{err}");
+    assert!(
+        ok && out.contains("conversations") && !out.contains("leak"),
+        "{out}{err}"
+    );
 }
 
 #[test]
@@ -343,7 +391,10 @@ fn bounds_stop_runaway_queries_and_the_server_keeps_serving() {
     let streamed = f.server.request(
         "POST",
         "/v1/sql",
-        &[("Authorization", &format!("Bearer {}", f.third)), ("Accept", "text/csv")],
+        &[
+            ("Authorization", &format!("Bearer {}", f.third)),
+            ("Accept", "text/csv"),
+        ],
         body.as_bytes(),
     );
     assert!(streamed.is_err(), "a cut stream must not parse as a complete response");
@@ -368,9 +419,14 @@ fn concurrent_queries_per_tenant_are_limited() {
             })
         })
         .collect();
-    let results: Vec<(u16, String)> = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!())).collect();
+    let results: Vec<(u16, String)> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or_else(|_| panic!()))
+        .collect();
     assert!(
-        results.iter().any(|(s, t)| *s == 429 && t == "/problems/too-many-queries"),
+        results
+            .iter()
+            .any(|(s, t)| *s == 429 && t == "/problems/too-many-queries"),
         "limit 2: one of three is refused: {results:?}"
     );
     // Another tenant is not affected by this tenant's queries.
@@ -380,10 +436,20 @@ fn concurrent_queries_per_tenant_are_limited() {
 #[test]
 fn explain_and_explain_analyze_work() {
     let f = fixture();
-    let (ok, out, err) = psql(f, TENANT, &f.analyst, &["-c", "EXPLAIN SELECT count(*) FROM conversations"]);
+    let (ok, out, err) = psql(
+        f,
+        TENANT,
+        &f.analyst,
+        &["-c", "EXPLAIN SELECT count(*) FROM conversations"],
+    );
     assert!(ok, "{err}");
     assert!(out.contains("physical_plan") && out.contains("BoundedExec"), "{out}");
-    let (ok, out, err) = psql(f, TENANT, &f.analyst, &["-c", "EXPLAIN ANALYZE SELECT count(*) FROM events"]);
+    let (ok, out, err) = psql(
+        f,
+        TENANT,
+        &f.analyst,
+        &["-c", "EXPLAIN ANALYZE SELECT count(*) FROM events"],
+    );
     assert!(ok, "{err}");
     assert!(out.contains("output_rows"), "{out}");
 }
@@ -405,10 +471,11 @@ fn http_streams_arrow_ipc_parquet_and_ndjson() {
 
     let r = http_sql(f, &f.analyst, sql, "application/vnd.apache.parquet");
     assert_eq!(r.status, 200, "{}", r.text());
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(r.body.clone()))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(r.body.clone()))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
     let rows: usize = reader.map(|b| b.unwrap_or_else(|e| panic!("{e}")).num_rows()).sum();
     assert_eq!(rows, want.len());
 
@@ -421,7 +488,11 @@ fn http_streams_arrow_ipc_parquet_and_ndjson() {
         .collect();
     assert_eq!(lines.len(), want.len());
     assert_eq!(
-        format!("{},{}", lines[0]["conversation_id"].as_str().unwrap_or(""), lines[0]["channel"].as_str().unwrap_or("")),
+        format!(
+            "{},{}",
+            lines[0]["conversation_id"].as_str().unwrap_or(""),
+            lines[0]["channel"].as_str().unwrap_or("")
+        ),
         want[0]
     );
 }
@@ -453,7 +524,16 @@ fn catalog_queries_of_client_tools_are_answered() {
     let file = file.to_string_lossy().to_string();
     let (ok, out, err) = psql(f, TENANT, &f.analyst, &["-f", &file]);
     assert!(ok, "{err}\n{out}");
-    for want in ["cxlake", "pg_catalog", "conversations", "events", "int4", "event_id", "| VIEW", "net_amount"] {
+    for want in [
+        "cxlake",
+        "pg_catalog",
+        "conversations",
+        "events",
+        "int4",
+        "event_id",
+        "| VIEW",
+        "net_amount",
+    ] {
         assert!(out.contains(want), "{want} in {out}");
     }
 }
@@ -463,7 +543,17 @@ fn tls_when_a_certificate_is_configured() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -474,7 +564,11 @@ fn tls_when_a_certificate_is_configured() {
     let config = dir.path().join("tls.toml");
     std::fs::write(
         &config,
-        format!("pg_tls_cert = {:?}\npg_tls_key = {:?}\n", cert.display().to_string(), key.display().to_string()),
+        format!(
+            "pg_tls_cert = {:?}\npg_tls_key = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let data = dir.path().join("data");
@@ -482,12 +576,17 @@ fn tls_when_a_certificate_is_configured() {
     let config_s = config.to_string_lossy().to_string();
     let server = Server::start(
         &data,
-        &[("CXLAKE_PG_LISTEN", "127.0.0.1:0"), ("CXLAKE_CONFIG", config_s.as_str())],
+        &[
+            ("CXLAKE_PG_LISTEN", "127.0.0.1:0"),
+            ("CXLAKE_CONFIG", config_s.as_str()),
+        ],
     );
     let pg = server.pg_addr.clone().unwrap_or_else(|| panic!("no Postgres wire"));
     let (host, port) = pg.rsplit_once(':').unwrap_or_else(|| panic!("{pg}"));
     let out = Command::new("psql")
-        .arg(format!("host={host} port={port} user=acme dbname=cxlake sslmode=require"))
+        .arg(format!(
+            "host={host} port={port} user=acme dbname=cxlake sslmode=require"
+        ))
         .args(["-X", "-c", "\\conninfo"])
         .env("PGPASSWORD", &analyst)
         .output()
@@ -506,7 +605,10 @@ fn tenant_settings_shape_the_views_of_sql_sessions() {
         .request(
             "PUT",
             "/v1/settings",
-            &[("Authorization", &format!("Bearer {admin}")), ("Content-Type", "application/json")],
+            &[
+                ("Authorization", &format!("Bearer {admin}")),
+                ("Content-Type", "application/json"),
+            ],
             br#"{"hourly_rates": [{"team": "t1", "rate": 20, "currency": "EUR"}]}"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));

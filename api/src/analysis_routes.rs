@@ -156,8 +156,8 @@ async fn prepare(
 ) -> Result<Prepared, Problem> {
     // DESIGN.md: operations owns tags and quick replies; these two are
     // aggregates over them (no conversation content, no customer ids).
-    let operations_view =
-        principal.role == crate::keys::Role::Operations && matches!(analysis, Analysis::Scripts | Analysis::Bottlenecks);
+    let operations_view = principal.role == crate::keys::Role::Operations
+        && matches!(analysis, Analysis::Scripts | Analysis::Bottlenecks);
     if !operations_view {
         require_reader(principal, "reading analyses")?;
     }

@@ -250,11 +250,20 @@ async fn post_login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form
     };
     let Some(principal) = principal else {
         tracing::info!("dashboard sign-in refused: unknown key");
-        state.audit.record(crate::audit::sign_in("page", Err((key, "unknown, revoked or expired key")))).await;
+        state
+            .audit
+            .record(crate::audit::sign_in(
+                "page",
+                Err((key, "unknown, revoked or expired key")),
+            ))
+            .await;
         return refused("This key is not valid. Check that it was copied whole (cxk_…).".into());
     };
     if let Err(p) = dashboard_tenant(&principal) {
-        state.audit.record(crate::audit::sign_in("page", Err((key, &p.detail)))).await;
+        state
+            .audit
+            .record(crate::audit::sign_in("page", Err((key, &p.detail))))
+            .await;
         return refused(p.detail);
     }
     tracing::info!(key = %principal.key_id, tenant = %principal.tenant, "dashboard sign-in");

@@ -61,13 +61,13 @@ pub(crate) mod params;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
+use crate::stream_export::StreamFormat;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use crate::stream_export::StreamFormat;
 use serde_json::{Map, Value, json};
 
 use self::lake::{Constraint, KpiRow};

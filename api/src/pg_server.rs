@@ -157,7 +157,11 @@ impl KeyStartup {
             .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnlyGuard),
-            Arc::new(crate::audit::pg::QueryAudit::new(self.state.audit.clone(), principal, scope)),
+            Arc::new(crate::audit::pg::QueryAudit::new(
+                self.state.audit.clone(),
+                principal,
+                scope,
+            )),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
@@ -192,7 +196,13 @@ impl StartupHandler for KeyStartup {
                     Ok(ok) => ok,
                     Err(reason) => {
                         tracing::info!(user = ?user, %reason, "postgres login refused");
-                        self.state.audit.record(crate::audit::sign_in("postgres", Err((&pwd.password, &reason))).from_addr(client.socket_addr())).await;
+                        self.state
+                            .audit
+                            .record(
+                                crate::audit::sign_in("postgres", Err((&pwd.password, &reason)))
+                                    .from_addr(client.socket_addr()),
+                            )
+                            .await;
                         return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                             "FATAL".into(),
                             "28P01".into(),
@@ -205,7 +215,10 @@ impl StartupHandler for KeyStartup {
                     user_error("XX000", format!("cannot open a session: {e}"))
                 })?;
                 tracing::info!(key = %principal.key_id, scope = ?scope, "postgres session opened");
-                self.state.audit.record(crate::audit::sign_in("postgres", Ok(&principal)).from_addr(client.socket_addr())).await;
+                self.state
+                    .audit
+                    .record(crate::audit::sign_in("postgres", Ok(&principal)).from_addr(client.socket_addr()))
+                    .await;
                 client.session_extensions().insert(Conn { service });
                 finish_authentication(client, &DefaultServerParameterProvider::default()).await?;
             }
@@ -292,7 +305,12 @@ impl ExtendedQueryHandler for Queries {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -325,7 +343,11 @@ impl QueryParser for TenantParser {
         self.describer.get_parameter_types(stmt)
     }
 
-    fn get_result_schema(&self, stmt: &Self::Statement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         self.describer.get_result_schema(stmt, column_format)
     }
 }

@@ -285,7 +285,18 @@ async fn put_settings(
             .with_extra(json!({ "parameter": e.field }))
     })?;
     tracing::info!(tenant = %tenant, key = %principal.key_id, "tenant settings changed");
-    state.audit.record(crate::audit::Entry::by(&principal, "settings.change", "/v1/settings", serde_json::to_value(&settings).unwrap_or_default()).on_tenant(tenant.to_string())).await;
+    state
+        .audit
+        .record(
+            crate::audit::Entry::by(
+                &principal,
+                "settings.change",
+                "/v1/settings",
+                serde_json::to_value(&settings).unwrap_or_default(),
+            )
+            .on_tenant(tenant.to_string()),
+        )
+        .await;
     let data_dir = state.data_dir.clone();
     let stored = settings.clone();
     tokio::task::spawn_blocking(move || store(&data_dir, &tenant, &stored))

@@ -63,10 +63,13 @@ pub fn sql_problem(err: &DataFusionError) -> Problem {
             StatusCode::UNPROCESSABLE_ENTITY,
             "memory-limit",
             "Query needs too much memory",
-            format!("the query exceeded the memory limit of this role ({msg}); aggregate more or narrow the time range"),
+            format!(
+                "the query exceeded the memory limit of this role ({msg}); aggregate more or narrow the time range"
+            ),
         ),
         DataFusionError::Plan(msg)
-            if msg.contains("not supported") && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) =>
+            if msg.contains("not supported")
+                && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) =>
         {
             bound_problem(&BoundError::ReadOnly(msg.clone()))
         }
@@ -79,7 +82,11 @@ fn bound_problem(b: &BoundError) -> Problem {
         BoundError::ReadOnly(_) => (StatusCode::FORBIDDEN, "read-only", "Only read-only queries"),
         BoundError::Timeout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query-timeout", "Query ran too long"),
         BoundError::TooManyRows(_) => (StatusCode::UNPROCESSABLE_ENTITY, "too-many-rows", "Result too large"),
-        BoundError::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-queries", "Too many queries at once"),
+        BoundError::Busy(_) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-queries",
+            "Too many queries at once",
+        ),
     };
     Problem::new(status, kind, title, b.to_string())
 }
@@ -90,7 +97,10 @@ pub fn check_sql(sql: &str) -> Result<(), Problem> {
     if statements.len() != 1 {
         return Err(Problem::bad_request(
             "sql-error",
-            format!("send exactly one statement per request; this body has {}", statements.len()),
+            format!(
+                "send exactly one statement per request; this body has {}",
+                statements.len()
+            ),
         ));
     }
     let verdict = match &statements[0] {
@@ -157,9 +167,17 @@ async fn post_sql(
             batches.push(b.map_err(|e| sql_problem(&e))?);
         }
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        state.audit.record(crate::audit::sql_query(&principal, &scope, "http", &req.sql, Some(rows))).await;
-        let mut body =
-            warehouse::format::to_json(&schema, &batches).map_err(|e| Problem::internal(e.to_string()))?;
+        state
+            .audit
+            .record(crate::audit::sql_query(
+                &principal,
+                &scope,
+                "http",
+                &req.sql,
+                Some(rows),
+            ))
+            .await;
+        let mut body = warehouse::format::to_json(&schema, &batches).map_err(|e| Problem::internal(e.to_string()))?;
         if let serde_json::Value::Object(o) = &mut body {
             o.insert("row_count".into(), json!(rows));
             let ms = started.elapsed().as_secs_f64() * 1e3;
@@ -174,10 +192,14 @@ async fn post_sql(
         Some(Err(e)) => return Err(sql_problem(&e)),
         other => other,
     };
-    state.audit.record(crate::audit::sql_query(&principal, &scope, "http", &req.sql, None)).await;
+    state
+        .audit
+        .record(crate::audit::sql_query(&principal, &scope, "http", &req.sql, None))
+        .await;
     let rest = futures::stream::iter(first).chain(stream);
     let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rest));
-    let body = stream_export::body(format, schema, stream, "sql result").map_err(|e| Problem::internal(e.to_string()))?;
+    let body =
+        stream_export::body(format, schema, stream, "sql result").map_err(|e| Problem::internal(e.to_string()))?;
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));

@@ -95,7 +95,9 @@ pub struct SqlService {
 
 impl std::fmt::Debug for SqlService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlService").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("SqlService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 

@@ -125,7 +125,10 @@ pub struct ConcurrencyGate {
 
 impl ConcurrencyGate {
     pub fn new(max: usize) -> Self {
-        Self { max: max.max(1), active: AtomicUsize::new(0) }
+        Self {
+            max: max.max(1),
+            active: AtomicUsize::new(0),
+        }
     }
 
     fn try_enter(self: &Arc<Self>) -> Result<Permit, BoundError> {
@@ -134,7 +137,10 @@ impl ConcurrencyGate {
             if cur >= self.max {
                 return Err(BoundError::Busy(self.max));
             }
-            match self.active.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed) {
+            match self
+                .active
+                .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return Ok(Permit(self.clone())),
                 Err(now) => cur = now,
             }
@@ -217,7 +223,11 @@ struct Run {
 
 impl BoundedExec {
     fn new(input: Arc<dyn ExecutionPlan>, bounds: Bounds) -> Self {
-        Self { input, bounds, run: Arc::new(Run::default()) }
+        Self {
+            input,
+            bounds,
+            run: Arc::new(Run::default()),
+        }
     }
 }
 

@@ -91,7 +91,12 @@ pub fn check_statement(stmt: &Statement) -> Result<(), BoundError> {
 fn check_set(set: &datafusion::sql::sqlparser::ast::Set) -> Result<(), BoundError> {
     use datafusion::sql::sqlparser::ast::Set;
     match set {
-        Set::SingleAssignment { scope: None, hivevar: false, variable, .. } => {
+        Set::SingleAssignment {
+            scope: None,
+            hivevar: false,
+            variable,
+            ..
+        } => {
             let name = variable.to_string().to_ascii_lowercase();
             if CLIENT_PARAMETERS.contains(&name.as_str()) {
                 Ok(())
@@ -244,14 +249,20 @@ mod tests {
             ("CREATE TABLE x (a INT)", "CREATE TABLE"),
             ("CREATE VIEW v AS SELECT 1", "CREATE VIEW"),
             ("COPY events TO '/tmp/x.csv'", "COPY"),
-            ("SET datafusion.execution.target_partitions = 1", "SET datafusion.execution.target_partitions"),
+            (
+                "SET datafusion.execution.target_partitions = 1",
+                "SET datafusion.execution.target_partitions",
+            ),
             ("SET work_mem = '1GB'", "SET work_mem"),
             ("SELECT * INTO t FROM events", "SELECT ... INTO"),
             ("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", "INSERT"),
             ("EXPLAIN INSERT INTO t VALUES (1)", "EXPLAIN of INSERT"),
             ("DELETE FROM events", "DELETE"),
             ("UPDATE events SET a = 1", "UPDATE"),
-            ("CREATE FUNCTION f() RETURNS INT AS 'select 1' LANGUAGE SQL", "CREATE FUNCTION"),
+            (
+                "CREATE FUNCTION f() RETURNS INT AS 'select 1' LANGUAGE SQL",
+                "CREATE FUNCTION",
+            ),
         ] {
             match check(sql) {
                 Err(BoundError::ReadOnly(msg)) => assert!(msg.starts_with(what), "{sql}: {msg}"),

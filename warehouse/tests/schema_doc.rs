@@ -30,7 +30,8 @@ async fn render() -> String {
             .with_default_catalog_and_schema("cxlake", "public"),
     );
     let events = MemTable::try_new(events_schema(), vec![vec![]]).unwrap_or_else(|e| panic!("{e}"));
-    ctx.register_table("events", Arc::new(events)).unwrap_or_else(|e| panic!("{e}"));
+    ctx.register_table("events", Arc::new(events))
+        .unwrap_or_else(|e| panic!("{e}"));
     register_views(&ctx).unwrap_or_else(|e| panic!("{e}"));
     let batches = ctx
         .sql(
