@@ -341,19 +341,32 @@ async fn put(
         o.entry("key").or_insert_with(|| Value::String(key.clone()));
     }
     let definition = parse_definition(value)?;
+    save_edit(&state, &principal, tenant, key, definition).await
+}
+
+/// Stores a new draft version of `key` (PUT and PATCH), audits it and
+/// answers it.
+async fn save_edit(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    tenant: String,
+    key: String,
+    definition: ExperimentDefinition,
+) -> Result<Response, Problem> {
     let by = principal.key_id.clone();
     let now = timestamp(Utc::now());
-    let edited = update(&state, tenant, move |r| r.edit(&key, definition, &by, &now).cloned()).await?;
+    let audit_tenant = tenant.clone();
+    let edited = update(state, tenant, move |r| r.edit(&key, definition, &by, &now).cloned()).await?;
     state
         .audit
         .record(
             crate::audit::Entry::by(
-                &principal,
+                principal,
                 "experiment.edit",
                 edited.key.clone(),
                 json!({ "version": edited.version, "state": edited.state, "definition": edited.definition }),
             )
-            .on_tenant(tenant_of(&principal, &params)?),
+            .on_tenant(audit_tenant),
         )
         .await;
     Ok(experiment_response(StatusCode::OK, &edited))
@@ -379,22 +392,7 @@ async fn patch(
     let mut value = serde_json::to_value(&current.definition).map_err(|e| Problem::internal(e.to_string()))?;
     merge_patch(&mut value, &patch);
     let definition = parse_definition(value)?;
-    let by = principal.key_id.clone();
-    let now = timestamp(Utc::now());
-    let edited = update(&state, tenant, move |r| r.edit(&key, definition, &by, &now).cloned()).await?;
-    state
-        .audit
-        .record(
-            crate::audit::Entry::by(
-                &principal,
-                "experiment.edit",
-                edited.key.clone(),
-                json!({ "version": edited.version, "state": edited.state, "definition": edited.definition }),
-            )
-            .on_tenant(tenant_of(&principal, &params)?),
-        )
-        .await;
-    Ok(experiment_response(StatusCode::OK, &edited))
+    save_edit(&state, &principal, tenant, key, definition).await
 }
 
 async fn transition(

@@ -359,6 +359,8 @@ pub(crate) async fn run_overview(
 
 /// The values `dimension` takes among the snapshot's conversations started
 /// in `window` (restricted by `constraints`), and whether some have none.
+/// (The SQL reference the fast path is tested against.)
+#[cfg(test)]
 pub(crate) async fn dimension_values(
     kctx: &SessionContext,
     window: &Window,
