@@ -168,6 +168,34 @@ fn line_frame(size: ChartSize) -> Frame {
     }
 }
 
+/// Opens a horizontal chart whose x axis spans `values` and zero, with its
+/// grid lines and tick labels drawn; returns the SVG so far and the scale.
+fn open_with_value_axis(label: &str, frame: &Frame, unit: &Unit, values: &[f64], class: &str) -> (String, Scale) {
+    let lo = values.iter().copied().fold(0.0_f64, f64::min);
+    let hi = values.iter().copied().fold(0.0_f64, f64::max);
+    let ticks = ticks_for(unit, lo, hi, 4);
+    let x = Scale {
+        d0: ticks[0],
+        d1: ticks[ticks.len() - 1],
+        r0: frame.x0(),
+        r1: frame.x1(),
+    };
+    let mut out = String::new();
+    open(&mut out, label, frame.width, frame.height, class);
+    for &t in &ticks {
+        let px = x.map(t);
+        let _ = write!(
+            out,
+            r#"<line class="grid" x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}"/><text class="ax" x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            frame.y0(),
+            frame.y1(),
+            frame.y1() + 14.0,
+            escape(&format::tick(unit, t))
+        );
+    }
+    (out, x)
+}
+
 fn open(out: &mut String, label: &str, width: f64, height: f64, class: &str) {
     let label = escape(label);
     let _ = write!(
@@ -330,28 +358,7 @@ pub fn bar_chart(label: &str, bars: &[(String, f64)], unit: &Unit) -> String {
     if values.is_empty() {
         return empty_chart(label, ChartSize { width, height: 60.0 });
     }
-    let lo = values.iter().copied().fold(0.0_f64, f64::min);
-    let hi = values.iter().copied().fold(0.0_f64, f64::max);
-    let ticks = ticks_for(unit, lo, hi, 4);
-    let x = Scale {
-        d0: ticks[0],
-        d1: ticks[ticks.len() - 1],
-        r0: frame.x0(),
-        r1: frame.x1(),
-    };
-    let mut out = String::new();
-    open(&mut out, label, frame.width, frame.height, "bars");
-    for &t in &ticks {
-        let px = x.map(t);
-        let _ = write!(
-            out,
-            r#"<line class="grid" x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}"/><text class="ax" x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            frame.y0(),
-            frame.y1(),
-            frame.y1() + 14.0,
-            escape(&format::tick(unit, t))
-        );
-    }
+    let (mut out, x) = open_with_value_axis(label, &frame, unit, &values, "bars");
     let zero = x.map(0.0);
     for (i, (name, v)) in bars.iter().enumerate() {
         let top = frame.y0() + ROW * i as f64;
@@ -504,28 +511,7 @@ pub fn forest_plot(label: &str, rows: &[ForestRow], unit: &Unit) -> String {
             },
         );
     }
-    let lo = extent.iter().copied().fold(0.0_f64, f64::min);
-    let hi = extent.iter().copied().fold(0.0_f64, f64::max);
-    let ticks = ticks_for(unit, lo, hi, 4);
-    let x = Scale {
-        d0: ticks[0],
-        d1: ticks[ticks.len() - 1],
-        r0: frame.x0(),
-        r1: frame.x1(),
-    };
-    let mut out = String::new();
-    open(&mut out, label, frame.width, frame.height, "forest");
-    for &t in &ticks {
-        let px = x.map(t);
-        let _ = write!(
-            out,
-            r#"<line class="grid" x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}"/><text class="ax" x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            frame.y0(),
-            frame.y1(),
-            frame.y1() + 14.0,
-            escape(&format::tick(unit, t))
-        );
-    }
+    let (mut out, x) = open_with_value_axis(label, &frame, unit, &extent, "forest");
     let zero = x.map(0.0);
     let _ = write!(
         out,
