@@ -48,7 +48,7 @@ fn start(acme: &str, env: &[(&str, &str)]) -> Fixture {
     let data = dir.path().join("data");
     let acme_admin = create_key(&data, "acme", "admin");
     let acme_analyst = create_key(&data, "acme", "analyst");
-    let acme_agent = create_key(&data, "acme", "agent");
+    let acme_agent = support::create_key_with(&data, "acme", "agent", &["--agent", "a1"]);
     let beta_admin = create_key(&data, "beta", "admin");
     let platform_admin = create_key(&data, "*", "admin");
     let server = Server::start(&data, env);

@@ -132,9 +132,8 @@ fn forecasts_from_the_lake() {
     assert!(!bad.status.success(), "--interval 20 must fail");
 
     let service = create_key(&data, "modehaus_eu", "service");
-    let supervisor = create_key(&data, "modehaus_eu", "supervisor");
     let platform = create_key(&data, "*", "admin");
-    let agent = create_key(&data, "modehaus_eu", "agent");
+    let agent = support::create_key_with(&data, "modehaus_eu", "agent", &["--agent", "a1"]);
     let analyst = create_key(&data, "modehaus_eu", "analyst");
     let server = Server::start(&data, &[]);
 
@@ -152,6 +151,9 @@ fn forecasts_from_the_lake() {
         row[2].as_str().unwrap_or("")
     );
     let base = format!("queue={queue}&tz=Europe/Berlin&interval=30");
+    // The queue's team's supervisor (the server reads keys made while it runs).
+    let team = row[2].as_str().unwrap_or("");
+    let supervisor = support::create_key_with(&data, "modehaus_eu", "supervisor", &["--team", team]);
 
     // The spring-forward day: 46 half-hours, 01:30 followed by 03:00.
     let v = ok_json(

@@ -171,7 +171,7 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
         &admin,
         "POST",
         "/v1/keys",
-        Some(json!({ "role": "supervisor", "expires_in_days": 1 })),
+        Some(json!({ "role": "supervisor", "team": "billing", "expires_in_days": 1 })),
     );
     assert_eq!(r.status, 201, "{}", r.text());
     let sup = r.json()["key"].as_str().unwrap_or_default().to_string();
@@ -196,7 +196,7 @@ fn keys_are_managed_over_http_and_every_change_is_audited() {
         &admin,
         "POST",
         "/v1/keys",
-        Some(json!({ "role": "agent", "expires_at": "2020-01-01T00:00:00Z" })),
+        Some(json!({ "role": "agent", "agent_id": "a1", "expires_at": "2020-01-01T00:00:00Z" })),
     );
     assert_eq!(r.status, 400, "an expiry in the past is refused: {}", r.text());
 

@@ -96,7 +96,7 @@ fn start(env: &[(&str, &str)]) -> Fixture {
     let data = dir.path().join("data");
     let acme_admin = create_key(&data, "acme", "admin");
     let acme_analyst = create_key(&data, "acme", "analyst");
-    let acme_agent = create_key(&data, "acme", "agent");
+    let acme_agent = support::create_key_with(&data, "acme", "agent", &["--agent", "g1"]);
     let beta_admin = create_key(&data, "beta", "admin");
     let platform_admin = create_key(&data, "*", "admin");
     let server = Server::start(&data, env);
@@ -509,12 +509,14 @@ fn a_key_never_sees_another_tenant() {
     assert_problem(&platform.get(&format!("/v1/kpis?{day}&tenant=Acme!")), 400, "tenant");
     let p = platform.get_json(&format!("/v1/kpis?{day}&tenant=acme"));
     assert_eq!(p["kpis"], a["kpis"]);
-    // Roles: an agent key reads no KPIs.
-    assert_problem(
-        &client(&f.server, &f.acme_agent).get(&format!("/v1/kpis?{day}")),
-        403,
-        "",
-    );
+    // Roles: an agent key reads its own conversations' KPIs (g1 answered
+    // d2), never another agent's, and exports nothing.
+    let agent = client(&f.server, &f.acme_agent);
+    let own = agent.get_json(&format!("/v1/kpis?{day}"));
+    assert_eq!(own["kpis"], acme.get_json(&format!("/v1/kpis?{day}&agent=g1"))["kpis"]);
+    assert_eq!(own["kpis"]["conversations"]["n"], 1, "{own}");
+    assert_problem(&agent.get(&format!("/v1/kpis?{day}&agent=g2")), 403, "");
+    assert_problem(&agent.get(&format!("/v1/conversations?{day}")), 403, "");
 
     // The export holds the tenant's conversations only.
     let r = beta.get(&format!("/v1/conversations?{day}&format=ndjson"));

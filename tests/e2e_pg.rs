@@ -72,7 +72,7 @@ fn fixture() -> &'static Fixture {
         let config = dir.path().join("cxlake.toml");
         std::fs::write(&config, CONFIG).unwrap_or_else(|e| panic!("{e}"));
         let analyst = create_key(&data, TENANT, "analyst");
-        let agent = create_key(&data, TENANT, "agent");
+        let agent = support::create_key_with(&data, TENANT, "agent", &["--agent", "a1"]);
         let platform = create_key(&data, "*", "analyst");
         let third = create_key(&data, THIRD, "analyst");
         let neighbour = create_key(&data, NEIGHBOUR, "analyst");

@@ -1,7 +1,8 @@
 //! End to end: every route × every role, against the matrix of
 //! `docs/roles.md`.
 //!
-//! One key per role for tenant `acme` (made over `POST /v1/keys`), a few
+//! One key per role for tenant `acme` (made over `POST /v1/keys`; the
+//! supervisor's with a team, the agent's with an agent id), a few
 //! events so the data routes have something to read, then each route is
 //! called with each key: roles the matrix allows must not get 401 or 403
 //! (a 400, 404 or 422 for a deliberately minimal request is fine: the
@@ -19,6 +20,8 @@ const ROLES: [&str; 6] = ["admin", "supervisor", "agent", "operations", "analyst
 /// Who may call what. `ALL` is every role.
 const ALL: &[&str] = &ROLES;
 const READERS: &[&str] = &["admin", "supervisor", "analyst"];
+/// KPIs: the readers, and agents (their own conversations only).
+const KPI_READERS: &[&str] = &["admin", "supervisor", "agent", "analyst"];
 const ADMIN: &[&str] = &["admin"];
 const SQL: &[&str] = &["admin", "analyst"];
 const INGEST: &[&str] = &["admin", "service"];
@@ -50,7 +53,7 @@ fn api_routes() -> Vec<(&'static str, &'static str, String, &'static [&'static s
         ),
         ("POST", "/v1/stats/sample-size", "{}".into(), ALL),
         ("GET", "/v1/staffing/erlang", String::new(), ALL),
-        ("GET", "/v1/kpis", String::new(), READERS),
+        ("GET", "/v1/kpis", String::new(), KPI_READERS),
         ("GET", "/v1/conversations", String::new(), READERS),
         ("GET", "/v1/settings", String::new(), ADMIN),
         ("PUT", "/v1/settings", "{}".into(), ADMIN),
@@ -88,6 +91,8 @@ fn api_routes() -> Vec<(&'static str, &'static str, String, &'static [&'static s
         ("POST", "/v1/keys/0000000000000000/rotate", String::new(), ADMIN),
         ("DELETE", "/v1/keys/0000000000000000", String::new(), ADMIN),
         ("GET", "/v1/audit", String::new(), ADMIN),
+        ("GET", "/v1/customers/0000000000000000/export", String::new(), ADMIN),
+        ("DELETE", "/v1/customers/0000000000000000", String::new(), ADMIN),
     ]
 }
 
@@ -114,12 +119,18 @@ fn every_route_answers_each_role_as_the_matrix_says() {
 
     let mut keys = Vec::new();
     for role in ROLES {
+        let mut body = json!({ "role": role, "label": "roles test" });
+        match role {
+            "supervisor" => body["team"] = json!("t1"),
+            "agent" => body["agent_id"] = json!("a1"),
+            _ => {}
+        }
         let r = server
             .request(
                 "POST",
                 "/v1/keys",
                 &[("Authorization", &auth(&root)), ("Content-Type", "application/json")],
-                json!({ "role": role, "label": "roles test" }).to_string().as_bytes(),
+                body.to_string().as_bytes(),
             )
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status, 201, "{}", r.text());

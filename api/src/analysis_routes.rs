@@ -18,7 +18,9 @@
 //! (conversations a tag pair needs to be listed, default 5). Anything else
 //! is a 400 problem naming the parameter. Readers are the roles of
 //! `/v1/kpis`: admin, supervisor, analyst; `operations` also reads
-//! `scripts` and `bottlenecks` (quick replies and tags are its domain).
+//! `scripts` and `bottlenecks` (quick replies and tags are its domain). A
+//! supervisor key's team is forced onto the filters ([`crate::scope`]), so
+//! every figure, `channels`' "overall" included, is its team's.
 //!
 //! The SQL runs exactly as the KPIs do: in a session that holds only the
 //! tenant's rows ([`lake::tenant_session`]), over an in-memory snapshot of
@@ -105,6 +107,15 @@ enum Analysis {
 }
 
 impl Analysis {
+    /// What its SQL reads besides `conversations` (see [`lake::snapshot`]).
+    fn tables(self) -> &'static [&'static str] {
+        match self {
+            Analysis::Scripts => &["messages"],
+            Analysis::Channels => &["events"],
+            Analysis::Bottlenecks | Analysis::Traffic => &[],
+        }
+    }
+
     /// The default `min_count`, for the analyses that take one.
     fn default_min_count(self) -> Option<i64> {
         match self {
@@ -182,13 +193,24 @@ async fn prepare(
             });
         }
     }
+    let filters = crate::scope::scoped_filters(principal, filters)?;
     let settings = load_settings(state, &tenant).await?;
     let window = windows(&q, &settings)?.current;
 
-    let tctx = lake::tenant_session(&state.warehouse, &tenant, &settings)
+    // Conversations come materialized; what else the analysis reads is
+    // computed from the events since the window's start (the conversations
+    // it counts started there, so all their events are in).
+    let range = warehouse::rollups::EventRange {
+        since_us: Some(window.from.timestamp_micros()),
+        until_us: None,
+    };
+    let tctx = lake::tenant_session_in(&state.warehouse, &tenant, &settings, range)
         .await
         .map_err(internal)?;
-    let ctx = lake::snapshot(&tctx, &tenant, &settings, &window)
+    crate::kpi_routes::fast::use_materialized(&tctx, &state.warehouse, &tenant, &settings)
+        .await
+        .map_err(internal)?;
+    let ctx = lake::snapshot(&tctx, &tenant, &settings, &window, analysis.tables())
         .await
         .map_err(internal)?;
     lake::restrict_conversations(&ctx, &filters).await.map_err(internal)?;

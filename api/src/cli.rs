@@ -137,6 +137,12 @@ pub enum KeyCommand {
         /// The key stops working after this many days.
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// Supervisor keys (required): the team whose conversations the key reaches.
+        #[arg(long)]
+        team: Option<String>,
+        /// Agent keys (required): the agent id whose own conversations the key reaches.
+        #[arg(long)]
+        agent: Option<String>,
     },
     /// List keys (never their secrets): id, tenant, role, label, times, state.
     List {
@@ -218,9 +224,15 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 pub async fn open_ingestor(cfg: &Config) -> Result<Arc<Ingestor>> {
-    Ingestor::open(cfg.ingest_config(), Arc::new(Metrics::default()))
+    let ingestor = Ingestor::open(cfg.ingest_config(), Arc::new(Metrics::default()))
         .await
-        .with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))
+        .with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))?;
+    // Every way in (HTTP, webhooks, `cxlake ingest`) applies the tenant's
+    // privacy settings before the WAL.
+    ingestor
+        .privacy()
+        .set_policy_source(crate::settings::privacy_policy_source(&cfg.data_dir));
+    Ok(ingestor)
 }
 
 /// Serves until Ctrl-C or SIGTERM, then flushes the buffer into the lake.
@@ -245,6 +257,7 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
     });
     let last_used = spawn_last_used_writer(state.clone());
     start_pg(cfg, state.clone()).await?;
+    crate::kpi_routes::fast::warm(state.clone());
     if std::env::var_os("CXLAKE_EXIT_ON_STDIN_EOF").is_some() {
         // For supervisors and tests: when whoever started us goes away (our
         // stdin closes), stop — acknowledged events are in the WAL already.
@@ -538,11 +551,75 @@ async fn load_generated(ingestor: &Ingestor, args: &GenArgs, limits: &DecodeLimi
     Ok(accepted)
 }
 
+/// What a tenant of the demo would have set up itself: its reporting time
+/// zone and a labour rate (settings), and the generator's greeting
+/// experiment, registered and started when its generated traffic begins,
+/// so the dashboards answer "which greeting wins" from the first visit.
+fn demo_tenants(data_dir: &Path, gen_cfg: &datagen::GenConfig) -> Result<()> {
+    use crate::experiment_store::{Action, ExperimentDefinition, ExperimentStore, timestamp};
+    use crate::settings::{HourlyRate, TenantSettings};
+    let experiments = ExperimentStore::open(data_dir);
+    for profile in &gen_cfg.tenants {
+        let Some(tenant) = crate::tenant::TenantId::parse(&profile.tenant_id) else {
+            continue;
+        };
+        if !crate::settings::settings_path(data_dir, &tenant).exists() {
+            let rate = match profile.currency.as_str() {
+                "CNY" => 45.0,
+                "JPY" => 2500.0,
+                _ => 28.0,
+            };
+            let settings = TenantSettings {
+                time_zone: profile.timezone.name().to_string(),
+                hourly_rates: vec![HourlyRate {
+                    team: None,
+                    rate,
+                    currency: profile.currency.clone(),
+                }],
+                ..TenantSettings::default()
+            };
+            crate::settings::store(data_dir, &tenant, &settings)?;
+        }
+        let Some(exp) = gen_cfg.experiment.as_ref().filter(|_| profile.runs_experiment) else {
+            continue;
+        };
+        // The first local midnight of the generated traffic.
+        let midnight = gen_cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default();
+        let started = chrono::TimeZone::from_local_datetime(&profile.timezone, &midnight)
+            .earliest()
+            .map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&chrono::Utc));
+        let started = timestamp(started);
+        let definition: ExperimentDefinition = serde_json::from_value(serde_json::json!({
+            "key": exp.key,
+            "seed": exp.assignment_seed,
+            "kind": "greeting",
+            "description": "Friendlier bot greeting (the demo's generated experiment)",
+            "variants": exp.variants.iter().map(|v| serde_json::json!({
+                "key": v.key, "weight": v.weight, "payload": {"greeting": v.key}
+            })).collect::<Vec<_>>(),
+            "primary_metric": "conversion",
+            "guardrail_metrics": ["csat", "transfer", "frt"],
+            "planned_duration_days": gen_cfg.days
+        }))?;
+        experiments
+            .update(tenant.as_str(), |registry| {
+                if registry.get(&exp.key).is_none() {
+                    registry.create(definition, "demo", &started)?;
+                    registry.transition(&exp.key, Action::Start, "demo", &started)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| anyhow::anyhow!("registering the demo experiment of {}: {e}", tenant.as_str()))?;
+    }
+    Ok(())
+}
+
 async fn demo(cfg: &Config, args: &GenArgs) -> Result<()> {
     let ingestor = open_ingestor(cfg).await?;
     if ingestor.known_events() == 0 {
         let started = std::time::Instant::now();
         let n = load_generated(&ingestor, args, &cfg.decode_limits()).await?;
+        demo_tenants(&cfg.data_dir, &args.config())?;
         eprintln!(
             "loaded {n} events of {} days in {:.1} s",
             args.days,

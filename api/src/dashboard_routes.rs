@@ -10,16 +10,18 @@
 //! cookie on every request, so a revoked key stops working at once, and a
 //! page shows only the key's own tenant (platform-wide keys are refused:
 //! a dashboard is one tenant's). Without a valid cookie a page redirects to
-//! `/login`. Roles: those that read KPIs (admin, supervisor, analyst).
+//! `/login`. Roles: those that read KPIs (admin, supervisor, analyst). A
+//! supervisor's pages show its team only: the overview forces the team
+//! onto its filters ([`crate::scope`]), the other pages get it from the
+//! handlers they call.
 //!
 //! # Numbers
 //!
 //! The overview resolves `from`/`to` in the tenant's reporting time zone
-//! with [`kpi_routes::windows`], takes one snapshot of the span like
-//! `GET /v1/kpis` and runs `sql/kpis/overview.sql` through
-//! [`lake::run_overview`] for the period, the previous period and each
-//! bucket of the trend, so a tile equals the API's figure for the same
-//! `from`, `to` and filters. `format=csv` downloads what the page shows.
+//! with [`kpi_routes::windows`] and asks the tenant's materialized rollups
+//! ([`kpi_routes::fast`], what `GET /v1/kpis` answers from) for the
+//! period, the previous period and each bucket of the trend, so a tile
+//! equals the API's figure for the same `from`, `to` and filters. `format=csv` downloads what the page shows.
 //!
 //! The other pages (`dashboard_routes/pages.rs`) call the JSON API's own
 //! handlers in-process (`GET /v1/kpis` grouped by channel, team, agent or
@@ -40,14 +42,15 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{Days, Utc};
+use chrono::{Datelike, Days, Months, NaiveDate, Utc};
 use dashboards::{
-    Controls, ErrorData, KPI_KEYS, KpiTile, Lang, LoginData, OverviewData, PageContext, Theme, Unit, unit_of,
+    Controls, ErrorData, KPI_KEYS, KpiTile, Lang, LoginData, OverviewData, PageContext, Preset, RangePreset, Theme,
+    Unit, unit_of,
 };
 use serde::Deserialize;
 
 use crate::keys::{Principal, TenantScope};
-use crate::kpi_routes::lake::{self, Constraint, KpiRow};
+use crate::kpi_routes::lake::{Constraint, KpiRow};
 use crate::kpi_routes::params::{self, Window};
 use crate::kpi_routes::{self, MAX_GROUPS};
 use crate::problem::Problem;
@@ -274,6 +277,45 @@ async fn post_login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form
 
 // ------------------------------------------------------------ overview
 
+/// The date ranges the controls offer, for the tenant's `today`: past
+/// periods (weeks start on Monday), or for a forecast the days ahead.
+fn date_presets(today: NaiveDate, forecast: bool) -> Vec<RangePreset> {
+    let day = |n: i64| today.checked_add_signed(chrono::Duration::days(n)).unwrap_or(today);
+    let monday = day(-i64::from(today.weekday().num_days_from_monday()));
+    let first = today.with_day(1).unwrap_or(today);
+    let ranges = if forecast {
+        vec![
+            (Preset::Today, today, day(1)),
+            (Preset::Tomorrow, day(1), day(2)),
+            (Preset::Next7Days, day(1), day(8)),
+        ]
+    } else {
+        vec![
+            (Preset::Last7Days, day(-7), today),
+            (
+                Preset::LastWeek,
+                monday.checked_sub_days(Days::new(7)).unwrap_or(monday),
+                monday,
+            ),
+            (Preset::ThisMonth, first, day(1)),
+            (
+                Preset::LastMonth,
+                first.checked_sub_months(Months::new(1)).unwrap_or(first),
+                first,
+            ),
+        ]
+    };
+    let date = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    ranges
+        .into_iter()
+        .map(|(preset, from, to)| RangePreset {
+            preset,
+            from: date(from),
+            to: date(to),
+        })
+        .collect()
+}
+
 /// The query string of a page as pairs (all of them, repeated or not).
 type Pairs = Vec<(String, String)>;
 
@@ -349,6 +391,7 @@ async fn overview(
         from: week_ago.format("%Y-%m-%d").to_string(),
         to: today.format("%Y-%m-%d").to_string(),
         time_zone: settings.time_zone.clone(),
+        presets: date_presets(today, false),
         ..Controls::default()
     };
     let mut ctx = PageContext::from_query(tenant.as_str(), pairs, accept_language, &defaults);
@@ -374,6 +417,7 @@ async fn overview(
             values: Some(values),
         });
     }
+    let filters = crate::scope::scoped_filters(principal, filters)?;
     let bucket = params::Bucket::parse(ctx.controls.bucket.name()).unwrap_or(params::Bucket::Day);
     if params::bucket_count(&windows.current, bucket) > MAX_GROUPS as i64 + 2 {
         return Err(kpi_routes::param_problem(params::ParamError::new(
@@ -385,28 +429,18 @@ async fn overview(
         )));
     }
 
-    let tctx = lake::tenant_session(&state.warehouse, &tenant, &settings)
+    // The numbers of `/v1/kpis`, from the same materialized rollups.
+    let rollup = kpi_routes::fast::rollup(&state.ingestor, &state.warehouse, &tenant, &settings)
         .await
         .map_err(kpi_routes::internal)?;
-    let span = Window {
-        from: windows.previous.from,
-        to: windows.current.to,
-    };
-    let kctx = lake::snapshot(&tctx, &tenant, &settings, &span)
-        .await
-        .map_err(kpi_routes::internal)?;
+    let now_us = Utc::now().timestamp_micros();
     let filtered = !filters.is_empty();
     let run = |window: Window| {
-        let (kctx, filters) = (&kctx, &filters);
-        async move {
-            let mut rows = lake::run_overview(kctx, &window, filters)
-                .await
-                .map_err(kpi_routes::internal)?;
-            if filtered {
-                rows.retain(|r| !kpi_routes::is_time_based(r));
-            }
-            Ok::<_, Problem>(rows)
+        let mut rows = kpi_routes::fast::run_overview(&rollup, &settings, &window, &filters, !filtered, now_us);
+        if filtered {
+            rows.retain(|r| !kpi_routes::is_time_based(r));
         }
+        std::future::ready(Ok::<_, Problem>(rows))
     };
     let current = run(windows.current).await?;
     let previous = run(windows.previous).await?;
@@ -599,5 +633,29 @@ mod tests {
         assert_eq!(money_currencies(&rows), 2);
         assert_eq!(bucket_label("2026-03-01T00:00:00+01:00", false), "2026-03-01");
         assert_eq!(bucket_label("2026-03-01T09:00:00+01:00", true), "03-01 09:00");
+    }
+
+    #[test]
+    fn date_presets_are_whole_weeks_and_months_or_the_days_ahead() {
+        let wednesday = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap_or_default();
+        let ranges: Vec<(Preset, String, String)> = date_presets(wednesday, false)
+            .into_iter()
+            .map(|p| (p.preset, p.from, p.to))
+            .collect();
+        let r = |p, f: &str, t: &str| (p, f.to_string(), t.to_string());
+        assert_eq!(
+            ranges,
+            vec![
+                r(Preset::Last7Days, "2026-02-25", "2026-03-04"),
+                r(Preset::LastWeek, "2026-02-23", "2026-03-02"),
+                r(Preset::ThisMonth, "2026-03-01", "2026-03-05"),
+                r(Preset::LastMonth, "2026-02-01", "2026-03-01"),
+            ]
+        );
+        let ahead = date_presets(wednesday, true);
+        assert_eq!(
+            (ahead[1].preset, ahead[1].from.as_str(), ahead[1].to.as_str()),
+            (Preset::Tomorrow, "2026-03-05", "2026-03-06")
+        );
     }
 }

@@ -389,6 +389,8 @@ async fn lake_forecast(state: &AppState, principal: &Principal, q: &ForecastQuer
     require_reader(principal)?;
     let tenant = resolve_tenant(principal, q.tenant.as_deref())?;
     let key = QueueKey::parse(q.queue.as_deref().unwrap_or("")).map_err(|e| invalid("queue", e))?;
+    // A supervisor forecasts its team's queues only.
+    let key = crate::scope::scoped_queue(principal, key)?;
     let interval = parse_interval(q.interval.as_deref())?;
     let special = match &q.special_days {
         Some(t) => slots::parse_special_days(t).map_err(|e| invalid("special_days", e))?,

@@ -46,6 +46,8 @@ fn key_json(k: &KeyRecord) -> Value {
         "id": k.id,
         "tenant": k.tenant,
         "role": k.role,
+        "team": k.team,
+        "agent_id": k.agent_id,
         "label": k.label,
         "created_at": k.created_at,
         "expires_at": k.expires_at,
@@ -70,8 +72,13 @@ fn key_problem(e: KeyError) -> Problem {
             "Key already revoked",
             format!("key {id} is revoked; create a new key instead"),
         ),
-        e @ (KeyError::BadTenant(_) | KeyError::ExpiryInPast(_)) => {
-            Problem::bad_request("invalid-parameter", e.to_string())
+        e @ (KeyError::BadTenant(_)
+        | KeyError::ExpiryInPast(_)
+        | KeyError::MissingScope { .. }
+        | KeyError::ScopeNotForRole { .. }
+        | KeyError::BadScope { .. }) => {
+            let field = e.field();
+            Problem::bad_request("invalid-parameter", e.to_string()).with_extra(json!({ "parameter": field }))
         }
         e @ KeyError::Store { .. } => {
             tracing::error!(error = %e, "key store");
@@ -103,6 +110,10 @@ struct CreateKey {
     label: Option<String>,
     expires_in_days: Option<u32>,
     expires_at: Option<String>,
+    /// Required for supervisor keys: the team whose conversations it reaches.
+    team: Option<String>,
+    /// Required for agent keys: the agent whose own conversations it reaches.
+    agent_id: Option<String>,
 }
 
 fn expiry(in_days: Option<u32>, at: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
@@ -130,8 +141,9 @@ fn expiry(in_days: Option<u32>, at: Option<&str>) -> Result<Option<chrono::DateT
     }
 }
 
-/// `POST /v1/keys` `{"role": "analyst", "tenant"?, "label"?, "expires_in_days"? | "expires_at"?}`:
-/// 201 with the key text, shown this once.
+/// `POST /v1/keys` `{"role": "analyst", "tenant"?, "label"?, "expires_in_days"? | "expires_at"?,
+/// "team"? (supervisor: required), "agent_id"? (agent: required)}`: 201 with
+/// the key text, shown this once.
 async fn create_key(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
@@ -175,6 +187,8 @@ async fn create_key(
         role,
         label: req.label,
         expires_at,
+        team: req.team,
+        agent_id: req.agent_id,
     };
     let keys = state.clone();
     let (record, key) = blocking(move || keys.keys.create_key(new)).await?;
@@ -373,6 +387,15 @@ fn audit_cli(data_dir: &std::path::Path, action: &str, record: &KeyRecord, detai
     Ok(())
 }
 
+/// `team:T` or `agent:A` for a scoped key.
+fn scope_text(k: &KeyRecord) -> Option<String> {
+    match (&k.team, &k.agent_id) {
+        (Some(t), _) => Some(format!("team:{t}")),
+        (None, Some(a)) => Some(format!("agent:{a}")),
+        (None, None) => None,
+    }
+}
+
 /// `cxlake key create|list|rotate|revoke`; changes are audited like the
 /// API's (actor without a key, source `cli`).
 pub fn run_key_command(data_dir: &std::path::Path, command: crate::cli::KeyCommand) -> anyhow::Result<()> {
@@ -387,38 +410,54 @@ pub fn run_key_command(data_dir: &std::path::Path, command: crate::cli::KeyComma
             role,
             label,
             expires_in_days,
+            team,
+            agent,
         } => {
             let role = Role::parse(&role).with_context(|| {
                 let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
                 format!("unknown role {role:?}; one of: {}", all.join(", "))
             })?;
-            let (record, key) = store.create_key(NewKey {
-                tenant,
-                role,
-                label,
-                expires_at: days(expires_in_days)?,
-            })?;
+            let (record, key) = store
+                .create_key(NewKey {
+                    tenant,
+                    role,
+                    label,
+                    expires_at: days(expires_in_days)?,
+                    team,
+                    agent_id: agent,
+                })
+                .map_err(|e| match e {
+                    // The CLI spells the API's agent_id as --agent.
+                    KeyError::MissingScope { .. } | KeyError::ScopeNotForRole { .. } | KeyError::BadScope { .. } => {
+                        anyhow::anyhow!("{e} (--team T for supervisor keys, --agent A for agent keys)")
+                    }
+                    e => e.into(),
+                })?;
             audit_cli(data_dir, "key.create", &record, key_json(&record))?;
             eprintln!(
-                "created key {} for tenant {} with role {}",
-                record.id, record.tenant, record.role
+                "created key {} for tenant {} with role {}{}",
+                record.id,
+                record.tenant,
+                record.role,
+                scope_text(&record).map(|s| format!(" ({s})")).unwrap_or_default()
             );
             println!("{key}");
         }
         KeyCommand::List { tenant } => {
             println!(
-                "{:<16}  {:<12}  {:<10}  {:<20}  {:<20}  {:<20}  {:<7}  label",
-                "id", "tenant", "role", "created_at", "expires_at", "last_used_at", "revoked"
+                "{:<16}  {:<12}  {:<10}  {:<16}  {:<20}  {:<20}  {:<20}  {:<7}  label",
+                "id", "tenant", "role", "scope", "created_at", "expires_at", "last_used_at", "revoked"
             );
             for k in store.list()? {
                 if tenant.as_deref().is_some_and(|t| k.tenant != t) {
                     continue;
                 }
                 println!(
-                    "{:<16}  {:<12}  {:<10}  {:<20}  {:<20}  {:<20}  {:<7}  {}",
+                    "{:<16}  {:<12}  {:<10}  {:<16}  {:<20}  {:<20}  {:<20}  {:<7}  {}",
                     k.id,
                     k.tenant,
                     k.role.as_str(),
+                    scope_text(&k).unwrap_or_else(|| "-".into()),
                     k.created_at,
                     k.expires_at.as_deref().unwrap_or("-"),
                     k.last_used_at.as_deref().unwrap_or("-"),

@@ -8,6 +8,13 @@
 //! server notices a changed file on the next lookup, so `cxlake key create`
 //! works while it runs.
 //!
+//! A supervisor key carries its `team` and an agent key its `agent_id`
+//! ([`ConversationScope`]): the conversations of its tenant it reaches,
+//! forced onto every query by `crate::scope`. Both fields are optional in
+//! the file, so keys stored before they existed still load; such a
+//! supervisor or agent key reaches no conversations
+//! ([`ConversationScope::Unassigned`]).
+//!
 //! Keys may expire (`expires_at`) and be revoked (`revoked_at`, never
 //! deleted, so the audit log's key ids stay resolvable); either makes
 //! [`KeyStore::authenticate`] refuse them. Rotation creates a new key with
@@ -95,6 +102,24 @@ impl fmt::Display for TenantScope {
     }
 }
 
+/// Which conversations of its tenant a key reaches (DESIGN.md: a
+/// supervisor its team's, an agent its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConversationScope {
+    /// Every conversation of the tenant (admin, operations, analyst, service).
+    Tenant,
+    /// Those whose `team` is this one (supervisor keys).
+    Team(String),
+    /// Those whose `agent_id` (the last agent) is this one (agent keys).
+    Agent(String),
+    /// None: a supervisor or agent key stored before keys carried a team or
+    /// an agent id.
+    Unassigned,
+}
+
+/// Longest accepted `team` or `agent_id` of a key: the event contract's.
+const MAX_SCOPE_LEN: usize = ingest::contract::MAX_ID_LEN;
+
 /// One stored key (no secret, only its hash).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -117,6 +142,12 @@ pub struct KeyRecord {
     /// The key this one replaced by rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_from: Option<String>,
+    /// The team of a supervisor key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The agent of an agent key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
 }
 
 impl KeyRecord {
@@ -126,6 +157,16 @@ impl KeyRecord {
             TenantScope::All
         } else {
             TenantScope::One(self.tenant.clone())
+        }
+    }
+
+    /// The conversations this record reaches inside its tenant.
+    pub fn conversation_scope(&self) -> ConversationScope {
+        match (self.role, &self.team, &self.agent_id) {
+            (Role::Supervisor, Some(team), _) => ConversationScope::Team(team.clone()),
+            (Role::Agent, _, Some(agent)) => ConversationScope::Agent(agent.clone()),
+            (Role::Supervisor | Role::Agent, _, _) => ConversationScope::Unassigned,
+            _ => ConversationScope::Tenant,
         }
     }
 
@@ -149,6 +190,54 @@ pub struct NewKey {
     pub role: Role,
     pub label: Option<String>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Required for (and only for) supervisor keys.
+    pub team: Option<String>,
+    /// Required for (and only for) agent keys.
+    pub agent_id: Option<String>,
+}
+
+impl NewKey {
+    /// A key without a team or agent (every role but supervisor and agent).
+    pub fn unscoped(tenant: &str, role: Role) -> Self {
+        Self {
+            tenant: tenant.into(),
+            role,
+            label: None,
+            expires_at: None,
+            team: None,
+            agent_id: None,
+        }
+    }
+
+    /// Checks that the role has the scope field it needs and no other.
+    fn check_scope(&self) -> Result<(), KeyError> {
+        let fields = [
+            ("team", Role::Supervisor, &self.team),
+            ("agent_id", Role::Agent, &self.agent_id),
+        ];
+        for (field, owner, value) in fields {
+            match value {
+                None if self.role == owner => {
+                    return Err(KeyError::MissingScope { role: owner, field });
+                }
+                Some(_) if self.role != owner => {
+                    return Err(KeyError::ScopeNotForRole {
+                        role: self.role,
+                        field,
+                        owner,
+                    });
+                }
+                Some(v) if v.is_empty() || v.len() > MAX_SCOPE_LEN || v.chars().any(char::is_control) => {
+                    return Err(KeyError::BadScope {
+                        field,
+                        value: v.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Who is calling, once a key checked out.
@@ -157,6 +246,7 @@ pub struct Principal {
     pub key_id: String,
     pub tenant: TenantScope,
     pub role: Role,
+    pub conversations: ConversationScope,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +261,30 @@ pub enum KeyError {
     AlreadyRevoked(String),
     #[error("expires_at {0} is not in the future")]
     ExpiryInPast(String),
+    #[error("{field}: {role} keys need one, the {} the key reaches", if *field == "team" { "team whose conversations" } else { "agent whose own conversations" })]
+    MissingScope { role: Role, field: &'static str },
+    #[error("{field}: only {owner} keys carry one, not {role} keys")]
+    ScopeNotForRole {
+        role: Role,
+        field: &'static str,
+        owner: Role,
+    },
+    #[error("{field}: {value:?} must be 1 to {MAX_SCOPE_LEN} bytes without control characters")]
+    BadScope { field: &'static str, value: String },
+}
+
+impl KeyError {
+    /// The field of a new key the error is about, if any.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            KeyError::BadTenant(_) => Some("tenant"),
+            KeyError::ExpiryInPast(_) => Some("expires_at"),
+            KeyError::MissingScope { field, .. }
+            | KeyError::ScopeNotForRole { field, .. }
+            | KeyError::BadScope { field, .. } => Some(field),
+            KeyError::Store { .. } | KeyError::NotFound(_) | KeyError::AlreadyRevoked(_) => None,
+        }
+    }
 }
 
 #[derive(Default, Debug, Serialize, Deserialize)]
@@ -234,10 +348,8 @@ impl KeyStore {
     /// Creates a key and returns its full text (shown once, never stored).
     pub fn create(&self, tenant: &str, role: Role, label: Option<String>) -> Result<(KeyRecord, String), KeyError> {
         self.create_key(NewKey {
-            tenant: tenant.into(),
-            role,
             label,
-            expires_at: None,
+            ..NewKey::unscoped(tenant, role)
         })
     }
 
@@ -255,6 +367,7 @@ impl KeyStore {
         if new.tenant != "*" && !ingest::contract::valid_tenant_id(&new.tenant) {
             return Err(KeyError::BadTenant(new.tenant));
         }
+        new.check_scope()?;
         let now = chrono::Utc::now();
         if let Some(e) = new.expires_at.filter(|e| *e <= now) {
             return Err(KeyError::ExpiryInPast(rfc3339(e)));
@@ -272,6 +385,8 @@ impl KeyStore {
             revoked_at: None,
             last_used_at: None,
             rotated_from,
+            team: new.team,
+            agent_id: new.agent_id,
         };
         Ok((record, format!("cxk_{id}_{secret}")))
     }
@@ -343,6 +458,8 @@ impl KeyStore {
             role: old.role,
             label: old.label.clone(),
             expires_at: expires_at.or(old_expiry),
+            team: old.team.clone(),
+            agent_id: old.agent_id.clone(),
         };
         let (record, key) = self.new_record(new, Some(id.to_string()))?;
         old.revoked_at = Some(record.created_at.clone());
@@ -400,6 +517,7 @@ impl KeyStore {
             return None;
         }
         let tenant = record.scope();
+        let conversations = record.conversation_scope();
         let now = chrono::Utc::now().timestamp();
         self.last_used
             .lock()
@@ -409,6 +527,7 @@ impl KeyStore {
             key_id: record.id.clone(),
             tenant,
             role: record.role,
+            conversations,
         })
     }
 
@@ -505,10 +624,8 @@ mod tests {
         // while the key is stored makes it fail.
         let past = chrono::Utc::now() - chrono::Duration::seconds(5);
         let new = |expires_at| NewKey {
-            tenant: "acme".into(),
-            role: Role::Admin,
-            label: None,
             expires_at,
+            ..NewKey::unscoped("acme", Role::Admin)
         };
         assert!(matches!(
             store.create_key(new(Some(past))),
@@ -531,7 +648,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = KeyStore::open(dir.path());
         let (rec, key) = store
-            .create("acme", Role::Agent, None)
+            .create("acme", Role::Service, None)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(store.authenticate(&key).is_some());
         let listed = store.get(&rec.id).unwrap_or_else(|e| panic!("{e}"));
@@ -548,5 +665,65 @@ mod tests {
         assert_eq!(on_disk(&store), None, "no write per request");
         store.persist_last_used().unwrap_or_else(|e| panic!("{e}"));
         assert!(on_disk(&store).is_some());
+    }
+
+    #[test]
+    fn supervisor_and_agent_keys_carry_their_scope() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = KeyStore::open(dir.path());
+        let scoped = |role, team: Option<&str>, agent: Option<&str>| NewKey {
+            team: team.map(str::to_string),
+            agent_id: agent.map(str::to_string),
+            ..NewKey::unscoped("acme", role)
+        };
+        let field = |r: Result<(KeyRecord, String), KeyError>| r.err().and_then(|e| e.field());
+        assert_eq!(
+            field(store.create_key(scoped(Role::Supervisor, None, None))),
+            Some("team")
+        );
+        assert_eq!(
+            field(store.create_key(scoped(Role::Agent, None, None))),
+            Some("agent_id")
+        );
+        assert_eq!(
+            field(store.create_key(scoped(Role::Agent, Some("t1"), Some("a1")))),
+            Some("team"),
+            "a team on an agent key would read as a scope it does not have"
+        );
+        assert_eq!(
+            field(store.create_key(scoped(Role::Analyst, None, Some("a1")))),
+            Some("agent_id")
+        );
+        assert_eq!(
+            field(store.create_key(scoped(Role::Supervisor, Some(""), None))),
+            Some("team")
+        );
+
+        let (sup, sup_key) = store
+            .create_key(scoped(Role::Supervisor, Some("billing"), None))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = store.authenticate(&sup_key).unwrap_or_else(|| panic!("works"));
+        assert_eq!(p.conversations, ConversationScope::Team("billing".into()));
+        let (_, agent_key) = store
+            .create_key(scoped(Role::Agent, None, Some("a7")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = store.authenticate(&agent_key).unwrap_or_else(|| panic!("works"));
+        assert_eq!(p.conversations, ConversationScope::Agent("a7".into()));
+        let (rotated, _) = store.rotate(&sup.id, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rotated.team.as_deref(), Some("billing"), "rotation keeps the team");
+
+        // A file written before keys carried a scope still loads; its
+        // supervisor reaches no conversations, its analyst all of them.
+        let old = r#"{"keys": [
+            {"id": "00000000000000a1", "tenant": "acme", "role": "supervisor", "secret_sha256": "SUP", "created_at": "2026-01-01T00:00:00Z"},
+            {"id": "00000000000000a2", "tenant": "acme", "role": "analyst", "secret_sha256": "ANA", "created_at": "2026-01-01T00:00:00Z"}
+        ]}"#
+        .replace("SUP", &sha256_hex("s1"))
+        .replace("ANA", &sha256_hex("s2"));
+        let file: KeyFile = serde_json::from_str(&old).unwrap_or_else(|e| panic!("{e}"));
+        store.write_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        let scope = |k: &str| store.authenticate(k).map(|p| p.conversations);
+        assert_eq!(scope("cxk_00000000000000a1_s1"), Some(ConversationScope::Unassigned));
+        assert_eq!(scope("cxk_00000000000000a2_s2"), Some(ConversationScope::Tenant));
     }
 }

@@ -53,6 +53,14 @@
 //! `experiment_variants` joined with `|`), `ndjson` or `parquet`: the rows
 //! of the `conversations` view started in the window, ordered by
 //! `started_at`, streamed batch by batch.
+//!
+//! # Scoped keys
+//!
+//! A supervisor key reads only its team's conversations and an agent key
+//! (KPIs only) its own: [`crate::scope`] forces `team=` / `agent=` onto the
+//! filters of both endpoints, and a request that names another team or
+//! agent gets 403. The forced filter shows in `filters` of the answer and,
+//! like any filter, leaves out the time-based keys.
 
 pub(crate) mod fast;
 pub(crate) mod lake;
@@ -334,7 +342,10 @@ pub(crate) async fn get_kpis(
     axum::Extension(principal): axum::Extension<Principal>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    require_reader(&principal, "reading KPIs")?;
+    // Agents read KPIs too: their own conversations' (see `crate::scope`).
+    if principal.role != Role::Agent {
+        require_reader(&principal, "reading KPIs")?;
+    }
     let mut accepted = vec!["from", "to", "tenant", "group_by", "format"];
     accepted.extend(Dimension::ALL.iter().map(|d| d.name()));
     let q = query_map(query, &accepted)?;
@@ -353,6 +364,7 @@ pub(crate) async fn get_kpis(
             });
         }
     }
+    let filters = crate::scope::scoped_filters(&principal, filters)?;
     let settings = load_settings(&state, &tenant).await?;
     let windows = windows(&q, &settings)?;
     let tz = settings.tz();
@@ -613,6 +625,7 @@ async fn get_conversations(
     require_reader(&principal, "exporting conversations")?;
     let q = query_map(query, &["from", "to", "tenant", "format"])?;
     let tenant = resolve_tenant(&principal, q.get("tenant").map(String::as_str))?;
+    let scope = crate::scope::scoped_filters(&principal, Vec::new())?;
     let format = match q.get("format").map(String::as_str) {
         None | Some("csv") => ExportFormat::Csv,
         Some("ndjson") => ExportFormat::Ndjson,
@@ -635,8 +648,10 @@ async fn get_conversations(
     } else {
         "*"
     };
+    let scoped = lake::constraints_predicate(&ctx, &scope, "conversations").map_err(internal)?;
     let sql = format!(
-        "SELECT {columns} FROM conversations WHERE started_at >= {} AND started_at < {} ORDER BY started_at, conversation_id",
+        "SELECT {columns} FROM conversations WHERE started_at >= {} AND started_at < {} AND {scoped} \
+         ORDER BY started_at, conversation_id",
         lake::ts_literal(windows.current.from),
         lake::ts_literal(windows.current.to)
     );
@@ -657,7 +672,12 @@ async fn get_conversations(
                 &principal,
                 "export.conversations",
                 "/v1/conversations",
-                json!({ "from": params::rfc3339(windows.current.from), "to": params::rfc3339(windows.current.to), "format": q.get("format") }),
+                json!({
+                    "from": params::rfc3339(windows.current.from),
+                    "to": params::rfc3339(windows.current.to),
+                    "format": q.get("format"),
+                    "filters": scope.iter().map(|c| (c.dimension.name().to_string(), json!(c.values))).collect::<Map<String, Value>>(),
+                }),
             )
             .on_tenant(tenant.as_str()),
         )

@@ -51,6 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::forecast_routes::routes())
         .merge(crate::experiment_routes::routes())
         .merge(crate::key_routes::routes())
+        .merge(crate::gdpr_routes::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -221,6 +222,8 @@ async fn post_events(
     let body = json!({
         "accepted": outcome.accepted,
         "duplicates": outcome.duplicate_lines.len(),
+        // Events of an erased customer or conversation: dropped, not stored.
+        "erased": outcome.erased_lines.len(),
         "rejected_lines": rejected_lines,
         "rejected": rejected,
     });
@@ -296,7 +299,7 @@ async fn post_chatwoot(
         )
     })?;
     Ok(
-        axum::Json(json!({ "accepted": outcome.accepted, "duplicates": outcome.duplicate_lines.len() }))
+        axum::Json(json!({ "accepted": outcome.accepted, "duplicates": outcome.duplicate_lines.len(), "erased": outcome.erased_lines.len() }))
             .into_response(),
     )
 }

@@ -6,6 +6,12 @@
 //! | `sla_target_s` | 120 | `sla_attainment`, `conversations.sla_met` |
 //! | `attribution_window_days` | 7 | attributing orders without `conversation_id` |
 //! | `hourly_rates` | none | `labor_cost`, `cost_per_conversation` |
+//! | `free_text` | `store` | CSAT comments and message text at rest: `store`, `encrypt` (AES-256-GCM, tenant key) or `drop` |
+//! | `pseudonymize_customer_ids` | `false` | `customer_id` and `unit_id` replaced by a keyed hash at ingest |
+//!
+//! The last two are applied at ingest, before the write-ahead log (see
+//! `ingest::privacy` and `docs/gdpr.md`); they change what is stored from
+//! then on, not what was stored before.
 //!
 //! `hourly_rates` is a list of `{"team": "t1", "rate": 20.0, "currency": "EUR"}`;
 //! an entry without `team` is the rate of every team without its own entry.
@@ -28,6 +34,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use ingest::privacy::{FreeText, PolicySource, PrivacyPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -48,6 +55,10 @@ pub struct TenantSettings {
     pub attribution_window_days: u32,
     /// Hourly labour rate per team; `team` absent = every other team.
     pub hourly_rates: Vec<HourlyRate>,
+    /// What happens to free text (CSAT comments, message text) at ingest.
+    pub free_text: FreeText,
+    /// Replace customer ids (and experiment unit ids) by a keyed hash at ingest.
+    pub pseudonymize_customer_ids: bool,
 }
 
 /// The hourly labour rate of one team (or, without `team`, the default).
@@ -68,6 +79,8 @@ impl Default for TenantSettings {
             sla_target_s: 120.0,
             attribution_window_days: 7,
             hourly_rates: Vec::new(),
+            free_text: FreeText::Store,
+            pseudonymize_customer_ids: false,
         }
     }
 }
@@ -147,6 +160,14 @@ impl TenantSettings {
         parse_time_zone(&self.time_zone).unwrap_or_else(|_| utc())
     }
 
+    /// The rules for personal data at ingest.
+    pub fn privacy_policy(&self) -> PrivacyPolicy {
+        PrivacyPolicy {
+            free_text: self.free_text,
+            pseudonymize_customer_ids: self.pseudonymize_customer_ids,
+        }
+    }
+
     /// The SLA target in whole microseconds, the unit of the lake's timestamps.
     pub fn sla_target_us(&self) -> i64 {
         (self.sla_target_s * 1e6).round() as i64
@@ -222,6 +243,58 @@ pub fn store(data_dir: &Path, tenant: &TenantId, settings: &TenantSettings) -> R
     body.push(b'\n');
     let _guard = WRITE_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     crate::fsutil::write_atomic(&path, &body).map_err(io)
+}
+
+/// Where the ingest pipeline gets each tenant's privacy policy: the
+/// settings file, re-read only when it changed (its modification time and
+/// length are compared on each call, a `stat` per tenant per batch). An
+/// unreadable file means the strictest policy rather than a silent
+/// "store everything".
+pub fn privacy_policy_source(data_dir: &Path) -> PolicySource {
+    // Identity of the file as last read: modified time, length and (a
+    // rename replaces the file) inode.
+    type Stamp = (Option<std::time::SystemTime>, u64, u64);
+    fn stamp(m: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(m);
+        #[cfg(not(unix))]
+        let ino = 0;
+        (m.modified().ok(), m.len(), ino)
+    }
+    let data_dir = data_dir.to_path_buf();
+    let cache: std::sync::Mutex<std::collections::HashMap<String, (Stamp, PrivacyPolicy)>> = Default::default();
+    Arc::new(move |tenant: &str| {
+        let Some(t) = TenantId::parse(tenant) else {
+            return PrivacyPolicy::default();
+        };
+        let path = settings_path(&data_dir, &t);
+        let now = match std::fs::metadata(&path) {
+            Ok(m) => Some(stamp(&m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PrivacyPolicy::default(),
+            Err(_) => None,
+        };
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(now), Some((seen, policy))) = (now, cache.get(tenant))
+            && now == *seen
+            && now.0.is_some()
+        {
+            return *policy;
+        }
+        let policy = match load(&data_dir, &t) {
+            Ok(s) => s.privacy_policy(),
+            Err(e) => {
+                tracing::error!(error = %e, "tenant settings unreadable; dropping free text and pseudonymizing ids");
+                PrivacyPolicy {
+                    free_text: FreeText::Drop,
+                    pseudonymize_customer_ids: true,
+                }
+            }
+        };
+        if let Some(now) = now {
+            cache.insert(tenant.to_string(), (now, policy));
+        }
+        policy
+    })
 }
 
 /// `GET /v1/settings` and `PUT /v1/settings`, admin keys only.

@@ -170,6 +170,11 @@ impl SqlService {
             crate::kpi_routes::lake::register_tenant_views(&ctx, tenant, settings)
                 .await
                 .map_err(|e| internal(&e))?;
+            // `conversations` from the materialized rows, kept current
+            // per query (the view over events is what computes them).
+            crate::kpi_routes::fast::use_materialized(&ctx, warehouse, tenant, settings)
+                .await
+                .map_err(|e| internal(&e))?;
         }
         if role == Role::Admin {
             crate::audit::sql::register(&ctx, data_dir, scope).map_err(|e| internal(&e))?;

@@ -367,7 +367,7 @@ pub fn bar_chart(label: &str, bars: &[(String, f64)], unit: &Unit) -> String {
             r#"<text class="lbl" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
             frame.x0() - 6.0,
             top + ROW / 2.0 + 4.0,
-            escape(&truncate(name, 15))
+            escape(&truncate(name, 14))
         );
         let Some(v) = finite(*v) else { continue };
         let (a, b) = (zero.min(x.map(v)), zero.max(x.map(v)));
@@ -460,6 +460,8 @@ pub enum Tone {
     Worse,
     /// Not significant.
     Neutral,
+    /// Neither good nor bad: just the figure.
+    Plain,
 }
 
 impl Tone {
@@ -468,6 +470,7 @@ impl Tone {
             Tone::Better => "better",
             Tone::Worse => "worse",
             Tone::Neutral => "neutral",
+            Tone::Plain => "plain",
         }
     }
 }
@@ -561,6 +564,69 @@ pub fn forest_plot(label: &str, rows: &[ForestRow], unit: &Unit) -> String {
                 escape(&text)
             );
         }
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// One estimate with its interval as a bar for a table cell: the interval
+/// as a line over `domain` (the same for every row of a column, so rows
+/// compare by eye), the estimate as a square; a hairline marks `reference`
+/// (e.g. the overall figure). Muted rows (`Tone::Neutral`) are those to
+/// read as anecdotes.
+pub fn interval_bar(
+    label: &str,
+    estimate: Option<f64>,
+    interval: Option<(f64, f64)>,
+    domain: (f64, f64),
+    reference: Option<f64>,
+    tone: Tone,
+) -> String {
+    const W: f64 = 160.0;
+    const H: f64 = 16.0;
+    let x = Scale {
+        d0: domain.0,
+        d1: domain.1,
+        r0: 4.0,
+        r1: W - 4.0,
+    };
+    let clamp = |v: f64| x.map(v.clamp(domain.0.min(domain.1), domain.0.max(domain.1)));
+    let mut out = String::new();
+    open(&mut out, label, W, H, "ib");
+    let _ = write!(
+        out,
+        r#"<line class="grid" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/>"#,
+        x.r0,
+        H / 2.0,
+        x.r1,
+        H / 2.0
+    );
+    if let Some(r) = reference.and_then(finite) {
+        let _ = write!(
+            out,
+            r#"<line class="zero" x1="{0:.1}" y1="1" x2="{0:.1}" y2="{1:.1}"/>"#,
+            clamp(r),
+            H - 1.0
+        );
+    }
+    let tone = tone.class();
+    if let Some((a, b)) = interval.filter(|(a, b)| a.is_finite() && b.is_finite()) {
+        let _ = write!(
+            out,
+            r#"<line class="ci {tone}" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/>"#,
+            clamp(a),
+            H / 2.0,
+            clamp(b),
+            H / 2.0
+        );
+    }
+    if let Some(e) = estimate.and_then(finite) {
+        let _ = write!(
+            out,
+            r#"<rect class="est {tone}" x="{:.1}" y="{:.1}" width="7" height="7"/>"#,
+            clamp(e) - 3.5,
+            H / 2.0 - 3.5
+        );
     }
     out.push_str("</svg>");
     out

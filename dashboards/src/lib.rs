@@ -68,10 +68,10 @@ pub use kpi::{
 };
 pub use pages::{
     AgentRow, BreakdownRow, BreakdownStats, ChannelsData, DecisionSummary, ErrorData, ExperimentResultData,
-    ExperimentSummary, ExperimentsData, KpiTile, LoginData, MetricResult, OverviewData, ScriptKind, ScriptRow,
-    ScriptsData, SrmCheck, StaffingData, StaffingInterval, TagPair, TagsData, TeamsData, TrafficData,
+    ExperimentSummary, ExperimentsData, KeyTrend, KpiTile, LoginData, MetricResult, OverviewData, ScriptKind,
+    ScriptRow, ScriptsData, SrmCheck, StaffingData, StaffingInterval, TagPair, TagsData, TeamsData, TrafficData,
     VariantComparison, VariantShare, Verdict, render_channels, render_error, render_experiment_result,
     render_experiments, render_login, render_overview, render_scripts, render_staffing, render_tags, render_teams,
     render_traffic,
 };
-pub use shell::{Bucket, Controls, Dimension, Page, PageContext, Theme};
+pub use shell::{Bucket, Controls, Dimension, Page, PageContext, Preset, RangePreset, Theme};

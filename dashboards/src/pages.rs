@@ -10,8 +10,8 @@ mod traffic;
 
 pub use auth::{ErrorData, LoginData, render_error, render_login};
 pub use breakdowns::{
-    AgentRow, BreakdownRow, BreakdownStats, ChannelsData, ScriptKind, ScriptRow, ScriptsData, TagPair, TagsData,
-    TeamsData, render_channels, render_scripts, render_tags, render_teams,
+    AgentRow, BreakdownRow, BreakdownStats, ChannelsData, KeyTrend, ScriptKind, ScriptRow, ScriptsData, TagPair,
+    TagsData, TeamsData, render_channels, render_scripts, render_tags, render_teams,
 };
 pub use experiments::{
     DecisionSummary, ExperimentResultData, ExperimentSummary, ExperimentsData, MetricResult, SrmCheck,

@@ -70,9 +70,12 @@ impl Dimension {
     }
 }
 
-/// The time bucket of trends.
+/// The time bucket of trends, or the interval of a staffing forecast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Bucket {
+    /// Staffing intervals (`GET /v1/forecast/staffing`'s `interval`).
+    Minutes15,
+    Minutes30,
     Hour,
     #[default]
     Day,
@@ -81,11 +84,26 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 4] = [Bucket::Hour, Bucket::Day, Bucket::Week, Bucket::Month];
+    pub const ALL: [Bucket; 6] = [
+        Bucket::Minutes15,
+        Bucket::Minutes30,
+        Bucket::Hour,
+        Bucket::Day,
+        Bucket::Week,
+        Bucket::Month,
+    ];
 
-    /// The URL value (also `GET /v1/kpis`'s `group_by` bucket name).
+    /// The buckets of KPI trends (`GET /v1/kpis`'s time `group_by`).
+    pub const TRENDS: [Bucket; 4] = [Bucket::Hour, Bucket::Day, Bucket::Week, Bucket::Month];
+
+    /// The intervals of a staffing forecast.
+    pub const INTERVALS: [Bucket; 2] = [Bucket::Minutes15, Bucket::Minutes30];
+
+    /// The URL value (for trends also `GET /v1/kpis`'s `group_by` bucket name).
     pub fn name(self) -> &'static str {
         match self {
+            Bucket::Minutes15 => "15min",
+            Bucket::Minutes30 => "30min",
             Bucket::Hour => "hour",
             Bucket::Day => "day",
             Bucket::Week => "week",
@@ -97,8 +115,25 @@ impl Bucket {
         Bucket::ALL.into_iter().find(|b| b.name() == s)
     }
 
+    /// Minutes of a staffing interval; `None` for a trend bucket.
+    pub fn interval_minutes(self) -> Option<u32> {
+        match self {
+            Bucket::Minutes15 => Some(15),
+            Bucket::Minutes30 => Some(30),
+            _ => None,
+        }
+    }
+
+    /// Whether `other` is a choice of the same control (a trend bucket for
+    /// a trend bucket, an interval for an interval).
+    fn same_kind(self, other: Bucket) -> bool {
+        self.interval_minutes().is_some() == other.interval_minutes().is_some()
+    }
+
     fn label(self, s: &Strings) -> &'static str {
         match self {
+            Bucket::Minutes15 => s.minutes_15,
+            Bucket::Minutes30 => s.minutes_30,
             Bucket::Hour => s.hour,
             Bucket::Day => s.day,
             Bucket::Week => s.week,
@@ -145,6 +180,33 @@ impl Theme {
     }
 }
 
+/// A named date range the controls offer as a one-click link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Last7Days,
+    LastWeek,
+    ThisMonth,
+    LastMonth,
+    Today,
+    Tomorrow,
+    Next7Days,
+}
+
+impl Preset {
+    fn label(self, s: &Strings) -> &'static str {
+        s.presets[self as usize]
+    }
+}
+
+/// A preset with its dates (`from` inclusive, `to` exclusive), worked out
+/// by the caller (the pages have no clock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangePreset {
+    pub preset: Preset,
+    pub from: String,
+    pub to: String,
+}
+
 /// The view a page shows, as the controls form and the URL carry it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Controls {
@@ -160,6 +222,8 @@ pub struct Controls {
     pub filters: Vec<(Dimension, String)>,
     /// Values to suggest per dimension (a `<datalist>`); may be empty.
     pub suggestions: Vec<(Dimension, Vec<String>)>,
+    /// Date ranges offered as links next to the date fields; may be empty.
+    pub presets: Vec<RangePreset>,
 }
 
 impl Controls {
@@ -210,8 +274,10 @@ impl PageContext {
     /// [`Dimension`], `lang`, `theme`), the language negotiated from `lang=`
     /// and `accept_language`. A parameter that is absent, empty or not
     /// understood takes its value from `defaults` (the server's choice of
-    /// period and the tenant's time zone); other parameters (`format`) are
-    /// the caller's. The last of repeated parameters wins.
+    /// period and the tenant's time zone); so does a `bucket` of the other
+    /// kind than `defaults.bucket` (a staffing interval on a trend page, or
+    /// the reverse). Other parameters (`format`) are the caller's. The last
+    /// of repeated parameters wins.
     pub fn from_query(
         tenant: &str,
         pairs: &[(String, String)],
@@ -240,7 +306,10 @@ impl PageContext {
             controls: Controls {
                 from: get("from").map_or_else(|| defaults.from.clone(), str::to_string),
                 to: get("to").map_or_else(|| defaults.to.clone(), str::to_string),
-                bucket: get("bucket").and_then(Bucket::parse).unwrap_or(defaults.bucket),
+                bucket: get("bucket")
+                    .and_then(Bucket::parse)
+                    .filter(|b| b.same_kind(defaults.bucket))
+                    .unwrap_or(defaults.bucket),
                 time_zone: get("tz").map_or_else(|| defaults.time_zone.clone(), str::to_string),
                 filters: if filters.is_empty() {
                     defaults.filters.clone()
@@ -248,6 +317,7 @@ impl PageContext {
                     filters
                 },
                 suggestions: defaults.suggestions.clone(),
+                presets: defaults.presets.clone(),
             },
         }
     }
@@ -318,6 +388,33 @@ impl Page {
             Page::Experiments => "/experiments",
             Page::Staffing => "/staffing",
         }
+    }
+
+    /// The choices of the page's bucket control: trend buckets where the
+    /// page draws trends, intervals on staffing, none where time is not
+    /// an axis (the heatmap is weekday × hour by definition; scripts and
+    /// experiments compare totals over the period).
+    pub fn buckets(self) -> &'static [Bucket] {
+        match self {
+            Page::Overview | Page::Channels | Page::TeamsAgents | Page::Tags => &Bucket::TRENDS,
+            Page::Staffing => &Bucket::INTERVALS,
+            Page::Traffic | Page::Scripts | Page::Experiments => &[],
+        }
+    }
+
+    /// The bucket a page shows when the URL names none of its choices.
+    pub fn default_bucket(self) -> Bucket {
+        match self {
+            Page::Staffing => Bucket::Minutes30,
+            _ => Bucket::Day,
+        }
+    }
+
+    /// Whether the time zone is the view's choice. Elsewhere it is the
+    /// tenant's reporting zone (the KPI and analysis APIs' windows), shown
+    /// read-only.
+    pub fn time_zone_editable(self) -> bool {
+        self == Page::Staffing
     }
 
     pub fn title(self, s: &Strings) -> &'static str {
@@ -422,13 +519,14 @@ pub(crate) fn render(frame: &Frame<'_>, main: &str) -> String {
         } else {
             ""
         };
-        // Staffing's dates are a forecast horizon (tomorrow by default), the
-        // other pages' a past period: the date range does not cross between them.
+        // Staffing's dates are a forecast horizon (tomorrow by default) and
+        // its bucket an interval, the other pages' a past period and a trend
+        // bucket: neither crosses between them.
         let link = if (page == Page::Staffing) != (frame.page == Page::Staffing) {
             let pairs: Vec<(String, String)> = ctx
                 .query_pairs()
                 .into_iter()
-                .filter(|(k, _)| k != "from" && k != "to")
+                .filter(|(k, _)| k != "from" && k != "to" && k != "bucket" && k != "tz")
                 .collect();
             href(page.path(), &pairs)
         } else {
@@ -443,7 +541,7 @@ pub(crate) fn render(frame: &Frame<'_>, main: &str) -> String {
     }
     b.push_str("</nav>");
     if frame.controls {
-        controls_form(&mut b, ctx, frame.path);
+        controls_form(&mut b, ctx, frame.page, frame.path);
     }
     let _ = write!(b, r#"<main><div class="head"><h1>{}</h1>"#, escape(frame.heading));
     if frame.controls {
@@ -473,7 +571,7 @@ fn switch_link(out: &mut String, url: &str, label: &str, current: bool, hreflang
     let _ = write!(out, r#"<a href="{}"{cur}{hl}>{}</a>"#, escape(url), escape(label));
 }
 
-fn controls_form(b: &mut String, ctx: &PageContext, path: &str) {
+fn controls_form(b: &mut String, ctx: &PageContext, page: Page, path: &str) {
     let s = ctx.strings();
     let c = &ctx.controls;
     let _ = write!(
@@ -484,28 +582,69 @@ fn controls_form(b: &mut String, ctx: &PageContext, path: &str) {
     );
     let _ = write!(
         b,
-        r#"<label>{}<input type="date" name="from" value="{}"></label><label>{}<input type="date" name="to" value="{}"></label><label>{}<select name="bucket">"#,
+        r#"<label>{}<input type="date" name="from" value="{}"></label><label>{}<input type="date" name="to" value="{}"></label>"#,
         escape(s.from),
         escape(&c.from),
         escape(s.to),
         escape(&c.to),
-        escape(s.bucket)
     );
-    for bucket in Bucket::ALL {
-        let sel = if bucket == c.bucket { " selected" } else { "" };
+    let buckets = page.buckets();
+    if buckets.is_empty() {
+        // Kept for the pages that have the control.
+        let _ = write!(b, r#"<input type="hidden" name="bucket" value="{}">"#, c.bucket.name());
+    } else {
+        let label = if page == Page::Staffing { s.interval } else { s.bucket };
+        let _ = write!(b, r#"<label>{}<select name="bucket">"#, escape(label));
+        for &bucket in buckets {
+            let sel = if bucket == c.bucket { " selected" } else { "" };
+            let _ = write!(
+                b,
+                r#"<option value="{}"{sel}>{}</option>"#,
+                bucket.name(),
+                escape(bucket.label(s))
+            );
+        }
+        b.push_str("</select></label>");
+    }
+    if page.time_zone_editable() {
         let _ = write!(
             b,
-            r#"<option value="{}"{sel}>{}</option>"#,
-            bucket.name(),
-            escape(bucket.label(s))
+            r#"<label>{}<input type="text" name="tz" value="{}" placeholder="Asia/Shanghai" autocomplete="off"></label></div>"#,
+            escape(s.time_zone),
+            escape(&c.time_zone)
+        );
+    } else {
+        let _ = write!(
+            b,
+            r#"<label>{}<input type="text" name="tz" value="{}" readonly title="{}"></label></div>"#,
+            escape(s.time_zone),
+            escape(&c.time_zone),
+            escape(s.time_zone_of_tenant)
         );
     }
-    let _ = write!(
-        b,
-        r#"</select></label><label>{}<input type="text" name="tz" value="{}" placeholder="Asia/Shanghai" autocomplete="off"></label></div>"#,
-        escape(s.time_zone),
-        escape(&c.time_zone)
-    );
+    if !c.presets.is_empty() {
+        let _ = write!(b, r#"<p class="presets" aria-label="{}">"#, escape(s.quick_ranges));
+        for p in &c.presets {
+            let mut pairs: Vec<(String, String)> = ctx
+                .query_pairs()
+                .into_iter()
+                .filter(|(k, _)| k != "from" && k != "to")
+                .collect();
+            pairs.splice(0..0, [("from".into(), p.from.clone()), ("to".into(), p.to.clone())]);
+            let cur = if p.from == c.from && p.to == c.to {
+                r#" aria-current="true""#
+            } else {
+                ""
+            };
+            let _ = write!(
+                b,
+                r#"<a href="{}"{cur}>{}</a>"#,
+                escape(&href(path, &pairs)),
+                escape(p.preset.label(s))
+            );
+        }
+        b.push_str("</p>");
+    }
     // Collapsed even when filters are active (they would push the page
     // below the fold on a phone); the summary names them instead.
     let active: Vec<String> = c
@@ -631,6 +770,12 @@ const CSS: &str = concat!(
     ".forest text{font-size:13px}",
     ".ramp{display:inline-block;width:120px;height:10px;border-radius:2px;vertical-align:middle;",
     "background:linear-gradient(to right,var(--band),var(--accent))}",
+    ".chart.ib{display:inline-block;width:160px;max-width:40vw;height:auto;margin:0;vertical-align:middle}",
+    ".chart.ib .ci{stroke-width:3}.chart .ci.plain{stroke:var(--accent)}.chart .est.plain{fill:var(--accent)}.mini h3{font-size:13px;margin:0;font-weight:600}",
+    ".few{color:var(--muted);font-size:11px}.extremes{display:flex;flex-wrap:wrap;gap:4px 16px;margin:0 0 8px}",
+    ".presets{display:flex;flex-wrap:wrap;gap:4px 12px;margin:0;font-size:13px}",
+    ".presets a[aria-current]{font-weight:650;text-decoration:none;color:var(--fg)}",
+    ".controls input[readonly]{color:var(--muted);background:transparent}",
     ".login{max-width:420px;margin:10vh auto;padding:24px;display:grid;gap:12px}",
     ".login label{display:grid;gap:4px}.login .switch{justify-self:start}.err{color:var(--bad)}",
     "@media (max-width:600px){main{padding:8px 10px 24px}.top,.pages,.controls{padding-left:10px;padding-right:10px}",

@@ -136,21 +136,23 @@ fn writer_properties() -> WriterProperties {
 /// Appends the (already sorted) batch and records `through_seq` as the
 /// WAL checkpoint, atomically. Creates the table on first use.
 pub async fn append(url: &Url, table: Option<DeltaTable>, batch: RecordBatch, through_seq: u64) -> Result<DeltaTable> {
-    let table = match table {
-        Some(t) => t,
+    let (table, creating) = match table {
+        Some(t) => (t, false),
         // First flush: an unloaded handle; the write creates the table.
-        None => deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?,
+        None => (deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?, true),
     };
     let commit =
         CommitProperties::default().with_application_transaction(Transaction::new(WAL_APP_ID, through_seq as i64));
-    let table = table
+    let mut write = table
         .write(vec![batch])
         .with_save_mode(SaveMode::Append)
         .with_partition_columns(PARTITION_COLUMNS)
         .with_writer_properties(writer_properties())
-        .with_commit_properties(commit)
-        .await?;
-    Ok(table)
+        .with_commit_properties(commit);
+    if creating {
+        write = write.with_configuration([(STATS_COLUMNS_PROPERTY, Some(STATS_COLUMNS))]);
+    }
+    Ok(write.await?)
 }
 
 /// Shared handle type for a loaded table version.
@@ -245,41 +247,15 @@ pub fn fragmented_partitions(table: &DeltaTable, min_files: usize) -> Vec<(Parti
 /// the table's only writer while this runs (the pipeline holds its flush
 /// lock), so no append can slip between the read and the commit.
 pub async fn compact_partition(table: &DeltaTable, partition: &Partition) -> Result<DeltaTable> {
-    use deltalake::datafusion::prelude::{SessionContext, col, lit};
     let (tenant, date) = partition;
-    let valid_date = date.len() == 10 && date.bytes().all(|b| b.is_ascii_digit() || b == b'-');
-    if !crate::contract::valid_tenant_id(tenant) || !valid_date {
-        return Err(LakeError::Location(
-            format!("{tenant}/{date}"),
-            "not a cxlake partition".into(),
-        ));
-    }
-    let df_err = |e: deltalake::datafusion::error::DataFusionError| LakeError::Query(e.to_string());
-    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .map_err(|e| LakeError::Location(format!("{tenant}/{date}"), e.to_string()))?;
+    let day = (date.len() == 10 && date.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+        .then(|| chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(|| LakeError::Location(format!("{tenant}/{date}"), "not a cxlake partition".into()))?;
     let epoch_days = (day - chrono::NaiveDate::default()).num_days() as i32;
-    let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state())?;
-    let provider = table.table_provider().await.map_err(df_err)?;
-    ctx.register_table("events", provider).map_err(df_err)?;
-    let sql = format!("SELECT * FROM events WHERE tenant_id = '{tenant}' AND event_date = DATE '{date}'");
-    let batches = ctx.sql(&sql).await.map_err(df_err)?.collect().await.map_err(df_err)?;
-    let batches = batches
-        .iter()
-        .map(conform_to_events_schema)
-        .collect::<Result<Vec<_>>>()?;
-    let sorted = sort_for_lake(&batches)?;
-    let predicate = col("tenant_id").eq(lit(tenant.as_str())).and(col("event_date").eq(lit(
-        deltalake::datafusion::scalar::ScalarValue::Date32(Some(epoch_days)),
-    )));
-    let table = table
-        .clone()
-        .write(vec![sorted])
-        .with_save_mode(SaveMode::Overwrite)
-        .with_replace_where(predicate)
-        .with_partition_columns(PARTITION_COLUMNS)
-        .with_writer_properties(writer_properties())
-        .await?;
+    let keep_all = |b: &RecordBatch| arrow::array::BooleanArray::from(vec![false; b.num_rows()]);
+    let (table, _) =
+        rewrite_partitions(table, tenant, &std::collections::BTreeSet::from([epoch_days]), keep_all).await?;
     Ok(table)
 }
 
@@ -293,4 +269,219 @@ fn conform_to_events_schema(batch: &RecordBatch) -> Result<RecordBatch> {
         columns.push(arrow::compute::cast(batch.column(idx), f.data_type())?);
     }
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// The table property naming the columns whose statistics go into the
+/// Delta log.
+pub const STATS_COLUMNS_PROPERTY: &str = "delta.dataSkippingStatsColumns";
+
+/// Columns with min/max statistics in the Delta log: what pruning uses
+/// (time, type, the routing dimensions, conversations). Personal columns
+/// (`customer_id`, `unit_id`, `comment`, `attrs`, `order_id`, ...) are left
+/// out, so the log never holds a customer's id or words; the Parquet files
+/// themselves are rewritten by an erasure.
+pub const STATS_COLUMNS: &str =
+    "type,occurred_at,conversation_id,channel,channel_account,queue,team,agent_id,experiment_key,variant_key";
+
+/// Sets [`STATS_COLUMNS_PROPERTY`] on a table created before it existed
+/// (files written from then on carry no personal statistics; older files
+/// keep theirs until compaction or an erasure rewrites them).
+pub async fn ensure_stats_columns(table: DeltaTable) -> Result<DeltaTable> {
+    let current = table
+        .snapshot()?
+        .metadata()
+        .configuration()
+        .get(STATS_COLUMNS_PROPERTY)
+        .cloned();
+    if current.as_deref() == Some(STATS_COLUMNS) {
+        return Ok(table);
+    }
+    let properties = std::collections::HashMap::from([(STATS_COLUMNS_PROPERTY.to_string(), STATS_COLUMNS.to_string())]);
+    Ok(table.set_tbl_properties().with_properties(properties).await?)
+}
+
+/// Runs `sql` over the table (registered as `events`) and hands each
+/// result batch, cast to the `events` types where it has those columns,
+/// to `visit`.
+pub async fn scan(table: &DeltaTable, sql: &str, mut visit: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+    use deltalake::datafusion::prelude::SessionContext;
+    use futures::StreamExt;
+    let df_err = |e: deltalake::datafusion::error::DataFusionError| LakeError::Query(e.to_string());
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await.map_err(df_err)?;
+    ctx.register_table("events", provider).map_err(df_err)?;
+    let mut stream = ctx
+        .sql(sql)
+        .await
+        .map_err(df_err)?
+        .execute_stream()
+        .await
+        .map_err(df_err)?;
+    while let Some(batch) = stream.next().await {
+        visit(conform_columns(&batch.map_err(df_err)?)?)?;
+    }
+    Ok(())
+}
+
+/// Casts each column that the `events` schema knows to its type there
+/// (view types and dictionary-encoded partition values come back plain).
+fn conform_columns(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = events_schema();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        match schema.field_with_name(f.name()) {
+            Ok(target) => {
+                columns.push(arrow::compute::cast(c, target.data_type())?);
+                fields.push(target.clone());
+            }
+            Err(_) => {
+                columns.push(c.clone());
+                fields.push(f.as_ref().clone());
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// `DATE 'YYYY-MM-DD'` of a day since the epoch.
+pub(crate) fn date_literal(day: i32) -> String {
+    let d = chrono::NaiveDate::default() + chrono::Duration::days(i64::from(day));
+    format!("DATE '{}'", d.format("%Y-%m-%d"))
+}
+
+/// Rewrites the tenant's partitions `days` (days since the epoch) without
+/// the rows `remove` marks, in one commit: a `replaceWhere` overwrite (or,
+/// when nothing is left, a delete) whose predicate names only the tenant
+/// and the dates, so no personal value is written into the Delta log.
+/// The caller must be the only writer (the pipeline's flush lock).
+/// Returns the new table and the number of rows removed.
+pub async fn rewrite_partitions(
+    table: &DeltaTable,
+    tenant: &str,
+    days: &std::collections::BTreeSet<i32>,
+    remove: impl Fn(&RecordBatch) -> arrow::array::BooleanArray,
+) -> Result<(DeltaTable, usize)> {
+    use deltalake::datafusion::prelude::{col, lit};
+    use deltalake::datafusion::scalar::ScalarValue;
+    if !crate::contract::valid_tenant_id(tenant) {
+        return Err(LakeError::Location(tenant.into(), "not a tenant id".into()));
+    }
+    if days.is_empty() {
+        return Ok((table.clone(), 0));
+    }
+    let list: Vec<String> = days.iter().map(|d| date_literal(*d)).collect();
+    let sql = format!(
+        "SELECT * FROM events WHERE tenant_id = '{tenant}' AND event_date IN ({})",
+        list.join(", ")
+    );
+    let mut kept = Vec::new();
+    let mut removed = 0usize;
+    scan(table, &sql, |batch| {
+        let batch = conform_to_events_schema(&batch)?;
+        let gone = remove(&batch);
+        removed += gone.true_count();
+        let keep = arrow::compute::not(&gone)?;
+        kept.push(arrow::compute::filter_record_batch(&batch, &keep)?);
+        Ok(())
+    })
+    .await?;
+    let predicate = col("tenant_id")
+        .eq(lit(tenant))
+        .and(col("event_date").in_list(days.iter().map(|d| lit(ScalarValue::Date32(Some(*d)))).collect(), false));
+    if kept.iter().all(|b| b.num_rows() == 0) {
+        let (table, _) = table.clone().delete().with_predicate(predicate).await?;
+        return Ok((table, removed));
+    }
+    let sorted = sort_for_lake(&kept)?;
+    let table = table
+        .clone()
+        .write(vec![sorted])
+        .with_save_mode(SaveMode::Overwrite)
+        .with_replace_where(predicate)
+        .with_partition_columns(PARTITION_COLUMNS)
+        .with_writer_properties(writer_properties())
+        .await?;
+    Ok((table, removed))
+}
+
+/// What [`purge_history`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub data_files: usize,
+    pub log_files: usize,
+}
+
+/// Leaves nothing but the current version on storage: deletes every data
+/// file the current version does not reference (a full vacuum with zero
+/// retention), writes a checkpoint of the current version, and deletes
+/// every log file (commits, checkpoints) before it, so neither time travel
+/// nor a stray file can bring removed rows back. Readers holding an older
+/// version lose it. The caller must be the only writer.
+pub async fn purge_history(url: &Url, table: DeltaTable) -> Result<(DeltaTable, Purged)> {
+    use deltalake::operations::vacuum::VacuumMode;
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let (table, metrics) = table
+        .vacuum()
+        .with_mode(VacuumMode::Full)
+        .with_retention_period(chrono::Duration::zero())
+        .with_enforce_retention_duration(false)
+        .await?;
+    let mut table = table;
+    table.update_state().await?;
+    let Some(version) = table.version() else {
+        return Ok((table, Purged::default()));
+    };
+    deltalake::checkpoints::create_checkpoint(&table, None).await?;
+    let store = table.log_store().object_store(None);
+    let log_path = deltalake::Path::from("_delta_log");
+    let entries: Vec<deltalake::ObjectMeta> = store
+        .list(Some(&log_path))
+        .try_collect()
+        .await
+        .map_err(|e| LakeError::Query(e.to_string()))?;
+    let mut log_files = 0;
+    for meta in entries {
+        let Some(name) = meta.location.filename() else { continue };
+        let older = name
+            .get(..20)
+            .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| v < version);
+        // Temp files of interrupted commits may hold anything.
+        let stray = name.starts_with('.') || name.contains(".tmp");
+        if older || stray {
+            store
+                .delete(&meta.location)
+                .await
+                .map_err(|e| LakeError::Query(e.to_string()))?;
+            log_files += 1;
+        }
+    }
+    if url.scheme() == "file" {
+        if let Ok(root) = url.to_file_path() {
+            let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+            let log = root.join("_delta_log");
+            for entry in std::fs::read_dir(&log).map_err(|e| LakeError::Query(e.to_string()))? {
+                let path = entry.map_err(|e| LakeError::Query(e.to_string()))?.path();
+                if path.is_file() {
+                    sync(&path).map_err(|e| LakeError::Query(e.to_string()))?;
+                }
+            }
+            sync(&log).map_err(|e| LakeError::Query(e.to_string()))?;
+        }
+    }
+    table.update_state().await?;
+    Ok((
+        table,
+        Purged {
+            data_files: metrics.files_deleted.len(),
+            log_files,
+        },
+    ))
 }

@@ -13,6 +13,8 @@
 //!   the flusher that commits to the lake and truncates the WAL;
 //! - [`lake`]: the Delta Lake table on `object_store`;
 //! - [`schema`]: the Arrow schema of `events`;
+//! - [`privacy`]: tenant keys, pseudonyms, encrypted free text, erasure
+//!   tombstones;
 //! - [`metrics`]: counters for `GET /metrics`.
 //!
 //! It deliberately knows nothing of HTTP, keys or SQL: the `api` crate
@@ -39,6 +41,7 @@ pub mod json_schema;
 pub mod lake;
 pub mod metrics;
 pub mod pipeline;
+pub mod privacy;
 pub mod schema;
 pub mod wal;
 

@@ -28,6 +28,7 @@ use url::Url;
 use crate::contract::Event;
 use crate::lake::{self, LakeError};
 use crate::metrics::Metrics;
+use crate::privacy::{Privacy, PrivacyError};
 use crate::schema::events_to_batch;
 use crate::wal::{Wal, WalError};
 
@@ -42,6 +43,8 @@ pub enum IngestError {
     DataDir { path: PathBuf, detail: String },
     #[error("reading event ids back from the lake: {0}")]
     Scan(String),
+    #[error(transparent)]
+    Privacy(#[from] PrivacyError),
 }
 
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;
@@ -87,6 +90,9 @@ pub struct IngestOutcome {
     pub duplicate_lines: Vec<usize>,
     /// The WAL sequence number of the batch (0 when nothing was new).
     pub seq: u64,
+    /// Line numbers of events of an erased customer or conversation
+    /// (see [`crate::privacy`]); they are dropped, not stored.
+    pub erased_lines: Vec<usize>,
 }
 
 /// A consistent view for readers: a lake version plus the buffered
@@ -153,6 +159,13 @@ pub struct Ingestor {
     wal: Wal<RecordBatch>,
     flush_wanted: Arc<tokio::sync::Notify>,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Keys, policies and tombstones of personal data.
+    privacy: Privacy,
+    /// Held shared by `ingest` from its tombstone check until its WAL
+    /// append is done; an erasure takes it exclusively while it adds
+    /// tombstones, so afterwards every event either was appended before
+    /// (and the erasure sees it) or is checked against them.
+    erase_gate: tokio::sync::RwLock<()>,
     _lock_file: std::fs::File,
 }
 
@@ -199,7 +212,11 @@ impl Ingestor {
             None => path_str(&cfg.data_dir.join("lake").join("events")),
         };
         let lake_url = lake::table_url(&location)?;
-        let table = lake::open(&lake_url).await?;
+        let table = match lake::open(&lake_url).await? {
+            Some(t) => Some(lake::ensure_stats_columns(t).await?),
+            None => None,
+        };
+        let privacy = Privacy::open(&cfg.data_dir)?;
         let flushed_seq = lake::flushed_seq(table.as_ref()).await?;
         if let Some(t) = &table {
             metrics.lake_files.store(lake::file_count(t) as u64, Relaxed);
@@ -266,6 +283,8 @@ impl Ingestor {
             wal,
             flush_wanted,
             flush_lock: tokio::sync::Mutex::new(()),
+            privacy,
+            erase_gate: tokio::sync::RwLock::new(()),
             _lock_file: lock_file,
         }))
     }
@@ -282,11 +301,21 @@ impl Ingestor {
         &self.cfg.data_dir
     }
 
+    /// Tenant keys, privacy policies and erasure tombstones.
+    pub fn privacy(&self) -> &Privacy {
+        &self.privacy
+    }
+
     /// Makes the new events of a validated batch durable. Returns after the
     /// WAL fsync; the events are then already visible through
     /// [`Ingestor::read_view`].
     pub async fn ingest(&self, events: Vec<(usize, Event)>) -> Result<IngestOutcome> {
         let mut outcome = IngestOutcome::default();
+        let _no_erasure_in_between = self.erase_gate.read().await;
+        let (mut events, erased_lines) = self.privacy.drop_erased(events)?;
+        outcome.erased_lines = erased_lines;
+        // Before the WAL: what a tenant does not want stored never reaches a file.
+        self.privacy.protect(&mut events)?;
         let mut fresh = Vec::with_capacity(events.len());
         let mut keys = Vec::with_capacity(events.len());
         {
@@ -339,6 +368,11 @@ impl Ingestor {
     /// Writes everything acknowledged so far into the lake.
     pub async fn flush(&self) -> Result<FlushOutcome> {
         let _one_at_a_time = self.flush_lock.lock().await;
+        self.flush_locked().await
+    }
+
+    /// [`Ingestor::flush`] for a caller that holds the flush lock.
+    async fn flush_locked(&self) -> Result<FlushOutcome> {
         let started = Instant::now();
         let through = self.wal.rotate().await?;
         let (table, flushed, batches) = {
@@ -481,6 +515,9 @@ impl Ingestor {
         lock(&self.seen).len()
     }
 }
+
+mod erase;
+pub use erase::{CustomerData, ErasureReceipt};
 
 fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()

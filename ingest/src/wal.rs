@@ -208,6 +208,53 @@ impl<P: Send + 'static> Wal<P> {
         Ok(removed)
     }
 
+    /// Rewrites every closed segment (first sequence `<= through`, where
+    /// `through` came from [`Wal::rotate`]) without the events `erase`
+    /// picks, keeping every record and its sequence number (a batch may
+    /// become empty). Each segment is replaced atomically: temp file,
+    /// fsync, rename, fsync of the directory. Returns the events removed.
+    /// For erasure: the batches are in the lake already, the segments
+    /// only wait for the next truncation.
+    pub fn scrub_through(&self, through: u64, erase: &dyn Fn(&Event) -> bool) -> Result<usize> {
+        let mut removed = 0;
+        for (first, path) in list_segments(&self.dir)? {
+            if first > through {
+                continue;
+            }
+            let mut out = Vec::new();
+            let mut dropped_here = 0;
+            read_segment(&path, false, &mut |seq, payload| {
+                let mut kept = Vec::with_capacity(payload.len());
+                for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let e: Event =
+                        serde_json::from_slice(line).map_err(|e| format!("batch {seq} does not decode: {e}"))?;
+                    if erase(&e) {
+                        dropped_here += 1;
+                    } else {
+                        kept.extend_from_slice(line);
+                        kept.push(b'\n');
+                    }
+                }
+                encode_record(&mut out, seq, &kept);
+                Ok(())
+            })?;
+            if dropped_here == 0 {
+                continue;
+            }
+            let tmp = self.dir.join(format!(".scrub-{first:020}.tmp"));
+            let written = File::create(&tmp)
+                .and_then(|mut f| f.write_all(&out).and_then(|()| f.sync_all()))
+                .and_then(|()| fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err(&path)(e));
+            }
+            sync_dir(&self.dir)?;
+            removed += dropped_here;
+        }
+        Ok(removed)
+    }
+
     /// Total bytes of all segment files.
     pub fn disk_bytes(&self) -> u64 {
         list_segments(&self.dir)

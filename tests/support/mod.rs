@@ -14,8 +14,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cxlake");
 
 /// Runs `cxlake key create` and returns the key (the last line printed).
 pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
+    create_key_with(data, tenant, role, &[])
+}
+
+/// [`create_key`] with more arguments, e.g. `&["--team", "billing"]` for a
+/// supervisor key, `&["--agent", "a1"]` for an agent key.
+pub fn create_key_with(data: &Path, tenant: &str, role: &str, more: &[&str]) -> String {
     let out = Command::new(BIN)
-        .args(["key", "create", "--tenant", tenant, "--role", role, "--data"])
+        .args(["key", "create", "--tenant", tenant, "--role", role])
+        .args(more)
+        .arg("--data")
         .arg(data)
         .output()
         .unwrap_or_else(|e| panic!("running {BIN}: {e}"));

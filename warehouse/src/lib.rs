@@ -66,6 +66,11 @@ impl Warehouse {
         Self { ingestor }
     }
 
+    /// The ingestor whose lake and buffer this warehouse reads.
+    pub fn ingestor(&self) -> &Arc<Ingestor> {
+        &self.ingestor
+    }
+
     /// A fresh session with every lake table registered. Sessions are cheap;
     /// one per request keeps requests from seeing each other's state.
     pub fn session(&self) -> Result<SessionContext> {

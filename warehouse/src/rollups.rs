@@ -63,8 +63,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimestampMicrosecondType};
+use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -517,6 +519,28 @@ fn lake_mark(view: &ReadView, tenant: &str) -> LakeMark {
     mark
 }
 
+/// The tenants with rows in the lake or the buffer of `view`.
+pub fn tenants(view: &ReadView) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(table) = &view.table {
+        if let Ok(snapshot) = table.snapshot() {
+            for f in snapshot.log_data().iter() {
+                for part in f.object_store_path().parts() {
+                    if let Some(t) = part.as_ref().strip_prefix("tenant_id=") {
+                        out.insert(t.to_string());
+                    }
+                }
+            }
+        }
+    }
+    for b in &view.buffered {
+        if let Some(t) = b.column_by_name("tenant_id").and_then(|t| t.as_string_opt::<i32>()) {
+            out.extend(t.iter().flatten().map(str::to_string));
+        }
+    }
+    out
+}
+
 /// Days since the epoch of a `YYYY-MM-DD` partition value.
 fn partition_day(s: &str) -> Option<i32> {
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
@@ -540,6 +564,8 @@ pub struct RefreshStats {
     pub conversations: usize,
     /// Recomputed from this instant on (µs since the epoch), when incremental.
     pub since_us: Option<i64>,
+    /// Slices a full build read the lake in.
+    pub slices: usize,
 }
 
 /// The materialized facts and rollups of one tenant.
@@ -566,15 +592,77 @@ pub struct TenantRollup {
     /// Windows with at most this many conversations are answered from the
     /// facts with exact quantiles, not from the cells' sketches.
     exact_below: Option<u64>,
+    /// A full build reads the lake in slices of about this many conversations.
+    slice_conversations: Option<u64>,
+    /// The `conversations` view's rows, as computed when their facts were
+    /// (all columns; every field nullable: [`Self::conversations_table`]).
+    rows: Vec<RecordBatch>,
+    rows_schema: Option<SchemaRef>,
 }
 
 /// Default of [`TenantRollup::set_exact_below`].
 pub const EXACT_BELOW: u64 = 20_000;
 
-/// Reads the `events` of a session restricted to the tenant (and, for an
-/// incremental refresh, to `occurred_at >= since`).
+/// Default of [`TenantRollup::set_slice_conversations`].
+pub const SLICE_CONVERSATIONS: u64 = 25_000;
+
+/// Event types a bounded slice still reads past its end: what credits an
+/// order to a conversation (its start and the orders), refunds of those
+/// orders, and agent status changes that close online intervals. All are
+/// a small share of the events.
+pub const LONG_HORIZON_TYPES: [&str; 4] = [
+    "conversation.started",
+    "order.placed",
+    "order.refunded",
+    "agent.status_changed",
+];
+
+/// The events a rollup session holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventRange {
+    /// Events at or after this instant (µs since the epoch); `None`: all.
+    pub since_us: Option<i64>,
+    /// Events before this instant, except those of [`LONG_HORIZON_TYPES`],
+    /// which are read to the end; `None`: no bound.
+    pub until_us: Option<i64>,
+}
+
+impl EventRange {
+    /// The condition over the columns of `events` that selects the range
+    /// (`TRUE` when unbounded). Bounds are whole numbers this crate
+    /// formats, never user input; `event_date` terms let the lake prune
+    /// partitions.
+    pub fn predicate(&self) -> String {
+        let ts = |us: i64| format!("arrow_cast(arrow_cast({us}, 'Int64'), 'Timestamp(Microsecond, Some(\"UTC\"))')");
+        let mut terms = Vec::new();
+        if let Some(since) = self.since_us {
+            terms.push(format!(
+                "event_date >= {} AND occurred_at >= {}",
+                day_literal(since.div_euclid(DAY_US) as i32),
+                ts(since)
+            ));
+        }
+        if let Some(until) = self.until_us {
+            let types: Vec<String> = LONG_HORIZON_TYPES.iter().map(|t| format!("'{t}'")).collect();
+            terms.push(format!(
+                "((event_date <= {} AND occurred_at < {}) OR type IN ({}))",
+                day_literal(until.div_euclid(DAY_US) as i32),
+                ts(until),
+                types.join(", ")
+            ));
+        }
+        if terms.is_empty() {
+            "TRUE".to_string()
+        } else {
+            terms.join(" AND ")
+        }
+    }
+}
+
+/// Gives sessions whose `events` hold only the tenant's rows in a range,
+/// with every view of `sql/views/` built on them.
 pub trait SessionSource {
-    fn session(&self, since_us: Option<i64>) -> impl Future<Output = Result<SessionContext>> + Send;
+    fn session(&self, range: EventRange) -> impl Future<Output = Result<SessionContext>> + Send;
 }
 
 impl TenantRollup {
@@ -588,9 +676,25 @@ impl TenantRollup {
         self.exact_below = Some(n);
     }
 
+    /// A full build reads the lake in slices of about `n` conversations
+    /// each (by first event), so its memory is bounded by the slice, not by
+    /// the tenant's history (default [`SLICE_CONVERSATIONS`]).
+    pub fn set_slice_conversations(&mut self, n: u64) {
+        self.slice_conversations = Some(n.max(1));
+    }
+
     /// Conversations materialized.
     pub fn conversations(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// The materialized rows of the `conversations` view (every column, as
+    /// the view computed them when the conversation's facts were last
+    /// recomputed) and their schema, in which every field is nullable;
+    /// `None` before the first refresh. `sla_met` depends on the clock for
+    /// unanswered conversations: readers recompute it at query time.
+    pub fn conversations_table(&self) -> Option<(SchemaRef, Vec<RecordBatch>)> {
+        self.rows_schema.clone().map(|s| (s, self.rows.clone()))
     }
 
     /// Brings the rollup up to date with `view` (see the module docs).
@@ -609,17 +713,23 @@ impl TenantRollup {
         if full {
             *self = TenantRollup {
                 exact_below: self.exact_below,
+                slice_conversations: self.slice_conversations,
                 ..TenantRollup::default()
             };
             self.config = Some(config);
-            let ctx = source.session(None).await?;
-            let n = self.load(&ctx, i64::MIN).await?;
+            let slices = self.slices(source).await?;
+            for range in &slices {
+                let ctx = source.session(*range).await?;
+                self.load(&ctx, range.since_us.unwrap_or(i64::MIN)).await?;
+            }
+            let n = self.by_id.len();
             self.rebuild_cells(i64::MIN);
             self.mark = mark;
             return Ok(RefreshStats {
                 full: true,
                 conversations: n,
                 since_us: None,
+                slices: slices.len(),
             });
         }
         if self.config.is_some_and(|c| c.sla_target_us != config.sla_target_us) {
@@ -648,7 +758,7 @@ impl TenantRollup {
             self.mark = mark;
             return Ok(RefreshStats::default());
         };
-        let ctx = source.session(None).await?;
+        let ctx = source.session(EventRange::default()).await?;
         let mut lo = i64::from(first_day) * DAY_US;
         let aw_us = i64::from(config.attribution_window_days) * DAY_US;
         let list: Vec<String> = days.iter().map(|d| day_literal(*d)).collect();
@@ -723,7 +833,12 @@ impl TenantRollup {
                 lo = f.first_event_us;
             }
         }
-        let ctx = source.session(Some(lo)).await?;
+        let ctx = source
+            .session(EventRange {
+                since_us: Some(lo),
+                until_us: None,
+            })
+            .await?;
         let n = self.load(&ctx, lo).await?;
         self.rebuild_cells(lo);
         self.mark = mark;
@@ -731,7 +846,58 @@ impl TenantRollup {
             full: false,
             conversations: n,
             since_us: Some(lo),
+            slices: 0,
         })
+    }
+
+    /// The ranges a full build reads, in order: each holds the whole of
+    /// the conversations whose first event falls in it (up to about
+    /// [`SLICE_CONVERSATIONS`] of them), its events end after the last of
+    /// those conversations' events, and the order, start and agent events
+    /// run on to the end ([`LONG_HORIZON_TYPES`]) so that orders placed
+    /// later are credited as a whole build would. Conversations that start
+    /// before a slice's end and are seen only in part are loaded again,
+    /// whole, by the next slice ([`Self::load`] replaces everything from
+    /// its `lo` on).
+    async fn slices(&self, source: &impl SessionSource) -> Result<Vec<EventRange>> {
+        let budget = self.slice_conversations.unwrap_or(SLICE_CONVERSATIONS);
+        let ctx = source.session(EventRange::default()).await?;
+        let sql = "SELECT arrow_cast(min(occurred_at), 'Int64') AS f, arrow_cast(max(occurred_at), 'Int64') AS l \
+                   FROM events WHERE conversation_id IS NOT NULL GROUP BY conversation_id";
+        // first-event day → (conversations, latest event of any of them)
+        let mut days: BTreeMap<i64, (u64, i64)> = BTreeMap::new();
+        let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let b = batch?;
+            let (f, l) = (int64s(&b, 0)?, int64s(&b, 1)?);
+            let (f, l) = (f.as_primitive::<Int64Type>(), l.as_primitive::<Int64Type>());
+            for r in 0..b.num_rows() {
+                if f.is_valid(r) && l.is_valid(r) {
+                    let e = days.entry(f.value(r).div_euclid(DAY_US)).or_insert((0, i64::MIN));
+                    e.0 += 1;
+                    e.1 = e.1.max(l.value(r));
+                }
+            }
+        }
+        let mut ranges = Vec::new();
+        let (mut since, mut count, mut last) = (None, 0u64, i64::MIN);
+        for (day, (n, day_last)) in days {
+            if count > 0 && count + n > budget {
+                let hi = day * DAY_US;
+                ranges.push(EventRange {
+                    since_us: since,
+                    until_us: Some(hi.max(last.saturating_add(1))),
+                });
+                (since, count, last) = (Some(hi), 0, i64::MIN);
+            }
+            count += n;
+            last = last.max(day_last);
+        }
+        ranges.push(EventRange {
+            since_us: since,
+            until_us: None,
+        });
+        Ok(ranges)
     }
 
     /// Replaces everything from `lo` on with what `ctx` computes (its
@@ -749,6 +915,23 @@ impl TenantRollup {
                 self.free.push(i);
             }
         }
+        self.drop_rows_from(lo);
+        // The view is computed once; its rows are kept and the facts read
+        // from them.
+        let new_rows = ctx
+            .sql(&format!(
+                "SELECT * FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= {lo}"
+            ))
+            .await?
+            .collect()
+            .await?;
+        let rows_ctx = SessionContext::new();
+        if let Some(first) = new_rows.first() {
+            rows_ctx.register_table(
+                "conversations",
+                Arc::new(MemTable::try_new(first.schema(), vec![new_rows.clone()])?),
+            )?;
+        }
         let mut loaded: HashMap<Arc<str>, Fact> = HashMap::new();
         let conv_sql = format!(
             "SELECT conversation_id, arrow_cast(first_event_at, 'Int64'), arrow_cast(last_event_at, 'Int64'), \
@@ -759,15 +942,16 @@ impl TenantRollup {
                 agent_replies, copilot_replies, csat_score, csat_requested \
              FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= {lo}"
         );
-        let mut stream = ctx.sql(&conv_sql).await?.execute_stream().await?;
-        while let Some(batch) = stream.next().await {
-            let b = batch?;
-            self.read_conversations(&b, &mut loaded)?;
+        if !new_rows.is_empty() {
+            for b in rows_ctx.sql(&conv_sql).await?.collect().await? {
+                self.read_conversations(&b, &mut loaded)?;
+            }
         }
         // A conversation that began before `lo` is seen only in part from
         // here; no new event touched it (else `lo` would be before its
         // first), so it keeps its fact.
         loaded.retain(|id, _| !self.by_id.contains_key(id));
+        self.keep_rows(new_rows, &loaded)?;
         let turns_sql = "SELECT conversation_id, turn_response_s, turn_reply_sender FROM messages \
                          WHERE turn_response_s IS NOT NULL";
         let mut turns: HashMap<Arc<str>, Vec<(f64, u8)>> = HashMap::new();
@@ -956,6 +1140,71 @@ impl TenantRollup {
             self.insert_fact(f);
         }
         Ok(n)
+    }
+
+    /// Drops the materialized rows of conversations whose first event is
+    /// at or after `lo`.
+    fn drop_rows_from(&mut self, lo: i64) {
+        if lo == i64::MIN {
+            self.rows.clear();
+            return;
+        }
+        let mut kept = Vec::with_capacity(self.rows.len());
+        for b in self.rows.drain(..) {
+            let Some(first) = b
+                .column_by_name("first_event_at")
+                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>().cloned())
+            else {
+                continue;
+            };
+            if first.iter().all(|v| v.is_some_and(|v| v < lo)) {
+                kept.push(b);
+                continue;
+            }
+            let mask: BooleanArray = first.iter().map(|v| Some(v.is_some_and(|v| v < lo))).collect();
+            if let Ok(b) = filter_record_batch(&b, &mask) {
+                if b.num_rows() > 0 {
+                    kept.push(b);
+                }
+            }
+        }
+        self.rows = kept;
+    }
+
+    /// Keeps the rows of `batches` whose conversation is in `loaded`, under
+    /// the all-nullable schema, and merges small batches now and then.
+    fn keep_rows(&mut self, batches: Vec<RecordBatch>, loaded: &HashMap<Arc<str>, Fact>) -> Result<()> {
+        for b in batches {
+            let schema = self
+                .rows_schema
+                .get_or_insert_with(|| nullable_schema(&b.schema()))
+                .clone();
+            let Some(ids) = b
+                .column_by_name("conversation_id")
+                .and_then(|c| c.as_string_opt::<i32>())
+            else {
+                continue;
+            };
+            let mask: BooleanArray = ids
+                .iter()
+                .map(|id| Some(id.is_some_and(|id| loaded.contains_key(id))))
+                .collect();
+            let b = filter_record_batch(&b, &mask)?;
+            if b.num_rows() > 0 {
+                self.rows.push(RecordBatch::try_new(schema, b.columns().to_vec())?);
+            }
+        }
+        if self.rows.len() > 64 {
+            if let Some(schema) = self.rows_schema.clone() {
+                let all = concat_batches(&schema, &self.rows)?;
+                let step = 64 * 1024;
+                self.rows = (0..all.num_rows())
+                    .step_by(step)
+                    .map(|at| all.slice(at, step.min(all.num_rows() - at)))
+                    .collect();
+            }
+        }
+        Ok(())
     }
 
     fn insert_fact(&mut self, f: Fact) {
@@ -1394,6 +1643,17 @@ impl TenantRollup {
         }
         (hours, unrated, cost)
     }
+}
+
+/// `schema` with every top-level field nullable.
+fn nullable_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<Field>>(),
+    ))
 }
 
 fn cast(b: &RecordBatch, i: usize, t: &DataType) -> Result<Arc<dyn Array>> {

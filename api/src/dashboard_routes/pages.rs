@@ -32,9 +32,9 @@ use axum::routing::get;
 use chrono::{DateTime, Days, Utc};
 use dashboards::{
     AgentRow, BreakdownRow, BreakdownStats, ChannelsData, Controls, DecisionSummary, Dimension, ExperimentResultData,
-    ExperimentSummary, ExperimentsData, Lang, MetricResult, PageContext, ScriptKind, ScriptRow, ScriptsData, SrmCheck,
-    StaffingData, StaffingInterval, TagPair, TagsData, TeamsData, Theme, TrafficData, VariantComparison, VariantShare,
-    Verdict,
+    ExperimentSummary, ExperimentsData, KeyTrend, Lang, MetricResult, Page, PageContext, ScriptKind, ScriptRow,
+    ScriptsData, SrmCheck, StaffingData, StaffingInterval, TagPair, TagsData, TeamsData, Theme, TrafficData,
+    VariantComparison, VariantShare, Verdict,
 };
 use serde_json::Value;
 
@@ -81,6 +81,19 @@ impl Kind {
             Kind::Experiments => "/experiments".into(),
             Kind::Experiment(key) => format!("/experiments/{}", dashboards::url_encode(key)),
             Kind::Staffing => "/staffing".into(),
+        }
+    }
+
+    /// The navigation entry of the page.
+    fn page(&self) -> Page {
+        match self {
+            Kind::Channels => Page::Channels,
+            Kind::Teams => Page::TeamsAgents,
+            Kind::Tags => Page::Tags,
+            Kind::Traffic => Page::Traffic,
+            Kind::Scripts => Page::Scripts,
+            Kind::Experiments | Kind::Experiment(_) => Page::Experiments,
+            Kind::Staffing => Page::Staffing,
         }
     }
 
@@ -212,6 +225,8 @@ async fn render(
         from: date(from),
         to: date(to),
         time_zone: settings.time_zone.clone(),
+        bucket: kind.page().default_bucket(),
+        presets: super::date_presets(today, *kind == Kind::Staffing),
         ..Controls::default()
     };
     let mut ctx = PageContext::from_query(tenant.as_str(), pairs, accept_language, &defaults);
@@ -358,6 +373,71 @@ async fn grouped(view: &View, group_by: &str) -> Result<Vec<(Vec<String>, Breakd
     Ok(rows)
 }
 
+/// Keys a trend draws at most (the busiest).
+const TREND_KEYS: usize = 6;
+
+/// Conversations per bucket of the view for the busiest values of
+/// `dimension` (`rows` most conversations first): `GET /v1/kpis` grouped by
+/// the dimension and the bucket, filtered to those values.
+async fn key_trend(view: &View, dimension: Dimension, rows: &[BreakdownRow]) -> Result<Vec<KeyTrend>, Problem> {
+    let keys: Vec<&str> = rows
+        .iter()
+        .map(|r| r.key.as_str())
+        .filter(|k| *k != "(none)" && !k.contains(','))
+        .take(TREND_KEYS)
+        .collect();
+    let Some(bucket) = Some(view.ctx.controls.bucket.name()).filter(|_| !keys.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut pairs: Pairs = view
+        .api_pairs()
+        .into_iter()
+        .filter(|(k, _)| k != dimension.name())
+        .collect();
+    pairs.push((dimension.name().to_string(), keys.join(",")));
+    pairs.push(("group_by".to_string(), format!("{},{bucket}", dimension.name())));
+    let answer = kpi_routes::get_kpis(
+        State(view.state.clone()),
+        axum::Extension(view.principal.clone()),
+        Ok(Query(pairs)),
+    )
+    .await;
+    let body = json_of(answer).await?;
+    let hourly = bucket == "hour";
+    let mut trends: Vec<KeyTrend> = keys
+        .iter()
+        .map(|k| KeyTrend {
+            key: (*k).to_string(),
+            points: Vec::new(),
+        })
+        .collect();
+    let mut groups: Vec<(String, String, f64)> = body["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| {
+            let key = g["key"][dimension.name()].as_str()?;
+            let at = g["key"][bucket].as_str()?;
+            let n = g["kpis"]["conversations"]["value"].as_f64().unwrap_or(0.0);
+            Some((key.to_string(), super::bucket_label(at, hourly), n))
+        })
+        .collect();
+    groups.sort_by(|a, b| a.1.cmp(&b.1));
+    // Every key gets every bucket the answer has (0 where it had none).
+    let mut labels: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
+    labels.dedup();
+    for t in &mut trends {
+        t.points = labels
+            .iter()
+            .map(|l| {
+                let n = groups.iter().find(|g| g.0 == t.key && &g.1 == l).map_or(0.0, |g| g.2);
+                (l.clone(), n)
+            })
+            .collect();
+    }
+    Ok(trends)
+}
+
 fn breakdown_rows(rows: Vec<(Vec<String>, BreakdownStats)>) -> Vec<BreakdownRow> {
     rows.into_iter()
         .map(|(key, stats)| BreakdownRow {
@@ -368,9 +448,13 @@ fn breakdown_rows(rows: Vec<(Vec<String>, BreakdownStats)>) -> Vec<BreakdownRow>
 }
 
 async fn channels(view: &View) -> Result<(String, String), Problem> {
-    let data = ChannelsData {
-        rows: breakdown_rows(grouped(view, "channel").await?),
+    let rows = breakdown_rows(grouped(view, "channel").await?);
+    let trend = if view.csv {
+        Vec::new()
+    } else {
+        key_trend(view, Dimension::Channel, &rows).await?
     };
+    let data = ChannelsData { rows, trend };
     let mut header = vec!["channel"];
     header.extend(STAT_COLUMNS);
     let body = csv(
@@ -401,7 +485,12 @@ async fn teams(view: &View) -> Result<(String, String), Problem> {
             stats,
         })
         .collect();
-    let data = TeamsData { teams, agents };
+    let trend = if view.csv {
+        Vec::new()
+    } else {
+        key_trend(view, Dimension::Team, &teams).await?
+    };
+    let data = TeamsData { teams, agents, trend };
     let mut header = vec!["section", "team", "agent"];
     header.extend(STAT_COLUMNS);
     let team_rows = data.teams.iter().map(|r| {
@@ -424,7 +513,7 @@ async fn teams(view: &View) -> Result<(String, String), Problem> {
 }
 
 async fn tags(view: &View) -> Result<(String, String), Problem> {
-    let tags = breakdown_rows(grouped(view, "tag").await?)
+    let tags: Vec<BreakdownRow> = breakdown_rows(grouped(view, "tag").await?)
         .into_iter()
         .filter(|r| r.key != "(none)")
         .collect();
@@ -452,7 +541,16 @@ async fn tags(view: &View) -> Result<(String, String), Problem> {
                 .collect()
         })
         .unwrap_or_default();
-    let data = TagsData { tags, co_occurrence };
+    let trend = if view.csv {
+        Vec::new()
+    } else {
+        key_trend(view, Dimension::Tag, &tags).await?
+    };
+    let data = TagsData {
+        tags,
+        co_occurrence,
+        trend,
+    };
     let mut header = vec!["section", "tag", "other_tag"];
     header.extend(STAT_COLUMNS);
     let tag_rows = data.tags.iter().map(|r| {
@@ -549,26 +647,45 @@ async fn scripts(view: &View) -> Result<(String, String), Problem> {
             Some("quick_reply") => ScriptKind::QuickReply,
             _ => continue,
         };
+        let ci = |low: &str, high: &str| g[low].as_f64().zip(g[high].as_f64());
         let row = ScriptRow {
             kind,
             id: label(&g["key"]),
             conversations: g["conversations"].as_f64().unwrap_or(0.0).max(0.0) as u64,
             csat: g["csat_mean"].as_f64(),
+            csat_ci: ci("csat_low", "csat_high"),
             csat_n: g["csat_n"].as_f64().unwrap_or(0.0).max(0.0) as u64,
             resolution_rate: g["resolution_rate"].as_f64(),
+            resolution_ci: ci("resolution_low", "resolution_high"),
+            small_sample: g["small_sample"].as_bool().unwrap_or(true),
         };
+        let (cl, ch) = (row.csat_ci.map(|c| c.0), row.csat_ci.map(|c| c.1));
+        let (rl, rh) = (row.resolution_ci.map(|c| c.0), row.resolution_ci.map(|c| c.1));
         rows.push(vec![
             row.id.clone(),
             g["kind"].as_str().unwrap_or_default().to_string(),
             row.conversations.to_string(),
             num(row.csat),
             row.csat_n.to_string(),
-            num(g["csat_low"].as_f64()),
-            num(g["csat_high"].as_f64()),
+            num(cl),
+            num(ch),
             num(row.resolution_rate),
-            g["small_sample"].as_bool().map(|b| b.to_string()).unwrap_or_default(),
+            num(rl),
+            num(rh),
+            row.small_sample.to_string(),
         ]);
         data.scripts.push(row);
+    }
+    for (kind, name) in [
+        (ScriptKind::QuickReply, "quick_reply"),
+        (ScriptKind::Template, "template"),
+    ] {
+        if let Some(id) = body["best"][name].as_str() {
+            data.best.push((kind, id.to_string()));
+        }
+        if let Some(id) = body["worst"][name].as_str() {
+            data.worst.push((kind, id.to_string()));
+        }
     }
     let csv_body = csv(
         &[
@@ -580,6 +697,8 @@ async fn scripts(view: &View) -> Result<(String, String), Problem> {
             "csat_low",
             "csat_high",
             "resolution_rate",
+            "resolution_low",
+            "resolution_high",
             "small_sample",
         ],
         rows,
@@ -856,10 +975,11 @@ async fn staffing(view: &View) -> Result<(String, String), Problem> {
     let c = &view.ctx.controls;
     let queue = queue_of(&view.ctx)?;
     let mut query = format!(
-        "/v1/forecast/staffing?from={}&to={}&tz={}&interval=30",
+        "/v1/forecast/staffing?from={}&to={}&tz={}&interval={}",
         dashboards::url_encode(&c.from),
         dashboards::url_encode(&c.to),
-        dashboards::url_encode(&c.time_zone)
+        dashboards::url_encode(&c.time_zone),
+        c.bucket.interval_minutes().unwrap_or(30)
     );
     if !queue.is_empty() {
         query.push_str(&format!("&queue={}", dashboards::url_encode(&queue)));

@@ -10,11 +10,19 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::Result;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use ingest::Ingestor;
 use warehouse::Warehouse;
-use warehouse::rollups::{Dim, FactFilter, HourlyRate, RefreshStats, SessionSource, TenantConfig, TenantRollup};
+use warehouse::rollups::{
+    Dim, EventRange, FactFilter, HourlyRate, RefreshStats, SessionSource, TenantConfig, TenantRollup,
+};
 
 use super::lake::{self, Constraint, KpiRow};
 use super::params::{Dimension, Window};
@@ -59,9 +67,114 @@ struct Source<'a> {
 }
 
 impl SessionSource for Source<'_> {
-    async fn session(&self, since_us: Option<i64>) -> Result<SessionContext> {
-        lake::tenant_session_since(self.warehouse, self.tenant, self.settings, since_us).await
+    async fn session(&self, range: EventRange) -> Result<SessionContext> {
+        lake::tenant_session_in(self.warehouse, self.tenant, self.settings, range).await
     }
+}
+
+/// The tenant's materialized `conversations` rows as a table: each scan
+/// first brings the rollup up to date with the lake and the buffer (only
+/// what new data can change is recomputed), then reads the rows in memory.
+#[derive(Debug)]
+struct MaterializedConversations {
+    warehouse: Warehouse,
+    tenant: TenantId,
+    settings: TenantSettings,
+    schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for MaterializedConversations {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let guard = rollup(self.warehouse.ingestor(), &self.warehouse, &self.tenant, &self.settings).await?;
+        let batches = guard.conversations_table().map(|(_, b)| b).unwrap_or_default();
+        drop(guard);
+        let n = state.config().target_partitions().max(1);
+        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
+        for (i, b) in batches.into_iter().enumerate() {
+            parts[i % n].push(b);
+        }
+        MemTable::try_new(self.schema.clone(), parts)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// Makes `conversations` in `ctx` (a [`lake::tenant_session_in`] session
+/// of `tenant`, or an analyst session) read the materialized rows instead
+/// of computing the view from events: `conversations` becomes a view over
+/// the rollup's table (held by the view's plan under no name SQL could
+/// use) that recomputes `sla_met`, which depends on the clock, at query
+/// time. A tenant with no data yet keeps the view over events.
+pub(crate) async fn use_materialized(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) -> Result<()> {
+    let guard = rollup(warehouse.ingestor(), warehouse, tenant, settings).await?;
+    let Some((schema, _)) = guard.conversations_table() else {
+        return Ok(());
+    };
+    drop(guard);
+    ctx.register_table(
+        "conversations_rows",
+        Arc::new(MaterializedConversations {
+            warehouse: warehouse.clone(),
+            tenant: tenant.clone(),
+            settings: settings.clone(),
+            schema,
+        }),
+    )?;
+    ctx.deregister_table("conversations")?;
+    ctx.sql(&format!(
+        "CREATE VIEW conversations AS SELECT * REPLACE ({} AS sla_met) FROM conversations_rows",
+        lake::sla_met_sql(settings.sla_target_us())
+    ))
+    .await?;
+    // The view's plan holds the table itself; SQL sees only `conversations`.
+    ctx.deregister_table("conversations_rows")?;
+    Ok(())
+}
+
+/// How often [`warm`] looks for new data.
+const WARM_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Keeps every tenant's rollup built and current in the background: at
+/// start (so the first dashboard or KPI call does not pay for the build)
+/// and then every [`WARM_EVERY`] (a no-op for a tenant whose data did not
+/// change), so requests after a flush find little to recompute. A
+/// tenant's settings are read afresh each round.
+pub(crate) fn warm(state: Arc<crate::server::AppState>) {
+    tokio::spawn(async move {
+        loop {
+            let tenants = warehouse::rollups::tenants(&state.ingestor.read_view());
+            for t in tenants {
+                let Some(tenant) = TenantId::parse(&t) else { continue };
+                let Ok(settings) = crate::settings::load(&state.data_dir, &tenant) else {
+                    continue;
+                };
+                if let Err(e) = rollup(&state.ingestor, &state.warehouse, &tenant, &settings).await {
+                    tracing::warn!(tenant = %tenant, error = %e, "background KPI rollup refresh failed");
+                }
+            }
+            tokio::time::sleep(WARM_EVERY).await;
+        }
+    });
 }
 
 pub(crate) fn config(settings: &TenantSettings) -> TenantConfig {

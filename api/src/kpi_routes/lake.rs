@@ -25,14 +25,20 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
+#[cfg(test)]
+use arrow::array::{Array, AsArray};
+use arrow::array::{Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+#[cfg(test)]
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use warehouse::Warehouse;
-use warehouse::views::{KPI_OVERVIEW_SQL, VIEWS};
+use warehouse::rollups::EventRange;
+#[cfg(test)]
+use warehouse::views::KPI_OVERVIEW_SQL;
+use warehouse::views::VIEWS;
 
 use super::params::{Dimension, Window};
 use crate::settings::TenantSettings;
@@ -99,31 +105,29 @@ pub(crate) fn rates_table(tenant: &TenantId, settings: &TenantSettings) -> Resul
 }
 
 /// A session in which `events` and every view hold only `tenant`'s rows,
-/// with the tenant's settings applied (see the module docs).
+/// with the tenant's settings applied (see the module docs), in which
+/// `conversations` reads the tenant's materialized rows
+/// ([`super::fast::use_materialized`]): refreshed from the lake when a
+/// query scans them, never recomputed from all events per query.
 pub(crate) async fn tenant_session(
     warehouse: &Warehouse,
     tenant: &TenantId,
     settings: &TenantSettings,
 ) -> Result<SessionContext> {
-    tenant_session_since(warehouse, tenant, settings, None).await
+    let ctx = tenant_session_in(warehouse, tenant, settings, EventRange::default()).await?;
+    super::fast::use_materialized(&ctx, warehouse, tenant, settings).await?;
+    Ok(ctx)
 }
 
-/// [`tenant_session`] whose `events` (and so every view) start at
-/// `since_us` (µs since the epoch), for an incremental rollup refresh.
-pub(crate) async fn tenant_session_since(
+/// [`tenant_session`] whose `events` (and so every view, `conversations`
+/// included, computed from events) hold only `range`, for building the
+/// rollups.
+pub(crate) async fn tenant_session_in(
     warehouse: &Warehouse,
     tenant: &TenantId,
     settings: &TenantSettings,
-    since_us: Option<i64>,
+    range: EventRange,
 ) -> Result<SessionContext> {
-    let since = match since_us.and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_micros) {
-        Some(t) => format!(
-            " AND event_date >= CAST('{}' AS DATE) AND occurred_at >= {}",
-            t.date_naive().format("%Y-%m-%d"),
-            ts_literal(t)
-        ),
-        None => String::new(),
-    };
     let ctx = warehouse.session().map_err(|e| match e {
         warehouse::WarehouseError::Query(e) => e,
         other => DataFusionError::External(Box::new(other)),
@@ -136,8 +140,9 @@ pub(crate) async fn tenant_session_since(
     ctx.register_table("lake_events", lake)?;
     // `tenant` is [a-z0-9_-]{1,64}: nothing in it can end the literal.
     ctx.sql(&format!(
-        "CREATE VIEW events AS SELECT * FROM lake_events WHERE tenant_id = '{}'{since}",
-        tenant.as_str()
+        "CREATE VIEW events AS SELECT * FROM lake_events WHERE tenant_id = '{}' AND {}",
+        tenant.as_str(),
+        range.predicate()
     ))
     .await?;
     register_tenant_views(&ctx, tenant, settings).await?;
@@ -197,13 +202,20 @@ async fn collect_table(ctx: &SessionContext, sql: &str) -> Result<MemTable> {
     MemTable::try_new(schema, vec![batches])
 }
 
+/// Every table [`snapshot`] can hold besides the conversations.
+#[cfg(test)]
+pub(crate) const SNAPSHOT_TABLES: [&str; 4] = ["messages", "orders", "agent_sessions", "events"];
+
 /// An in-memory session with what every overview run over `span` reads
 /// (see the module docs); `conversations` is a view over `conv_all`.
+/// Of [`SNAPSHOT_TABLES`] it holds those in `tables` (the SQL to run
+/// names the ones it needs).
 pub(crate) async fn snapshot(
     tctx: &SessionContext,
     tenant: &TenantId,
     settings: &TenantSettings,
     span: &Window,
+    tables: &[&str],
 ) -> Result<SessionContext> {
     let (from, to) = (ts_literal(span.from), ts_literal(span.to));
     let kctx =
@@ -217,7 +229,7 @@ pub(crate) async fn snapshot(
     // The tenant session needs the conversation ids; hand them over.
     tctx.register_table("snapshot_conversations", kctx.table_provider("conv_all").await?)?;
     let ids = "SELECT conversation_id FROM snapshot_conversations";
-    let tables = [
+    let all = [
         (
             "messages",
             format!("SELECT * FROM messages WHERE conversation_id IN ({ids})"),
@@ -240,8 +252,10 @@ pub(crate) async fn snapshot(
             ),
         ),
     ];
-    for (name, sql) in tables {
-        kctx.register_table(name, Arc::new(collect_table(tctx, &sql).await?))?;
+    for (name, sql) in all {
+        if tables.contains(&name) {
+            kctx.register_table(name, Arc::new(collect_table(tctx, &sql).await?))?;
+        }
     }
     kctx.register_table("team_hourly_rates", Arc::new(rates_table(tenant, settings)?))?;
     kctx.sql("CREATE VIEW conversations AS SELECT * FROM conv_all").await?;
@@ -259,6 +273,19 @@ pub(crate) struct Constraint {
 /// Replaces the snapshot's `conversations` view with `conv_all` restricted
 /// to `constraints`.
 pub(crate) async fn restrict_conversations(kctx: &SessionContext, constraints: &[Constraint]) -> Result<()> {
+    let predicate = constraints_predicate(kctx, constraints, "conv_all")?;
+    kctx.sql(&format!(
+        "CREATE OR REPLACE VIEW conversations AS SELECT * FROM conv_all WHERE {predicate}"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The SQL condition that keeps the rows of `source` (a table or view with
+/// the columns of `conversations`) meeting `constraints`. The values are
+/// registered in `kctx` as one-column tables `flt_<i>`, so none is spliced
+/// into the text.
+pub(crate) fn constraints_predicate(kctx: &SessionContext, constraints: &[Constraint], source: &str) -> Result<String> {
     let mut predicates = vec!["true".to_string()];
     for (i, c) in constraints.iter().enumerate() {
         let col = c.dimension.column();
@@ -274,7 +301,7 @@ pub(crate) async fn restrict_conversations(kctx: &SessionContext, constraints: &
                 if c.dimension.is_list() {
                     format!(
                         "conversation_id IN (SELECT conversation_id FROM \
-                         (SELECT conversation_id, unnest({col}) AS item FROM conv_all) \
+                         (SELECT conversation_id, unnest({col}) AS item FROM {source}) \
                          WHERE item IN (SELECT v FROM {table}))"
                     )
                 } else {
@@ -284,12 +311,7 @@ pub(crate) async fn restrict_conversations(kctx: &SessionContext, constraints: &
         };
         predicates.push(predicate);
     }
-    kctx.sql(&format!(
-        "CREATE OR REPLACE VIEW conversations AS SELECT * FROM conv_all WHERE {}",
-        predicates.join(" AND ")
-    ))
-    .await?;
-    Ok(())
+    Ok(predicates.join(" AND "))
 }
 
 /// One row of the overview: `kpi, measure, segment, value, n`.
@@ -302,12 +324,15 @@ pub(crate) struct KpiRow {
     pub(crate) n: i64,
 }
 
+#[cfg(test)]
 fn string_column(batch: &RecordBatch, i: usize) -> Result<Arc<dyn Array>> {
     Ok(arrow::compute::cast(batch.column(i), &DataType::Utf8)?)
 }
 
 /// Runs `sql/kpis/overview.sql` over `window` for the conversations that
-/// meet `constraints`.
+/// meet `constraints`: the definition the served figures (the rollups of
+/// [`super::fast`]) are tested against.
+#[cfg(test)]
 pub(crate) async fn run_overview(
     kctx: &SessionContext,
     window: &Window,

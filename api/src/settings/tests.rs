@@ -34,6 +34,8 @@ fn stored_settings_are_read_back_and_leave_no_temp_file() {
                 currency: "EUR".into(),
             },
         ],
+        free_text: ingest::privacy::FreeText::Encrypt,
+        pseudonymize_customer_ids: true,
     };
     s.validate().unwrap();
     store(dir.path(), &tenant("acme"), &s).unwrap();

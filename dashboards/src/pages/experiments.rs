@@ -182,7 +182,8 @@ pub fn render_experiments(ctx: &PageContext, data: &ExperimentsData) -> String {
     )
 }
 
-fn interval(unit: &Unit, ci: Option<(f64, f64)>) -> String {
+/// `[low, high]` in the unit, or a dash.
+pub(crate) fn interval(unit: &Unit, ci: Option<(f64, f64)>) -> String {
     ci.map_or_else(
         || "–".to_string(),
         |(a, b)| format!("[{}, {}]", format::value(unit, a), format::value(unit, b)),

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::charts::{BandPoint, ChartSize, band_chart, step_chart};
 use crate::format;
 use crate::html::escape;
+use crate::i18n::Strings;
 use crate::kpi::Unit;
 use crate::pages::{Col, empty, numbers, table};
 use crate::shell::{self, Page, PageContext};
@@ -36,6 +37,60 @@ pub struct StaffingData {
     pub intervals: Vec<StaffingInterval>,
 }
 
+/// The local hour of an interval label (`18:30`, `11-22 18:30`).
+fn label_hour(label: &str) -> Option<usize> {
+    let hhmm = label.get(label.len().checked_sub(5)?..)?;
+    hhmm.get(..2)?.parse().ok().filter(|h| *h < 24)
+}
+
+/// The question a manager brings ("how many agents tomorrow evening?")
+/// answered before the charts: per part of the day, the most agents any
+/// interval needs, when, and the arrivals forecast.
+fn day_parts(out: &mut String, s: &Strings, intervals: &[StaffingInterval]) {
+    let mut body = Vec::new();
+    for (part, name) in s.day_parts.iter().enumerate() {
+        let hours = part * 6..part * 6 + 6;
+        let inside: Vec<&StaffingInterval> = intervals
+            .iter()
+            .filter(|i| label_hour(&i.label).is_some_and(|h| hours.contains(&h)))
+            .collect();
+        // The first interval of the most agents.
+        let Some(peak) = inside
+            .iter()
+            .filter(|i| i.agents.is_some_and(f64::is_finite))
+            .rev()
+            .max_by(|a, b| a.agents.unwrap_or(0.0).total_cmp(&b.agents.unwrap_or(0.0)))
+        else {
+            continue;
+        };
+        let arrivals: f64 = inside.iter().map(|i| i.mean).filter(|v| v.is_finite()).sum();
+        body.push(vec![
+            escape(name),
+            format!("<b>{}</b>", escape(&format::opt_value(&Unit::Count, peak.agents))),
+            escape(&peak.label),
+            escape(&format::value(&Unit::Count, arrivals.round())),
+        ]);
+    }
+    if body.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        r#"<section class="card dayparts"><h2>{}</h2>{}</section>"#,
+        escape(s.agents_by_day_part),
+        table(
+            "",
+            &[
+                Col("", false),
+                Col(s.most_agents, true),
+                Col(s.at, false),
+                Col(s.forecast_mean, true),
+            ],
+            &body,
+        )
+    );
+}
+
 /// The staffing page.
 pub fn render_staffing(ctx: &PageContext, data: &StaffingData) -> String {
     let s = ctx.strings();
@@ -63,6 +118,7 @@ pub fn render_staffing(ctx: &PageContext, data: &StaffingData) -> String {
     if data.intervals.is_empty() {
         main.push_str(&empty(s));
     } else {
+        day_parts(&mut main, s, &data.intervals);
         let band: Vec<BandPoint> = data
             .intervals
             .iter()

@@ -167,6 +167,45 @@ fn traffic() -> TrafficData {
 }
 
 /// Every page, rendered from empty and from full data.
+fn key_trends(keys: &[&str]) -> Vec<KeyTrend> {
+    keys.iter()
+        .map(|k| KeyTrend {
+            key: (*k).to_string(),
+            points: trend(7, 40.0),
+        })
+        .collect()
+}
+
+fn script(kind: ScriptKind, id: &str, csat: f64, n: u64) -> ScriptRow {
+    ScriptRow {
+        kind,
+        id: id.into(),
+        conversations: n * 2,
+        csat: Some(csat),
+        csat_ci: Some((csat - 0.2, csat + 0.2)),
+        csat_n: n,
+        resolution_rate: Some(0.9),
+        resolution_ci: Some((0.85, 0.94)),
+        small_sample: n < 30,
+    }
+}
+
+fn scripts() -> ScriptsData {
+    ScriptsData {
+        scripts: vec![
+            script(ScriptKind::QuickReply, "qr_hello", 4.6, 40),
+            script(ScriptKind::QuickReply, "qr_rare", 4.4, 3),
+            script(ScriptKind::QuickReply, "qr_sorry", 3.1, 60),
+            script(ScriptKind::Template, "tpl_wait", 2.9, 50),
+        ],
+        best: vec![
+            (ScriptKind::QuickReply, "qr_hello".into()),
+            (ScriptKind::Template, "tpl_wait".into()),
+        ],
+        worst: vec![(ScriptKind::QuickReply, "qr_sorry".into())],
+    }
+}
+
 fn all_pages(c: &PageContext, full: bool) -> Vec<(&'static str, String)> {
     let lang = c.lang;
     let theme = c.theme;
@@ -179,6 +218,7 @@ fn all_pages(c: &PageContext, full: bool) -> Vec<(&'static str, String)> {
                     c,
                     &ChannelsData {
                         rows: rows(&["whatsapp", "messenger", "line", "webchat", "email"]),
+                        trend: key_trends(&["whatsapp", "line"]),
                     },
                 ),
             ),
@@ -193,6 +233,7 @@ fn all_pages(c: &PageContext, full: bool) -> Vec<(&'static str, String)> {
                             team: Some("billing".into()),
                             stats: stats(40),
                         }],
+                        trend: key_trends(&["billing"]),
                     },
                 ),
             ),
@@ -207,26 +248,12 @@ fn all_pages(c: &PageContext, full: bool) -> Vec<(&'static str, String)> {
                             b: "shipping".into(),
                             conversations: 17,
                         }],
+                        trend: Vec::new(),
                     },
                 ),
             ),
             ("traffic", render_traffic(c, &traffic())),
-            (
-                "scripts",
-                render_scripts(
-                    c,
-                    &ScriptsData {
-                        scripts: vec![ScriptRow {
-                            kind: ScriptKind::QuickReply,
-                            id: "qr_hello".into(),
-                            conversations: 100,
-                            csat: Some(4.6),
-                            csat_n: 40,
-                            resolution_rate: Some(0.9),
-                        }],
-                    },
-                ),
-            ),
+            ("scripts", render_scripts(c, &scripts())),
             (
                 "experiments",
                 render_experiments(
@@ -398,6 +425,7 @@ fn hostile_tenant_tags_and_experiment_keys_are_escaped() {
                 b: "x".into(),
                 conversations: 1,
             }],
+            trend: key_trends(&[HOSTILE]),
         },
     );
     assert_inert("tags", &tags);
@@ -669,4 +697,101 @@ fn login_posts_the_key_and_shows_no_tenant_data() {
         },
     );
     assert!(err.contains("<h1>Error 404</h1>") && err.contains("no experiment greeting-x"));
+}
+
+#[test]
+fn scripts_show_intervals_best_first_and_name_the_best_and_worst() {
+    let html = render_scripts(&ctx(Lang::En), &scripts());
+    // One table per kind, quick replies first, rows in the API's order.
+    let qr = html.find(">Quick replies<").unwrap_or(usize::MAX);
+    let tpl = html.find(">Templates<").unwrap_or(0);
+    assert!(qr < tpl, "quick replies, then templates");
+    let order: Vec<usize> = ["qr_hello", "qr_rare", "qr_sorry"]
+        .iter()
+        .map(|id| html.find(&format!(r#"<th scope="row">{id}"#)).unwrap_or(0))
+        .collect();
+    assert!(order[0] > 0 && order[0] < order[1] && order[1] < order[2], "{order:?}");
+    // Intervals in figures and as bars on a shared 1–5 axis.
+    assert!(html.contains("[4.40, 4.80]"), "the CSAT interval");
+    assert!(html.contains("[85.0%, 94.0%]"), "the resolution interval");
+    assert_eq!(html.matches(r#"class="chart ib""#).count(), 8, "two bars per script");
+    // Best and worst named on top of their kind, small samples marked.
+    assert!(html.contains(r#"<span class="badge b-excellent">Best</span> <b>qr_hello</b>"#));
+    assert!(html.contains(r#"<span class="badge b-needs-work">Worst</span> <b>qr_sorry</b>"#));
+    assert!(html.contains(r#"qr_rare <span class="few">few scores</span>"#));
+    assert!(html.contains("run it as an experiment"));
+}
+
+#[test]
+fn breakdowns_draw_a_trend_per_busiest_key_in_the_views_bucket() {
+    let html = render_channels(
+        &ctx(Lang::En),
+        &ChannelsData {
+            rows: rows(&["whatsapp", "line"]),
+            trend: key_trends(&["whatsapp", "line"]),
+        },
+    );
+    assert!(html.contains("Conversations over time"));
+    assert!(html.contains("<h3>whatsapp</h3>") && html.contains("<h3>line</h3>"));
+    let empty = render_channels(
+        &ctx(Lang::En),
+        &ChannelsData {
+            rows: rows(&["whatsapp"]),
+            trend: Vec::new(),
+        },
+    );
+    assert!(!empty.contains("Conversations over time"));
+}
+
+#[test]
+fn each_page_offers_the_bucket_choices_that_change_it() {
+    let mut c = ctx(Lang::En);
+    let overview = render_overview(&c, &overview(7));
+    assert!(overview.contains(r#"<select name="bucket">"#) && overview.contains(r#"value="week""#));
+    assert!(!overview.contains(r#"value="30min""#));
+    // Staffing: the forecast interval, and a time zone of the view's choice.
+    c.controls.bucket = Bucket::Minutes15;
+    let staffing_page = render_staffing(&c, &staffing(8));
+    assert!(
+        staffing_page
+            .contains(r#"<option value="15min" selected>15 min</option><option value="30min">30 min</option>"#)
+    );
+    assert!(!staffing_page.contains(r#"value="week""#));
+    assert!(staffing_page.contains(r#"name="tz" value="Asia/Shanghai" placeholder"#));
+    // Elsewhere the zone is the tenant's, shown read-only.
+    assert!(overview.contains(r#"name="tz" value="Asia/Shanghai" readonly"#));
+    // The heatmap has no time bucket: the choice is carried, not offered.
+    c.controls.bucket = Bucket::Week;
+    let traffic_page = render_traffic(&c, &traffic());
+    assert!(!traffic_page.contains(r#"<select name="bucket">"#));
+    assert!(traffic_page.contains(r#"<input type="hidden" name="bucket" value="week">"#));
+}
+
+#[test]
+fn staffing_answers_how_many_agents_each_part_of_the_day_needs() {
+    let data = StaffingData {
+        queue: "*".into(),
+        interval_minutes: 30,
+        method: "seasonal_naive".into(),
+        service_level: None,
+        intervals: (0..48)
+            .map(|i| StaffingInterval {
+                label: format!("{:02}:{:02}", i / 2, (i % 2) * 30),
+                actual: None,
+                mean: 10.0,
+                p10: 5.0,
+                p90: 15.0,
+                agents: Some(if i == 39 { 9.0 } else { 3.0 }),
+            })
+            .collect(),
+    };
+    let html = render_staffing(&ctx(Lang::En), &data);
+    assert!(html.contains("Agents needed by part of the day"));
+    assert!(
+        html.contains(
+            r#"<th scope="row">Evening (18–24 h)</th><td class="n"><b>9</b></td><td>19:30</td><td class="n">120</td>"#
+        ),
+        "the evening's peak"
+    );
+    assert!(html.contains(r#"<th scope="row">Night (0–6 h)</th><td class="n"><b>3</b></td><td>00:00</td>"#));
 }

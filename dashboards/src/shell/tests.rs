@@ -84,7 +84,27 @@ fn every_page_can_sign_out_and_staffing_links_drop_the_past_dates() {
     // Past period to past page: kept; to the forecast horizon: dropped,
     // while the filters travel.
     assert!(channels.contains(r#"href="/tags?from=2026-03-01&amp;to=2026-03-08&amp;bucket=day&amp;channel=line""#));
-    assert!(channels.contains(r#"href="/staffing?bucket=day&amp;channel=line""#));
+    assert!(channels.contains(r#"href="/staffing?channel=line""#));
     let staffing = render(&frame(Page::Staffing), "");
-    assert!(staffing.contains(r#"href="/channels?bucket=day&amp;channel=line""#));
+    assert!(staffing.contains(r#"href="/channels?channel=line""#));
+}
+
+#[test]
+fn a_bucket_of_the_other_control_falls_back_to_the_pages_default() {
+    let trend_page = Controls::default();
+    let staffing_page = Controls {
+        bucket: Bucket::Minutes30,
+        ..Controls::default()
+    };
+    let bucket = |value: &str, defaults: &Controls| {
+        PageContext::from_query("t", &pairs(&[("bucket", value)]), None, defaults)
+            .controls
+            .bucket
+    };
+    assert_eq!(bucket("30min", &trend_page), Bucket::Day);
+    assert_eq!(bucket("week", &trend_page), Bucket::Week);
+    assert_eq!(bucket("week", &staffing_page), Bucket::Minutes30);
+    assert_eq!(bucket("15min", &staffing_page), Bucket::Minutes15);
+    assert_eq!(Bucket::Minutes15.interval_minutes(), Some(15));
+    assert_eq!(Bucket::Day.interval_minutes(), None);
 }

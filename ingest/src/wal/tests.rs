@@ -137,3 +137,35 @@ async fn rotate_and_remove_through_delete_only_covered_segments() {
     let (_, replayed, _) = open(dir.path());
     assert_eq!(replayed.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![4]);
 }
+
+#[tokio::test]
+async fn scrub_removes_events_from_closed_segments_and_keeps_the_numbering() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let (wal, _, _) = open(dir.path());
+        for (events, p) in [(vec![ev("a"), ev("secret-b")], "1"), (vec![ev("secret-c")], "2")] {
+            wal.append_durable(&events, p.into())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let through = wal.rotate().await.unwrap_or_else(|e| panic!("{e}"));
+        let removed = wal.scrub_through(through, &|e| e.event_id.starts_with("secret"));
+        assert_eq!(removed.ok(), Some(2));
+        wal.append_durable(&[ev("d")], "3".into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (_, replayed, _) = open(dir.path());
+    let got: Vec<(u64, Vec<String>)> = replayed
+        .iter()
+        .map(|b| (b.seq, b.events.iter().map(|e| e.event_id.clone()).collect()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, vec!["a".to_string()]), (2, vec![]), (3, vec!["d".to_string()])]
+    );
+    for entry in fs::read_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")) {
+        let bytes = fs::read(entry.map(|e| e.path()).unwrap_or_default()).unwrap_or_default();
+        assert!(!bytes.windows(6).any(|w| w == b"secret"));
+    }
+}
