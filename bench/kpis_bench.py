@@ -38,7 +38,7 @@ WHERE started_at >= TIMESTAMP '{day_from} 00:00:00' AND started_at < TIMESTAMP '
 GROUP BY channel ORDER BY channel"""
 
 
-def get(path, data=None, accept="application/json"):
+def get(path, data=None, accept="application/json", save=None):
     req = urllib.request.Request(
         f"http://{addr}{path}",
         data=data,
@@ -46,12 +46,22 @@ def get(path, data=None, accept="application/json"):
     )
     with urllib.request.urlopen(req, timeout=1800) as r:
         n = 0
+        out = open(save, "wb") if save else None
         while True:
             chunk = r.read(1 << 20)
             if not chunk:
                 break
             n += len(chunk)
+            if out:
+                out.write(chunk)
+        if out:
+            out.close()
         return n
+
+
+# The window's materialized conversations as Parquet (cxlake's export), for
+# the like-for-like peer: DuckDB over the same materialized rows.
+EXPORT_PARQUET = os.path.join(os.path.dirname(os.path.abspath(lake)), "conversations-export.parquet")
 
 
 def timed(fn, repeat):
@@ -79,10 +89,13 @@ def http_side():
     t = time.perf_counter()
     out["export_csv_bytes"] = get(f"/v1/conversations?{window}&format=csv", accept="text/csv")
     out["export_csv_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    out["export_parquet_bytes"] = get(f"/v1/conversations?{window}&format=parquet", save=EXPORT_PARQUET)
+    out["export_parquet_s"] = time.perf_counter() - t
     body = json.dumps({"sql": RAW_SQL}).encode()
     if HEAVY > 1:
         get("/v1/sql", body, "text/csv")  # warm-up
-    out["raw_sql_p50_s"] = timed(lambda: get("/v1/sql", body, "text/csv"), HEAVY)[0]
+    out["raw_sql_p50_s"] = timed(lambda: get("/v1/sql", body, "text/csv"), max(HEAVY, 5))[0]
 
 
 if addr != "-":
@@ -184,6 +197,13 @@ overview = overview.replace("$1", f"TIMESTAMPTZ '{day_from} 00:00:00+00'").repla
 )
 out["duckdb_files"] = len(files)
 out["duckdb_raw_sql_p50_s"] = timed(lambda: con.sql(RAW_SQL).fetchall(), HEAVY)[0]
+if os.path.exists(EXPORT_PARQUET):
+    mat = duckdb.connect()
+    mat.sql("SET TimeZone = 'UTC'")
+    mat.sql(f"SET threads = {os.cpu_count()}")
+    mat.sql(f"CREATE VIEW conversations AS SELECT * FROM read_parquet('{EXPORT_PARQUET}')")
+    mat.sql(RAW_SQL).fetchall()  # warm-up
+    out["duckdb_materialized_raw_sql_p50_s"] = timed(lambda: mat.sql(RAW_SQL).fetchall(), max(HEAVY, 5))[0]
 out["duckdb_overview_p50_s"] = timed(lambda: con.sql(overview).fetchall(), HEAVY)[0]
 out["duckdb_conversations"] = con.sql(
     f"SELECT count(*) FROM conversations WHERE started_at >= TIMESTAMPTZ '{day_from} 00:00:00+00' "

@@ -2,7 +2,11 @@
 //!
 //! Starts the real `cxlake` binary on three weeks of generated traffic of
 //! one tenant, registers and starts the generator's `greeting_v2`
-//! experiment, then runs `node --test tests/browser/dashboards.test.mjs`
+//! experiment, checks sign-in and tenancy over plain HTTP (every page
+//! needs a sign-in; the cookie is HttpOnly, SameSite=Strict, and Secure
+//! behind `X-Forwarded-Proto: https`; platform-wide keys are refused; a
+//! page shows only its key's tenant), then runs
+//! `node --test tests/browser/dashboards.test.mjs`
 //! (Playwright's `playwright-core` driving Debian's Chromium; no browser
 //! download). What the browser checks is listed at the top of that file;
 //! screenshots land in `target/browser-artifacts/`.
@@ -22,6 +26,21 @@ use serde_json::json;
 use support::{Server, create_key};
 
 const TENANT: &str = "dragon-mart";
+/// A tenant with a key and no data.
+const OTHER_TENANT: &str = "other-shop";
+
+/// Every page of the dashboards (the experiment is registered below).
+const PAGES: [&str; 9] = [
+    "/",
+    "/channels",
+    "/teams",
+    "/tags",
+    "/traffic",
+    "/scripts",
+    "/experiments",
+    "/experiments/greeting_v2",
+    "/staffing",
+];
 
 use support::run_cli as run;
 
@@ -36,6 +55,81 @@ fn found(program: &str, args: &[&str]) -> bool {
         .args(args)
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The `Set-Cookie` of a sign-in with `key`, `extra` headers added.
+fn sign_in_cookie(server: &Server, key: &str, extra: &[(&str, &str)]) -> (u16, String) {
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    headers.extend_from_slice(extra);
+    let body = format!("key={key}&next=%2Fchannels");
+    let r = server
+        .request("POST", "/login", &headers, body.as_bytes())
+        .unwrap_or_else(|e| panic!("POST /login: {e}"));
+    (r.status, r.header("set-cookie").unwrap_or_default().to_string())
+}
+
+fn page_as(server: &Server, cookie: &str, path: &str) -> support::Response {
+    server
+        .request("GET", path, &[("Cookie", cookie)], b"")
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// Sign-in and tenancy over plain HTTP: every page needs a sign-in, the
+/// cookie's attributes (`Secure` behind a TLS proxy), and a page shows the
+/// key's tenant only.
+fn sign_in_over_http(server: &Server, key: &str, other_key: &str, platform_key: &str) {
+    for path in PAGES {
+        let r = page_as(server, "cxlake_key=cxk_not_a_key", path);
+        assert_eq!(r.status, 303, "{path} without a valid cookie");
+        let to = r.header("location").unwrap_or_default();
+        assert!(
+            to.starts_with("/login?next=%2F"),
+            "{path} sends to the sign-in, then back: {to}"
+        );
+    }
+
+    let (status, cookie) = sign_in_cookie(server, key, &[]);
+    assert_eq!(status, 303);
+    let attributes: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    assert_eq!(attributes[0], format!("cxlake_key={key}"));
+    for wanted in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(attributes.contains(&wanted), "{wanted} in {cookie}");
+    }
+    assert!(!attributes.contains(&"Secure"), "plain http: no Secure ({cookie})");
+    let (_, behind_tls) = sign_in_cookie(server, key, &[("X-Forwarded-Proto", "https")]);
+    let attributes: Vec<&str> = behind_tls.split(';').map(str::trim).collect();
+    for wanted in ["Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(attributes.contains(&wanted), "{wanted} behind https: {behind_tls}");
+    }
+
+    // A platform-wide key is refused: a dashboard is one tenant's.
+    let (status, cookie) = sign_in_cookie(server, platform_key, &[]);
+    assert_eq!((status, cookie.as_str()), (401, ""));
+
+    // Each key sees its own tenant: the other tenant has no conversations.
+    let mine = page_as(server, &format!("cxlake_key={key}"), "/");
+    assert_eq!(mine.status, 200);
+    assert!(mine.text().contains(&format!("<b>{TENANT}</b>")));
+    let other = page_as(server, &format!("cxlake_key={other_key}"), "/");
+    assert_eq!(other.status, 200);
+    let other_page = other.text();
+    assert!(other_page.contains(&format!("<b>{OTHER_TENANT}</b>")));
+    assert!(
+        !other_page.contains(TENANT),
+        "nothing of {TENANT} on {OTHER_TENANT}'s page"
+    );
+    assert!(
+        other_page.contains(r#"id="kpi-conversations"><h2>Conversations</h2><p class="big" data-value="0">"#),
+        "{OTHER_TENANT} has no conversations"
+    );
+    for path in ["/channels?format=csv", "/scripts?format=csv"] {
+        let csv = page_as(server, &format!("cxlake_key={other_key}"), path).text();
+        assert_eq!(
+            csv.lines().count(),
+            1,
+            "{path} of {OTHER_TENANT}: the header only, got {csv}"
+        );
+    }
 }
 
 #[test]
@@ -99,7 +193,10 @@ fn dashboards_in_headless_chromium() {
     std::fs::write(&file, mine).unwrap_or_else(|e| panic!("{e}"));
     run(&["ingest", &file.to_string_lossy()], &data);
     let key = create_key(&data, TENANT, "admin");
+    let other_key = create_key(&data, OTHER_TENANT, "admin");
+    let platform_key = create_key(&data, "*", "admin");
     let server = Server::start(&data, &[]);
+    sign_in_over_http(&server, &key, &other_key, &platform_key);
 
     let auth = format!("Bearer {key}");
     let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];

@@ -75,19 +75,30 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// Whether cookies get the `Secure` attribute for this request: always or
 /// never when `CXLAKE_SECURE_COOKIES` says so, else when a TLS-terminating
-/// proxy says the browser used https.
+/// proxy says the browser used https (`X-Forwarded-Proto: https`, or
+/// RFC 7239 `Forwarded: proto=https`; the first hop's word counts). The
+/// server itself speaks plain HTTP only, so these are the TLS cases.
 fn secure_cookie(headers: &HeaderMap) -> bool {
     match std::env::var("CXLAKE_SECURE_COOKIES").ok().as_deref().map(str::trim) {
         Some("true" | "1") => true,
         Some("false" | "0") => false,
-        _ => headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .next()
-                    .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
-            }),
+        _ => {
+            let first = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .map(str::trim)
+            };
+            let forwarded_https = first("forwarded").is_some_and(|hop| {
+                hop.split(';').any(|pair| {
+                    let pair = pair.trim().to_ascii_lowercase();
+                    pair.strip_prefix("proto=")
+                        .is_some_and(|p| p.trim_matches('"') == "https")
+                })
+            });
+            forwarded_https || first("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"))
+        }
     }
 }
 
@@ -600,6 +611,17 @@ mod tests {
             h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
             assert!(secure_cookie(&h));
             h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            assert!(!secure_cookie(&h));
+            let mut h = HeaderMap::new();
+            h.insert(
+                "forwarded",
+                HeaderValue::from_static("for=192.0.2.60;proto=https;by=203.0.113.43"),
+            );
+            assert!(secure_cookie(&h));
+            h.insert(
+                "forwarded",
+                HeaderValue::from_static("for=192.0.2.60;proto=http, proto=https"),
+            );
             assert!(!secure_cookie(&h));
         }
     }

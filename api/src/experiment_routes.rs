@@ -770,10 +770,7 @@ pub(crate) async fn results(
     };
     let window = results_window(&state, &tenant, &experiment, &params).await?;
     let sql = experiment_results::units_sql(&tenant, &experiment.key, window);
-    let ctx = state
-        .warehouse
-        .session()
-        .map_err(|e| Problem::internal(e.to_string()))?;
+    let ctx = crate::kpi_routes::served_session(&state, &tenant).await?;
     let batches = async {
         let facts = experiment_results::facts_table(&ctx, &tenant).await?;
         ctx.register_table(experiment_results::FACTS_TABLE, std::sync::Arc::new(facts))?;

@@ -76,6 +76,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value, json};
 
 use self::lake::{Constraint, KpiRow};
@@ -158,6 +159,17 @@ pub(crate) fn query_map(
         }
     }
     Ok(map)
+}
+
+/// The session features read a tenant's data through: `events` and the
+/// views hold only the tenant's rows, with its settings applied, and
+/// `conversations` reads the materialized rows ([`lake::tenant_session`]).
+pub(crate) async fn served_session(state: &AppState, tenant: &str) -> Result<SessionContext, Problem> {
+    let tenant = TenantId::parse(tenant).ok_or_else(|| Problem::internal(format!("bad tenant id {tenant:?}")))?;
+    let settings = load_settings(state, &tenant).await?;
+    lake::tenant_session(&state.warehouse, &tenant, &settings)
+        .await
+        .map_err(internal)
 }
 
 pub(crate) async fn load_settings(state: &AppState, tenant: &TenantId) -> Result<TenantSettings, Problem> {

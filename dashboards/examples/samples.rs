@@ -5,6 +5,24 @@
 
 use dashboards::*;
 
+/// Conversations per day over a week for each key.
+fn trends(keys: &[&str]) -> Vec<KeyTrend> {
+    keys.iter()
+        .enumerate()
+        .map(|(k, key)| KeyTrend {
+            key: (*key).to_string(),
+            points: (1..=7)
+                .map(|d| {
+                    (
+                        format!("2026-03-{d:02}"),
+                        (300 - 80 * k + 13 * ((d * 7 + k) % 5)) as f64,
+                    )
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 fn ctx(lang: Lang, theme: Theme) -> PageContext {
     PageContext {
         tenant: "modehaus_eu".into(),
@@ -26,6 +44,11 @@ fn ctx(lang: Lang, theme: Theme) -> PageContext {
                     "email".into(),
                 ],
             )],
+            presets: vec![RangePreset {
+                preset: Preset::LastMonth,
+                from: "2026-03-01".into(),
+                to: "2026-04-01".into(),
+            }],
         },
     }
 }
@@ -186,6 +209,7 @@ fn main() -> std::io::Result<()> {
                     &c,
                     &ChannelsData {
                         rows: rows(&["whatsapp", "messenger", "instagram", "webchat", "email", "line"]),
+                        trend: trends(&["whatsapp", "messenger", "instagram"]),
                     },
                 ),
             ),
@@ -202,6 +226,7 @@ fn main() -> std::io::Result<()> {
                                 stats: stats(400 - 30 * i as u64, i),
                             })
                             .collect(),
+                        trend: trends(&["dach", "billing", "returns"]),
                     },
                 ),
             ),
@@ -228,6 +253,7 @@ fn main() -> std::io::Result<()> {
                                 conversations: 88,
                             },
                         ],
+                        trend: trends(&["shipping", "refund"]),
                     },
                 ),
             ),
@@ -257,11 +283,22 @@ fn main() -> std::io::Result<()> {
                                     ][i]
                                 ),
                                 conversations: 800 - 90 * i as u64,
-                                csat: Some(4.1 + 0.1 * i as f64),
-                                csat_n: 200,
-                                resolution_rate: Some(0.7 + 0.04 * i as f64),
+                                csat: Some(4.6 - 0.1 * i as f64),
+                                csat_ci: Some((4.45 - 0.1 * i as f64, 4.75 - 0.1 * i as f64)),
+                                csat_n: 200 - 35 * i as u64,
+                                resolution_rate: Some(0.9 - 0.04 * i as f64),
+                                resolution_ci: Some((0.85 - 0.04 * i as f64, 0.94 - 0.04 * i as f64)),
+                                small_sample: 200 - 35 * i < 30,
                             })
                             .collect(),
+                        best: vec![
+                            (ScriptKind::QuickReply, "qr_greeting".into()),
+                            (ScriptKind::Template, "tpl_where_is_my_order".into()),
+                        ],
+                        worst: vec![
+                            (ScriptKind::QuickReply, "qr_thanks".into()),
+                            (ScriptKind::Template, "tpl_handoff".into()),
+                        ],
                     },
                 ),
             ),

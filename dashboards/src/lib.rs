@@ -26,7 +26,9 @@
 //!   [`PageContext`] (tenant, language, theme, the view's [`Controls`]) and
 //!   the page's data struct, returning the whole document. Each page has
 //!   the header (tenant, language and theme switches), the navigation, a
-//!   `GET` controls form (date range, bucket, time zone, a filter per
+//!   `GET` controls form (date range with one-click [`Preset`]s, the page's
+//!   bucket choices — trend buckets, staffing intervals, or none where time
+//!   is not an axis, see [`Page::buckets`] — time zone, a filter per
 //!   [`Dimension`]) and a "Download CSV" link to the same URL with
 //!   `format=csv`: the state lives in the URL, so a view can be shared.
 //! - **Charts** ([`charts`]): line, bar, heatmap, forest, band and step

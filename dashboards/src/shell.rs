@@ -773,6 +773,7 @@ const CSS: &str = concat!(
     ".chart.ib{display:inline-block;width:160px;max-width:40vw;height:auto;margin:0;vertical-align:middle}",
     ".chart.ib .ci{stroke-width:3}.chart .ci.plain{stroke:var(--accent)}.chart .est.plain{fill:var(--accent)}.mini h3{font-size:13px;margin:0;font-weight:600}",
     ".few{color:var(--muted);font-size:11px}.extremes{display:flex;flex-wrap:wrap;gap:4px 16px;margin:0 0 8px}",
+    ".dayparts th,.dayparts td{white-space:normal}",
     ".presets{display:flex;flex-wrap:wrap;gap:4px 12px;margin:0;font-size:13px}",
     ".presets a[aria-current]{font-weight:650;text-decoration:none;color:var(--fg)}",
     ".controls input[readonly]{color:var(--muted);background:transparent}",

@@ -11,7 +11,8 @@
 // Checks: sign-in is required; every page loads with no console error and
 // no failed request, on a laptop and a phone; the overview's figures equal
 // GET /v1/kpis for the same view; filters change the URL and the data;
-// the CSV download equals the table; language switch; sign-out.
+// the CSV download equals the table; date presets; the staffing interval;
+// the scripts' intervals are the API's; language switch; sign-out.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -243,7 +244,8 @@ test('the CSV download is the table on the page', async () => {
   const context = await signedInContext();
   const { page, problems } = await watchedPage(context);
   await page.goto(`${BASE}/channels`);
-  const rows = await page.locator('main section.card table tbody tr').evaluateAll((trs) =>
+  // The breakdown table (the trend's numbers follow in a table of their own).
+  const rows = await page.locator('main section.card table').first().locator('tbody tr').evaluateAll((trs) =>
     trs.map((tr) => Array.from(tr.children).map((c) => c.textContent.trim())),
   );
   assert.ok(rows.length >= 2, 'several channels');
@@ -306,6 +308,68 @@ test('language switch and sign-out', async () => {
   assert.equal(new URL(page.url()).pathname, '/login');
   await page.goto(`${BASE}/`);
   assert.equal(new URL(page.url()).pathname, '/login');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('date presets and the staffing interval change the URL and the data', async () => {
+  const context = await signedInContext();
+  const { page, problems } = await watchedPage(context);
+  await page.goto(`${BASE}/channels?channel=whatsapp,line`);
+  await Promise.all([page.waitForNavigation(), page.click('p.presets a:text("Last week")')]);
+  const url = new URL(page.url());
+  const from = url.searchParams.get('from');
+  const to = url.searchParams.get('to');
+  assert.equal(new Date(`${from}T00:00:00Z`).getUTCDay(), 1, `last week starts on a Monday (${from})`);
+  assert.equal((new Date(`${to}T00:00:00Z`) - new Date(`${from}T00:00:00Z`)) / 86400000, 7);
+  assert.equal(url.searchParams.get('channel'), 'whatsapp,line', 'the filter stays');
+  assert.equal(await page.getAttribute('p.presets a[aria-current]', 'href').then((h) => h.includes(`from=${from}`)), true);
+  const kpis = await api(`/v1/kpis?from=${from}&to=${to}&channel=whatsapp,line`);
+  const shown = await page.locator('main section.card table').first().locator('tbody tr').evaluateAll((trs) =>
+    trs.reduce((n, tr) => n + Number(tr.children[1].textContent.replace(/[^0-9]/g, '')), 0),
+  );
+  assert.equal(shown, kpis.kpis.conversations.value, 'last week\'s conversations');
+
+  // Staffing: tomorrow by default, in 30- or 15-minute intervals.
+  await page.goto(`${BASE}/staffing`);
+  // (The tenant reports in UTC: no settings were stored.)
+  assert.equal(await page.inputValue('input[name=from]'), daysFromNow(1));
+  assert.equal(await page.inputValue('select[name=bucket]'), '30min');
+  const halfHours = await page.locator('details.data table tbody tr').count();
+  await page.selectOption('select[name=bucket]', '15min');
+  await Promise.all([page.waitForNavigation(), page.click('form.controls button[type=submit]')]);
+  assert.equal(new URL(page.url()).searchParams.get('bucket'), '15min');
+  const quarters = await page.locator('details.data table tbody tr').count();
+  assert.equal(quarters, 2 * halfHours, `${quarters} quarter hours vs ${halfHours} half hours`);
+  const evening = await page.locator('section.dayparts tbody tr', { hasText: 'Evening' }).innerText();
+  assert.match(evening, /Evening \(18–24 h\)\s+\d+\s+(18|19|20|21|22|23):(00|15|30|45)/);
+  // The CSV is the intervals shown.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('a.csv')]);
+  const csv = parseCsv(fs.readFileSync(await download.path(), 'utf8'));
+  assert.equal(csv.length - 1, quarters);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('the scripts page shows the intervals of /v1/analyses/scripts, best and worst named', async () => {
+  const context = await signedInContext();
+  const { page, problems } = await watchedPage(context);
+  await page.goto(`${BASE}/scripts`);
+  const from = await page.inputValue('input[name=from]');
+  const to = await page.inputValue('input[name=to]');
+  const api_ = await api(`/v1/analyses/scripts?from=${from}&to=${to}`);
+  const template = api_.groups.find((g) => g.kind === 'template' && g.csat_low !== null);
+  assert.ok(template, 'a template with a CSAT interval');
+  const row = page
+    .locator('section.scripts tbody tr')
+    .filter({ has: page.locator('th', { hasText: new RegExp(`^${template.key}(\\s|$)`) }) });
+  const cells = await row.locator('td').allInnerTexts();
+  assert.equal(cells[0], template.csat_mean.toFixed(2));
+  assert.equal(cells[2], `[${template.csat_low.toFixed(2)}, ${template.csat_high.toFixed(2)}]`);
+  assert.equal(await row.locator('svg.ib').count(), 2, 'CSAT and resolution interval bars');
+  if (api_.best.template) {
+    assert.match(await page.locator('section.scripts p.extremes').last().innerText(), new RegExp(`Best\\s+${api_.best.template}`));
+  }
   assert.deepEqual(problems, []);
   await context.close();
 });

@@ -7,14 +7,14 @@
 //!
 //! | page | API |
 //! |---|---|
-//! | `/channels` | `GET /v1/kpis?group_by=channel` |
-//! | `/teams` | `GET /v1/kpis?group_by=team` and `?group_by=team,agent` |
-//! | `/tags` | `GET /v1/kpis?group_by=tag` and `GET /v1/analyses/bottlenecks` (pairs) |
+//! | `/channels` | `GET /v1/kpis?group_by=channel`; the trend `?group_by=channel,<bucket>` for the busiest six |
+//! | `/teams` | `GET /v1/kpis?group_by=team` and `?group_by=team,agent`; the trend as for channels |
+//! | `/tags` | `GET /v1/kpis?group_by=tag` and `GET /v1/analyses/bottlenecks` (pairs); the trend as for channels |
 //! | `/traffic` | `GET /v1/analyses/traffic` |
-//! | `/scripts` | `GET /v1/analyses/scripts` |
+//! | `/scripts` | `GET /v1/analyses/scripts` (CSAT and resolution intervals, best and worst) |
 //! | `/experiments` | `GET /v1/experiments` and each one's `.../results` |
 //! | `/experiments/{key}` | `GET /v1/experiments/{key}/results` (`from`, `to` when the URL has them; else the whole run) |
-//! | `/staffing` | `GET /v1/forecast/staffing` (actuals: the forecast's own history query over the horizon) |
+//! | `/staffing` | `GET /v1/forecast/staffing` with `interval` = the view's bucket (15 or 30 min; actuals: the forecast's own history query over the horizon) |
 //!
 //! So there is no second copy of any query: a page shows what the API
 //! answers for the same `from`, `to` and filters. `format=csv` answers the
@@ -1009,7 +1009,7 @@ async fn staffing(view: &View) -> Result<(String, String), Problem> {
     {
         let key = crate::forecast_routes::lake::QueueKey::parse(&queue)
             .map_err(|e| Problem::bad_request("invalid-parameter", format!("queue: {e}")))?;
-        let session = view.state.warehouse.session().map_err(kpi_routes::internal)?;
+        let session = kpi_routes::served_session(&view.state, view.tenant.as_str()).await?;
         let past_to = to_us.min(now_us - now_us.rem_euclid(step_us));
         if past_to > from_us {
             let history =

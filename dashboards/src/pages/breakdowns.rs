@@ -158,7 +158,8 @@ fn rows_table(s: &Strings, first: &str, rows: &[BreakdownRow]) -> String {
     table("", &stat_cols(s, first), &body)
 }
 
-/// Two bar charts (volume, and mean FRT or CSAT) and the full table.
+/// Bar charts of volume, mean FRT, mean handling time and CSAT, and the
+/// full table.
 fn breakdown(out: &mut String, s: &Strings, first: &str, volume_title: &str, rows: &[BreakdownRow]) {
     if rows.is_empty() {
         out.push_str(&empty(s));
@@ -168,24 +169,27 @@ fn breakdown(out: &mut String, s: &Strings, first: &str, volume_title: &str, row
         .iter()
         .map(|r| (r.key.clone(), r.stats.conversations as f64))
         .collect();
-    let frt: Vec<(String, f64)> = rows
-        .iter()
-        .map(|r| (r.key.clone(), r.stats.frt_s.unwrap_or(f64::NAN)))
-        .collect();
-    let csat: Vec<(String, f64)> = rows
-        .iter()
-        .map(|r| (r.key.clone(), r.stats.csat.unwrap_or(f64::NAN)))
-        .collect();
-    let _ = write!(
-        out,
-        r#"<div class="grid2"><section class="card"><h2>{}</h2>{}</section><section class="card"><h2>{}</h2>{}</section><section class="card"><h2>{}</h2>{}</section></div>"#,
-        escape(volume_title),
-        bar_chart(volume_title, &volume, &Unit::Count),
-        escape(s.frt),
-        bar_chart(s.frt, &frt, &Unit::Seconds),
-        escape(s.csat),
-        bar_chart(s.csat, &csat, &Unit::Score),
-    );
+    let metric = |f: fn(&BreakdownStats) -> Option<f64>| -> Vec<(String, f64)> {
+        rows.iter()
+            .map(|r| (r.key.clone(), f(&r.stats).unwrap_or(f64::NAN)))
+            .collect()
+    };
+    // Two by two on a laptop, one column on a phone.
+    out.push_str(r#"<div class="grid2">"#);
+    for (title, bars, unit) in [
+        (volume_title, volume, Unit::Count),
+        (s.frt, metric(|st| st.frt_s), Unit::Seconds),
+        (s.handling, metric(|st| st.handling_s), Unit::Seconds),
+        (s.csat, metric(|st| st.csat), Unit::Score),
+    ] {
+        let _ = write!(
+            out,
+            r#"<section class="card"><h2>{}</h2>{}</section>"#,
+            escape(title),
+            bar_chart(title, &bars, &unit)
+        );
+    }
+    out.push_str("</div>");
     let _ = write!(
         out,
         r#"<section class="card"><h2>{}</h2>{}</section>"#,

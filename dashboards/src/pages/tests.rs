@@ -4,7 +4,7 @@
 use super::*;
 use crate::i18n::Lang;
 use crate::kpi::{KPI_KEYS, Unit, unit_of};
-use crate::shell::{Bucket, Controls, Dimension, PageContext, Theme};
+use crate::shell::{Bucket, Controls, Dimension, PageContext, Preset, RangePreset, Theme};
 use crate::testing::check_balanced;
 
 fn ctx(lang: Lang) -> PageContext {
@@ -20,6 +20,18 @@ fn ctx(lang: Lang) -> PageContext {
             time_zone: "Asia/Shanghai".into(),
             filters: vec![(Dimension::Channel, "whatsapp".into())],
             suggestions: vec![(Dimension::Channel, vec!["whatsapp".into(), "line".into()])],
+            presets: vec![
+                RangePreset {
+                    preset: Preset::LastWeek,
+                    from: "2026-02-23".into(),
+                    to: "2026-03-02".into(),
+                },
+                RangePreset {
+                    preset: Preset::ThisMonth,
+                    from: "2026-03-01".into(),
+                    to: "2026-03-31".into(),
+                },
+            ],
         },
     }
 }
@@ -794,4 +806,15 @@ fn staffing_answers_how_many_agents_each_part_of_the_day_needs() {
         "the evening's peak"
     );
     assert!(html.contains(r#"<th scope="row">Night (0–6 h)</th><td class="n"><b>3</b></td><td>00:00</td>"#));
+}
+
+#[test]
+fn date_presets_are_links_that_keep_the_rest_of_the_view() {
+    let html = render_overview(&ctx(Lang::En), &overview(7));
+    assert!(html.contains(
+        r#"<a href="/?from=2026-02-23&amp;to=2026-03-02&amp;tz=Asia%2FShanghai&amp;bucket=day&amp;channel=whatsapp">Last week</a>"#
+    ));
+    // The range on show is marked.
+    assert!(html.contains(r#"channel=whatsapp" aria-current="true">This month</a>"#));
+    assert!(render_overview(&ctx(Lang::ZhCn), &overview(7)).contains(">上周</a>"));
 }
