@@ -202,7 +202,7 @@ async fn prepare(
     // it counts started there, so all their events are in).
     let range = warehouse::rollups::EventRange {
         since_us: Some(window.from.timestamp_micros()),
-        until_us: None,
+        ..Default::default()
     };
     let tctx = lake::tenant_session_in(&state.warehouse, &tenant, &settings, range)
         .await

@@ -546,11 +546,16 @@ pub(crate) fn render(frame: &Frame<'_>, main: &str) -> String {
     let _ = write!(b, r#"<main><div class="head"><h1>{}</h1>"#, escape(frame.heading));
     if frame.controls {
         let c = &ctx.controls;
+        // No dates: the page's own period (an experiment's whole run).
+        let period = if c.from.is_empty() && c.to.is_empty() {
+            String::new()
+        } else {
+            format!("{} – {} · ", c.from, c.to)
+        };
         let _ = write!(
             b,
-            r#"<p class="window">{} – {} · {}</p><a class="csv" href="{}" download>{}</a>"#,
-            escape(&c.from),
-            escape(&c.to),
+            r#"<p class="window">{}{}</p><a class="csv" href="{}" download>{}</a>"#,
+            escape(&period),
             escape(&c.time_zone),
             escape(&ctx.csv_link(frame.path)),
             escape(s.download_csv)

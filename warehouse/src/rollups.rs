@@ -12,7 +12,26 @@
 //!   counts and exact sums for every rate and mean, and mergeable quantile
 //!   sketches ([`sketch`]) for the medians and p90s;
 //! - the time-based inputs: orders placed (repurchase), agent online
-//!   intervals (labour cost), `cost.incurred` amounts.
+//!   intervals (labour cost), `cost.incurred` amounts;
+//! - **rows**: the `conversations` view's own rows, every column, as
+//!   computed with the facts ([`TenantRollup::conversations_table`]); the
+//!   server reads `conversations` from them instead of recomputing the
+//!   view from events per query.
+//!
+//! # Building in slices
+//!
+//! The first build does not run the views over the tenant's whole history
+//! at once (memory grows with the events a query holds: 11.5 GiB for a
+//! 1M-conversation lake). A first pass reads each conversation's first and
+//! last event; then the lake is read in slices of about
+//! [`SLICE_CONVERSATIONS`] conversations by first event
+//! ([`EventRange`]): each slice holds every event of the conversations
+//! that start in it (it ends after the last of their events), the events
+//! that credit orders to them ([`CREDIT_TYPES`], up to an attribution
+//! window past the slice) and refunds and agent status changes
+//! ([`LONG_HORIZON_TYPES`], to the end), so each conversation comes out
+//! whole, as one query over everything would compute it. Conversations seen in part at a slice's
+//! end are recomputed whole by the next slice.
 //!
 //! # Answering a window
 //!
@@ -606,25 +625,27 @@ pub const EXACT_BELOW: u64 = 20_000;
 /// Default of [`TenantRollup::set_slice_conversations`].
 pub const SLICE_CONVERSATIONS: u64 = 25_000;
 
-/// Event types a bounded slice still reads past its end: what credits an
-/// order to a conversation (its start and the orders), refunds of those
-/// orders, and agent status changes that close online intervals. All are
-/// a small share of the events.
-pub const LONG_HORIZON_TYPES: [&str; 4] = [
-    "conversation.started",
-    "order.placed",
-    "order.refunded",
-    "agent.status_changed",
-];
+/// Event types a bounded slice reads up to [`EventRange::credit_until_us`]:
+/// what credits an order to a conversation (conversation starts and the
+/// orders placed), a small share of the events.
+pub const CREDIT_TYPES: [&str; 2] = ["conversation.started", "order.placed"];
+
+/// Event types a bounded slice reads to the end: refunds of orders
+/// credited to its conversations and agent status changes that close its
+/// online intervals, which may come any time later (few events).
+pub const LONG_HORIZON_TYPES: [&str; 2] = ["order.refunded", "agent.status_changed"];
 
 /// The events a rollup session holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventRange {
     /// Events at or after this instant (µs since the epoch); `None`: all.
     pub since_us: Option<i64>,
-    /// Events before this instant, except those of [`LONG_HORIZON_TYPES`],
-    /// which are read to the end; `None`: no bound.
+    /// Events before this instant, except those of [`CREDIT_TYPES`] (read
+    /// up to `credit_until_us`) and [`LONG_HORIZON_TYPES`] (read to the
+    /// end); `None`: no bound.
     pub until_us: Option<i64>,
+    /// With `until_us`: where [`CREDIT_TYPES`] end (at least `until_us`).
+    pub credit_until_us: Option<i64>,
 }
 
 impl EventRange {
@@ -643,12 +664,21 @@ impl EventRange {
             ));
         }
         if let Some(until) = self.until_us {
-            let types: Vec<String> = LONG_HORIZON_TYPES.iter().map(|t| format!("'{t}'")).collect();
+            let list = |types: &[&str]| types.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+            let before = |at: i64| {
+                format!(
+                    "event_date <= {} AND occurred_at < {}",
+                    day_literal(at.div_euclid(DAY_US) as i32),
+                    ts(at)
+                )
+            };
+            let credit = self.credit_until_us.unwrap_or(until).max(until);
             terms.push(format!(
-                "((event_date <= {} AND occurred_at < {}) OR type IN ({}))",
-                day_literal(until.div_euclid(DAY_US) as i32),
-                ts(until),
-                types.join(", ")
+                "(({}) OR ({} AND type IN ({})) OR type IN ({}))",
+                before(until),
+                before(credit),
+                list(&CREDIT_TYPES),
+                list(&LONG_HORIZON_TYPES)
             ));
         }
         if terms.is_empty() {
@@ -681,6 +711,11 @@ impl TenantRollup {
     /// the tenant's history (default [`SLICE_CONVERSATIONS`]).
     pub fn set_slice_conversations(&mut self, n: u64) {
         self.slice_conversations = Some(n.max(1));
+    }
+
+    /// Whether a first build has run (until then a refresh is a full build).
+    pub fn is_built(&self) -> bool {
+        self.config.is_some()
     }
 
     /// Conversations materialized.
@@ -836,7 +871,7 @@ impl TenantRollup {
         let ctx = source
             .session(EventRange {
                 since_us: Some(lo),
-                until_us: None,
+                ..EventRange::default()
             })
             .await?;
         let n = self.load(&ctx, lo).await?;
@@ -879,14 +914,19 @@ impl TenantRollup {
                 }
             }
         }
+        // An order placed before `hi + window` may credit a conversation
+        // of the slice (one that started before `hi`); later ones cannot.
+        let window_us = i64::from(self.config.map_or(7, |c| c.attribution_window_days)) * DAY_US;
         let mut ranges = Vec::new();
         let (mut since, mut count, mut last) = (None, 0u64, i64::MIN);
         for (day, (n, day_last)) in days {
             if count > 0 && count + n > budget {
                 let hi = day * DAY_US;
+                let until = hi.max(last.saturating_add(1));
                 ranges.push(EventRange {
                     since_us: since,
-                    until_us: Some(hi.max(last.saturating_add(1))),
+                    until_us: Some(until),
+                    credit_until_us: Some(until.max(hi.saturating_add(window_us).saturating_add(DAY_US))),
                 });
                 (since, count, last) = (Some(hi), 0, i64::MIN);
             }
@@ -896,6 +936,7 @@ impl TenantRollup {
         ranges.push(EventRange {
             since_us: since,
             until_us: None,
+            credit_until_us: None,
         });
         Ok(ranges)
     }

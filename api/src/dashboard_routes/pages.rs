@@ -234,15 +234,22 @@ async fn render(
         // KPI windows are local to the tenant's reporting zone, as in the API.
         ctx.controls.time_zone = settings.time_zone.clone();
     }
+    let dates_given = pairs
+        .iter()
+        .any(|(k, v)| (k == "from" || k == "to") && !v.trim().is_empty());
+    if *kind == Kind::Experiments && !dates_given {
+        // The list shows each experiment's whole run (the API's default):
+        // no dates on show, and none carried into the links to results.
+        ctx.controls.from.clear();
+        ctx.controls.to.clear();
+    }
     let view = View {
         state: state.clone(),
         principal: principal.clone(),
         tenant,
         ctx,
         csv: pairs.iter().any(|(k, v)| k == "format" && v == "csv"),
-        dates_given: pairs
-            .iter()
-            .any(|(k, v)| (k == "from" || k == "to") && !v.trim().is_empty()),
+        dates_given,
     };
     let (html_body, csv_body) = match kind {
         Kind::Channels => channels(&view).await?,
@@ -525,7 +532,7 @@ async fn tags(view: &View) -> Result<(String, String), Problem> {
     .await;
     let body = json_of(answer).await?;
     // The API lists each pair in both directions; the page lists it once.
-    let co_occurrence: Vec<TagPair> = body["pairs"]
+    let mut co_occurrence: Vec<TagPair> = body["pairs"]
         .as_array()
         .map(|pairs| {
             pairs
@@ -541,6 +548,12 @@ async fn tags(view: &View) -> Result<(String, String), Problem> {
                 .collect()
         })
         .unwrap_or_default();
+    // Most frequent pairs first.
+    co_occurrence.sort_by(|x, y| {
+        y.conversations
+            .cmp(&x.conversations)
+            .then_with(|| (&x.a, &x.b).cmp(&(&y.a, &y.b)))
+    });
     let trend = if view.csv {
         Vec::new()
     } else {

@@ -14,7 +14,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::{MemTable, TableType};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
@@ -192,7 +192,15 @@ pub(crate) async fn rollup(
     tenant: &TenantId,
     settings: &TenantSettings,
 ) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
+    // One first build at a time in the process: each is bounded by its
+    // slice, not by the number of tenants building at once.
+    static FIRST_BUILDS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
     let mut guard = slot(ingestor, tenant).lock_owned().await;
+    let _permit = if guard.is_built() {
+        None
+    } else {
+        Some(FIRST_BUILDS.acquire().await.map_err(|e| DataFusionError::External(Box::new(e)))?)
+    };
     let view = ingestor.read_view();
     let started = std::time::Instant::now();
     let stats: RefreshStats = guard

@@ -325,13 +325,11 @@ pub fn render_tags(ctx: &PageContext, data: &TagsData) -> String {
                 ]
             })
             .collect();
-        main.push_str(&numbers(
-            s,
-            &table(
-                "",
-                &[Col(s.tag, false), Col(s.tag, false), Col(s.together, true)],
-                &body,
-            ),
+        // Shown open: pair names are too long for the chart's labels.
+        main.push_str(&table(
+            "",
+            &[Col(s.tag, false), Col(s.tag, false), Col(s.together, true)],
+            &body,
         ));
     }
     main.push_str("</section>");

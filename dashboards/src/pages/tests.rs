@@ -818,3 +818,25 @@ fn date_presets_are_links_that_keep_the_rest_of_the_view() {
     assert!(html.contains(r#"channel=whatsapp" aria-current="true">This month</a>"#));
     assert!(render_overview(&ctx(Lang::ZhCn), &overview(7)).contains(">上周</a>"));
 }
+
+#[test]
+fn an_experiment_list_without_dates_links_to_whole_runs() {
+    let mut c = ctx(Lang::En);
+    c.controls.from.clear();
+    c.controls.to.clear();
+    let html = render_experiments(
+        &c,
+        &ExperimentsData {
+            experiments: vec![ExperimentSummary {
+                key: "greeting_v2".into(),
+                kind: "greeting".into(),
+                state: "running".into(),
+                primary_metric: "conversion".into(),
+                units: 10,
+                verdict: None,
+            }],
+        },
+    );
+    assert!(html.contains(r#"<p class="window">Asia/Shanghai</p>"#));
+    assert!(html.contains(r#"<a href="/experiments/greeting_v2?tz=Asia%2FShanghai&amp;bucket=day&amp;channel=whatsapp">greeting_v2</a>"#));
+}
