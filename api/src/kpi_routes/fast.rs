@@ -199,7 +199,12 @@ pub(crate) async fn rollup(
     let _permit = if guard.is_built() {
         None
     } else {
-        Some(FIRST_BUILDS.acquire().await.map_err(|e| DataFusionError::External(Box::new(e)))?)
+        Some(
+            FIRST_BUILDS
+                .acquire()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+        )
     };
     let view = ingestor.read_view();
     let started = std::time::Instant::now();

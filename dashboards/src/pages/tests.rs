@@ -838,5 +838,7 @@ fn an_experiment_list_without_dates_links_to_whole_runs() {
         },
     );
     assert!(html.contains(r#"<p class="window">Asia/Shanghai</p>"#));
-    assert!(html.contains(r#"<a href="/experiments/greeting_v2?tz=Asia%2FShanghai&amp;bucket=day&amp;channel=whatsapp">greeting_v2</a>"#));
+    assert!(html.contains(
+        r#"<a href="/experiments/greeting_v2?tz=Asia%2FShanghai&amp;bucket=day&amp;channel=whatsapp">greeting_v2</a>"#
+    ));
 }
