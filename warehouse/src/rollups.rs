@@ -29,8 +29,10 @@
 //! that start in it (it ends after the last of their events), the events
 //! that credit orders to them ([`CREDIT_TYPES`], up to an attribution
 //! window past the slice) and refunds and agent status changes
-//! ([`LONG_HORIZON_TYPES`], to the end), so each conversation comes out
-//! whole, as one query over everything would compute it. Conversations seen in part at a slice's
+//! ([`LONG_HORIZON_TYPES`], to the end; few, read from the lake once per
+//! build and kept in memory), so each conversation comes out whole, as
+//! one query over everything would compute it, and each slice reads only
+//! its own days from the lake. Conversations seen in part at a slice's
 //! end are recomputed whole by the next slice.
 //!
 //! # Answering a window
@@ -649,10 +651,23 @@ pub struct EventRange {
 }
 
 impl EventRange {
+    /// The events of [`LONG_HORIZON_TYPES`] a bounded range needs beyond
+    /// [`Self::predicate`]: the condition over them (they are read once per
+    /// build and kept in memory, not re-read from the lake per slice).
+    pub fn long_horizon_predicate(&self) -> Option<String> {
+        let until = self.until_us?;
+        let types: Vec<String> = LONG_HORIZON_TYPES.iter().map(|t| format!("'{t}'")).collect();
+        Some(format!(
+            "occurred_at >= arrow_cast(arrow_cast({until}, 'Int64'), 'Timestamp(Microsecond, Some(\"UTC\"))') AND type IN ({})",
+            types.join(", ")
+        ))
+    }
+
     /// The condition over the columns of `events` that selects the range
-    /// (`TRUE` when unbounded). Bounds are whole numbers this crate
-    /// formats, never user input; `event_date` terms let the lake prune
-    /// partitions.
+    /// from the lake (`TRUE` when unbounded), apart from the events of
+    /// [`Self::long_horizon_predicate`]. Bounds are whole numbers this
+    /// crate formats, never user input; `event_date` terms let the lake
+    /// prune partitions.
     pub fn predicate(&self) -> String {
         let ts = |us: i64| format!("arrow_cast(arrow_cast({us}, 'Int64'), 'Timestamp(Microsecond, Some(\"UTC\"))')");
         let mut terms = Vec::new();
@@ -674,11 +689,10 @@ impl EventRange {
             };
             let credit = self.credit_until_us.unwrap_or(until).max(until);
             terms.push(format!(
-                "(({}) OR ({} AND type IN ({})) OR type IN ({}))",
+                "(({}) OR ({} AND type IN ({})))",
                 before(until),
                 before(credit),
-                list(&CREDIT_TYPES),
-                list(&LONG_HORIZON_TYPES)
+                list(&CREDIT_TYPES)
             ));
         }
         if terms.is_empty() {

@@ -64,11 +64,23 @@ struct Source<'a> {
     warehouse: &'a Warehouse,
     tenant: &'a TenantId,
     settings: &'a TenantSettings,
+    /// The long-horizon events, read once per refresh (see
+    /// [`EventRange::long_horizon_predicate`]).
+    long: tokio::sync::OnceCell<Arc<MemTable>>,
 }
 
 impl SessionSource for Source<'_> {
     async fn session(&self, range: EventRange) -> Result<SessionContext> {
-        lake::tenant_session_in(self.warehouse, self.tenant, self.settings, range).await
+        let long = match range.long_horizon_predicate() {
+            Some(_) => Some(
+                self.long
+                    .get_or_try_init(|| lake::long_horizon_events(self.warehouse, self.tenant, self.settings))
+                    .await?
+                    .clone(),
+            ),
+            None => None,
+        };
+        lake::tenant_session_with(self.warehouse, self.tenant, self.settings, range, long).await
     }
 }
 
@@ -217,6 +229,7 @@ pub(crate) async fn rollup(
                 warehouse,
                 tenant,
                 settings,
+                long: Default::default(),
             },
         )
         .await?;

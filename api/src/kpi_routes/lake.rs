@@ -128,6 +128,39 @@ pub(crate) async fn tenant_session_in(
     settings: &TenantSettings,
     range: EventRange,
 ) -> Result<SessionContext> {
+    let long = match range.long_horizon_predicate() {
+        Some(_) => Some(long_horizon_events(warehouse, tenant, settings).await?),
+        None => None,
+    };
+    tenant_session_with(warehouse, tenant, settings, range, long).await
+}
+
+/// The tenant's events of [`warehouse::rollups::LONG_HORIZON_TYPES`], in
+/// memory, for the slices of one build ([`tenant_session_with`]).
+pub(crate) async fn long_horizon_events(
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) -> Result<Arc<MemTable>> {
+    let ctx = tenant_session_with(warehouse, tenant, settings, EventRange::default(), None).await?;
+    let types: Vec<String> = warehouse::rollups::LONG_HORIZON_TYPES
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect();
+    let sql = format!("SELECT * FROM events WHERE type IN ({})", types.join(", "));
+    Ok(Arc::new(collect_table(&ctx, &sql).await?))
+}
+
+/// [`tenant_session_in`] with the long-horizon events of a bounded range
+/// given (`long`, from [`long_horizon_events`]), so the slices of one
+/// build read them from the lake once.
+pub(crate) async fn tenant_session_with(
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+    range: EventRange,
+    long: Option<Arc<MemTable>>,
+) -> Result<SessionContext> {
     let ctx = warehouse.session().map_err(|e| match e {
         warehouse::WarehouseError::Query(e) => e,
         other => DataFusionError::External(Box::new(other)),
@@ -138,9 +171,28 @@ pub(crate) async fn tenant_session_in(
     }
     ctx.deregister_table("events")?;
     ctx.register_table("lake_events", lake)?;
+    if range.until_us.is_some() {
+        // A bounded slice also reads a few event types to the end of the
+        // lake: filter rows while decoding, so the rest of those files'
+        // columns is not decoded for nothing.
+        ctx.sql("SET datafusion.execution.parquet.pushdown_filters = true").await?;
+        ctx.sql("SET datafusion.execution.parquet.reorder_filters = true").await?;
+    }
     // `tenant` is [a-z0-9_-]{1,64}: nothing in it can end the literal.
+    let long_part = match (range.long_horizon_predicate(), long) {
+        (Some(condition), Some(table)) => {
+            ctx.register_table("long_horizon_events", table)?;
+            format!(" UNION ALL SELECT * FROM long_horizon_events WHERE {condition}")
+        }
+        (Some(_), None) => {
+            return Err(DataFusionError::Internal(
+                "a bounded event range needs its long-horizon events".into(),
+            ));
+        }
+        _ => String::new(),
+    };
     ctx.sql(&format!(
-        "CREATE VIEW events AS SELECT * FROM lake_events WHERE tenant_id = '{}' AND {}",
+        "CREATE VIEW events AS SELECT * FROM lake_events WHERE tenant_id = '{}' AND {}{long_part}",
         tenant.as_str(),
         range.predicate()
     ))

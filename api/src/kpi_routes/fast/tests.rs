@@ -62,6 +62,7 @@ async fn refresh(ingestor: &Arc<Ingestor>, rollup: &mut TenantRollup) -> warehou
         warehouse: &warehouse,
         tenant: &tenant,
         settings: &settings,
+        long: Default::default(),
     };
     rollup
         .refresh(&ingestor.read_view(), TENANT, super::config(&settings), &source)
