@@ -175,8 +175,10 @@ pub(crate) async fn tenant_session_with(
         // A bounded slice also reads a few event types to the end of the
         // lake: filter rows while decoding, so the rest of those files'
         // columns is not decoded for nothing.
-        ctx.sql("SET datafusion.execution.parquet.pushdown_filters = true").await?;
-        ctx.sql("SET datafusion.execution.parquet.reorder_filters = true").await?;
+        ctx.sql("SET datafusion.execution.parquet.pushdown_filters = true")
+            .await?;
+        ctx.sql("SET datafusion.execution.parquet.reorder_filters = true")
+            .await?;
     }
     // `tenant` is [a-z0-9_-]{1,64}: nothing in it can end the literal.
     let long_part = match (range.long_horizon_predicate(), long) {
