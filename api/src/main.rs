@@ -7,12 +7,6 @@ use std::process::ExitCode;
 use api::cli;
 use clap::Parser;
 
-/// mimalloc gives memory freed by a query back to the system, where the
-/// system allocator kept it per thread: a lower peak RSS while the KPI
-/// rollups build slice after slice.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CXLAKE_LOG").unwrap_or_else(|_| {
