@@ -75,14 +75,7 @@ struct Api<'a> {
 
 impl Api<'_> {
     fn call(&self, method: &str, path: &str, body: &str) -> Response {
-        self.server
-            .request(
-                method,
-                path,
-                &[("Authorization", &self.auth), ("Content-Type", "application/json")],
-                body.as_bytes(),
-            )
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        self.server.send_json(&self.auth, method, path, body)
     }
 
     fn json(&self, method: &str, path: &str, body: &str) -> Value {

@@ -419,7 +419,7 @@ async fn lake_forecast(state: &AppState, principal: &Principal, q: &ForecastQuer
     };
     let step = interval.micros();
     let window_from = horizon.from_us - history_days * MICROS_PER_DAY;
-    let ctx = crate::kpi_routes::served_session(state, &tenant).await?;
+    let ctx = crate::kpi_routes::shared_served_session(state, &tenant).await?;
     let history = lake::history(&ctx, &tenant, &key, window_from, horizon.from_us, step)
         .await
         .map_err(|e| {

@@ -147,6 +147,18 @@ impl Server {
         http(&self.addr, method, path, headers, body)
     }
 
+    /// A JSON request with `Authorization: <auth>` (e.g. `Bearer cxk_…`);
+    /// panics when the server cannot be reached.
+    pub fn send_json(&self, auth: &str, method: &str, path: &str, body: &str) -> Response {
+        self.request(
+            method,
+            path,
+            &[("Authorization", auth), ("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
     /// Runs SQL with an admin key; panics on an error status.
     pub fn sql(&self, key: &str, sql: &str) -> serde_json::Value {
         let body = serde_json::json!({ "sql": sql }).to_string();
