@@ -13,17 +13,7 @@ use serde_json::Value;
 use support::{BIN, Server, create_key};
 
 fn run(args: &[&str]) -> std::process::Output {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("CXLAKE_LOG", "warn")
-        .output()
-        .unwrap_or_else(|e| panic!("running {BIN} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::run_cli_args(args)
 }
 
 fn get(server: &Server, key: Option<&str>, path: &str) -> support::Response {

@@ -43,10 +43,16 @@ pub fn create_key_with(data: &Path, tenant: &str, role: &str, more: &[&str]) -> 
 /// Runs `cxlake ARGS --data DATA` to completion; panics with its stderr
 /// when it fails.
 pub fn run_cli(args: &[&str], data: &Path) {
+    let data = data.to_str().expect("a UTF-8 temp path");
+    let mut all = args.to_vec();
+    all.extend(["--data", data]);
+    run_cli_args(&all);
+}
+
+/// Runs `cxlake ARGS` and returns its output; panics when it fails.
+pub fn run_cli_args(args: &[&str]) -> std::process::Output {
     let out = Command::new(BIN)
         .args(args)
-        .arg("--data")
-        .arg(data)
         .env("CXLAKE_LOG", "warn")
         .output()
         .unwrap_or_else(|e| panic!("running {BIN} {args:?}: {e}"));
@@ -55,6 +61,7 @@ pub fn run_cli(args: &[&str], data: &Path) {
         "{args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
 }
 
 /// A running server.
