@@ -37,6 +37,14 @@ impl QueryAudit {
     }
 }
 
+impl QueryAudit {
+    async fn record(&self, statement: &Statement, client: &dyn HookClient) {
+        let addr = client.socket_addr();
+        let entry = sql_query(&self.principal, &self.scope, "postgres", &statement.to_string(), None).from_addr(addr);
+        self.log.record(entry).await;
+    }
+}
+
 #[async_trait]
 impl QueryHook for QueryAudit {
     async fn handle_simple_query(
@@ -45,9 +53,7 @@ impl QueryHook for QueryAudit {
         _ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        let addr = client.socket_addr();
-        let entry = sql_query(&self.principal, &self.scope, "postgres", &statement.to_string(), None).from_addr(addr);
-        self.log.record(entry).await;
+        self.record(statement, client).await;
         None
     }
 
@@ -68,9 +74,7 @@ impl QueryHook for QueryAudit {
         _ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        let addr = client.socket_addr();
-        let entry = sql_query(&self.principal, &self.scope, "postgres", &statement.to_string(), None).from_addr(addr);
-        self.log.record(entry).await;
+        self.record(statement, client).await;
         None
     }
 }

@@ -177,7 +177,7 @@ pub(crate) fn warm(state: Arc<crate::server::AppState>) {
             let tenants = warehouse::rollups::tenants(&state.ingestor.read_view());
             for t in tenants {
                 let Some(tenant) = TenantId::parse(&t) else { continue };
-                let Ok(settings) = crate::settings::load(&state.data_dir, &tenant) else {
+                let Ok(settings) = super::load_settings(&state, &tenant).await else {
                     continue;
                 };
                 if let Err(e) = rollup(&state.ingestor, &state.warehouse, &tenant, &settings).await {

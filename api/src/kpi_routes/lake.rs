@@ -120,19 +120,16 @@ pub(crate) async fn tenant_session(
 }
 
 /// [`tenant_session`] whose `events` (and so every view, `conversations`
-/// included, computed from events) hold only `range`, for building the
-/// rollups.
+/// included, computed from events) hold only `range` (a range without an
+/// end: bounded ones, the slices of a build, go through
+/// [`tenant_session_with`]).
 pub(crate) async fn tenant_session_in(
     warehouse: &Warehouse,
     tenant: &TenantId,
     settings: &TenantSettings,
     range: EventRange,
 ) -> Result<SessionContext> {
-    let long = match range.long_horizon_predicate() {
-        Some(_) => Some(long_horizon_events(warehouse, tenant, settings).await?),
-        None => None,
-    };
-    tenant_session_with(warehouse, tenant, settings, range, long).await
+    tenant_session_with(warehouse, tenant, settings, range, None).await
 }
 
 /// The tenant's events of [`warehouse::rollups::LONG_HORIZON_TYPES`], in
