@@ -12,8 +12,6 @@
 //! version and exactly the buffered batches that version does not hold:
 //! no event is seen twice or missed while a flush commits.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::privacy::{Privacy, PrivacyError};
 use crate::schema::events_to_batch;
 use crate::wal::{Wal, WalError};
+use seen::{SeenSet, event_key};
 
 /// Errors of the ingest pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -118,37 +117,6 @@ struct Shared {
     buffered_bytes: usize,
 }
 
-/// `(tenant_id, event_id)` is hashed to 128 bits; the set stores only the
-/// hash, so its own hasher just folds the value.
-#[derive(Default)]
-struct FoldHasher(u64);
-
-impl Hasher for FoldHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = (v as u64) ^ ((v >> 64) as u64);
-    }
-}
-
-type SeenSet = HashSet<u128, BuildHasherDefault<FoldHasher>>;
-
-fn event_key(tenant_id: &str, event_id: &str) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(tenant_id.as_bytes());
-    h.update(&[0]);
-    h.update(event_id.as_bytes());
-    h.digest128()
-}
-
 /// The ingest pipeline; one per data directory (enforced by a lock file).
 pub struct Ingestor {
     cfg: IngestConfig,
@@ -225,10 +193,10 @@ impl Ingestor {
                 .store(t.version().unwrap_or(0).max(0) as u64, Relaxed);
         }
 
-        let mut seen = SeenSet::default();
-        if let Some(t) = &table {
-            load_lake_keys(t, &mut seen).await?;
-        }
+        let mut seen = match &table {
+            Some(t) => load_lake_keys(t).await?,
+            None => SeenSet::default(),
+        };
 
         let shared = Arc::new(Mutex::new(Shared {
             table: table.map(Arc::new),
@@ -255,7 +223,7 @@ impl Ingestor {
                 s.buffer.push((seq, batch));
             })
         };
-        let (wal, replayed) = Wal::open(&cfg.data_dir.join("wal"), metrics.clone(), on_durable)?;
+        let (wal, replayed) = Wal::open(&cfg.data_dir.join("wal"), metrics.clone(), on_durable, flushed_seq)?;
         {
             let mut s = lock(&shared);
             let mut replayed_events = 0usize;
@@ -349,7 +317,7 @@ impl Ingestor {
                 // Not durable, so not accepted: a retry must not look like a duplicate.
                 let mut seen = lock(&self.seen);
                 for k in keys {
-                    seen.remove(&k);
+                    seen.remove(k);
                 }
                 Err(e.into())
             }
@@ -517,6 +485,8 @@ impl Ingestor {
 }
 
 mod erase;
+mod seen;
+
 pub use erase::{CustomerData, ErasureReceipt};
 
 fn path_str(p: &Path) -> String {
@@ -524,7 +494,7 @@ fn path_str(p: &Path) -> String {
 }
 
 /// Reads `(tenant_id, event_id)` of every event in the lake into the set.
-async fn load_lake_keys(table: &DeltaTable, seen: &mut SeenSet) -> Result<()> {
+async fn load_lake_keys(table: &DeltaTable) -> Result<SeenSet> {
     let scan_err = |e: &dyn std::fmt::Display| IngestError::Scan(e.to_string());
     let ctx = SessionContext::new();
     table
@@ -537,6 +507,7 @@ async fn load_lake_keys(table: &DeltaTable, seen: &mut SeenSet) -> Result<()> {
         .await
         .map_err(|e| scan_err(&e))?;
     let mut stream = df.execute_stream().await.map_err(|e| scan_err(&e))?;
+    let mut keys = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| scan_err(&e))?;
         let tenant =
@@ -546,9 +517,9 @@ async fn load_lake_keys(table: &DeltaTable, seen: &mut SeenSet) -> Result<()> {
         let (tenant, event) = (tenant.as_string::<i32>(), event.as_string::<i32>());
         for i in 0..batch.num_rows() {
             if !tenant.is_null(i) && !event.is_null(i) {
-                seen.insert(event_key(tenant.value(i), event.value(i)));
+                keys.push(event_key(tenant.value(i), event.value(i)));
             }
         }
     }
-    Ok(())
+    Ok(SeenSet::from_keys(keys))
 }

@@ -114,9 +114,16 @@ impl<P> std::fmt::Debug for Wal<P> {
 
 impl<P: Send + 'static> Wal<P> {
     /// Opens (or creates) the log in `dir`, returns the handle and every
-    /// batch found on disk (oldest first). Starts the writer thread, which
-    /// calls `on_durable` for every batch it makes durable.
-    pub fn open(dir: &Path, metrics: Arc<Metrics>, on_durable: OnDurable<P>) -> Result<(Wal<P>, Vec<ReplayedBatch>)> {
+    /// batch found on disk after sequence number `replay_after` (oldest
+    /// first; the older ones, already in the lake, are checked but not
+    /// decoded). Starts the writer thread, which calls `on_durable` for
+    /// every batch it makes durable.
+    pub fn open(
+        dir: &Path,
+        metrics: Arc<Metrics>,
+        on_durable: OnDurable<P>,
+        replay_after: u64,
+    ) -> Result<(Wal<P>, Vec<ReplayedBatch>)> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let segments = list_segments(dir)?;
         let mut replayed = Vec::new();
@@ -128,6 +135,9 @@ impl<P: Send + 'static> Wal<P> {
                     return Err(format!("sequence {seq} does not follow {last_seq}"));
                 }
                 last_seq = seq;
+                if seq <= replay_after {
+                    return Ok(());
+                }
                 let events = payload
                     .split(|&b| b == b'\n')
                     .filter(|l| !l.is_empty())

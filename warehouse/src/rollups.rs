@@ -75,6 +75,7 @@
 //! kept as it was; a repeated `order.placed` of the same order across `lo`
 //! keeps the later one until the next full build.
 
+mod kept;
 pub mod sketch;
 
 #[cfg(test)]
@@ -85,14 +86,15 @@ use std::future::Future;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimestampMicrosecondType};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use ingest::ReadView;
 
+pub use self::kept::{KeptRows, KeptSnapshot};
 use self::sketch::{Sketch, SketchAcc};
 
 const HOUR_US: i64 = 3_600_000_000;
@@ -590,7 +592,7 @@ pub struct RefreshStats {
 }
 
 /// The materialized facts and rollups of one tenant.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TenantRollup {
     config: Option<TenantConfig>,
     mark: LakeMark,
@@ -616,10 +618,43 @@ pub struct TenantRollup {
     /// A full build reads the lake in slices of about this many conversations.
     slice_conversations: Option<u64>,
     /// The `conversations` view's rows, as computed when their facts were
-    /// (all columns; every field nullable: [`Self::conversations_table`]).
-    rows: Vec<RecordBatch>,
-    rows_schema: Option<SchemaRef>,
+    /// (all columns; every field nullable), kept as compressed Parquet
+    /// ([`Self::conversations_snapshot`]).
+    rows: KeptRows,
+    /// The `experiment.exposed` events, the columns the `exposures` view
+    /// reads ([`EXPOSURE_COLUMNS`]), by `occurred_at`.
+    exposure_events: KeptRows,
 }
+
+impl Default for TenantRollup {
+    fn default() -> Self {
+        Self {
+            config: None,
+            mark: LakeMark::default(),
+            names: Interner::default(),
+            customers: Interner::default(),
+            facts: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            by_start: BTreeSet::new(),
+            by_first_event: BTreeSet::new(),
+            cells: BTreeMap::new(),
+            orders: Vec::new(),
+            order_index: HashMap::new(),
+            online: Vec::new(),
+            costs: Vec::new(),
+            exact_below: None,
+            slice_conversations: None,
+            rows: KeptRows::new("first_event_at"),
+            exposure_events: KeptRows::new("occurred_at"),
+        }
+    }
+}
+
+/// The columns of `events` the `exposures` view reads: what a rollup keeps
+/// of each `experiment.exposed` event ([`TenantRollup::exposure_events_snapshot`]).
+pub const EXPOSURE_COLUMNS: &str =
+    "tenant_id, type, experiment_key, variant_key, unit_id, conversation_id, customer_id, occurred_at, event_id";
 
 /// Default of [`TenantRollup::set_exact_below`].
 pub const EXACT_BELOW: u64 = 20_000;
@@ -742,8 +777,46 @@ impl TenantRollup {
     /// recomputed) and their schema, in which every field is nullable;
     /// `None` before the first refresh. `sla_met` depends on the clock for
     /// unanswered conversations: readers recompute it at query time.
+    ///
+    /// Decodes every row: for tests and small tables; scans read
+    /// [`Self::conversations_snapshot`]. `None` also if the rows cannot be
+    /// decoded (they were encoded by this process: not expected).
     pub fn conversations_table(&self) -> Option<(SchemaRef, Vec<RecordBatch>)> {
-        self.rows_schema.clone().map(|s| (s, self.rows.clone()))
+        let schema = self.rows.schema()?;
+        match self.rows.batches() {
+            Ok(b) => Some((schema, b)),
+            Err(e) => {
+                tracing::error!(error = %e, "materialized conversations do not decode");
+                None
+            }
+        }
+    }
+
+    /// The materialized `conversations` rows of this moment, for a scan;
+    /// `None` before the first refresh.
+    pub fn conversations_snapshot(&self) -> Option<KeptSnapshot> {
+        self.rows.snapshot()
+    }
+
+    /// The materialized `experiment.exposed` events of this moment
+    /// ([`EXPOSURE_COLUMNS`]), for a scan; `None` before the first refresh.
+    pub fn exposure_events_snapshot(&self) -> Option<KeptSnapshot> {
+        self.exposure_events.snapshot()
+    }
+
+    /// Changes whenever the materialized rows do; `None` before the first
+    /// refresh. Caches of what is computed from the rows key on it.
+    pub fn rows_version(&self) -> Option<u64> {
+        self.rows.schema().map(|_| self.rows.version())
+    }
+
+    /// Materialized rows (conversations and exposure events) and their
+    /// encoded size in bytes.
+    pub fn rows_held(&self) -> (usize, usize) {
+        (
+            self.rows.rows() + self.exposure_events.rows(),
+            self.rows.bytes() + self.exposure_events.bytes(),
+        )
     }
 
     /// Brings the rollup up to date with `view` (see the module docs).
@@ -970,7 +1043,8 @@ impl TenantRollup {
                 self.free.push(i);
             }
         }
-        self.drop_rows_from(lo);
+        self.drop_rows_from(lo).await?;
+        self.load_exposure_events(ctx, lo).await?;
         // The view is computed once; its rows are kept and the facts read
         // from them.
         let new_rows = ctx
@@ -1006,7 +1080,7 @@ impl TenantRollup {
         // here; no new event touched it (else `lo` would be before its
         // first), so it keeps its fact.
         loaded.retain(|id, _| !self.by_id.contains_key(id));
-        self.keep_rows(new_rows, &loaded)?;
+        self.keep_rows(new_rows, &loaded).await?;
         let turns_sql = "SELECT conversation_id, turn_response_s, turn_reply_sender FROM messages \
                          WHERE turn_response_s IS NOT NULL";
         let mut turns: HashMap<Arc<str>, Vec<(f64, u8)>> = HashMap::new();
@@ -1197,43 +1271,32 @@ impl TenantRollup {
         Ok(n)
     }
 
+    /// Replaces the kept exposure events from `lo` on with those of `ctx`.
+    async fn load_exposure_events(&mut self, ctx: &SessionContext, lo: i64) -> Result<()> {
+        self.exposure_events.drop_from(lo).await?;
+        let df = ctx
+            .sql(&format!(
+                "SELECT {EXPOSURE_COLUMNS} FROM events \
+                 WHERE type = 'experiment.exposed' AND arrow_cast(occurred_at, 'Int64') >= {lo}"
+            ))
+            .await?;
+        self.exposure_events.set_schema(nullable_schema(df.schema().as_arrow()));
+        let batches = df.collect().await?;
+        self.exposure_events.push(&batches).await
+    }
+
     /// Drops the materialized rows of conversations whose first event is
     /// at or after `lo`.
-    fn drop_rows_from(&mut self, lo: i64) {
-        if lo == i64::MIN {
-            self.rows.clear();
-            return;
-        }
-        let mut kept = Vec::with_capacity(self.rows.len());
-        for b in self.rows.drain(..) {
-            let Some(first) = b
-                .column_by_name("first_event_at")
-                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>().cloned())
-            else {
-                continue;
-            };
-            if first.iter().all(|v| v.is_some_and(|v| v < lo)) {
-                kept.push(b);
-                continue;
-            }
-            let mask: BooleanArray = first.iter().map(|v| Some(v.is_some_and(|v| v < lo))).collect();
-            if let Ok(b) = filter_record_batch(&b, &mask) {
-                if b.num_rows() > 0 {
-                    kept.push(b);
-                }
-            }
-        }
-        self.rows = kept;
+    async fn drop_rows_from(&mut self, lo: i64) -> Result<()> {
+        self.rows.drop_from(lo).await
     }
 
     /// Keeps the rows of `batches` whose conversation is in `loaded`, under
-    /// the all-nullable schema, and merges small batches now and then.
-    fn keep_rows(&mut self, batches: Vec<RecordBatch>, loaded: &HashMap<Arc<str>, Fact>) -> Result<()> {
+    /// the all-nullable schema.
+    async fn keep_rows(&mut self, batches: Vec<RecordBatch>, loaded: &HashMap<Arc<str>, Fact>) -> Result<()> {
+        let mut keep = Vec::with_capacity(batches.len());
         for b in batches {
-            let schema = self
-                .rows_schema
-                .get_or_insert_with(|| nullable_schema(&b.schema()))
-                .clone();
+            self.rows.set_schema(nullable_schema(&b.schema()));
             let Some(ids) = b
                 .column_by_name("conversation_id")
                 .and_then(|c| c.as_string_opt::<i32>())
@@ -1244,22 +1307,9 @@ impl TenantRollup {
                 .iter()
                 .map(|id| Some(id.is_some_and(|id| loaded.contains_key(id))))
                 .collect();
-            let b = filter_record_batch(&b, &mask)?;
-            if b.num_rows() > 0 {
-                self.rows.push(RecordBatch::try_new(schema, b.columns().to_vec())?);
-            }
+            keep.push(filter_record_batch(&b, &mask)?);
         }
-        if self.rows.len() > 64 {
-            if let Some(schema) = self.rows_schema.clone() {
-                let all = concat_batches(&schema, &self.rows)?;
-                let step = 64 * 1024;
-                self.rows = (0..all.num_rows())
-                    .step_by(step)
-                    .map(|at| all.slice(at, step.min(all.num_rows() - at)))
-                    .collect();
-            }
-        }
-        Ok(())
+        self.rows.push(&keep).await
     }
 
     fn insert_fact(&mut self, f: Fact) {

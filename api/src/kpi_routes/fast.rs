@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::{MemTable, TableType};
@@ -84,19 +83,38 @@ impl SessionSource for Source<'_> {
     }
 }
 
-/// The tenant's materialized `conversations` rows as a table: each scan
-/// first brings the rollup up to date with the lake and the buffer (only
-/// what new data can change is recomputed), then reads the rows in memory.
+/// What a rollup keeps as a table.
+#[derive(Debug, Clone, Copy)]
+enum Kept {
+    /// The `conversations` view's rows.
+    Conversations,
+    /// The `experiment.exposed` events the `exposures` view reads.
+    ExposureEvents,
+}
+
+impl Kept {
+    fn snapshot(self, rollup: &TenantRollup) -> Option<warehouse::rollups::KeptSnapshot> {
+        match self {
+            Kept::Conversations => rollup.conversations_snapshot(),
+            Kept::ExposureEvents => rollup.exposure_events_snapshot(),
+        }
+    }
+}
+
+/// A tenant's materialized rows as a table: each scan first brings the
+/// rollup up to date with the lake and the buffer (only what new data can
+/// change is recomputed), then reads the rows of that moment.
 #[derive(Debug)]
-struct MaterializedConversations {
+struct Materialized {
     warehouse: Warehouse,
     tenant: TenantId,
     settings: TenantSettings,
+    kept: Kept,
     schema: SchemaRef,
 }
 
 #[async_trait::async_trait]
-impl TableProvider for MaterializedConversations {
+impl TableProvider for Materialized {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -113,25 +131,28 @@ impl TableProvider for MaterializedConversations {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let guard = rollup(self.warehouse.ingestor(), &self.warehouse, &self.tenant, &self.settings).await?;
-        let batches = guard.conversations_table().map(|(_, b)| b).unwrap_or_default();
+        let snapshot = self.kept.snapshot(&guard);
         drop(guard);
-        let n = state.config().target_partitions().max(1);
-        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
-        for (i, b) in batches.into_iter().enumerate() {
-            parts[i % n].push(b);
+        match snapshot {
+            Some(s) => s.scan(state, projection, filters, limit).await,
+            None => {
+                MemTable::try_new(self.schema.clone(), vec![vec![]])?
+                    .scan(state, projection, filters, limit)
+                    .await
+            }
         }
-        MemTable::try_new(self.schema.clone(), parts)?
-            .scan(state, projection, filters, limit)
-            .await
     }
 }
 
-/// Makes `conversations` in `ctx` (a [`lake::tenant_session_in`] session
-/// of `tenant`, or an analyst session) read the materialized rows instead
-/// of computing the view from events: `conversations` becomes a view over
-/// the rollup's table (held by the view's plan under no name SQL could
-/// use) that recomputes `sla_met`, which depends on the clock, at query
-/// time. A tenant with no data yet keeps the view over events.
+/// Makes `conversations` and `exposures` in `ctx` (a
+/// [`lake::tenant_session_in`] session of `tenant`, or an analyst session)
+/// read the materialized rows instead of computing the views from
+/// events. `conversations` becomes a view over the rollup's rows that
+/// recomputes `sla_met`, which depends on the clock, at query time;
+/// `exposures` is its own definition (`sql/views/exposures.sql`) over the
+/// kept `experiment.exposed` events. The tables are held by the views'
+/// plans under no name SQL could use. A tenant with no data yet keeps the
+/// views over events.
 pub(crate) async fn use_materialized(
     ctx: &SessionContext,
     warehouse: &Warehouse,
@@ -139,28 +160,51 @@ pub(crate) async fn use_materialized(
     settings: &TenantSettings,
 ) -> Result<()> {
     let guard = rollup(warehouse.ingestor(), warehouse, tenant, settings).await?;
-    let Some((schema, _)) = guard.conversations_table() else {
+    let (Some(rows), Some(exposures)) = (
+        Kept::Conversations.snapshot(&guard).map(|s| s.schema()),
+        Kept::ExposureEvents.snapshot(&guard).map(|s| s.schema()),
+    ) else {
         return Ok(());
     };
     drop(guard);
-    ctx.register_table(
-        "conversations_rows",
-        Arc::new(MaterializedConversations {
+    let table = |kept: Kept, schema: SchemaRef| {
+        Arc::new(Materialized {
             warehouse: warehouse.clone(),
             tenant: tenant.clone(),
             settings: settings.clone(),
+            kept,
             schema,
-        }),
-    )?;
+        })
+    };
+    ctx.register_table("conversations_rows", table(Kept::Conversations, rows))?;
     ctx.deregister_table("conversations")?;
     ctx.sql(&format!(
         "CREATE VIEW conversations AS SELECT * REPLACE ({} AS sla_met) FROM conversations_rows",
         lake::sla_met_sql(settings.sla_target_us())
     ))
     .await?;
-    // The view's plan holds the table itself; SQL sees only `conversations`.
+    ctx.register_table("exposure_events", table(Kept::ExposureEvents, exposures))?;
+    ctx.deregister_table("exposures")?;
+    ctx.sql(&exposures_view_over("exposure_events")?).await?;
+    // The views' plans hold the tables themselves; SQL sees only the views.
     ctx.deregister_table("conversations_rows")?;
+    ctx.deregister_table("exposure_events")?;
     Ok(())
+}
+
+/// `sql/views/exposures.sql` reading `table` instead of `events`.
+fn exposures_view_over(table: &str) -> Result<String> {
+    let sql = warehouse::views::VIEWS
+        .iter()
+        .find(|(name, _)| *name == "exposures")
+        .map(|(_, sql)| *sql)
+        .ok_or_else(|| DataFusionError::Internal("no exposures view".into()))?;
+    if sql.matches("FROM events").count() != 1 {
+        return Err(DataFusionError::Internal(
+            "sql/views/exposures.sql must read `events` exactly once".into(),
+        ));
+    }
+    Ok(sql.replacen("FROM events", &format!("FROM {table}"), 1))
 }
 
 /// How often [`warm`] looks for new data.
@@ -239,6 +283,8 @@ pub(crate) async fn rollup(
             full = stats.full,
             conversations = stats.conversations,
             since_us = ?stats.since_us,
+            rows = guard.rows_held().0,
+            rows_bytes = guard.rows_held().1,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "KPI rollup refreshed"
         );

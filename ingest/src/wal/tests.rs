@@ -14,15 +14,38 @@ fn ev(id: &str) -> Event {
 type Seen = Arc<Mutex<Vec<(u64, String)>>>;
 
 fn open(dir: &Path) -> (Wal<String>, Vec<ReplayedBatch>, Seen) {
+    open_after(dir, 0)
+}
+
+fn open_after(dir: &Path, replay_after: u64) -> (Wal<String>, Vec<ReplayedBatch>, Seen) {
     let seen: Seen = Arc::default();
     let s = seen.clone();
     let (wal, replayed) = Wal::open(
         dir,
         Arc::default(),
         Box::new(move |seq, p: String| s.lock().unwrap_or_else(|p| p.into_inner()).push((seq, p))),
+        replay_after,
     )
     .unwrap_or_else(|e| panic!("open: {e}"));
     (wal, replayed, seen)
+}
+
+#[tokio::test]
+async fn batches_already_in_the_lake_are_not_replayed_and_numbering_goes_on() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let (wal, _, _) = open(dir.path());
+        for id in ["a", "b", "c"] {
+            wal.append_durable(&[ev(id)], id.into())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let (wal, replayed, _) = open_after(dir.path(), 2);
+    let seqs: Vec<u64> = replayed.iter().map(|b| b.seq).collect();
+    assert_eq!(seqs, vec![3], "only the batch after the lake's last is replayed");
+    assert_eq!(replayed[0].events.len(), 1);
+    assert_eq!(wal.append_durable(&[ev("d")], "d".into()).await.ok(), Some(4));
 }
 
 #[tokio::test]
@@ -109,7 +132,7 @@ async fn damage_in_an_older_segment_is_an_error() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     fs::write(&first, bytes).unwrap_or_else(|e| panic!("{e}"));
-    let r = Wal::<String>::open(dir.path(), Arc::default(), Box::new(|_, _| {}));
+    let r = Wal::<String>::open(dir.path(), Arc::default(), Box::new(|_, _| {}), 0);
     assert!(matches!(r, Err(WalError::Corrupt { .. })), "{r:?}");
 }
 

@@ -306,4 +306,20 @@ async fn a_build_in_slices_and_its_materialized_rows_equal_the_views() {
     let count = "SELECT count(*) AS n FROM conversations WHERE conversation_id = 'late-conv'";
     assert_eq!(table_text(&served, count).await, table_text(&views, count).await);
     assert!(table_text(&served, count).await.contains("| 1 "));
+
+    // exposures are read from the kept exposure events, late ones included
+    let exposures = "SELECT * FROM exposures ORDER BY experiment_key, unit_id, conversation_id, variant_key";
+    let expected = table_text(&views, exposures).await;
+    assert!(expected.lines().count() > 50, "{} lines", expected.lines().count());
+    assert_eq!(table_text(&served, exposures).await, expected);
+    let late = "{\"event_id\":\"late-2\",\"tenant_id\":\"dragon-mart\",\"type\":\"experiment.exposed\",\"occurred_at\":\"2026-03-29T23:59:30Z\",\"conversation_id\":\"late-conv\",\"customer_id\":\"late-cust\",\"experiment_key\":\"greeting_v2\",\"variant_key\":\"control\"}";
+    let late = decode_events(late.as_bytes(), &DecodeLimits::default()).unwrap().events;
+    ingestor.ingest(late).await.unwrap();
+    let count = "SELECT count(*) AS n FROM exposures WHERE conversation_id = 'late-conv'";
+    assert!(table_text(&views, count).await.contains("| 1 "));
+    assert_eq!(table_text(&served, count).await, table_text(&views, count).await);
+    assert_eq!(
+        table_text(&served, exposures).await,
+        table_text(&views, exposures).await
+    );
 }

@@ -1,0 +1,464 @@
+//! Materialized rows kept in memory as compressed Parquet files.
+//!
+//! A rollup keeps every row of the `conversations` view. As Arrow arrays
+//! they take about 520 bytes a row; as Parquet (dictionary and run-length
+//! encoding, zstd) about a fifth of that, and DataFusion still reads them
+//! with projection and row-group pruning: each scan is a `ListingTable`
+//! over the current files in an in-memory object store that belongs to
+//! this table (registered in the scanning session's runtime under this
+//! table's own `memory://` URL).
+//!
+//! Rows are ordered by a key column (µs since the epoch, e.g.
+//! `first_event_at`): [`KeptRows::drop_from`] removes every row whose key
+//! is at or after a bound, re-encoding only the files that straddle it.
+//! Paths are never reused, so a scan planned before a change reads the
+//! files it listed; a dropped file leaves the store only after
+//! [`GRACE`], long after any plan that could still read it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{cast, concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use bytes::Bytes;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::Expr;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_plan::ExecutionPlan;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use url::Url;
+
+/// Rows per file (and per row group) at most.
+pub(super) const FILE_ROWS: usize = 65_536;
+
+/// How long a dropped file stays readable for scans planned before.
+pub(super) const GRACE: Duration = Duration::from_secs(600);
+
+/// A trailing run of at least this many files that fit in one is merged.
+const MERGE_RUN: usize = 4;
+
+#[derive(Debug, Clone)]
+struct KeptFile {
+    path: Path,
+    bytes: Bytes,
+    rows: usize,
+    min_key: i64,
+    max_key: i64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct KeptRows {
+    key: &'static str,
+    schema: Option<SchemaRef>,
+    files: Vec<KeptFile>,
+    store: Arc<InMemory>,
+    url: Url,
+    next_file: u64,
+    dropped: Vec<(Instant, Path)>,
+    version: u64,
+}
+
+/// What one scan reads: the files of one moment.
+#[derive(Debug, Clone)]
+pub struct KeptSnapshot {
+    schema: SchemaRef,
+    store: Arc<InMemory>,
+    url: Url,
+    paths: Vec<Path>,
+}
+
+impl KeptRows {
+    /// Rows ordered by `key`, a timestamp or integer column of µs.
+    pub fn new(key: &'static str) -> Self {
+        static STORES: AtomicU64 = AtomicU64::new(0);
+        let n = STORES.fetch_add(1, Ordering::Relaxed);
+        Self {
+            key,
+            schema: None,
+            files: Vec::new(),
+            store: Arc::new(InMemory::new()),
+            // A constant, valid URL: the host is a counter.
+            url: Url::parse(&format!("memory://cxlake-kept-{n}/")).unwrap_or_else(|_| unreachable!()),
+            next_file: 0,
+            dropped: Vec::new(),
+            version: 0,
+        }
+    }
+
+    /// The schema of the rows (every field nullable); `None` before the
+    /// first [`Self::push`].
+    pub fn schema(&self) -> Option<SchemaRef> {
+        self.schema.clone()
+    }
+
+    /// Changes whenever the rows do.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn rows(&self) -> usize {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+
+    /// Encoded bytes held.
+    pub fn bytes(&self) -> usize {
+        self.files.iter().map(|f| f.bytes.len()).sum()
+    }
+
+    /// Sets the schema the rows are kept under (the first call wins).
+    pub fn set_schema(&mut self, schema: SchemaRef) {
+        self.schema.get_or_insert(schema);
+    }
+
+    /// Adds rows (in the kept schema's column order and types).
+    pub async fn push(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(());
+        }
+        let Some(schema) = self.schema.clone() else {
+            return Err(DataFusionError::Internal("kept rows need a schema first".into()));
+        };
+        let batches: Vec<RecordBatch> = batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+            .collect::<std::result::Result<_, _>>()?;
+        let all = concat_batches(&schema, &batches)?;
+        drop(batches);
+        for at in (0..all.num_rows()).step_by(FILE_ROWS) {
+            let part = all.slice(at, FILE_ROWS.min(all.num_rows() - at));
+            let file = self.encode(&part)?;
+            self.put(file).await?;
+        }
+        self.merge_tail().await?;
+        self.version += 1;
+        Ok(())
+    }
+
+    /// Removes every row whose key is at or after `lo` (a NULL key counts
+    /// as before everything).
+    pub async fn drop_from(&mut self, lo: i64) -> Result<()> {
+        let mut kept = Vec::with_capacity(self.files.len());
+        let mut changed = false;
+        for f in std::mem::take(&mut self.files) {
+            if f.max_key < lo {
+                kept.push(f);
+                continue;
+            }
+            changed = true;
+            self.retire(f.path.clone());
+            if f.min_key < lo {
+                let rows = self.decode(&f)?;
+                let keys = self.keys(&rows)?;
+                let mask: BooleanArray = keys.iter().map(|k| Some(k.is_none_or(|k| k < lo))).collect();
+                let rest = filter_record_batch(&rows, &mask)?;
+                if rest.num_rows() > 0 {
+                    let file = self.encode(&rest)?;
+                    self.store_put(&file).await?;
+                    kept.push(file);
+                }
+            }
+        }
+        self.files = kept;
+        if changed {
+            self.version += 1;
+        }
+        self.sweep().await;
+        Ok(())
+    }
+
+    /// Every row, decoded (for tests and small tables).
+    pub fn batches(&self) -> Result<Vec<RecordBatch>> {
+        self.files.iter().map(|f| self.decode(f)).collect()
+    }
+
+    /// The files of this moment, for a scan.
+    pub fn snapshot(&self) -> Option<KeptSnapshot> {
+        Some(KeptSnapshot {
+            schema: self.schema.clone()?,
+            store: self.store.clone(),
+            url: self.url.clone(),
+            paths: self.files.iter().map(|f| f.path.clone()).collect(),
+        })
+    }
+
+    fn keys(&self, rows: &RecordBatch) -> Result<arrow::array::PrimitiveArray<Int64Type>> {
+        let column = rows
+            .column_by_name(self.key)
+            .ok_or_else(|| DataFusionError::Internal(format!("kept rows lack key column {}", self.key)))?;
+        Ok(cast(column, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+    }
+
+    fn encode(&mut self, rows: &RecordBatch) -> Result<KeptFile> {
+        let keys = self.keys(rows)?;
+        let (min_key, max_key) = (0..keys.len()).fold((i64::MAX, i64::MIN), |(lo, hi), i| {
+            let k = if keys.is_valid(i) { keys.value(i) } else { i64::MIN };
+            (lo.min(k), hi.max(k))
+        });
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_max_row_group_row_count(Some(FILE_ROWS))
+            .build();
+        let mut buf = Vec::with_capacity(rows.num_rows() * 128);
+        let mut writer = ArrowWriter::try_new(&mut buf, rows.schema(), Some(props))?;
+        writer.write(rows)?;
+        writer.close()?;
+        let path = Path::from(format!("f{:08}.parquet", self.next_file));
+        self.next_file += 1;
+        Ok(KeptFile {
+            path,
+            bytes: Bytes::from(buf),
+            rows: rows.num_rows(),
+            min_key,
+            max_key,
+        })
+    }
+
+    fn decode(&self, f: &KeptFile) -> Result<RecordBatch> {
+        let schema = self
+            .schema
+            .clone()
+            .ok_or_else(|| DataFusionError::Internal("kept rows need a schema".into()))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(f.bytes.clone())?
+            .with_batch_size(FILE_ROWS)
+            .build()?;
+        let batches: Vec<RecordBatch> = reader
+            .map(|b| b.and_then(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec())))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(concat_batches(&schema, &batches)?)
+    }
+
+    async fn store_put(&self, f: &KeptFile) -> Result<()> {
+        self.store
+            .put(&f.path, PutPayload::from_bytes(f.bytes.clone()))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(())
+    }
+
+    async fn put(&mut self, f: KeptFile) -> Result<()> {
+        self.store_put(&f).await?;
+        self.files.push(f);
+        Ok(())
+    }
+
+    fn retire(&mut self, path: Path) {
+        self.dropped.push((Instant::now(), path));
+    }
+
+    /// Merges the trailing small files (each refresh adds one) once there
+    /// are [`MERGE_RUN`] of them that fit in one file together.
+    async fn merge_tail(&mut self) -> Result<()> {
+        let mut run = 0;
+        let mut rows = 0;
+        for f in self.files.iter().rev() {
+            if rows + f.rows > FILE_ROWS {
+                break;
+            }
+            rows += f.rows;
+            run += 1;
+        }
+        if run < MERGE_RUN {
+            return Ok(());
+        }
+        let tail = self.files.split_off(self.files.len() - run);
+        let mut parts = Vec::with_capacity(tail.len());
+        for f in &tail {
+            parts.push(self.decode(f)?);
+        }
+        let schema = self
+            .schema
+            .clone()
+            .ok_or_else(|| DataFusionError::Internal("kept rows need a schema".into()))?;
+        let merged = concat_batches(&schema, &parts)?;
+        for f in tail {
+            self.retire(f.path);
+        }
+        let file = self.encode(&merged)?;
+        self.put(file).await
+    }
+
+    /// Deletes dropped files no scan can still be reading.
+    async fn sweep(&mut self) {
+        let now = Instant::now();
+        let (old, young): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dropped)
+            .into_iter()
+            .partition(|(at, _)| now.duration_since(*at) >= GRACE);
+        self.dropped = young;
+        for (_, path) in old {
+            // Already gone is fine.
+            let _ = self.store.delete(&path).await;
+        }
+    }
+}
+
+impl KeptSnapshot {
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Plans a scan of the snapshot's files in `state`'s session.
+    pub async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        state.runtime_env().register_object_store(&self.url, self.store.clone());
+        if self.paths.is_empty() {
+            return datafusion::datasource::MemTable::try_new(self.schema.clone(), vec![vec![]])?
+                .scan(state, projection, filters, limit)
+                .await;
+        }
+        let urls = self
+            .paths
+            .iter()
+            .map(|p| ListingTableUrl::parse(format!("{}{}", self.url, p)))
+            .collect::<Result<Vec<_>>>()?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(self.schema.clone());
+        ListingTable::try_new(config)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::prelude::SessionContext;
+
+    fn batch(schema: &SchemaRef, keys: std::ops::Range<i64>) -> RecordBatch {
+        let k: Int64Array = keys.clone().map(Some).collect();
+        let s: StringArray = keys.map(|i| Some(format!("c{i}"))).collect();
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(s)]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[derive(Debug)]
+    struct Table(KeptSnapshot);
+
+    #[async_trait::async_trait]
+    impl TableProvider for Table {
+        fn schema(&self) -> SchemaRef {
+            self.0.schema.clone()
+        }
+        fn table_type(&self) -> datafusion::datasource::TableType {
+            datafusion::datasource::TableType::Base
+        }
+        async fn scan(
+            &self,
+            state: &dyn Session,
+            projection: Option<&Vec<usize>>,
+            filters: &[Expr],
+            limit: Option<usize>,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            self.0.scan(state, projection, filters, limit).await
+        }
+    }
+
+    async fn sql_count(kept: &KeptRows, sql: &str) -> Vec<(i64, i64)> {
+        let ctx = SessionContext::new();
+        let snap = kept.snapshot().unwrap_or_else(|| panic!("no schema"));
+        ctx.register_table("t", Arc::new(Table(snap)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let batches = ctx
+            .sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        for b in batches {
+            let a = cast(b.column(0), &DataType::Int64).unwrap_or_else(|e| panic!("{e}"));
+            let c = cast(b.column(1), &DataType::Int64).unwrap_or_else(|e| panic!("{e}"));
+            for i in 0..b.num_rows() {
+                out.push((
+                    a.as_primitive::<Int64Type>().value(i),
+                    c.as_primitive::<Int64Type>().value(i),
+                ));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn rows_survive_pushes_drops_and_merges_and_scans_see_one_moment() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let mut kept = KeptRows::new("k");
+        kept.set_schema(schema.clone());
+        kept.push(&[batch(&schema, 0..100_000)])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kept.files.len(), 2, "split at FILE_ROWS");
+        assert_eq!(kept.rows(), 100_000);
+        let before = kept.snapshot();
+        // Drop a tail that straddles the second file, then refresh it in
+        // small steps as incremental loads do.
+        kept.drop_from(90_000).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kept.rows(), 90_000);
+        for step in 0..6 {
+            let lo = 90_000 + step * 1_000;
+            kept.drop_from(lo).await.unwrap_or_else(|e| panic!("{e}"));
+            kept.push(&[batch(&schema, lo..lo + 2_000)])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(kept.rows(), 97_000);
+        assert!(
+            kept.files.len() <= 2 + MERGE_RUN,
+            "the tail is merged: {} files",
+            kept.files.len()
+        );
+        let rows = sql_count(&kept, "SELECT count(*), count(DISTINCT k) FROM t").await;
+        assert_eq!(rows, vec![(97_000, 97_000)]);
+        let rows = sql_count(
+            &kept,
+            "SELECT min(k), max(k) FROM t WHERE name LIKE 'c9%' AND k >= 95000",
+        )
+        .await;
+        assert_eq!(rows, vec![(95_000, 96_999)]);
+        // A snapshot taken before the changes still reads its own files.
+        let ctx = SessionContext::new();
+        let snap = before.unwrap_or_else(|| panic!("no schema"));
+        ctx.register_table("t", Arc::new(Table(snap)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let n = ctx
+            .sql("SELECT count(*) FROM t")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n[0].column(0).as_primitive::<Int64Type>().value(0), 100_000);
+        // Everything decodes back, in key order.
+        let all = kept.batches().unwrap_or_else(|e| panic!("{e}"));
+        let keys: Vec<i64> = all
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(keys, (0..97_000).collect::<Vec<_>>());
+        kept.drop_from(i64::MIN).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kept.rows(), 0);
+        assert!(kept.bytes() == 0 && kept.version() > 0);
+    }
+}
