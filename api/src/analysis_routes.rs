@@ -110,7 +110,7 @@ impl Analysis {
     /// What its SQL reads besides `conversations` (see [`lake::snapshot`]).
     fn tables(self) -> &'static [&'static str] {
         match self {
-            Analysis::Scripts => &["messages"],
+            Analysis::Scripts => &["script_uses"],
             Analysis::Channels => &["events"],
             Analysis::Bottlenecks | Analysis::Traffic => &[],
         }

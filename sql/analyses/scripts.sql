@@ -6,13 +6,12 @@
 -- UTC instants; $3 = the smallest number of CSAT scores a group needs not
 -- to be flagged `small_sample` (the API's `min_count`, default 30).
 --
--- Cohort rule: conversations *started* in the window. A conversation uses
--- a quick reply or template when one of its messages carries the id and is
--- not a private note (the customer never saw a note); automated messages
--- count (templates are often sent by rules). A conversation that used
--- several counts once in each of their groups, so groups overlap and this
--- is an association, not an experiment: to learn whether a script causes
--- the difference, run it as a `quick_reply` experiment.
+-- Cohort rule: conversations *started* in the window, with the scripts
+-- they used (`sql/views/script_uses.sql`: a message that carries the id
+-- and is not a private note; automated messages count). A conversation
+-- that used several counts once in each of their groups, so groups overlap
+-- and this is an association, not an experiment: to learn whether a script
+-- causes the difference, run it as a `quick_reply` experiment.
 --
 -- One row per (kind, key), kind `quick_reply` or `template`:
 --   conversations            conversations that used it
@@ -41,15 +40,6 @@ cohort AS (
     FROM conversations c
     CROSS JOIN bounds b
     WHERE c.started_at >= b.from_at AND c.started_at < b.to_at
-),
-script_uses AS (
-    SELECT DISTINCT tenant_id, conversation_id, 'quick_reply' AS kind, quick_reply_id AS "key"
-    FROM messages
-    WHERE quick_reply_id IS NOT NULL AND NOT private
-    UNION
-    SELECT DISTINCT tenant_id, conversation_id, 'template' AS kind, template_id AS "key"
-    FROM messages
-    WHERE template_id IS NOT NULL AND NOT private
 ),
 per_script AS (
     SELECT

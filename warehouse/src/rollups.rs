@@ -85,9 +85,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
@@ -624,6 +624,9 @@ pub struct TenantRollup {
     /// The `experiment.exposed` events, the columns the `exposures` view
     /// reads ([`EXPOSURE_COLUMNS`]), by `occurred_at`.
     exposure_events: KeptRows,
+    /// The `script_uses` view's rows of the materialized conversations,
+    /// with each conversation's `first_event_at` (what they are dropped by).
+    script_uses: KeptRows,
 }
 
 impl Default for TenantRollup {
@@ -647,6 +650,7 @@ impl Default for TenantRollup {
             slice_conversations: None,
             rows: KeptRows::new("first_event_at"),
             exposure_events: KeptRows::new("occurred_at"),
+            script_uses: KeptRows::new("first_event_at"),
         }
     }
 }
@@ -804,6 +808,13 @@ impl TenantRollup {
         self.exposure_events.snapshot()
     }
 
+    /// The materialized `script_uses` rows of this moment (the view's
+    /// columns and the conversation's `first_event_at`), for a scan; `None`
+    /// before the first refresh.
+    pub fn script_uses_snapshot(&self) -> Option<KeptSnapshot> {
+        self.script_uses.snapshot()
+    }
+
     /// Changes whenever the materialized rows do; `None` before the first
     /// refresh. Caches of what is computed from the rows key on it.
     pub fn rows_version(&self) -> Option<u64> {
@@ -813,9 +824,10 @@ impl TenantRollup {
     /// Materialized rows (conversations and exposure events) and their
     /// encoded size in bytes.
     pub fn rows_held(&self) -> (usize, usize) {
+        let kept = [&self.rows, &self.exposure_events, &self.script_uses];
         (
-            self.rows.rows() + self.exposure_events.rows(),
-            self.rows.bytes() + self.exposure_events.bytes(),
+            kept.iter().map(|k| k.rows()).sum(),
+            kept.iter().map(|k| k.bytes()).sum(),
         )
     }
 
@@ -1081,6 +1093,7 @@ impl TenantRollup {
         // first), so it keeps its fact.
         loaded.retain(|id, _| !self.by_id.contains_key(id));
         self.keep_rows(new_rows, &loaded).await?;
+        self.load_script_uses(ctx, &loaded).await?;
         let turns_sql = "SELECT conversation_id, turn_response_s, turn_reply_sender FROM messages \
                          WHERE turn_response_s IS NOT NULL";
         let mut turns: HashMap<Arc<str>, Vec<(f64, u8)>> = HashMap::new();
@@ -1288,7 +1301,53 @@ impl TenantRollup {
     /// Drops the materialized rows of conversations whose first event is
     /// at or after `lo`.
     async fn drop_rows_from(&mut self, lo: i64) -> Result<()> {
-        self.rows.drop_from(lo).await
+        self.rows.drop_from(lo).await?;
+        self.script_uses.drop_from(lo).await
+    }
+
+    /// Keeps the `script_uses` rows of the conversations in `loaded`, each
+    /// with its conversation's first event.
+    async fn load_script_uses(&mut self, ctx: &SessionContext, loaded: &HashMap<Arc<str>, Fact>) -> Result<()> {
+        let df = ctx
+            .sql("SELECT tenant_id, conversation_id, kind, \"key\" FROM script_uses")
+            .await?;
+        let mut fields: Vec<Field> = df
+            .schema()
+            .as_arrow()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        fields.push(Field::new(
+            "first_event_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ));
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        self.script_uses.set_schema(schema.clone());
+        let mut keep = Vec::new();
+        for b in df.collect().await? {
+            let ids = strings(&b, 1)?;
+            let ids = ids.as_string::<i32>();
+            let first = TimestampMicrosecondArray::from(
+                (0..b.num_rows())
+                    .map(|r| {
+                        ids.is_valid(r)
+                            .then(|| loaded.get(ids.value(r)).map(|f| f.first_event_us))
+                            .flatten()
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC");
+            let mask: BooleanArray = first.iter().map(|v| Some(v.is_some())).collect();
+            let mut columns = b.columns().to_vec();
+            columns.push(Arc::new(first));
+            keep.push(filter_record_batch(
+                &RecordBatch::try_new(schema.clone(), columns)?,
+                &mask,
+            )?);
+        }
+        self.script_uses.push(&keep).await
     }
 
     /// Keeps the rows of `batches` whose conversation is in `loaded`, under

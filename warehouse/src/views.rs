@@ -16,8 +16,10 @@ use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
 /// The views in dependency order: a view comes after every view it reads.
-pub const VIEWS: [(&str, &str); 6] = [
+pub const VIEWS: [(&str, &str); 7] = [
     ("messages", include_str!("../../sql/views/messages.sql")),
+    // reads messages
+    ("script_uses", include_str!("../../sql/views/script_uses.sql")),
     ("orders", include_str!("../../sql/views/orders.sql")),
     ("exposures", include_str!("../../sql/views/exposures.sql")),
     ("agent_sessions", include_str!("../../sql/views/agent_sessions.sql")),

@@ -450,6 +450,7 @@ slt_files!(
     orders,
     agent_sessions,
     exposures,
+    script_uses,
     overview,
     analyses_scripts,
     analyses_bottlenecks,

@@ -90,6 +90,8 @@ enum Kept {
     Conversations,
     /// The `experiment.exposed` events the `exposures` view reads.
     ExposureEvents,
+    /// The `script_uses` view's rows (and each conversation's first event).
+    ScriptUses,
 }
 
 impl Kept {
@@ -97,6 +99,7 @@ impl Kept {
         match self {
             Kept::Conversations => rollup.conversations_snapshot(),
             Kept::ExposureEvents => rollup.exposure_events_snapshot(),
+            Kept::ScriptUses => rollup.script_uses_snapshot(),
         }
     }
 }
@@ -144,13 +147,14 @@ impl TableProvider for Materialized {
     }
 }
 
-/// Makes `conversations` and `exposures` in `ctx` (a
+/// Makes `conversations`, `exposures` and `script_uses` in `ctx` (a
 /// [`lake::tenant_session_in`] session of `tenant`, or an analyst session)
 /// read the materialized rows instead of computing the views from
 /// events. `conversations` becomes a view over the rollup's rows that
 /// recomputes `sla_met`, which depends on the clock, at query time;
 /// `exposures` is its own definition (`sql/views/exposures.sql`) over the
-/// kept `experiment.exposed` events. The tables are held by the views'
+/// kept `experiment.exposed` events; `script_uses` reads the kept rows of
+/// that view. The tables are held by the views'
 /// plans under no name SQL could use. A tenant with no data yet keeps the
 /// views over events.
 pub(crate) async fn use_materialized(
@@ -160,9 +164,10 @@ pub(crate) async fn use_materialized(
     settings: &TenantSettings,
 ) -> Result<()> {
     let guard = rollup(warehouse.ingestor(), warehouse, tenant, settings).await?;
-    let (Some(rows), Some(exposures)) = (
+    let (Some(rows), Some(exposures), Some(script_uses)) = (
         Kept::Conversations.snapshot(&guard).map(|s| s.schema()),
         Kept::ExposureEvents.snapshot(&guard).map(|s| s.schema()),
+        Kept::ScriptUses.snapshot(&guard).map(|s| s.schema()),
     ) else {
         return Ok(());
     };
@@ -186,9 +191,14 @@ pub(crate) async fn use_materialized(
     ctx.register_table("exposure_events", table(Kept::ExposureEvents, exposures))?;
     ctx.deregister_table("exposures")?;
     ctx.sql(&exposures_view_over("exposure_events")?).await?;
+    ctx.register_table("script_uses_rows", table(Kept::ScriptUses, script_uses))?;
+    ctx.deregister_table("script_uses")?;
+    ctx.sql("CREATE VIEW script_uses AS SELECT tenant_id, conversation_id, kind, \"key\" FROM script_uses_rows")
+        .await?;
     // The views' plans hold the tables themselves; SQL sees only the views.
-    ctx.deregister_table("conversations_rows")?;
-    ctx.deregister_table("exposure_events")?;
+    for t in ["conversations_rows", "exposure_events", "script_uses_rows"] {
+        ctx.deregister_table(t)?;
+    }
     Ok(())
 }
 

@@ -286,6 +286,10 @@ pub(crate) async fn snapshot(
             format!("SELECT * FROM messages WHERE conversation_id IN ({ids})"),
         ),
         (
+            "script_uses",
+            format!("SELECT * FROM script_uses WHERE conversation_id IN ({ids})"),
+        ),
+        (
             "orders",
             format!(
                 "SELECT * FROM orders WHERE attributed_conversation_id IN ({ids}) \

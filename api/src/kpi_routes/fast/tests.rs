@@ -307,6 +307,12 @@ async fn a_build_in_slices_and_its_materialized_rows_equal_the_views() {
     assert_eq!(table_text(&served, count).await, table_text(&views, count).await);
     assert!(table_text(&served, count).await.contains("| 1 "));
 
+    // script uses are read from the kept rows of their view
+    let uses = "SELECT * FROM script_uses ORDER BY conversation_id, kind, \"key\"";
+    let expected = table_text(&views, uses).await;
+    assert!(expected.lines().count() > 20, "{} lines", expected.lines().count());
+    assert_eq!(table_text(&served, uses).await, expected);
+
     // exposures are read from the kept exposure events, late ones included
     let exposures = "SELECT * FROM exposures ORDER BY experiment_key, unit_id, conversation_id, variant_key";
     let expected = table_text(&views, exposures).await;
