@@ -417,4 +417,34 @@ fn experiment_lifecycle_assignment_and_results() {
         .filter_map(|e| e["key"].as_str())
         .collect();
     assert_eq!(running, ["greeting_v2"]);
+
+    // The same request again is answered from the results cache while the
+    // tenant's data keep their version; a new exposure makes a new answer.
+    let late_path = "/v1/experiments/greeting_v2/results?from=2026-03-05&to=2026-03-09";
+    let (_, late) = analyst.call("GET", late_path, None);
+    let (_, again) = analyst.call("GET", late_path, None);
+    assert_eq!(again["computed_at"], late["computed_at"], "a cached answer");
+    assert_eq!(again["variants"], late["variants"]);
+    let units = |r: &Value| -> u64 {
+        r["variants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| v["units"].as_u64().unwrap_or_default())
+            .sum()
+    };
+    let probe = [
+        r#"{"event_id":"cache-probe-1","tenant_id":"dragon-mart","type":"conversation.started","occurred_at":"2026-03-06T10:00:00Z","conversation_id":"cache-probe-c","customer_id":"cache-probe-u","channel":"whatsapp"}"#,
+        r#"{"event_id":"cache-probe-2","tenant_id":"dragon-mart","type":"experiment.exposed","occurred_at":"2026-03-06T10:00:01Z","conversation_id":"cache-probe-c","customer_id":"cache-probe-u","experiment_key":"greeting_v2","variant_key":"control"}"#,
+    ];
+    let sent = server.send_json(
+        &format!("Bearer {service_key}"),
+        "POST",
+        "/v1/events",
+        &probe.join("\n"),
+    );
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let (_, fresh) = analyst.call("GET", late_path, None);
+    assert_ne!(fresh["computed_at"], late["computed_at"], "new data, a new answer");
+    assert_eq!(units(&fresh), units(&late) + 1, "{}", fresh["variants"]);
 }

@@ -626,3 +626,66 @@ fn what_if_forecast_from_a_supplied_history() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 401);
 }
+
+/// The history of every queue comes from one cached scan per tenant and
+/// data version: conversations acknowledged after a forecast show up in the
+/// next one, and each history is what SQL counts over the same range.
+#[test]
+fn forecasts_see_newly_ingested_conversations() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let service = create_key(&data, "acme", "service");
+    let other = create_key(&data, "globex", "service");
+    let platform = create_key(&data, "*", "admin");
+    let server = Server::start(&data, &[]);
+    let ingest = |key: &str, tenant: &str, conversations: std::ops::Range<usize>| {
+        let lines: Vec<String> = conversations
+            .flat_map(|n| support::conversation_events(tenant, n))
+            .collect();
+        let r = server.send_json(&format!("Bearer {key}"), "POST", "/v1/events", &lines.join("\n"));
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    // The conversations start every 37 s from 2026-02-25T06:13:20Z.
+    let path = "/v1/forecast/arrivals?queue=channel:whatsapp&tz=UTC&interval=30&from=2026-02-26&to=2026-02-27";
+    let history = |what: &str| -> (f64, f64) {
+        let v = ok_json(&get(&server, Some(&service), path), what);
+        let (from, to) = (
+            v["history"]["from"].as_str().unwrap_or_default(),
+            v["history"]["to"].as_str().unwrap_or_default(),
+        );
+        let counted = server.sql(
+            &platform,
+            &format!(
+                "SELECT count(*) FROM conversations WHERE tenant_id = 'acme' AND channel = 'whatsapp' \
+                 AND started_at >= TIMESTAMP '{from}' AND started_at < TIMESTAMP '{to}'"
+            ),
+        );
+        (f(&v["history"]["conversations"]), f(&counted["rows"][0][0]))
+    };
+    ingest(&service, "acme", 0..150);
+    let (first, counted) = history("first forecast");
+    assert!(first > 0.0, "{first}");
+    assert_eq!(first, counted, "the history is what SQL counts");
+    assert_eq!(history("same data again"), (first, counted));
+    // Another tenant's data changes nothing of acme's.
+    ingest(&other, "globex", 0..150);
+    assert_eq!(history("after another tenant's ingest"), (first, counted));
+    // Later conversations of acme: the next forecast has them.
+    ingest(&service, "acme", 150..300);
+    let (second, counted) = history("after more conversations");
+    assert!(second > first, "{second} after {first}");
+    assert_eq!(second, counted);
+    // The queue of a dimension these conversations lack (no team) is empty,
+    // and so is one of a value nobody has.
+    for queue in ["team:billing", "channel:sms"] {
+        let v = ok_json(
+            &get(
+                &server,
+                Some(&service),
+                &format!("/v1/forecast/arrivals?queue={queue}&tz=UTC&interval=30&from=2026-02-26&to=2026-02-27"),
+            ),
+            queue,
+        );
+        assert_eq!(f(&v["history"]["conversations"]), 0.0, "{queue}: {v}");
+    }
+}

@@ -755,6 +755,34 @@ pub(crate) async fn results(
     require(&principal, RESULTS, "reading experiment results")?;
     let tenant = tenant_of(&principal, &params)?;
     let experiment = find(&state, &tenant, &key)?;
+    Ok(axum::Json(compute_results(&state, &tenant, experiment, &params).await?).into_response())
+}
+
+/// How long a results answer is served again while nothing it reads
+/// changed (a window that ends "now" moves; beyond this it is recomputed).
+const RESULTS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Results answers kept at most, per service.
+const RESULTS_KEPT: usize = 256;
+
+/// Results answers by request, with the tenant's data version they were
+/// computed at and when.
+#[derive(Default)]
+struct ResultsCache(HashMap<String, (std::time::Instant, u64, Value)>);
+
+static RESULTS_CACHE: crate::per_ingestor::PerIngestor<ResultsCache> = crate::per_ingestor::PerIngestor::new();
+
+/// The results of `experiment` for a request's `params` (window,
+/// options), computed from the tenant's materialized exposures and
+/// conversations; the same answer again while the tenant's materialized
+/// data keep their version (GrowthBook and Statsig likewise serve
+/// results snapshots; `computed_at` says when this one was made).
+async fn compute_results(
+    state: &AppState,
+    tenant: &str,
+    experiment: Experiment,
+    params: &HashMap<String, String>,
+) -> Result<Value, Problem> {
     let winsorize_percentile = match params.get("winsorize_percentile") {
         None => DEFAULT_WINSORIZE_PERCENTILE,
         Some(s) => s
@@ -764,15 +792,36 @@ pub(crate) async fn results(
             .ok_or_else(|| parameter_problem("winsorize_percentile", "must be a number in [50, 100], e.g. 99"))?,
     };
     let options = ResultsOptions {
-        all_metrics: flag(&params, "all_metrics")?,
+        all_metrics: flag(params, "all_metrics")?,
         winsorize_percentile,
         planned_duration_reached: experiment.planned_duration_reached(Utc::now()),
     };
-    let window = results_window(&state, &tenant, &experiment, &params).await?;
-    let sql = experiment_results::units_sql(&tenant, &experiment.key, window);
-    let ctx = crate::kpi_routes::served_session(&state, &tenant).await?;
+    let window = results_window(state, tenant, &experiment, params).await?;
+    let version = data_version(state, tenant).await?;
+    let mut request: Vec<(&String, &String)> = params.iter().collect();
+    request.sort();
+    let cache_key = serde_json::to_string(&json!([
+        tenant,
+        experiment.key,
+        experiment.version,
+        request,
+        options.planned_duration_reached
+    ]))
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    if let Some(v) = version {
+        let hit = RESULTS_CACHE.with(&state.ingestor, |c| {
+            c.0.get(&cache_key)
+                .filter(|(at, at_version, _)| *at_version == v && at.elapsed() < RESULTS_FRESH_FOR)
+                .map(|(_, _, answer)| answer.clone())
+        });
+        if let Some(answer) = hit {
+            return Ok(answer);
+        }
+    }
+    let sql = experiment_results::units_sql(tenant, &experiment.key, window);
+    let ctx = crate::kpi_routes::served_session(state, tenant).await?;
     let batches = async {
-        let facts = experiment_results::facts_table(&ctx, &tenant).await?;
+        let facts = experiment_results::facts_table(&ctx, tenant).await?;
         ctx.register_table(experiment_results::FACTS_TABLE, std::sync::Arc::new(facts))?;
         ctx.sql(&sql).await?.collect().await
     }
@@ -792,7 +841,47 @@ pub(crate) async fn results(
         let p = w.pre_period();
         json!({ "from": timestamp(p.from), "to": timestamp(p.to) })
     });
-    Ok(axum::Json(out).into_response())
+    if let Some(v) = version {
+        RESULTS_CACHE.with(&state.ingestor, |c| {
+            if c.0.len() >= RESULTS_KEPT {
+                if let Some(oldest) = c.0.iter().min_by_key(|(_, (at, _, _))| *at).map(|(k, _)| k.clone()) {
+                    c.0.remove(&oldest);
+                }
+            }
+            c.0.insert(cache_key, (std::time::Instant::now(), v, out.clone()));
+        });
+    }
+    Ok(out)
+}
+
+/// The version of the tenant's materialized data, brought up to date
+/// with the lake and the buffer first; `None` before anything is.
+async fn data_version(state: &AppState, tenant: &str) -> Result<Option<u64>, Problem> {
+    let id = crate::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
+    let settings = crate::kpi_routes::load_settings(state, &id).await?;
+    let rollup = crate::kpi_routes::fast::rollup(&state.ingestor, &state.warehouse, &id, &settings)
+        .await
+        .map_err(|e| Problem::internal(format!("reading the tenant's data failed: {e}")))?;
+    Ok(rollup.data_version())
+}
+
+/// Computes the default results (the experiment's whole run) of every
+/// started experiment of `tenant` whose cached answer is out of date, so
+/// that the results pages find them ready: called by the background
+/// warm-up after it refreshed the tenant's data.
+pub(crate) async fn warm_results(state: &AppState, tenant: &str) {
+    let Ok(experiments) = state.experiments.read(tenant, |r| r.experiments.clone()) else {
+        return;
+    };
+    for experiment in experiments {
+        if !matches!(experiment.state, ExpState::Running | ExpState::Stopped) {
+            continue;
+        }
+        let key = experiment.key.clone();
+        if let Err(e) = compute_results(state, tenant, experiment, &HashMap::new()).await {
+            tracing::warn!(tenant, experiment = %key, error = %e.detail, "background results failed");
+        }
+    }
 }
 
 /// `[from, to)` of a results request: `from` / `to` as given (a date

@@ -12,8 +12,9 @@
 //!
 //! The models are `staffing::forecast` (pure); this module supplies the time
 //! grid (`slots`: UTC interval starts → local weekday and slot, so DST days
-//! have 46 or 50 half-hours) and the history (`lake`: one SQL query over the
-//! `conversations` view per request, tenant-filtered, values as parameters).
+//! have 46 or 50 half-hours) and the history (`lake`: SQL over the
+//! `conversations` view, tenant-filtered, values as parameters; `cache`: one
+//! such query per tenant, window and data version answers every queue).
 //!
 //! # Parameters (GET)
 //!
@@ -69,6 +70,7 @@ use crate::problem::Problem;
 use crate::server::AppState;
 
 pub mod backtest;
+mod cache;
 pub(crate) mod lake;
 mod slots;
 
@@ -419,13 +421,7 @@ async fn lake_forecast(state: &AppState, principal: &Principal, q: &ForecastQuer
     };
     let step = interval.micros();
     let window_from = horizon.from_us - history_days * MICROS_PER_DAY;
-    let ctx = crate::kpi_routes::shared_served_session(state, &tenant).await?;
-    let history = lake::history(&ctx, &tenant, &key, window_from, horizon.from_us, step)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "forecast history query failed");
-            Problem::internal(format!("reading the arrival history failed: {e}"))
-        })?;
+    let history = cache::history(state, &tenant, &key, window_from, horizon.from_us, step).await?;
     // Clip to where the tenant has data; leave out the interval holding its
     // latest conversation unless it is the last one before `from`.
     let n = history.tenant_counts.len();

@@ -67,7 +67,7 @@ pub(crate) mod lake;
 pub(crate) mod params;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use crate::stream_export::StreamFormat;
 use axum::Router;
@@ -82,6 +82,7 @@ use serde_json::{Map, Value, json};
 use self::lake::{Constraint, KpiRow};
 use self::params::{Bound, Dimension, GroupBy, ParamError, Window, Windows};
 use crate::keys::{Principal, Role};
+use crate::per_ingestor::PerIngestor;
 use crate::problem::Problem;
 use crate::server::AppState;
 use crate::settings::{self, TenantSettings};
@@ -179,39 +180,21 @@ pub(crate) async fn served_session(state: &AppState, tenant: &str) -> Result<Ses
 /// refreshes the materialized rows.
 pub(crate) async fn shared_served_session(state: &AppState, tenant: &str) -> Result<SessionContext, Problem> {
     type Sessions = HashMap<(String, String), SessionContext>;
-    static CACHE: OnceLock<Mutex<Vec<(Weak<ingest::Ingestor>, Sessions)>>> = OnceLock::new();
+    static CACHE: PerIngestor<Sessions> = PerIngestor::new();
     let id = TenantId::parse(tenant).ok_or_else(|| Problem::internal(format!("bad tenant id {tenant:?}")))?;
     let settings = load_settings(state, &id).await?;
     let key = (tenant.to_string(), serde_json::to_string(&settings).map_err(internal)?);
-    let cache = CACHE.get_or_init(Default::default);
-    let find = |all: &mut Vec<(Weak<ingest::Ingestor>, Sessions)>| -> usize {
-        all.retain(|(w, _)| w.strong_count() > 0);
-        match all
-            .iter()
-            .position(|(w, _)| w.upgrade().is_some_and(|i| Arc::ptr_eq(&i, &state.ingestor)))
-        {
-            Some(i) => i,
-            None => {
-                all.push((Arc::downgrade(&state.ingestor), HashMap::new()));
-                all.len() - 1
-            }
-        }
-    };
-    {
-        let mut all = cache.lock().unwrap_or_else(|p| p.into_inner());
-        let i = find(&mut all);
-        if let Some(ctx) = all[i].1.get(&key) {
-            return Ok(ctx.clone());
-        }
+    if let Some(ctx) = CACHE.with(&state.ingestor, |s| s.get(&key).cloned()) {
+        return Ok(ctx);
     }
     let ctx = lake::tenant_session(&state.warehouse, &id, &settings)
         .await
         .map_err(internal)?;
-    let mut all = cache.lock().unwrap_or_else(|p| p.into_inner());
-    let i = find(&mut all);
-    // Settings changed: the tenant's older sessions go.
-    all[i].1.retain(|k, _| k.0 != key.0);
-    all[i].1.insert(key, ctx.clone());
+    CACHE.with(&state.ingestor, |s| {
+        // Settings changed: the tenant's older sessions go.
+        s.retain(|k, _| k.0 != key.0);
+        s.insert(key, ctx.clone());
+    });
     Ok(ctx)
 }
 

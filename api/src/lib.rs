@@ -21,6 +21,7 @@ pub mod gdpr_routes;
 pub mod key_routes;
 pub mod keys;
 pub mod kpi_routes;
+pub(crate) mod per_ingestor;
 pub mod pg_server;
 pub mod problem;
 pub(crate) mod scope;

@@ -821,6 +821,15 @@ impl TenantRollup {
         self.rows.schema().map(|_| self.rows.version())
     }
 
+    /// Changes whenever anything materialized does (the conversations'
+    /// rows and facts, the exposure events, the script uses); `None`
+    /// before the first refresh. Caches of answers computed from them key
+    /// on it.
+    pub fn data_version(&self) -> Option<u64> {
+        let kept = [&self.rows, &self.exposure_events, &self.script_uses];
+        self.rows.schema().map(|_| kept.iter().map(|k| k.version()).sum())
+    }
+
     /// Materialized rows (conversations and exposure events) and their
     /// encoded size in bytes.
     pub fn rows_held(&self) -> (usize, usize) {

@@ -8,7 +8,7 @@
 //! tests in `fast/tests.rs` compare both on generated data.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
@@ -25,6 +25,7 @@ use warehouse::rollups::{
 
 use super::lake::{self, Constraint, KpiRow};
 use super::params::{Dimension, Window};
+use crate::per_ingestor::PerIngestor;
 use crate::settings::TenantSettings;
 use crate::tenant::TenantId;
 
@@ -36,27 +37,12 @@ struct Registry {
     tenants: HashMap<String, Slot>,
 }
 
-/// Rollups live as long as their ingestor: keyed by it, held weakly, so a
-/// test that starts several services in one process never mixes them.
+/// Rollups live as long as their ingestor (see [`PerIngestor`]).
 fn slot(ingestor: &Arc<Ingestor>, tenant: &TenantId) -> Slot {
-    type Registries = Vec<(Weak<Ingestor>, Registry)>;
-    static ALL: OnceLock<Mutex<Registries>> = OnceLock::new();
-    let mut all = ALL
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    all.retain(|(w, _)| w.strong_count() > 0);
-    let i = match all
-        .iter()
-        .position(|(w, _)| w.upgrade().is_some_and(|a| Arc::ptr_eq(&a, ingestor)))
-    {
-        Some(i) => i,
-        None => {
-            all.push((Arc::downgrade(ingestor), Registry::default()));
-            all.len() - 1
-        }
-    };
-    all[i].1.tenants.entry(tenant.as_str().to_string()).or_default().clone()
+    static ALL: PerIngestor<Registry> = PerIngestor::new();
+    ALL.with(ingestor, |r| {
+        r.tenants.entry(tenant.as_str().to_string()).or_default().clone()
+    })
 }
 
 struct Source<'a> {
@@ -223,8 +209,9 @@ const WARM_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
 /// Keeps every tenant's rollup built and current in the background: at
 /// start (so the first dashboard or KPI call does not pay for the build)
 /// and then every [`WARM_EVERY`] (a no-op for a tenant whose data did not
-/// change), so requests after a flush find little to recompute. A
-/// tenant's settings are read afresh each round.
+/// change), so requests after a flush find little to recompute; then the
+/// default results of the tenant's started experiments, when their data
+/// changed. A tenant's settings are read afresh each round.
 pub(crate) fn warm(state: Arc<crate::server::AppState>) {
     tokio::spawn(async move {
         loop {
@@ -236,7 +223,9 @@ pub(crate) fn warm(state: Arc<crate::server::AppState>) {
                 };
                 if let Err(e) = rollup(&state.ingestor, &state.warehouse, &tenant, &settings).await {
                     tracing::warn!(tenant = %tenant, error = %e, "background KPI rollup refresh failed");
+                    continue;
                 }
+                crate::experiment_routes::warm_results(&state, tenant.as_str()).await;
             }
             tokio::time::sleep(WARM_EVERY).await;
         }

@@ -78,6 +78,12 @@ pub struct KeptSnapshot {
     paths: Vec<Path>,
 }
 
+/// Versions are drawn from one counter for the whole process.
+fn next_version() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl KeptRows {
     /// Rows ordered by `key`, a timestamp or integer column of µs.
     pub fn new(key: &'static str) -> Self {
@@ -92,7 +98,7 @@ impl KeptRows {
             url: Url::parse(&format!("memory://cxlake-kept-{n}/")).unwrap_or_else(|_| unreachable!()),
             next_file: 0,
             dropped: Vec::new(),
-            version: 0,
+            version: next_version(),
         }
     }
 
@@ -102,7 +108,8 @@ impl KeptRows {
         self.schema.clone()
     }
 
-    /// Changes whenever the rows do.
+    /// Changes whenever the rows do; unique in the process (a table built
+    /// anew never repeats an older table's version).
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -142,7 +149,7 @@ impl KeptRows {
             self.put(file).await?;
         }
         self.merge_tail().await?;
-        self.version += 1;
+        self.version = next_version();
         Ok(())
     }
 
@@ -172,7 +179,7 @@ impl KeptRows {
         }
         self.files = kept;
         if changed {
-            self.version += 1;
+            self.version = next_version();
         }
         self.sweep().await;
         Ok(())
