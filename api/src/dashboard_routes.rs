@@ -23,6 +23,24 @@
 //! period, the previous period and each bucket of the trend, so a tile
 //! equals the API's figure for the same `from`, `to` and filters. `format=csv` downloads what the page shows.
 //!
+//! # CSV downloads
+//!
+//! Every page's `format=csv` answers the rows its tables show (raw numbers:
+//! seconds, fractions). A chart whose numbers that CSV does not hold has a
+//! "CSV" link of its own, `format=csv&part=<part>` ([`dashboards::CsvPart`]),
+//! with every other parameter of the view kept. There is one part, `trend`:
+//!
+//! | page | `format=csv&part=trend` |
+//! |---|---|
+//! | `/` | `kpi,unit,bucket,value`: each tile's value per bucket (`&kpi=<key>`: one tile's, the link under that tile); the same figures as `GET /v1/kpis?group_by=<bucket>` |
+//! | `/channels`, `/teams`, `/tags` | `<dimension>,bucket,conversations`: the trend chart's keys (the busiest six, busiest first) × every bucket, 0 where there were none; the same figures as `GET /v1/kpis?group_by=<dimension>,<bucket>` for those keys |
+//!
+//! `bucket` is the bucket's start in the tenant's zone, RFC 3339, exactly as
+//! `/v1/kpis` keys it (the chart labels it by date, or date and hour). Any
+//! other `part`, or `trend` on a page without a trend chart, is a 400. The
+//! other charts draw numbers their page's CSV already holds, so they have
+//! no link of their own (see `dashboard_routes/pages.rs` for which columns).
+//!
 //! The other pages (`dashboard_routes/pages.rs`) call the JSON API's own
 //! handlers in-process (`GET /v1/kpis` grouped by channel, team, agent or
 //! tag; `/v1/analyses/{traffic,scripts,bottlenecks}`; the experiment list
@@ -44,8 +62,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{Datelike, Days, Months, NaiveDate, Utc};
 use dashboards::{
-    Controls, ErrorData, KPI_KEYS, KpiTile, Lang, LoginData, OverviewData, PageContext, Preset, RangePreset, Theme,
-    Unit, unit_of,
+    Controls, CsvPart, ErrorData, KPI_KEYS, KpiTile, Lang, LoginData, OverviewData, PageContext, Preset, RangePreset,
+    Theme, Unit, unit_of,
 };
 use serde::Deserialize;
 
@@ -165,6 +183,38 @@ fn redirect(location: &str, cookie: Option<String>) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// A CSV download: never cached (it holds tenant data), saved as `file_name`.
+fn csv_response(body: String, file_name: &str) -> Response {
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+/// The chart a `format=csv` request asks for (`part=`), `None` for the
+/// page's own CSV.
+fn csv_part(pairs: &Pairs) -> Result<Option<CsvPart>, Problem> {
+    match pairs.iter().rev().find(|(k, _)| k == "part").map(|(_, v)| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(name) => CsvPart::parse(name).map(Some).ok_or_else(|| {
+            Problem::bad_request(
+                "invalid-parameter",
+                format!(
+                    "part: `{name}` is not a chart's CSV; `trend` is (the trend charts of /, /channels, /teams and \
+                     /tags); leave `part` out for the page's own CSV"
+                ),
+            )
+        }),
+    }
 }
 
 fn error_page(lang: Lang, theme: Theme, p: &Problem) -> Response {
@@ -409,6 +459,7 @@ async fn overview(
     // Windows are local to the tenant's reporting zone, as in the API.
     ctx.controls.time_zone = settings.time_zone.clone();
     let csv = pairs.iter().any(|(k, v)| k == "format" && v == "csv");
+    let part = if csv { csv_part(pairs)? } else { None };
 
     let q: BTreeMap<String, String> = [
         ("from".to_string(), ctx.controls.from.clone()),
@@ -455,11 +506,13 @@ async fn overview(
     };
     let current = run(windows.current).await?;
     let previous = run(windows.previous).await?;
+    // Each bucket's start as `/v1/kpis` keys it (RFC 3339), and its rows.
     let mut trend_rows: Vec<(String, Vec<KpiRow>)> = Vec::new();
     for b in params::buckets(&windows.current, bucket, &tz) {
         let rows = run(b.window).await?;
-        trend_rows.push((bucket_label(&b.label, bucket == params::Bucket::Hour), rows));
+        trend_rows.push((b.label, rows));
     }
+    let hourly = bucket == params::Bucket::Hour;
 
     let mut tiles = Vec::new();
     for key in KPI_KEYS {
@@ -474,7 +527,12 @@ async fn overview(
         let value = headline(&current, key, cur);
         let trend = trend_rows
             .iter()
-            .map(|(label, rows)| (label.clone(), headline(rows, key, cur).unwrap_or(f64::NAN)))
+            .map(|(start, rows)| {
+                (
+                    bucket_label(start, hourly),
+                    headline(rows, key, cur).unwrap_or(f64::NAN),
+                )
+            })
             .collect();
         tiles.push(KpiTile::new(
             key,
@@ -495,16 +553,24 @@ async fn overview(
     let data = OverviewData { tiles, notes };
     tracing::info!(tenant = %tenant, key = %principal.key_id, csv, "dashboard overview");
     if csv {
-        let mut resp = overview_csv(&data, &current).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        );
-        resp.headers_mut().insert(
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("attachment; filename=\"overview.csv\""),
-        );
-        return Ok(resp);
+        return Ok(match part {
+            None => csv_response(overview_csv(&data, &current), "overview.csv"),
+            Some(CsvPart::Trend) => {
+                let starts: Vec<&str> = trend_rows.iter().map(|(start, _)| start.as_str()).collect();
+                let kpi = pairs
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "kpi")
+                    .map(|(_, v)| v.trim())
+                    .filter(|v| !v.is_empty());
+                let body = overview_trend_csv(&data, &starts, kpi)?;
+                let file = kpi.map_or_else(
+                    || "overview-trend.csv".to_string(),
+                    |k| format!("overview-trend-{k}.csv"),
+                );
+                csv_response(body, &file)
+            }
+        });
     }
     Ok(html(StatusCode::OK, dashboards::render_overview(&ctx, &data)))
 }
@@ -520,18 +586,53 @@ fn money_currencies(rows: &[KpiRow]) -> usize {
     c.len()
 }
 
-/// What the overview shows, one line per tile and period or bucket:
-/// `kpi,unit,period,bucket,value`; money in every currency at the end.
-fn overview_csv(data: &OverviewData, current: &[KpiRow]) -> String {
-    let unit_name = |u: &Unit| match u {
+/// A tile's unit in a CSV: `count`, `seconds`, …, or the currency code.
+fn unit_name(u: &Unit) -> String {
+    match u {
         Unit::Count => "count".to_string(),
         Unit::Seconds => "seconds".to_string(),
         Unit::Fraction => "fraction".to_string(),
         Unit::Score => "score".to_string(),
         Unit::Money(c) => c.clone(),
         Unit::Decimal => "number".to_string(),
-    };
-    let num = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| v.to_string()).unwrap_or_default();
+    }
+}
+
+/// A raw number in a CSV; empty for none (or not finite).
+fn num(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite()).map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The tiles' trend charts, `kpi,unit,bucket,value`, one line per tile and
+/// bucket (`starts`: each bucket's start, in the order of the tiles'
+/// trends); only the tile `kpi` when given (a tile's own CSV link).
+fn overview_trend_csv(data: &OverviewData, starts: &[&str], kpi: Option<&str>) -> Result<String, Problem> {
+    let tiles: Vec<&KpiTile> = data.tiles.iter().filter(|t| kpi.is_none_or(|k| t.key == k)).collect();
+    if let (Some(k), true) = (kpi, tiles.is_empty()) {
+        let shown: Vec<&str> = data.tiles.iter().map(|t| t.key.as_str()).collect();
+        return Err(Problem::bad_request(
+            "invalid-parameter",
+            format!("kpi: `{k}` is not a tile of this view; one of {}", shown.join(", ")),
+        ));
+    }
+    let mut out = String::from("kpi,unit,bucket,value\n");
+    for t in tiles {
+        let unit = kpi_routes::csv_field(&unit_name(&t.unit));
+        for (start, (_, v)) in starts.iter().zip(&t.trend) {
+            out.push_str(&format!(
+                "{},{unit},{},{}\n",
+                t.key,
+                kpi_routes::csv_field(start),
+                num(Some(*v))
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// What the overview shows, one line per tile and period or bucket:
+/// `kpi,unit,period,bucket,value`; money in every currency at the end.
+fn overview_csv(data: &OverviewData, current: &[KpiRow]) -> String {
     let mut out = String::from("kpi,unit,period,bucket,value\n");
     for t in &data.tiles {
         let unit = kpi_routes::csv_field(&unit_name(&t.unit));
@@ -655,6 +756,49 @@ mod tests {
         assert_eq!(money_currencies(&rows), 2);
         assert_eq!(bucket_label("2026-03-01T00:00:00+01:00", false), "2026-03-01");
         assert_eq!(bucket_label("2026-03-01T09:00:00+01:00", true), "03-01 09:00");
+    }
+
+    #[test]
+    fn a_tiles_trend_csv_has_a_line_per_bucket_keyed_as_the_api_keys_buckets() {
+        let data = OverviewData {
+            tiles: vec![
+                KpiTile::new(
+                    "conversations",
+                    "conversations",
+                    Unit::Count,
+                    Some(5.0),
+                    None,
+                    vec![("2026-03-01".into(), 2.0), ("2026-03-02".into(), 3.0)],
+                ),
+                KpiTile::new(
+                    "aov",
+                    "aov",
+                    Unit::Money("EUR".into()),
+                    None,
+                    None,
+                    vec![("2026-03-01".into(), 40.5), ("2026-03-02".into(), f64::NAN)],
+                ),
+            ],
+            notes: vec![],
+        };
+        let starts = ["2026-03-01T00:00:00+01:00", "2026-03-02T00:00:00+01:00"];
+        assert_eq!(
+            overview_trend_csv(&data, &starts, None).ok().as_deref(),
+            Some(
+                "kpi,unit,bucket,value\n\
+                 conversations,count,2026-03-01T00:00:00+01:00,2\n\
+                 conversations,count,2026-03-02T00:00:00+01:00,3\n\
+                 aov,EUR,2026-03-01T00:00:00+01:00,40.5\n\
+                 aov,EUR,2026-03-02T00:00:00+01:00,\n"
+            )
+        );
+        let one = overview_trend_csv(&data, &starts, Some("aov")).unwrap_or_default();
+        assert_eq!(one.lines().count(), 3);
+        let unknown = overview_trend_csv(&data, &starts, Some("nope")).err();
+        assert_eq!(unknown.map(|p| p.status), Some(StatusCode::BAD_REQUEST));
+        assert!(csv_part(&vec![("part".into(), "trend".into())]).is_ok_and(|p| p == Some(CsvPart::Trend)));
+        assert!(csv_part(&vec![("part".into(), "pie".into())]).is_err());
+        assert!(csv_part(&vec![]).is_ok_and(|p| p.is_none()));
     }
 
     #[test]

@@ -122,6 +122,10 @@ pub struct Strings {
     pub filters: &'static str,
     pub apply: &'static str,
     pub download_csv: &'static str,
+    /// The small link next to a chart to its own CSV.
+    pub chart_csv: &'static str,
+    /// The tooltip of that link.
+    pub chart_csv_title: &'static str,
     /// Labels of the filter dimensions, in `Dimension::ALL` order.
     pub dimensions: [&'static str; 10],
     pub window: &'static str,
@@ -288,6 +292,8 @@ static EN: Strings = Strings {
     filters: "Filters",
     apply: "Apply",
     download_csv: "Download CSV",
+    chart_csv: "CSV",
+    chart_csv_title: "Download this chart's numbers as CSV",
     dimensions: [
         "Channel",
         "Channel account",
@@ -463,6 +469,8 @@ static ZH_CN: Strings = Strings {
     filters: "筛选",
     apply: "应用",
     download_csv: "下载 CSV",
+    chart_csv: "CSV",
+    chart_csv_title: "下载此图表的数据（CSV）",
     dimensions: [
         "渠道",
         "渠道账号",

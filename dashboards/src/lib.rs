@@ -31,6 +31,8 @@
 //!   is not an axis, see [`Page::buckets`] — time zone, a filter per
 //!   [`Dimension`]) and a "Download CSV" link to the same URL with
 //!   `format=csv`: the state lives in the URL, so a view can be shared.
+//!   A chart whose numbers that CSV does not hold (the trends) has a small
+//!   "CSV" link of its own, `format=csv&part=trend` ([`CsvPart`]).
 //! - **Charts** ([`charts`]): line, bar, heatmap, forest, band and step
 //!   charts as inline SVG, styled by the page's CSS, each with `<title>` and
 //!   `aria-label`, and never without a table of its numbers.
@@ -76,4 +78,4 @@ pub use pages::{
     render_experiments, render_login, render_overview, render_scripts, render_staffing, render_tags, render_teams,
     render_traffic,
 };
-pub use shell::{Bucket, Controls, Dimension, Page, PageContext, Preset, RangePreset, Theme};
+pub use shell::{Bucket, Controls, CsvPart, Dimension, Page, PageContext, Preset, RangePreset, Theme};

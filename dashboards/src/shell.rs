@@ -7,6 +7,11 @@
 //! can be bookmarked or sent and opens the same for the recipient (in the
 //! recipient's language unless `lang=` was chosen explicitly). No script
 //! runs on any page.
+//!
+//! A chart whose numbers are not the page's CSV has a small "CSV" link of
+//! its own next to it: the same URL with `format=csv&part=<part>` (a
+//! [`CsvPart`]) and, for one overview tile, `kpi=<key>`; every other
+//! parameter of the view (dates, bucket, filters, language, theme) stays.
 
 use std::fmt::Write as _;
 
@@ -349,6 +354,51 @@ impl PageContext {
         pairs.push(("format".to_string(), "csv".to_string()));
         href(path, &pairs)
     }
+
+    /// The CSV of one chart of this view: [`PageContext::csv_link`] plus
+    /// `part=<part>` and `extra` pairs (`kpi=<key>` for one overview tile).
+    pub fn csv_part_link(&self, path: &str, part: CsvPart, extra: &[(&str, &str)]) -> String {
+        let mut pairs = self.query_pairs();
+        pairs.push(("format".to_string(), "csv".to_string()));
+        pairs.push(("part".to_string(), part.name().to_string()));
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        href(path, &pairs)
+    }
+}
+
+/// A chart's own CSV, the `part=` of `format=csv`: only charts whose
+/// numbers the page's CSV does not already hold have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsvPart {
+    /// The trend charts: each overview tile's value per bucket, and the
+    /// conversations per bucket of the busiest channels, teams or tags.
+    Trend,
+}
+
+impl CsvPart {
+    pub fn name(self) -> &'static str {
+        match self {
+            CsvPart::Trend => "trend",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CsvPart> {
+        match s {
+            "trend" => Some(CsvPart::Trend),
+            _ => None,
+        }
+    }
+}
+
+/// The small "CSV" link next to a chart (see [`PageContext::csv_part_link`]).
+pub(crate) fn chart_csv_link(ctx: &PageContext, path: &str, part: CsvPart, extra: &[(&str, &str)]) -> String {
+    let s = ctx.strings();
+    format!(
+        r#"<a class="chart-csv" href="{}" title="{}" download>{}</a>"#,
+        escape(&ctx.csv_part_link(path, part, extra)),
+        escape(s.chart_csv_title),
+        escape(s.chart_csv)
+    )
 }
 
 /// A navigable page of the dashboards.
@@ -737,6 +787,8 @@ const CSS: &str = concat!(
     "main{padding:12px 16px 32px;max-width:1400px;margin:0 auto}",
     ".head{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 16px}h1{font-size:22px;margin:8px 0}",
     "h2{font-size:15px;margin:0 0 6px}main>h2{margin:16px 0 8px}.window{color:var(--muted);margin:0}.csv{margin-left:auto}",
+    ".ctitle{display:flex;align-items:baseline;gap:8px}.chart-csv{font-size:12px;font-weight:400;margin-left:auto}",
+    ".chart-links{margin:0;font-size:12px;text-align:right}",
     ".tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:12px}",
     ".grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,460px),1fr));gap:12px}",
     ".card,.tile{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px;min-width:0}",

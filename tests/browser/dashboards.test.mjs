@@ -11,7 +11,8 @@
 // Checks: sign-in is required; every page loads with no console error and
 // no failed request, on a laptop and a phone; the overview's figures equal
 // GET /v1/kpis for the same view; filters change the URL and the data;
-// the CSV download equals the table; date presets; the staffing interval;
+// the CSV download equals the table; a trend chart's own CSV link downloads
+// the chart's numbers; date presets; the staffing interval;
 // the scripts' intervals are the API's; language switch; sign-out.
 
 import { test, before, after } from 'node:test';
@@ -267,6 +268,51 @@ test('the CSV download is the table on the page', async () => {
   const [filtered] = await Promise.all([page.waitForEvent('download'), page.click('a.csv')]);
   const keys = parseCsv(fs.readFileSync(await filtered.path(), 'utf8')).slice(1).map((r) => r[0]).sort();
   assert.deepEqual(keys, ['line', 'whatsapp']);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('a trend chart\'s CSV link downloads the numbers the chart draws', async () => {
+  const context = await signedInContext();
+  const { page, problems } = await watchedPage(context);
+  await page.goto(`${BASE}/channels?bucket=day`);
+  const trend = page.locator('main section.card.trend');
+  // The chart's numbers as the page shows them: a row per bucket, a column per channel.
+  // (textContent: the table sits in a closed <details>.)
+  const channels = (await trend.locator('table thead th').allTextContents()).map((t) => t.trim()).slice(1);
+  const buckets = await trend.locator('table tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => Array.from(tr.children).map((c) => c.textContent.trim())),
+  );
+  assert.ok(channels.length >= 2 && buckets.length >= 2, `${channels.length} channels × ${buckets.length} days`);
+  const link = trend.locator('a.chart-csv');
+  const href = new URL(await link.getAttribute('href'), BASE);
+  assert.equal(href.searchParams.get('part'), 'trend');
+  assert.equal(href.searchParams.get('bucket'), 'day', 'the view stays');
+  const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+  assert.match(download.suggestedFilename(), /channels-trend\.csv$/);
+  const csv = parseCsv(fs.readFileSync(await download.path(), 'utf8'));
+  assert.deepEqual(csv[0], ['channel', 'bucket', 'conversations']);
+  assert.equal(csv.length - 1, channels.length * buckets.length);
+  for (const [channel, start, n] of csv.slice(1)) {
+    const row = buckets.find((b) => start.startsWith(b[0]));
+    assert.ok(row, `bucket ${start} on the page`);
+    assert.equal(Number(n), count(row[1 + channels.indexOf(channel)]), `${channel} ${start}`);
+  }
+
+  // An overview tile's link: that tile's value per day.
+  await page.goto(`${BASE}/`);
+  const tile = page.locator('#kpi-conversations');
+  const days = await tile.locator('table tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => Array.from(tr.children).map((c) => c.textContent.trim())),
+  );
+  const [tileDownload] = await Promise.all([page.waitForEvent('download'), tile.locator('a.chart-csv').click()]);
+  assert.match(tileDownload.suggestedFilename(), /overview-trend-conversations\.csv$/);
+  const tileCsv = parseCsv(fs.readFileSync(await tileDownload.path(), 'utf8'));
+  assert.deepEqual(tileCsv[0], ['kpi', 'unit', 'bucket', 'value']);
+  assert.deepEqual(
+    tileCsv.slice(1).map((r) => [r[0], r[2].slice(0, 10), Number(r[3])]),
+    days.map((d) => ['conversations', d[0], count(d[1])]),
+  );
   assert.deepEqual(problems, []);
   await context.close();
 });

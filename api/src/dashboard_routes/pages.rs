@@ -19,6 +19,20 @@
 //! So there is no second copy of any query: a page shows what the API
 //! answers for the same `from`, `to` and filters. `format=csv` answers the
 //! rows the page's tables show, with raw numbers (seconds, fractions).
+//!
+//! Each chart's numbers, and which CSV holds them (`format=csv` is the
+//! page's; `part=trend` is the trend chart's own, its link next to the
+//! chart; the scheme is in the `dashboard_routes` module docs):
+//!
+//! | page | chart | CSV |
+//! |---|---|---|
+//! | `/channels`, `/teams`, `/tags` | bars of conversations, mean FRT, mean handling time, CSAT per key | the page's (`conversations`, `frt_mean_s`, `handling_mean_s`, `csat_mean` of the rows; on `/teams` and `/tags` the `section=team` / `tag` rows) |
+//! | `/channels`, `/teams`, `/tags` | conversations per bucket of the busiest six keys | `part=trend`: `<dimension>,bucket,conversations` (`GET /v1/kpis?group_by=<dimension>,<bucket>` for those keys) |
+//! | `/tags` | co-occurrence bars | the page's (`section=pair` rows) |
+//! | `/traffic` | weekday × hour heatmap | the page's (`weekday,hour,conversations`; a cell the API does not list is 0) |
+//! | `/scripts` | CSAT and resolution interval bars | the page's (`csat_mean,csat_low,csat_high`, `resolution_rate,resolution_low,resolution_high`) |
+//! | `/experiments/{key}` | forest plot of relative lifts | the page's (`relative_lift,relative_low,relative_high` per metric and variant; rows without a relative lift are not drawn) |
+//! | `/staffing` | forecast band against actuals; required agents | the page's (`actual,mean,p10,p90`; `agents`) |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,19 +40,19 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::get;
 use chrono::{DateTime, Days, Utc};
 use dashboards::{
-    AgentRow, BreakdownRow, BreakdownStats, ChannelsData, Controls, DecisionSummary, Dimension, ExperimentResultData,
-    ExperimentSummary, ExperimentsData, KeyTrend, Lang, MetricResult, Page, PageContext, ScriptKind, ScriptRow,
-    ScriptsData, SrmCheck, StaffingData, StaffingInterval, TagPair, TagsData, TeamsData, Theme, TrafficData,
-    VariantComparison, VariantShare, Verdict,
+    AgentRow, BreakdownRow, BreakdownStats, ChannelsData, Controls, CsvPart, DecisionSummary, Dimension,
+    ExperimentResultData, ExperimentSummary, ExperimentsData, KeyTrend, Lang, MetricResult, Page, PageContext,
+    ScriptKind, ScriptRow, ScriptsData, SrmCheck, StaffingData, StaffingInterval, TagPair, TagsData, TeamsData, Theme,
+    TrafficData, VariantComparison, VariantShare, Verdict,
 };
 use serde_json::Value;
 
-use super::{accept_language, dashboard_tenant, error_page, html, signed_in};
+use super::{accept_language, csv_part, csv_response, dashboard_tenant, error_page, html, num, signed_in};
 use crate::keys::Principal;
 use crate::kpi_routes::{self, csv_field};
 use crate::problem::Problem;
@@ -97,17 +111,28 @@ impl Kind {
         }
     }
 
-    /// The name of the CSV file.
-    fn file_name(&self) -> &'static str {
-        match self {
-            Kind::Channels => "channels.csv",
-            Kind::Teams => "teams.csv",
-            Kind::Tags => "tags.csv",
-            Kind::Traffic => "traffic.csv",
-            Kind::Scripts => "scripts.csv",
-            Kind::Experiments => "experiments.csv",
-            Kind::Experiment(_) => "experiment.csv",
-            Kind::Staffing => "staffing.csv",
+    /// The name of the CSV file of the page or of one of its charts.
+    fn file_name(&self, part: Option<CsvPart>) -> String {
+        let stem = match self {
+            Kind::Channels => "channels",
+            Kind::Teams => "teams",
+            Kind::Tags => "tags",
+            Kind::Traffic => "traffic",
+            Kind::Scripts => "scripts",
+            Kind::Experiments => "experiments",
+            Kind::Experiment(_) => "experiment",
+            Kind::Staffing => "staffing",
+        };
+        match part {
+            None => format!("{stem}.csv"),
+            Some(p) => format!("{stem}-{}.csv", p.name()),
+        }
+    }
+
+    /// Whether the page has a chart with a CSV of its own of this part.
+    fn has_part(&self, part: CsvPart) -> bool {
+        match part {
+            CsvPart::Trend => matches!(self, Kind::Channels | Kind::Teams | Kind::Tags),
         }
     }
 }
@@ -177,6 +202,8 @@ struct View {
     tenant: TenantId,
     ctx: PageContext,
     csv: bool,
+    /// With `csv`: one chart's numbers instead of the page's tables.
+    part: Option<CsvPart>,
     /// `from` or `to` was in the URL (experiments: the results window;
     /// without, results cover the experiment's whole run, as in the API).
     dates_given: bool,
@@ -243,12 +270,25 @@ async fn render(
         ctx.controls.from.clear();
         ctx.controls.to.clear();
     }
+    let csv = pairs.iter().any(|(k, v)| k == "format" && v == "csv");
+    let part = if csv { csv_part(pairs)? } else { None };
+    if let Some(p) = part.filter(|p| !kind.has_part(*p)) {
+        return Err(Problem::bad_request(
+            "invalid-parameter",
+            format!(
+                "part: {} has no {} chart of its own; its charts' numbers are in its CSV: leave `part` out",
+                kind.path(),
+                p.name()
+            ),
+        ));
+    }
     let view = View {
         state: state.clone(),
         principal: principal.clone(),
         tenant,
         ctx,
-        csv: pairs.iter().any(|(k, v)| k == "format" && v == "csv"),
+        csv,
+        part,
         dates_given,
     };
     let (html_body, csv_body) = match kind {
@@ -262,17 +302,7 @@ async fn render(
         Kind::Staffing => staffing(&view).await?,
     };
     if view.csv {
-        let mut resp = csv_body.into_response();
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", kind.file_name())) {
-            h.insert(header::CONTENT_DISPOSITION, v);
-        }
-        return Ok(resp);
+        return Ok(csv_response(csv_body, &kind.file_name(view.part)));
     }
     Ok(html(StatusCode::OK, html_body))
 }
@@ -305,10 +335,6 @@ fn csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
         out.push('\n');
     }
     out
-}
-
-fn num(v: Option<f64>) -> String {
-    v.filter(|v| v.is_finite()).map(|v| v.to_string()).unwrap_or_default()
 }
 
 const STAT_COLUMNS: [&str; 7] = [
@@ -383,19 +409,68 @@ async fn grouped(view: &View, group_by: &str) -> Result<Vec<(Vec<String>, Breakd
 /// Keys a trend draws at most (the busiest).
 const TREND_KEYS: usize = 6;
 
+/// A breakdown page's trend chart as `/v1/kpis` answers it: the buckets
+/// (their starts, as the API keys them) and, per key, the conversations
+/// in each bucket (0 where the API has no group).
+struct KeyTrends {
+    dimension: Dimension,
+    hourly: bool,
+    starts: Vec<String>,
+    keys: Vec<(String, Vec<f64>)>,
+}
+
+impl KeyTrends {
+    /// What the chart draws: buckets labelled by date (or date and hour).
+    fn for_page(&self) -> Vec<KeyTrend> {
+        self.keys
+            .iter()
+            .map(|(key, counts)| KeyTrend {
+                key: key.clone(),
+                points: self
+                    .starts
+                    .iter()
+                    .zip(counts)
+                    .map(|(start, n)| (super::bucket_label(start, self.hourly), *n))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// `part=trend`: `<dimension>,bucket,conversations`, key by key (busiest
+    /// first), each bucket in order.
+    fn csv(&self) -> String {
+        csv(
+            &[self.dimension.name(), "bucket", "conversations"],
+            self.keys.iter().flat_map(|(key, counts)| {
+                self.starts
+                    .iter()
+                    .zip(counts)
+                    .map(|(start, n)| vec![key.clone(), start.clone(), num(Some(*n))])
+            }),
+        )
+    }
+}
+
 /// Conversations per bucket of the view for the busiest values of
 /// `dimension` (`rows` most conversations first): `GET /v1/kpis` grouped by
 /// the dimension and the bucket, filtered to those values.
-async fn key_trend(view: &View, dimension: Dimension, rows: &[BreakdownRow]) -> Result<Vec<KeyTrend>, Problem> {
+async fn key_trend(view: &View, dimension: Dimension, rows: &[BreakdownRow]) -> Result<KeyTrends, Problem> {
+    let bucket = view.ctx.controls.bucket.name();
+    let mut trends = KeyTrends {
+        dimension,
+        hourly: bucket == "hour",
+        starts: Vec::new(),
+        keys: Vec::new(),
+    };
     let keys: Vec<&str> = rows
         .iter()
         .map(|r| r.key.as_str())
         .filter(|k| *k != "(none)" && !k.contains(','))
         .take(TREND_KEYS)
         .collect();
-    let Some(bucket) = Some(view.ctx.controls.bucket.name()).filter(|_| !keys.is_empty()) else {
-        return Ok(Vec::new());
-    };
+    if keys.is_empty() {
+        return Ok(trends);
+    }
     let mut pairs: Pairs = view
         .api_pairs()
         .into_iter()
@@ -410,38 +485,40 @@ async fn key_trend(view: &View, dimension: Dimension, rows: &[BreakdownRow]) -> 
     )
     .await;
     let body = json_of(answer).await?;
-    let hourly = bucket == "hour";
-    let mut trends: Vec<KeyTrend> = keys
-        .iter()
-        .map(|k| KeyTrend {
-            key: (*k).to_string(),
-            points: Vec::new(),
-        })
-        .collect();
-    let mut groups: Vec<(String, String, f64)> = body["groups"]
+    let groups: Vec<(&str, &str, f64)> = body["groups"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|g| {
             let key = g["key"][dimension.name()].as_str()?;
-            let at = g["key"][bucket].as_str()?;
+            let start = g["key"][bucket].as_str()?;
             let n = g["kpis"]["conversations"]["value"].as_f64().unwrap_or(0.0);
-            Some((key.to_string(), super::bucket_label(at, hourly), n))
+            Some((key, start, n))
         })
         .collect();
-    groups.sort_by(|a, b| a.1.cmp(&b.1));
-    // Every key gets every bucket the answer has (0 where it had none).
-    let mut labels: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
-    labels.dedup();
-    for t in &mut trends {
-        t.points = labels
-            .iter()
-            .map(|l| {
-                let n = groups.iter().find(|g| g.0 == t.key && &g.1 == l).map_or(0.0, |g| g.2);
-                (l.clone(), n)
-            })
-            .collect();
+    // The buckets in the API's order (each value's groups run through
+    // every bucket of the window).
+    for (_, start, _) in &groups {
+        if !trends.starts.iter().any(|s| s == start) {
+            trends.starts.push((*start).to_string());
+        }
     }
+    trends.keys = keys
+        .iter()
+        .map(|key| {
+            let counts = trends
+                .starts
+                .iter()
+                .map(|start| {
+                    groups
+                        .iter()
+                        .find(|(k, s, _)| k == key && s == start)
+                        .map_or(0.0, |g| g.2)
+                })
+                .collect();
+            ((*key).to_string(), counts)
+        })
+        .collect();
     Ok(trends)
 }
 
@@ -454,12 +531,26 @@ fn breakdown_rows(rows: Vec<(Vec<String>, BreakdownStats)>) -> Vec<BreakdownRow>
         .collect()
 }
 
+/// The page's trend (for the page, or as the answer to `part=trend`);
+/// none for the page's own CSV, which does not hold it.
+enum Trend {
+    Page(Vec<KeyTrend>),
+    Csv(String),
+}
+
+async fn trend_of(view: &View, dimension: Dimension, rows: &[BreakdownRow]) -> Result<Trend, Problem> {
+    Ok(match (view.csv, view.part) {
+        (true, Some(CsvPart::Trend)) => Trend::Csv(key_trend(view, dimension, rows).await?.csv()),
+        (true, None) => Trend::Page(Vec::new()),
+        (false, _) => Trend::Page(key_trend(view, dimension, rows).await?.for_page()),
+    })
+}
+
 async fn channels(view: &View) -> Result<(String, String), Problem> {
     let rows = breakdown_rows(grouped(view, "channel").await?);
-    let trend = if view.csv {
-        Vec::new()
-    } else {
-        key_trend(view, Dimension::Channel, &rows).await?
+    let trend = match trend_of(view, Dimension::Channel, &rows).await? {
+        Trend::Csv(body) => return Ok((String::new(), body)),
+        Trend::Page(t) => t,
     };
     let data = ChannelsData { rows, trend };
     let mut header = vec!["channel"];
@@ -482,6 +573,10 @@ async fn channels(view: &View) -> Result<(String, String), Problem> {
 
 async fn teams(view: &View) -> Result<(String, String), Problem> {
     let teams = breakdown_rows(grouped(view, "team").await?);
+    let trend = match trend_of(view, Dimension::Team, &teams).await? {
+        Trend::Csv(body) => return Ok((String::new(), body)),
+        Trend::Page(t) => t,
+    };
     let agents = grouped(view, "team,agent")
         .await?
         .into_iter()
@@ -492,11 +587,6 @@ async fn teams(view: &View) -> Result<(String, String), Problem> {
             stats,
         })
         .collect();
-    let trend = if view.csv {
-        Vec::new()
-    } else {
-        key_trend(view, Dimension::Team, &teams).await?
-    };
     let data = TeamsData { teams, agents, trend };
     let mut header = vec!["section", "team", "agent"];
     header.extend(STAT_COLUMNS);
@@ -524,6 +614,10 @@ async fn tags(view: &View) -> Result<(String, String), Problem> {
         .into_iter()
         .filter(|r| r.key != "(none)")
         .collect();
+    let trend = match trend_of(view, Dimension::Tag, &tags).await? {
+        Trend::Csv(body) => return Ok((String::new(), body)),
+        Trend::Page(t) => t,
+    };
     let answer = crate::analysis_routes::get_bottlenecks(
         State(view.state.clone()),
         axum::Extension(view.principal.clone()),
@@ -554,11 +648,6 @@ async fn tags(view: &View) -> Result<(String, String), Problem> {
             .cmp(&x.conversations)
             .then_with(|| (&x.a, &x.b).cmp(&(&y.a, &y.b)))
     });
-    let trend = if view.csv {
-        Vec::new()
-    } else {
-        key_trend(view, Dimension::Tag, &tags).await?
-    };
     let data = TagsData {
         tags,
         co_occurrence,

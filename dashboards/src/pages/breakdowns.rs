@@ -11,7 +11,7 @@ use crate::i18n::Strings;
 use crate::kpi::Unit;
 use crate::pages::experiments::interval;
 use crate::pages::{Col, empty, numbers, table};
-use crate::shell::{self, Page, PageContext};
+use crate::shell::{self, CsvPart, Page, PageContext, chart_csv_link};
 
 /// The KPIs shown per row of a breakdown (`None`: no value, e.g. no
 /// conversation with a CSAT score).
@@ -199,15 +199,18 @@ fn breakdown(out: &mut String, s: &Strings, first: &str, volume_title: &str, row
 }
 
 /// Small multiples: one conversations line per key over the view's
-/// buckets, and their numbers (buckets × keys).
-fn trend(out: &mut String, s: &Strings, first: &str, trends: &[KeyTrend]) {
+/// buckets, their numbers (buckets × keys), and a link to their CSV
+/// (`part=trend`; the page's CSV holds the breakdown table, not these).
+fn trend(out: &mut String, ctx: &PageContext, page: Page, first: &str, trends: &[KeyTrend]) {
+    let s = ctx.strings();
     if trends.iter().all(|t| t.points.is_empty()) {
         return;
     }
     let _ = write!(
         out,
-        r#"<section class="card"><h2>{}</h2><div class="tiles">"#,
-        escape(s.conversations_over_time)
+        r#"<section class="card trend"><div class="ctitle"><h2>{}</h2>{}</div><div class="tiles">"#,
+        escape(s.conversations_over_time),
+        chart_csv_link(ctx, page.path(), CsvPart::Trend, &[])
     );
     for t in trends {
         let _ = write!(
@@ -267,7 +270,7 @@ pub fn render_channels(ctx: &PageContext, data: &ChannelsData) -> String {
     let s = ctx.strings();
     let mut main = String::new();
     breakdown(&mut main, s, s.channel, s.conversations_by_channel, &data.rows);
-    trend(&mut main, s, s.channel, &data.trend);
+    trend(&mut main, ctx, Page::Channels, s.channel, &data.trend);
     page(ctx, Page::Channels, &main)
 }
 
@@ -276,7 +279,7 @@ pub fn render_teams(ctx: &PageContext, data: &TeamsData) -> String {
     let s = ctx.strings();
     let mut main = format!("<h2>{}</h2>", escape(s.teams));
     breakdown(&mut main, s, s.team, s.conversations_by_team, &data.teams);
-    trend(&mut main, s, s.team, &data.trend);
+    trend(&mut main, ctx, Page::TeamsAgents, s.team, &data.trend);
     let _ = write!(main, r#"<section class="card"><h2>{}</h2>"#, escape(s.agents));
     if data.agents.is_empty() {
         main.push_str(&empty(s));
@@ -303,7 +306,7 @@ pub fn render_tags(ctx: &PageContext, data: &TagsData) -> String {
     let s = ctx.strings();
     let mut main = String::new();
     breakdown(&mut main, s, s.tag, s.conversations_by_tag, &data.tags);
-    trend(&mut main, s, s.tag, &data.trend);
+    trend(&mut main, ctx, Page::Tags, s.tag, &data.trend);
     let _ = write!(main, r#"<section class="card"><h2>{}</h2>"#, escape(s.co_occurrence));
     if data.co_occurrence.is_empty() {
         main.push_str(&empty(s));

@@ -9,7 +9,7 @@ use crate::html::escape;
 use crate::i18n::Strings;
 use crate::kpi::{self, Change, TargetStatus, Unit};
 use crate::pages::{Col, numbers, table};
-use crate::shell::{self, Page, PageContext};
+use crate::shell::{self, CsvPart, Page, PageContext, chart_csv_link};
 
 /// One KPI tile.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +81,8 @@ fn target_text(s: &Strings, key: &str) -> Option<String> {
     }
 }
 
-fn tile(out: &mut String, s: &Strings, t: &KpiTile) {
+fn tile(out: &mut String, ctx: &PageContext, t: &KpiTile) {
+    let s = ctx.strings();
     let label = s.kpi_label(&t.key).unwrap_or(&t.label);
     let _ = write!(
         out,
@@ -152,6 +153,13 @@ fn tile(out: &mut String, s: &Strings, t: &KpiTile) {
                 height: 130.0,
             },
         ));
+        // The tile's own CSV: its value per bucket (the page's CSV holds
+        // every tile's headline and trend in one long table).
+        let _ = write!(
+            out,
+            r#"<p class="chart-links">{}</p>"#,
+            chart_csv_link(ctx, Page::Overview.path(), CsvPart::Trend, &[("kpi", &t.key)])
+        );
         let rows: Vec<Vec<String>> = t
             .trend
             .iter()
@@ -171,7 +179,7 @@ pub fn render_overview(ctx: &PageContext, data: &OverviewData) -> String {
     } else {
         main.push_str(r#"<section class="tiles">"#);
         for t in &data.tiles {
-            tile(&mut main, s, t);
+            tile(&mut main, ctx, t);
         }
         main.push_str("</section>");
     }

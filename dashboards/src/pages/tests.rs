@@ -756,6 +756,73 @@ fn breakdowns_draw_a_trend_per_busiest_key_in_the_views_bucket() {
 }
 
 #[test]
+fn trend_charts_link_their_own_csv_keeping_the_view() {
+    let view = "from=2026-03-01&amp;to=2026-03-31&amp;tz=Asia%2FShanghai&amp;bucket=day&amp;channel=whatsapp";
+    for (path, html) in [
+        (
+            "/channels",
+            render_channels(
+                &ctx(Lang::En),
+                &ChannelsData {
+                    rows: rows(&["whatsapp", "line"]),
+                    trend: key_trends(&["whatsapp", "line"]),
+                },
+            ),
+        ),
+        (
+            "/teams",
+            render_teams(
+                &ctx(Lang::En),
+                &TeamsData {
+                    teams: rows(&["billing"]),
+                    agents: Vec::new(),
+                    trend: key_trends(&["billing"]),
+                },
+            ),
+        ),
+        (
+            "/tags",
+            render_tags(
+                &ctx(Lang::En),
+                &TagsData {
+                    tags: rows(&["refund"]),
+                    co_occurrence: Vec::new(),
+                    trend: key_trends(&["refund"]),
+                },
+            ),
+        ),
+    ] {
+        let link = format!(
+            r#"<a class="chart-csv" href="{path}?{view}&amp;format=csv&amp;part=trend" title="Download this chart&#39;s numbers as CSV" download>CSV</a>"#
+        );
+        assert_eq!(html.matches(&link).count(), 1, "{path}: {html}");
+        assert_eq!(
+            html.matches(r#"class="chart-csv""#).count(),
+            1,
+            "{path}: one trend chart"
+        );
+    }
+    // One link per overview tile, each narrowed to its KPI.
+    let data = overview(3);
+    let html = render_overview(&ctx(Lang::En), &data);
+    assert_eq!(html.matches(r#"class="chart-csv""#).count(), data.tiles.len());
+    assert!(html.contains(&format!(
+        r#"href="/?{view}&amp;format=csv&amp;part=trend&amp;kpi=frt_s""#
+    )));
+    // Chinese pages say it in Chinese; no trend, no link.
+    let zh = render_overview(&ctx(Lang::ZhCn), &data);
+    assert!(zh.contains(r#"title="下载此图表的数据（CSV）" download>CSV</a>"#));
+    let no_trend = render_channels(
+        &ctx(Lang::En),
+        &ChannelsData {
+            rows: rows(&["whatsapp"]),
+            trend: Vec::new(),
+        },
+    );
+    assert!(!no_trend.contains(r#"class="chart-csv""#));
+}
+
+#[test]
 fn each_page_offers_the_bucket_choices_that_change_it() {
     let mut c = ctx(Lang::En);
     let overview = render_overview(&c, &overview(7));
