@@ -4,7 +4,7 @@
 #   bench/dashboards.sh DATA_DIR TENANT [RUNS]
 #
 # Starts target/release/cxlake on a copy-free DATA_DIR (it must not be
-# served by anything else), creates an admin key of TENANT, registers and
+# served by anything else; or see RUNNING below), creates an admin key of TENANT, registers and
 # starts the generator's greeting_v2 experiment (ignored if it exists),
 # then requests each page RUNS times (default 5) over loopback with the
 # sign-in cookie and prints, per page, the median and max of curl's
@@ -16,10 +16,15 @@ TENANT=${2:?tenant}
 RUNS=${3:-5}
 BIN=${CXLAKE_BIN:-target/release/cxlake}
 PORT=${PORT:-18086}
-KEY=$("$BIN" key create --tenant "$TENANT" --role admin --data "$DATA" | tail -1)
-CXLAKE_LOG=warn CXLAKE_PG_LISTEN=off "$BIN" serve --data "$DATA" --listen 127.0.0.1:$PORT >/tmp/dash-bench-serve.log 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+# KEY and RUNNING=1: use a server already serving DATA on PORT (e.g. to
+# measure pages and the KPI benchmark on one 1M build) instead of starting one.
+if [ -z "${RUNNING:-}" ]; then
+    KEY=$("$BIN" key create --tenant "$TENANT" --role admin --data "$DATA" | tail -1)
+    CXLAKE_LOG=warn CXLAKE_PG_LISTEN=off "$BIN" serve --data "$DATA" --listen 127.0.0.1:$PORT >/tmp/dash-bench-serve.log 2>&1 &
+    PID=$!
+    trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+fi
+KEY=${KEY:?an admin key of TENANT}
 for _ in $(seq 1 600); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.5; done
 AUTH="Authorization: Bearer $KEY"
 curl -s -o /dev/null -H "$AUTH" -H 'Content-Type: application/json' -X POST http://127.0.0.1:$PORT/v1/experiments -d '{

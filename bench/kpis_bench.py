@@ -44,7 +44,7 @@ def get(path, data=None, accept="application/json", save=None):
         data=data,
         headers={"Authorization": f"Bearer {key}", "Accept": accept, "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=1800) as r:
+    with urllib.request.urlopen(req, timeout=7200) as r:
         n = 0
         out = open(save, "wb") if save else None
         while True:

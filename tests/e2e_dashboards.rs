@@ -11,7 +11,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{Response, Server, create_key, run_cli};
+use support::{Response, Server, create_key};
 
 const TENANT: &str = "modehaus_eu";
 const WINDOW: &str = "from=2026-03-02&to=2026-03-05";
@@ -245,25 +245,7 @@ fn channels_trend_is_the_api(server: &Server, key: &str, window: &str, bucket: &
 fn chart_csvs_are_the_numbers_of_the_api() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let data = dir.path().join("data");
-    let file = dir.path().join("traffic.ndjson");
-    let file_s = file.to_string_lossy().to_string();
-    run_cli(
-        &[
-            "generate",
-            "--days",
-            "3",
-            "--start",
-            "2026-03-02",
-            "--conversations-per-day",
-            "300",
-            "--seed",
-            "7",
-            "--out",
-            &file_s,
-        ],
-        &data,
-    );
-    run_cli(&["ingest", &file_s], &data);
+    support::generate_and_ingest(&dir.path().join("traffic.ndjson"), &data, 3, "2026-03-02", 300, 7);
     let key = create_key(&data, TENANT, "admin");
     let server = Server::start(&data, &[]);
 

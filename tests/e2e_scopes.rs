@@ -14,7 +14,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use support::{Response, Server, create_key, create_key_with, run_cli};
+use support::{Response, Server, create_key, create_key_with};
 
 const TENANT: &str = "modehaus_eu";
 const WINDOW: &str = "from=2026-03-02&to=2026-03-05";
@@ -89,25 +89,7 @@ fn conversations(v: &Value) -> i64 {
 fn supervisor_and_agent_keys_see_only_their_scope() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let data = dir.path().join("data");
-    let file = dir.path().join("traffic.ndjson");
-    let file_s = file.to_string_lossy().to_string();
-    run_cli(
-        &[
-            "generate",
-            "--days",
-            "3",
-            "--start",
-            "2026-03-02",
-            "--conversations-per-day",
-            "600",
-            "--seed",
-            "11",
-            "--out",
-            &file_s,
-        ],
-        &data,
-    );
-    run_cli(&["ingest", &file_s], &data);
+    support::generate_and_ingest(&dir.path().join("traffic.ndjson"), &data, 3, "2026-03-02", 600, 11);
     let admin = create_key(&data, TENANT, "admin");
     let server = Server::start(&data, &[]);
 

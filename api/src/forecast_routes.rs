@@ -70,7 +70,7 @@ use crate::problem::Problem;
 use crate::server::AppState;
 
 pub mod backtest;
-mod cache;
+pub(crate) mod cache;
 pub(crate) mod lake;
 mod slots;
 

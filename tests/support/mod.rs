@@ -49,6 +49,30 @@ pub fn run_cli(args: &[&str], data: &Path) {
     run_cli_args(&all);
 }
 
+/// Generates `days` days of traffic from `start` (`per_day` conversations
+/// a day, generator seed `seed`) into `file` and ingests it into `data`.
+pub fn generate_and_ingest(file: &Path, data: &Path, days: u32, start: &str, per_day: u32, seed: u64) {
+    let file = file.to_string_lossy().to_string();
+    let (days, per_day, seed) = (days.to_string(), per_day.to_string(), seed.to_string());
+    run_cli(
+        &[
+            "generate",
+            "--days",
+            &days,
+            "--start",
+            start,
+            "--conversations-per-day",
+            &per_day,
+            "--seed",
+            &seed,
+            "--out",
+            &file,
+        ],
+        data,
+    );
+    run_cli(&["ingest", &file], data);
+}
+
 /// Runs `cxlake ARGS` and returns its output; panics when it fails.
 pub fn run_cli_args(args: &[&str]) -> std::process::Output {
     let out = Command::new(BIN)

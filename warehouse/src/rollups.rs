@@ -861,9 +861,11 @@ impl TenantRollup {
             };
             self.config = Some(config);
             let slices = self.slices(source).await?;
-            for range in &slices {
+            for (i, range) in slices.iter().enumerate() {
                 let ctx = source.session(*range).await?;
-                self.load(&ctx, range.since_us.unwrap_or(i64::MIN)).await?;
+                // What starts at the next slice's start is that slice's.
+                let hi = slices.get(i + 1).and_then(|r| r.since_us);
+                self.load(&ctx, range.since_us.unwrap_or(i64::MIN), hi).await?;
             }
             let n = self.by_id.len();
             self.rebuild_cells(i64::MIN);
@@ -982,7 +984,7 @@ impl TenantRollup {
                 ..EventRange::default()
             })
             .await?;
-        let n = self.load(&ctx, lo).await?;
+        let n = self.load(&ctx, lo, None).await?;
         self.rebuild_cells(lo);
         self.mark = mark;
         Ok(RefreshStats {
@@ -1050,8 +1052,15 @@ impl TenantRollup {
     }
 
     /// Replaces everything from `lo` on with what `ctx` computes (its
-    /// events start at `lo`); returns the conversations loaded.
-    async fn load(&mut self, ctx: &SessionContext, lo: i64) -> Result<usize> {
+    /// events start at `lo`); returns the conversations loaded. With `hi`
+    /// (a slice of a full build), conversations whose first event is at or
+    /// after `hi` and exposure events from `hi` on are not kept: the next
+    /// slice, which starts there, loads them whole (a slice also sees the
+    /// starts of an attribution window past its end, for the credit of
+    /// orders; keeping their partial conversations only to drop them
+    /// again cost memory and time).
+    async fn load(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<usize> {
+        let below = |column: &str| hi.map_or(String::new(), |hi| format!(" AND arrow_cast({column}, 'Int64') < {hi}"));
         // facts with first_event >= lo go
         let gone: Vec<(i64, usize)> = self.by_first_event.range((lo, 0)..).copied().collect();
         for (_, i) in gone {
@@ -1065,12 +1074,13 @@ impl TenantRollup {
             }
         }
         self.drop_rows_from(lo).await?;
-        self.load_exposure_events(ctx, lo).await?;
+        self.load_exposure_events(ctx, lo, &below("occurred_at")).await?;
         // The view is computed once; its rows are kept and the facts read
         // from them.
         let new_rows = ctx
             .sql(&format!(
-                "SELECT * FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= {lo}"
+                "SELECT * FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= {lo}{}",
+                below("first_event_at")
             ))
             .await?
             .collect()
@@ -1294,12 +1304,12 @@ impl TenantRollup {
     }
 
     /// Replaces the kept exposure events from `lo` on with those of `ctx`.
-    async fn load_exposure_events(&mut self, ctx: &SessionContext, lo: i64) -> Result<()> {
+    async fn load_exposure_events(&mut self, ctx: &SessionContext, lo: i64, below: &str) -> Result<()> {
         self.exposure_events.drop_from(lo).await?;
         let df = ctx
             .sql(&format!(
                 "SELECT {EXPOSURE_COLUMNS} FROM events \
-                 WHERE type = 'experiment.exposed' AND arrow_cast(occurred_at, 'Int64') >= {lo}"
+                 WHERE type = 'experiment.exposed' AND arrow_cast(occurred_at, 'Int64') >= {lo}{below}"
             ))
             .await?;
         self.exposure_events.set_schema(nullable_schema(df.schema().as_arrow()));

@@ -1111,13 +1111,17 @@ async fn staffing(view: &View) -> Result<(String, String), Problem> {
     {
         let key = crate::forecast_routes::lake::QueueKey::parse(&queue)
             .map_err(|e| Problem::bad_request("invalid-parameter", format!("queue: {e}")))?;
-        let session = kpi_routes::shared_served_session(&view.state, view.tenant.as_str()).await?;
         let past_to = to_us.min(now_us - now_us.rem_euclid(step_us));
         if past_to > from_us {
-            let history =
-                crate::forecast_routes::lake::history(&session, view.tenant.as_str(), &key, from_us, past_to, step_us)
-                    .await
-                    .map_err(kpi_routes::internal)?;
+            let history = crate::forecast_routes::cache::history(
+                &view.state,
+                view.tenant.as_str(),
+                &key,
+                from_us,
+                past_to,
+                step_us,
+            )
+            .await?;
             actual = history.counts;
         }
     }

@@ -113,7 +113,7 @@ fn internal(e: impl std::fmt::Display) -> Problem {
 /// The history of `key` in `tenant` per interval of `interval_us` over
 /// `[from_us, to_us)`: what [`super::lake::history`] computes, from the tenant's
 /// cached [`Cells`] of that window (read once per data version).
-pub(super) async fn history(
+pub(crate) async fn history(
     state: &AppState,
     tenant: &str,
     key: &QueueKey,

@@ -237,6 +237,7 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+#[cfg(test)]
 /// The queue condition as SQL over `conversations`, with parameters from
 /// `$first` on.
 fn queue_predicate(key: &QueueKey, first: usize, params: &mut Vec<ScalarValue>) -> String {
@@ -298,6 +299,7 @@ fn interval_count(from_us: i64, to_us: i64, interval_us: i64) -> usize {
     usize::try_from((to_us - from_us).max(0) / interval_us.max(1)).unwrap_or(0)
 }
 
+#[cfg(test)]
 /// Counts and measured facts of `key` in tenant `tenant`, per interval of
 /// `interval_us` from `from_us` (inclusive) to `to_us` (exclusive): one
 /// query for one queue. The definition [`Cells`] is checked against (the
@@ -354,6 +356,7 @@ pub(crate) async fn history(
     Ok(out)
 }
 
+#[cfg(test)]
 /// The [`Measured`] columns of a result (`conversations` named `count`).
 fn measured_columns(b: &RecordBatch, count: &str) -> datafusion::error::Result<Vec<Measured>> {
     let col = |name: &str| f64_column(b, name);

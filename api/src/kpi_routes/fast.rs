@@ -232,6 +232,21 @@ pub(crate) fn warm(state: Arc<crate::server::AppState>) {
     });
 }
 
+/// Conversations per slice of a first build: `CXLAKE_ROLLUP_SLICE`
+/// (default [`warehouse::rollups::SLICE_CONVERSATIONS`]). Smaller slices
+/// hold less memory at once and take longer in all.
+fn slice_conversations() -> u64 {
+    static N: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let default = warehouse::rollups::SLICE_CONVERSATIONS;
+    *N.get_or_init(|| match std::env::var("CXLAKE_ROLLUP_SLICE") {
+        Ok(v) => v.trim().parse().ok().filter(|n| *n > 0).unwrap_or_else(|| {
+            tracing::warn!(value = %v, "CXLAKE_ROLLUP_SLICE is not a positive whole number; using {default}");
+            default
+        }),
+        Err(_) => default,
+    })
+}
+
 pub(crate) fn config(settings: &TenantSettings) -> TenantConfig {
     TenantConfig {
         sla_target_us: settings.sla_target_us(),
@@ -254,6 +269,7 @@ pub(crate) async fn rollup(
     let _permit = if guard.is_built() {
         None
     } else {
+        guard.set_slice_conversations(slice_conversations());
         Some(
             FIRST_BUILDS
                 .acquire()

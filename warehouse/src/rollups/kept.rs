@@ -12,8 +12,9 @@
 //! `first_event_at`): [`KeptRows::drop_from`] removes every row whose key
 //! is at or after a bound, re-encoding only the files that straddle it.
 //! Paths are never reused, so a scan planned before a change reads the
-//! files it listed; a dropped file leaves the store only after
-//! [`GRACE`], long after any plan that could still read it.
+//! files it listed; a dropped file that was in a snapshot leaves the store
+//! only after [`GRACE`], long after any plan that could still read it (one
+//! no snapshot listed goes at once).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +50,8 @@ const MERGE_RUN: usize = 4;
 
 #[derive(Debug, Clone)]
 struct KeptFile {
+    /// The file's number in its table (paths are never reused).
+    number: u64,
     path: Path,
     bytes: Bytes,
     rows: usize,
@@ -65,7 +68,11 @@ pub struct KeptRows {
     store: Arc<InMemory>,
     url: Url,
     next_file: u64,
+    /// Files numbered below this were in a snapshot (a scan may read them).
+    snapshotted_below: AtomicU64,
     dropped: Vec<(Instant, Path)>,
+    /// Dropped files no snapshot ever listed: deleted at the next sweep.
+    unseen: Vec<Path>,
     version: u64,
 }
 
@@ -97,7 +104,9 @@ impl KeptRows {
             // A constant, valid URL: the host is a counter.
             url: Url::parse(&format!("memory://cxlake-kept-{n}/")).unwrap_or_else(|_| unreachable!()),
             next_file: 0,
+            snapshotted_below: AtomicU64::new(0),
             dropped: Vec::new(),
+            unseen: Vec::new(),
             version: next_version(),
         }
     }
@@ -150,6 +159,7 @@ impl KeptRows {
         }
         self.merge_tail().await?;
         self.version = next_version();
+        self.sweep().await;
         Ok(())
     }
 
@@ -164,7 +174,7 @@ impl KeptRows {
                 continue;
             }
             changed = true;
-            self.retire(f.path.clone());
+            self.retire(&f);
             if f.min_key < lo {
                 let rows = self.decode(&f)?;
                 let keys = self.keys(&rows)?;
@@ -192,6 +202,7 @@ impl KeptRows {
 
     /// The files of this moment, for a scan.
     pub fn snapshot(&self) -> Option<KeptSnapshot> {
+        self.snapshotted_below.store(self.next_file, Ordering::Relaxed);
         Some(KeptSnapshot {
             schema: self.schema.clone()?,
             store: self.store.clone(),
@@ -221,10 +232,11 @@ impl KeptRows {
         let mut writer = ArrowWriter::try_new(&mut buf, rows.schema(), Some(props))?;
         writer.write(rows)?;
         writer.close()?;
-        let path = Path::from(format!("f{:08}.parquet", self.next_file));
+        let number = self.next_file;
         self.next_file += 1;
         Ok(KeptFile {
-            path,
+            number,
+            path: Path::from(format!("f{number:08}.parquet")),
             bytes: Bytes::from(buf),
             rows: rows.num_rows(),
             min_key,
@@ -260,8 +272,12 @@ impl KeptRows {
         Ok(())
     }
 
-    fn retire(&mut self, path: Path) {
-        self.dropped.push((Instant::now(), path));
+    fn retire(&mut self, f: &KeptFile) {
+        if f.number < self.snapshotted_below.load(Ordering::Relaxed) {
+            self.dropped.push((Instant::now(), f.path.clone()));
+        } else {
+            self.unseen.push(f.path.clone());
+        }
     }
 
     /// Merges the trailing small files (each refresh adds one) once there
@@ -289,8 +305,8 @@ impl KeptRows {
             .clone()
             .ok_or_else(|| DataFusionError::Internal("kept rows need a schema".into()))?;
         let merged = concat_batches(&schema, &parts)?;
-        for f in tail {
-            self.retire(f.path);
+        for f in &tail {
+            self.retire(f);
         }
         let file = self.encode(&merged)?;
         self.put(file).await
@@ -303,7 +319,7 @@ impl KeptRows {
             .into_iter()
             .partition(|(at, _)| now.duration_since(*at) >= GRACE);
         self.dropped = young;
-        for (_, path) in old {
+        for path in old.into_iter().map(|(_, p)| p).chain(std::mem::take(&mut self.unseen)) {
             // Already gone is fine.
             let _ = self.store.delete(&path).await;
         }
@@ -436,6 +452,19 @@ mod tests {
             "the tail is merged: {} files",
             kept.files.len()
         );
+        // Files a snapshot listed stay readable for the grace period;
+        // those no snapshot listed are gone from the store at once.
+        assert_eq!(kept.dropped.len(), 1, "the one listed file that was rewritten");
+        let stored = {
+            use futures::TryStreamExt;
+            use object_store::ObjectStore;
+            kept.store
+                .list(None)
+                .try_collect::<Vec<_>>()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(stored.len(), kept.files.len() + 1);
         let rows = sql_count(&kept, "SELECT count(*), count(DISTINCT k) FROM t").await;
         assert_eq!(rows, vec![(97_000, 97_000)]);
         let rows = sql_count(
