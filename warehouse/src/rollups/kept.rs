@@ -326,13 +326,20 @@ impl KeptRows {
     }
 }
 
-impl KeptSnapshot {
-    pub fn schema(&self) -> SchemaRef {
+/// Scans read the snapshot's files through a `ListingTable`, after
+/// registering the table's store in the scanning session's runtime.
+#[async_trait::async_trait]
+impl TableProvider for KeptSnapshot {
+    fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
 
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::Base
+    }
+
     /// Plans a scan of the snapshot's files in `state`'s session.
-    pub async fn scan(
+    async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
@@ -373,32 +380,10 @@ mod tests {
         RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(s)]).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    #[derive(Debug)]
-    struct Table(KeptSnapshot);
-
-    #[async_trait::async_trait]
-    impl TableProvider for Table {
-        fn schema(&self) -> SchemaRef {
-            self.0.schema.clone()
-        }
-        fn table_type(&self) -> datafusion::datasource::TableType {
-            datafusion::datasource::TableType::Base
-        }
-        async fn scan(
-            &self,
-            state: &dyn Session,
-            projection: Option<&Vec<usize>>,
-            filters: &[Expr],
-            limit: Option<usize>,
-        ) -> Result<Arc<dyn ExecutionPlan>> {
-            self.0.scan(state, projection, filters, limit).await
-        }
-    }
-
     async fn sql_count(kept: &KeptRows, sql: &str) -> Vec<(i64, i64)> {
         let ctx = SessionContext::new();
         let snap = kept.snapshot().unwrap_or_else(|| panic!("no schema"));
-        ctx.register_table("t", Arc::new(Table(snap)))
+        ctx.register_table("t", Arc::new(snap))
             .unwrap_or_else(|e| panic!("{e}"));
         let batches = ctx
             .sql(sql)
@@ -476,7 +461,7 @@ mod tests {
         // A snapshot taken before the changes still reads its own files.
         let ctx = SessionContext::new();
         let snap = before.unwrap_or_else(|| panic!("no schema"));
-        ctx.register_table("t", Arc::new(Table(snap)))
+        ctx.register_table("t", Arc::new(snap))
             .unwrap_or_else(|e| panic!("{e}"));
         let n = ctx
             .sql("SELECT count(*) FROM t")
