@@ -797,7 +797,8 @@ async fn compute_results(
         planned_duration_reached: experiment.planned_duration_reached(Utc::now()),
     };
     let window = results_window(state, tenant, &experiment, params).await?;
-    let version = data_version(state, tenant).await?;
+    let id = crate::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
+    let (_, version) = crate::kpi_routes::data_version(state, &id).await?;
     let mut request: Vec<(&String, &String)> = params.iter().collect();
     request.sort();
     let cache_key = serde_json::to_string(&json!([
@@ -852,17 +853,6 @@ async fn compute_results(
         });
     }
     Ok(out)
-}
-
-/// The version of the tenant's materialized data, brought up to date
-/// with the lake and the buffer first; `None` before anything is.
-async fn data_version(state: &AppState, tenant: &str) -> Result<Option<u64>, Problem> {
-    let id = crate::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
-    let settings = crate::kpi_routes::load_settings(state, &id).await?;
-    let rollup = crate::kpi_routes::fast::rollup(&state.ingestor, &state.warehouse, &id, &settings)
-        .await
-        .map_err(|e| Problem::internal(format!("reading the tenant's data failed: {e}")))?;
-    Ok(rollup.data_version())
 }
 
 /// Computes the default results (the experiment's whole run) of every

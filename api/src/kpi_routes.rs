@@ -198,6 +198,23 @@ pub(crate) async fn shared_served_session(state: &AppState, tenant: &str) -> Res
     Ok(ctx)
 }
 
+/// The tenant's settings and the version of its materialized data
+/// ([`warehouse::rollups::TenantRollup::data_version`]), brought up to date
+/// with the lake and the buffer first (as a scan would): what caches of
+/// answers computed from that data key on. `None` before anything is
+/// materialized.
+pub(crate) async fn data_version(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<(TenantSettings, Option<u64>), Problem> {
+    let settings = load_settings(state, tenant).await?;
+    let version = fast::rollup(&state.ingestor, &state.warehouse, tenant, &settings)
+        .await
+        .map_err(internal)?
+        .data_version();
+    Ok((settings, version))
+}
+
 pub(crate) async fn load_settings(state: &AppState, tenant: &TenantId) -> Result<TenantSettings, Problem> {
     let (dir, t) = (state.data_dir.clone(), tenant.clone());
     tokio::task::spawn_blocking(move || settings::load(&dir, &t))

@@ -94,7 +94,8 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use ingest::ReadView;
 
-pub use self::kept::{KeptRows, KeptSnapshot};
+use self::kept::KeptRows;
+pub use self::kept::KeptSnapshot;
 use self::sketch::{Sketch, SketchAcc};
 
 const HOUR_US: i64 = 3_600_000_000;
@@ -619,7 +620,7 @@ pub struct TenantRollup {
     slice_conversations: Option<u64>,
     /// The `conversations` view's rows, as computed when their facts were
     /// (all columns; every field nullable), kept as compressed Parquet
-    /// ([`Self::conversations_snapshot`]).
+    /// ([`Kept::Conversations`]).
     rows: KeptRows,
     /// The `experiment.exposed` events, the columns the `exposures` view
     /// reads ([`EXPOSURE_COLUMNS`]), by `occurred_at`.
@@ -655,8 +656,22 @@ impl Default for TenantRollup {
     }
 }
 
+/// The tables a rollup keeps, each readable as a [`KeptSnapshot`]
+/// ([`TenantRollup::snapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// The `conversations` view's rows (every column, all nullable).
+    Conversations,
+    /// The `experiment.exposed` events, the columns the `exposures` view
+    /// reads ([`EXPOSURE_COLUMNS`]).
+    ExposureEvents,
+    /// The `script_uses` view's rows, with each conversation's
+    /// `first_event_at`.
+    ScriptUses,
+}
+
 /// The columns of `events` the `exposures` view reads: what a rollup keeps
-/// of each `experiment.exposed` event ([`TenantRollup::exposure_events_snapshot`]).
+/// of each `experiment.exposed` event ([`Kept::ExposureEvents`]).
 pub const EXPOSURE_COLUMNS: &str =
     "tenant_id, type, experiment_key, variant_key, unit_id, conversation_id, customer_id, occurred_at, event_id";
 
@@ -783,7 +798,7 @@ impl TenantRollup {
     /// unanswered conversations: readers recompute it at query time.
     ///
     /// Decodes every row: for tests and small tables; scans read
-    /// [`Self::conversations_snapshot`]. `None` also if the rows cannot be
+    /// [`Self::snapshot`]. `None` also if the rows cannot be
     /// decoded (they were encoded by this process: not expected).
     pub fn conversations_table(&self) -> Option<(SchemaRef, Vec<RecordBatch>)> {
         let schema = self.rows.schema()?;
@@ -796,44 +811,34 @@ impl TenantRollup {
         }
     }
 
-    /// The materialized `conversations` rows of this moment, for a scan;
+    /// The rows of one materialized table at this moment, for a scan;
     /// `None` before the first refresh.
-    pub fn conversations_snapshot(&self) -> Option<KeptSnapshot> {
-        self.rows.snapshot()
+    pub fn snapshot(&self, kept: Kept) -> Option<KeptSnapshot> {
+        match kept {
+            Kept::Conversations => &self.rows,
+            Kept::ExposureEvents => &self.exposure_events,
+            Kept::ScriptUses => &self.script_uses,
+        }
+        .snapshot()
     }
 
-    /// The materialized `experiment.exposed` events of this moment
-    /// ([`EXPOSURE_COLUMNS`]), for a scan; `None` before the first refresh.
-    pub fn exposure_events_snapshot(&self) -> Option<KeptSnapshot> {
-        self.exposure_events.snapshot()
-    }
-
-    /// The materialized `script_uses` rows of this moment (the view's
-    /// columns and the conversation's `first_event_at`), for a scan; `None`
-    /// before the first refresh.
-    pub fn script_uses_snapshot(&self) -> Option<KeptSnapshot> {
-        self.script_uses.snapshot()
-    }
-
-    /// Changes whenever the materialized rows do; `None` before the first
-    /// refresh. Caches of what is computed from the rows key on it.
-    pub fn rows_version(&self) -> Option<u64> {
-        self.rows.schema().map(|_| self.rows.version())
+    fn kept_tables(&self) -> [&KeptRows; 3] {
+        [&self.rows, &self.exposure_events, &self.script_uses]
     }
 
     /// Changes whenever anything materialized does (the conversations'
-    /// rows and facts, the exposure events, the script uses); `None`
-    /// before the first refresh. Caches of answers computed from them key
-    /// on it.
+    /// rows and facts, the exposure events, the script uses); unique in
+    /// the process; `None` before the first refresh. Caches of answers
+    /// computed from them key on it.
     pub fn data_version(&self) -> Option<u64> {
-        let kept = [&self.rows, &self.exposure_events, &self.script_uses];
-        self.rows.schema().map(|_| kept.iter().map(|k| k.version()).sum())
+        self.rows
+            .schema()
+            .map(|_| self.kept_tables().iter().map(|k| k.version()).sum())
     }
 
-    /// Materialized rows (conversations and exposure events) and their
-    /// encoded size in bytes.
+    /// Rows of the materialized tables and their encoded size in bytes.
     pub fn rows_held(&self) -> (usize, usize) {
-        let kept = [&self.rows, &self.exposure_events, &self.script_uses];
+        let kept = self.kept_tables();
         (
             kept.iter().map(|k| k.rows()).sum(),
             kept.iter().map(|k| k.bytes()).sum(),
@@ -1372,9 +1377,11 @@ impl TenantRollup {
     /// Keeps the rows of `batches` whose conversation is in `loaded`, under
     /// the all-nullable schema.
     async fn keep_rows(&mut self, batches: Vec<RecordBatch>, loaded: &HashMap<Arc<str>, Fact>) -> Result<()> {
+        if let Some(first) = batches.first() {
+            self.rows.set_schema(nullable_schema(&first.schema()));
+        }
         let mut keep = Vec::with_capacity(batches.len());
         for b in batches {
-            self.rows.set_schema(nullable_schema(&b.schema()));
             let Some(ids) = b
                 .column_by_name("conversation_id")
                 .and_then(|c| c.as_string_opt::<i32>())

@@ -10,8 +10,8 @@
 //! **Freshness.** `conversations` is a view over the tenant's rollup rows
 //! (`kpi_routes::fast`), brought up to date with the lake and the buffer
 //! whenever it is scanned: the rows change exactly when the tenant's lake
-//! files or buffered rows do, and their version
-//! (`TenantRollup::rows_version`) with them. Before answering, each request
+//! files or buffered rows do, and the rollup's version
+//! (`TenantRollup::data_version`) with them. Before answering, each request
 //! brings the rollup up to date (as a scan would) and keys on that version,
 //! together with the tenant's settings. Versions are unique in the process
 //! (a rollup rebuilt from scratch never repeats an older one's), so an
@@ -35,7 +35,7 @@ use crate::tenant::TenantId;
 const ENTRIES_PER_TENANT: usize = 4;
 
 /// Which data a cache entry was computed from: the tenant's settings (as
-/// JSON) and its rows' version.
+/// JSON) and its materialized data's version.
 type DataVersion = (String, u64);
 
 type Shared = Arc<tokio::sync::OnceCell<Arc<Cells>>>;
@@ -122,12 +122,7 @@ pub(crate) async fn history(
     interval_us: i64,
 ) -> Result<History, Problem> {
     let id = TenantId::parse(tenant).ok_or_else(|| Problem::internal(format!("bad tenant id {tenant:?}")))?;
-    let settings = crate::kpi_routes::load_settings(state, &id).await?;
-    // Bring the rows up to date, as a scan of `conversations` would.
-    let rows_version = crate::kpi_routes::fast::rollup(&state.ingestor, &state.warehouse, &id, &settings)
-        .await
-        .map_err(internal)?
-        .rows_version();
+    let (settings, data_version) = crate::kpi_routes::data_version(state, &id).await?;
     let read = || async {
         let started = std::time::Instant::now();
         let ctx = crate::kpi_routes::shared_served_session(state, tenant).await?;
@@ -142,12 +137,12 @@ pub(crate) async fn history(
         );
         Ok::<_, Problem>(Arc::new(cells))
     };
-    let cells = match rows_version {
+    let cells = match data_version {
         // No rows materialized yet (`conversations` is still computed from
         // events): nothing to key an entry on.
         None => read().await?,
-        Some(rows_version) => {
-            let version = (serde_json::to_string(&settings).map_err(internal)?, rows_version);
+        Some(data_version) => {
+            let version = (serde_json::to_string(&settings).map_err(internal)?, data_version);
             static CACHE: OnceLock<Mutex<Cache<ingest::Ingestor>>> = OnceLock::new();
             let shared = CACHE
                 .get_or_init(Default::default)

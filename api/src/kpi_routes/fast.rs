@@ -20,7 +20,7 @@ use datafusion::prelude::SessionContext;
 use ingest::Ingestor;
 use warehouse::Warehouse;
 use warehouse::rollups::{
-    Dim, EventRange, FactFilter, HourlyRate, RefreshStats, SessionSource, TenantConfig, TenantRollup,
+    Dim, EventRange, FactFilter, HourlyRate, Kept, RefreshStats, SessionSource, TenantConfig, TenantRollup,
 };
 
 use super::lake::{self, Constraint, KpiRow};
@@ -69,27 +69,6 @@ impl SessionSource for Source<'_> {
     }
 }
 
-/// What a rollup keeps as a table.
-#[derive(Debug, Clone, Copy)]
-enum Kept {
-    /// The `conversations` view's rows.
-    Conversations,
-    /// The `experiment.exposed` events the `exposures` view reads.
-    ExposureEvents,
-    /// The `script_uses` view's rows (and each conversation's first event).
-    ScriptUses,
-}
-
-impl Kept {
-    fn snapshot(self, rollup: &TenantRollup) -> Option<warehouse::rollups::KeptSnapshot> {
-        match self {
-            Kept::Conversations => rollup.conversations_snapshot(),
-            Kept::ExposureEvents => rollup.exposure_events_snapshot(),
-            Kept::ScriptUses => rollup.script_uses_snapshot(),
-        }
-    }
-}
-
 /// A tenant's materialized rows as a table: each scan first brings the
 /// rollup up to date with the lake and the buffer (only what new data can
 /// change is recomputed), then reads the rows of that moment.
@@ -120,7 +99,7 @@ impl TableProvider for Materialized {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let guard = rollup(self.warehouse.ingestor(), &self.warehouse, &self.tenant, &self.settings).await?;
-        let snapshot = self.kept.snapshot(&guard);
+        let snapshot = guard.snapshot(self.kept);
         drop(guard);
         match snapshot {
             Some(s) => s.scan(state, projection, filters, limit).await,
@@ -151,9 +130,9 @@ pub(crate) async fn use_materialized(
 ) -> Result<()> {
     let guard = rollup(warehouse.ingestor(), warehouse, tenant, settings).await?;
     let (Some(rows), Some(exposures), Some(script_uses)) = (
-        Kept::Conversations.snapshot(&guard).map(|s| s.schema()),
-        Kept::ExposureEvents.snapshot(&guard).map(|s| s.schema()),
-        Kept::ScriptUses.snapshot(&guard).map(|s| s.schema()),
+        guard.snapshot(Kept::Conversations).map(|s| s.schema()),
+        guard.snapshot(Kept::ExposureEvents).map(|s| s.schema()),
+        guard.snapshot(Kept::ScriptUses).map(|s| s.schema()),
     ) else {
         return Ok(());
     };

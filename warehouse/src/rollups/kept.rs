@@ -61,7 +61,7 @@ struct KeptFile {
 
 /// See the module docs.
 #[derive(Debug)]
-pub struct KeptRows {
+pub(super) struct KeptRows {
     key: &'static str,
     schema: Option<SchemaRef>,
     files: Vec<KeptFile>,
@@ -93,7 +93,7 @@ fn next_version() -> u64 {
 
 impl KeptRows {
     /// Rows ordered by `key`, a timestamp or integer column of µs.
-    pub fn new(key: &'static str) -> Self {
+    pub(super) fn new(key: &'static str) -> Self {
         static STORES: AtomicU64 = AtomicU64::new(0);
         let n = STORES.fetch_add(1, Ordering::Relaxed);
         Self {
@@ -113,38 +113,36 @@ impl KeptRows {
 
     /// The schema of the rows (every field nullable); `None` before the
     /// first [`Self::push`].
-    pub fn schema(&self) -> Option<SchemaRef> {
+    pub(super) fn schema(&self) -> Option<SchemaRef> {
         self.schema.clone()
     }
 
     /// Changes whenever the rows do; unique in the process (a table built
     /// anew never repeats an older table's version).
-    pub fn version(&self) -> u64 {
+    pub(super) fn version(&self) -> u64 {
         self.version
     }
 
-    pub fn rows(&self) -> usize {
+    pub(super) fn rows(&self) -> usize {
         self.files.iter().map(|f| f.rows).sum()
     }
 
     /// Encoded bytes held.
-    pub fn bytes(&self) -> usize {
+    pub(super) fn bytes(&self) -> usize {
         self.files.iter().map(|f| f.bytes.len()).sum()
     }
 
     /// Sets the schema the rows are kept under (the first call wins).
-    pub fn set_schema(&mut self, schema: SchemaRef) {
+    pub(super) fn set_schema(&mut self, schema: SchemaRef) {
         self.schema.get_or_insert(schema);
     }
 
     /// Adds rows (in the kept schema's column order and types).
-    pub async fn push(&mut self, batches: &[RecordBatch]) -> Result<()> {
+    pub(super) async fn push(&mut self, batches: &[RecordBatch]) -> Result<()> {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(());
         }
-        let Some(schema) = self.schema.clone() else {
-            return Err(DataFusionError::Internal("kept rows need a schema first".into()));
-        };
+        let schema = self.schema_or_err()?;
         let batches: Vec<RecordBatch> = batches
             .iter()
             .filter(|b| b.num_rows() > 0)
@@ -165,7 +163,7 @@ impl KeptRows {
 
     /// Removes every row whose key is at or after `lo` (a NULL key counts
     /// as before everything).
-    pub async fn drop_from(&mut self, lo: i64) -> Result<()> {
+    pub(super) async fn drop_from(&mut self, lo: i64) -> Result<()> {
         let mut kept = Vec::with_capacity(self.files.len());
         let mut changed = false;
         for f in std::mem::take(&mut self.files) {
@@ -196,12 +194,12 @@ impl KeptRows {
     }
 
     /// Every row, decoded (for tests and small tables).
-    pub fn batches(&self) -> Result<Vec<RecordBatch>> {
+    pub(super) fn batches(&self) -> Result<Vec<RecordBatch>> {
         self.files.iter().map(|f| self.decode(f)).collect()
     }
 
     /// The files of this moment, for a scan.
-    pub fn snapshot(&self) -> Option<KeptSnapshot> {
+    pub(super) fn snapshot(&self) -> Option<KeptSnapshot> {
         self.snapshotted_below.store(self.next_file, Ordering::Relaxed);
         Some(KeptSnapshot {
             schema: self.schema.clone()?,
@@ -209,6 +207,12 @@ impl KeptRows {
             url: self.url.clone(),
             paths: self.files.iter().map(|f| f.path.clone()).collect(),
         })
+    }
+
+    fn schema_or_err(&self) -> Result<SchemaRef> {
+        self.schema
+            .clone()
+            .ok_or_else(|| DataFusionError::Internal("kept rows need a schema first".into()))
     }
 
     fn keys(&self, rows: &RecordBatch) -> Result<arrow::array::PrimitiveArray<Int64Type>> {
@@ -245,10 +249,7 @@ impl KeptRows {
     }
 
     fn decode(&self, f: &KeptFile) -> Result<RecordBatch> {
-        let schema = self
-            .schema
-            .clone()
-            .ok_or_else(|| DataFusionError::Internal("kept rows need a schema".into()))?;
+        let schema = self.schema_or_err()?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(f.bytes.clone())?
             .with_batch_size(FILE_ROWS)
             .build()?;
@@ -300,10 +301,7 @@ impl KeptRows {
         for f in &tail {
             parts.push(self.decode(f)?);
         }
-        let schema = self
-            .schema
-            .clone()
-            .ok_or_else(|| DataFusionError::Internal("kept rows need a schema".into()))?;
+        let schema = self.schema_or_err()?;
         let merged = concat_batches(&schema, &parts)?;
         for f in &tail {
             self.retire(f);
