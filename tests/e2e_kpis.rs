@@ -625,3 +625,53 @@ fn rollups_follow_a_conversation_across_flushes_and_midnight() {
     approx(&k["handling_s"]["p90"], 360.0);
     assert_eq!(k["conversations"]["n"], 1, "{k}");
 }
+
+/// Groups are the combinations of dimension values that occur, not the
+/// product of each dimension's values: 21 agents, each alone in a team of
+/// their own, are 21 `team,agent` groups (the product, 441, would pass
+/// the 400-group limit), and with a day bucket 21 series of 2 days, with
+/// no series for a team and an agent that never met.
+#[test]
+fn grouping_by_several_dimensions_lists_the_combinations_that_occur() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let key = create_key(&data, "acme", "admin");
+    let server = Server::start(&data, &[]);
+    let acme = client(&server, &key);
+    let mut body = String::new();
+    for i in 0..21 {
+        let (c, at) = (format!("c{i}"), format!("2025-05-0{}T10:{i:02}:00Z", 1 + i % 2));
+        body.push_str(&format!(
+            r#"{{"event_id":"{c}-1","tenant_id":"acme","type":"conversation.started","occurred_at":"{at}","conversation_id":"{c}","customer_id":"cu{i}","channel":"webchat"}}
+{{"event_id":"{c}-2","tenant_id":"acme","type":"conversation.assigned","occurred_at":"{at}","conversation_id":"{c}","agent_id":"g{i}","team":"t{i}"}}
+"#
+        ));
+    }
+    let r = acme.send("POST", "/v1/events", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let window = "from=2025-05-01&to=2025-05-03";
+
+    let v = acme.get_json(&format!("/v1/kpis?{window}&group_by=team,agent"));
+    let groups = v["groups"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(groups.len(), 21, "{v}");
+    for g in groups {
+        let (team, agent) = (g["key"]["team"].as_str(), g["key"]["agent"].as_str());
+        assert_eq!(team.map(|t| &t[1..]), agent.map(|a| &a[1..]), "{g}");
+        assert_eq!(g["kpis"]["conversations"]["n"], 1, "{g}");
+    }
+
+    let v = acme.get_json(&format!("/v1/kpis?{window}&group_by=team,agent,day"));
+    let groups = v["groups"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(groups.len(), 42, "21 pairs x 2 days: {v}");
+    let total: i64 = groups
+        .iter()
+        .filter_map(|g| g["kpis"]["conversations"]["n"].as_i64())
+        .sum();
+    assert_eq!(total, 21, "{v}");
+    assert!(
+        groups
+            .iter()
+            .all(|g| g["key"]["team"].as_str().map(|t| &t[1..]) == g["key"]["agent"].as_str().map(|a| &a[1..])),
+        "{v}"
+    );
+}

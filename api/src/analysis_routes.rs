@@ -204,13 +204,26 @@ async fn prepare(
         since_us: Some(window.from.timestamp_micros()),
         ..Default::default()
     };
-    let tctx = lake::tenant_session_in(&state.warehouse, &tenant, &settings, range)
+    // Only `events` and the materialized tables: the analyses read no other
+    // view, and planning them all would take longer than the query.
+    let tctx = lake::tenant_events_session(&state.warehouse, &tenant, range, None)
         .await
         .map_err(internal)?;
-    crate::kpi_routes::fast::use_materialized(&tctx, &state.warehouse, &tenant, &settings)
-        .await
-        .map_err(internal)?;
-    let ctx = lake::snapshot(&tctx, &tenant, &settings, &window, analysis.tables())
+    let pinned = crate::kpi_routes::fast::use_materialized(
+        &tctx,
+        &state.warehouse,
+        &tenant,
+        &settings,
+        crate::kpi_routes::fast::Rows::Pinned,
+    )
+    .await
+    .map_err(internal)?;
+    if !pinned {
+        lake::register_tenant_views(&tctx, &tenant, &settings)
+            .await
+            .map_err(internal)?;
+    }
+    let ctx = lake::snapshot(&tctx, &tenant, &settings, &window, analysis.tables(), pinned)
         .await
         .map_err(internal)?;
     lake::restrict_conversations(&ctx, &filters).await.map_err(internal)?;

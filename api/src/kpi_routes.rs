@@ -215,6 +215,16 @@ pub(crate) async fn data_version(
     Ok((settings, version))
 }
 
+/// `filters` and, for each dimension of a group's key, its value.
+fn combo_constraints(filters: &[Constraint], combo: &[(Dimension, Option<String>)]) -> Vec<Constraint> {
+    let mut constraints = filters.to_vec();
+    constraints.extend(combo.iter().map(|(d, v)| Constraint {
+        dimension: *d,
+        values: v.clone().map(|v| vec![v]),
+    }));
+    constraints
+}
+
 pub(crate) async fn load_settings(state: &AppState, tenant: &TenantId) -> Result<TenantSettings, Problem> {
     let (dir, t) = (state.data_dir.clone(), tenant.clone());
     tokio::task::spawn_blocking(move || settings::load(&dir, &t))
@@ -464,49 +474,45 @@ pub(crate) async fn get_kpis(
     )
     .await?;
 
-    // Groups: every combination of the dimension values seen in the window
-    // (a NULL / empty value is a group of its own), times each bucket.
+    // Groups: every combination of dimension values that occurs in the
+    // window (a NULL / empty value is a value of its own), times each
+    // bucket. Each dimension's values are those found among the
+    // conversations of the combination so far, so combinations that never
+    // occur are not enumerated (teams × agents is about as many groups as
+    // agents, not their product).
     let mut groups: Vec<GroupResult> = Vec::new();
     if !group_by.is_empty() {
-        let mut combos: Vec<Vec<(Dimension, Option<String>)>> = vec![Vec::new()];
-        for &d in &group_by.dimensions {
-            let (values, has_none) = fast::dimension_values(&rollup, &windows.current, &filters, d);
-            let mut options: Vec<Option<String>> = values.into_iter().map(Some).collect();
-            if has_none {
-                options.push(None);
-            }
-            combos = combos
-                .into_iter()
-                .flat_map(|c| {
-                    options.iter().map(move |o| {
-                        let mut c = c.clone();
-                        c.push((d, o.clone()));
-                        c
-                    })
-                })
-                .collect();
-        }
         let bucket_windows: Vec<Option<params::BucketWindow>> = match &buckets {
             Some(b) => b.iter().cloned().map(Some).collect(),
             None => vec![None],
         };
-        if combos.len().saturating_mul(bucket_windows.len()) > MAX_GROUPS {
-            return Err(param_problem(ParamError::new(
-                "group_by",
-                format!(
-                    "{} dimension values × {} buckets is more than {MAX_GROUPS} groups; filter, group by fewer dimensions or use a coarser bucket",
-                    combos.len(),
-                    bucket_windows.len()
-                ),
-            )));
+        let mut combos: Vec<Vec<(Dimension, Option<String>)>> = vec![Vec::new()];
+        for &d in &group_by.dimensions {
+            let mut next = Vec::new();
+            for combo in combos {
+                let (values, has_none) =
+                    fast::dimension_values(&rollup, &windows.current, &combo_constraints(&filters, &combo), d);
+                let options = values.into_iter().map(Some).chain(has_none.then_some(None));
+                for o in options {
+                    let mut c = combo.clone();
+                    c.push((d, o));
+                    next.push(c);
+                }
+                if next.len().saturating_mul(bucket_windows.len()) > MAX_GROUPS {
+                    return Err(param_problem(ParamError::new(
+                        "group_by",
+                        format!(
+                            "more than {MAX_GROUPS} groups (combinations of dimension values × {} buckets); filter, group by fewer dimensions or use a coarser bucket",
+                            bucket_windows.len()
+                        ),
+                    )));
+                }
+            }
+            combos = next;
         }
         let dimension_scoped = filtered || !group_by.dimensions.is_empty();
         for combo in &combos {
-            let mut constraints = filters.clone();
-            constraints.extend(combo.iter().map(|(d, v)| Constraint {
-                dimension: *d,
-                values: v.clone().map(|v| vec![v]),
-            }));
+            let constraints = combo_constraints(&filters, combo);
             for bw in &bucket_windows {
                 let window = bw.as_ref().map_or(windows.current, |b| b.window);
                 let r = Run {

@@ -172,9 +172,15 @@ impl SqlService {
                 .map_err(|e| internal(&e))?;
             // `conversations` from the materialized rows, kept current
             // per query (the view over events is what computes them).
-            crate::kpi_routes::fast::use_materialized(&ctx, warehouse, tenant, settings)
-                .await
-                .map_err(|e| internal(&e))?;
+            crate::kpi_routes::fast::use_materialized(
+                &ctx,
+                warehouse,
+                tenant,
+                settings,
+                crate::kpi_routes::fast::Rows::Current,
+            )
+            .await
+            .map_err(|e| internal(&e))?;
         }
         if role == Role::Admin {
             crate::audit::sql::register(&ctx, data_dir, scope).map_err(|e| internal(&e))?;

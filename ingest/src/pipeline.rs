@@ -507,7 +507,10 @@ async fn load_lake_keys(table: &DeltaTable) -> Result<SeenSet> {
         .await
         .map_err(|e| scan_err(&e))?;
     let mut stream = df.execute_stream().await.map_err(|e| scan_err(&e))?;
-    let mut keys = Vec::new();
+    // Per batch, then copied once into a vector of the exact size: a
+    // vector grown by doubling would, at its last growth, hold nearly
+    // three times the keys' size at once (the old and the new buffer).
+    let mut chunks: Vec<Vec<u128>> = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| scan_err(&e))?;
         let tenant =
@@ -515,11 +518,16 @@ async fn load_lake_keys(table: &DeltaTable) -> Result<SeenSet> {
         let event =
             arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Utf8).map_err(|e| scan_err(&e))?;
         let (tenant, event) = (tenant.as_string::<i32>(), event.as_string::<i32>());
-        for i in 0..batch.num_rows() {
-            if !tenant.is_null(i) && !event.is_null(i) {
-                keys.push(event_key(tenant.value(i), event.value(i)));
-            }
-        }
+        chunks.push(
+            (0..batch.num_rows())
+                .filter(|&i| !tenant.is_null(i) && !event.is_null(i))
+                .map(|i| event_key(tenant.value(i), event.value(i)))
+                .collect(),
+        );
+    }
+    let mut keys = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
+    for chunk in chunks {
+        keys.extend_from_slice(&chunk);
     }
     Ok(SeenSet::from_keys(keys))
 }

@@ -74,12 +74,20 @@ impl Warehouse {
     /// A fresh session with every lake table registered. Sessions are cheap;
     /// one per request keeps requests from seeing each other's state.
     pub fn session(&self) -> Result<SessionContext> {
+        let ctx = self.events_session()?;
+        views::register_views(&ctx)?;
+        Ok(ctx)
+    }
+
+    /// [`Warehouse::session`] without the views: only `events`, for
+    /// callers that define views of their own (planning every view takes
+    /// longer than many queries).
+    pub fn events_session(&self) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("cxlake", "public");
         let ctx = SessionContext::new_with_config(config);
         ctx.register_table("events", Arc::new(EventsTable::new(self.ingestor.clone())))?;
-        views::register_views(&ctx)?;
         Ok(ctx)
     }
 

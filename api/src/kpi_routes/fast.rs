@@ -14,13 +14,14 @@ use arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use ingest::Ingestor;
 use warehouse::Warehouse;
 use warehouse::rollups::{
-    Dim, EventRange, FactFilter, HourlyRate, Kept, RefreshStats, SessionSource, TenantConfig, TenantRollup,
+    Dim, EventRange, FactFilter, HourlyRate, Kept, KeptSnapshot, RefreshStats, SessionSource, TenantConfig,
+    TenantRollup,
 };
 
 use super::lake::{self, Constraint, KpiRow};
@@ -91,6 +92,11 @@ impl TableProvider for Materialized {
         TableType::Base
     }
 
+    /// Filters go on to the snapshot's files (see [`KeptSnapshot`]).
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
@@ -112,39 +118,56 @@ impl TableProvider for Materialized {
     }
 }
 
+/// Whether the materialized tables of [`use_materialized`] follow new data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// Each scan first brings the rollup up to date with the lake and the
+    /// buffer: for sessions that live on (SQL, Postgres wire).
+    Current,
+    /// The rows of this moment, for every query of a short-lived session
+    /// (one analysis request): its queries agree with each other, and a
+    /// query reads only the columns and files it needs.
+    Pinned,
+}
+
 /// Makes `conversations`, `exposures` and `script_uses` in `ctx` (a
 /// [`lake::tenant_session_in`] session of `tenant`, or an analyst session)
 /// read the materialized rows instead of computing the views from
-/// events. `conversations` becomes a view over the rollup's rows that
+/// events (as of each scan or pinned to this moment: see [`Rows`]).
+/// `conversations` becomes a view over the rollup's rows that
 /// recomputes `sla_met`, which depends on the clock, at query time;
 /// `exposures` is its own definition (`sql/views/exposures.sql`) over the
 /// kept `experiment.exposed` events; `script_uses` reads the kept rows of
 /// that view. The tables are held by the views'
 /// plans under no name SQL could use. A tenant with no data yet keeps the
-/// views over events.
+/// views over events, and the answer is false.
 pub(crate) async fn use_materialized(
     ctx: &SessionContext,
     warehouse: &Warehouse,
     tenant: &TenantId,
     settings: &TenantSettings,
-) -> Result<()> {
+    reads: Rows,
+) -> Result<bool> {
     let guard = rollup(warehouse.ingestor(), warehouse, tenant, settings).await?;
     let (Some(rows), Some(exposures), Some(script_uses)) = (
-        guard.snapshot(Kept::Conversations).map(|s| s.schema()),
-        guard.snapshot(Kept::ExposureEvents).map(|s| s.schema()),
-        guard.snapshot(Kept::ScriptUses).map(|s| s.schema()),
+        guard.snapshot(Kept::Conversations),
+        guard.snapshot(Kept::ExposureEvents),
+        guard.snapshot(Kept::ScriptUses),
     ) else {
-        return Ok(());
+        return Ok(false);
     };
     drop(guard);
-    let table = |kept: Kept, schema: SchemaRef| {
-        Arc::new(Materialized {
-            warehouse: warehouse.clone(),
-            tenant: tenant.clone(),
-            settings: settings.clone(),
-            kept,
-            schema,
-        })
+    let table = |kept: Kept, snapshot: KeptSnapshot| -> Arc<dyn TableProvider> {
+        match reads {
+            Rows::Pinned => Arc::new(snapshot),
+            Rows::Current => Arc::new(Materialized {
+                warehouse: warehouse.clone(),
+                tenant: tenant.clone(),
+                settings: settings.clone(),
+                kept,
+                schema: snapshot.schema(),
+            }),
+        }
     };
     ctx.register_table("conversations_rows", table(Kept::Conversations, rows))?;
     ctx.deregister_table("conversations")?;
@@ -164,7 +187,7 @@ pub(crate) async fn use_materialized(
     for t in ["conversations_rows", "exposure_events", "script_uses_rows"] {
         ctx.deregister_table(t)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// `sql/views/exposures.sql` reading `table` instead of `events`.

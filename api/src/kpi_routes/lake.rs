@@ -115,7 +115,7 @@ pub(crate) async fn tenant_session(
     settings: &TenantSettings,
 ) -> Result<SessionContext> {
     let ctx = tenant_session_in(warehouse, tenant, settings, EventRange::default()).await?;
-    super::fast::use_materialized(&ctx, warehouse, tenant, settings).await?;
+    super::fast::use_materialized(&ctx, warehouse, tenant, settings, super::fast::Rows::Current).await?;
     Ok(ctx)
 }
 
@@ -158,14 +158,24 @@ pub(crate) async fn tenant_session_with(
     range: EventRange,
     long: Option<Arc<MemTable>>,
 ) -> Result<SessionContext> {
-    let ctx = warehouse.session().map_err(|e| match e {
+    let ctx = tenant_events_session(warehouse, tenant, range, long).await?;
+    register_tenant_views(&ctx, tenant, settings).await?;
+    Ok(ctx)
+}
+
+/// [`tenant_session_with`] without the views of `sql/views/`: only
+/// `events`, for callers that define the views they read themselves.
+pub(crate) async fn tenant_events_session(
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    range: EventRange,
+    long: Option<Arc<MemTable>>,
+) -> Result<SessionContext> {
+    let ctx = warehouse.events_session().map_err(|e| match e {
         warehouse::WarehouseError::Query(e) => e,
         other => DataFusionError::External(Box::new(other)),
     })?;
     let lake = ctx.table_provider("events").await?;
-    for (name, _) in VIEWS {
-        ctx.deregister_table(name)?;
-    }
     ctx.deregister_table("events")?;
     ctx.register_table("lake_events", lake)?;
     if range.until_us.is_some() {
@@ -196,7 +206,6 @@ pub(crate) async fn tenant_session_with(
         range.predicate()
     ))
     .await?;
-    register_tenant_views(&ctx, tenant, settings).await?;
     Ok(ctx)
 }
 
@@ -258,25 +267,35 @@ async fn collect_table(ctx: &SessionContext, sql: &str) -> Result<MemTable> {
 pub(crate) const SNAPSHOT_TABLES: [&str; 4] = ["messages", "orders", "agent_sessions", "events"];
 
 /// An in-memory session with what every overview run over `span` reads
-/// (see the module docs); `conversations` is a view over `conv_all`.
-/// Of [`SNAPSHOT_TABLES`] it holds those in `tables` (the SQL to run
-/// names the ones it needs).
+/// (see the module docs); `conversations` is a view over `conv_all`, the
+/// conversations started in `span`. Of [`SNAPSHOT_TABLES`] it holds those
+/// in `tables` (the SQL to run names the ones it needs). When `tctx`'s
+/// `conversations` are already a snapshot (the pinned materialized rows of
+/// [`super::fast::use_materialized`]), `conv_all` reads them in place,
+/// only the columns and files a query needs; otherwise they are computed
+/// once and held in memory.
 pub(crate) async fn snapshot(
     tctx: &SessionContext,
     tenant: &TenantId,
     settings: &TenantSettings,
     span: &Window,
     tables: &[&str],
+    conversations_pinned: bool,
 ) -> Result<SessionContext> {
     let (from, to) = (ts_literal(span.from), ts_literal(span.to));
     let kctx =
         SessionContext::new_with_config(SessionConfig::new().with_default_catalog_and_schema("cxlake", "public"));
-    let conv = collect_table(
-        tctx,
-        &format!("SELECT * FROM conversations WHERE started_at >= {from} AND started_at < {to}"),
-    )
-    .await?;
-    kctx.register_table("conv_all", Arc::new(conv))?;
+    let in_span = format!("SELECT * FROM conversations WHERE started_at >= {from} AND started_at < {to}");
+    if conversations_pinned {
+        kctx.register_table("conv_pinned", tctx.table_provider("conversations").await?)?;
+        kctx.sql(&format!(
+            "CREATE VIEW conv_all AS {}",
+            in_span.replace("FROM conversations", "FROM conv_pinned")
+        ))
+        .await?;
+    } else {
+        kctx.register_table("conv_all", Arc::new(collect_table(tctx, &in_span).await?))?;
+    }
     // The tenant session needs the conversation ids; hand them over.
     tctx.register_table("snapshot_conversations", kctx.table_provider("conv_all").await?)?;
     let ids = "SELECT conversation_id FROM snapshot_conversations";

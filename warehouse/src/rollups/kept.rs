@@ -336,6 +336,19 @@ impl TableProvider for KeptSnapshot {
         datafusion::datasource::TableType::Base
     }
 
+    /// Filters prune files and row groups by their statistics (the rows
+    /// are kept in the order of their key, so ranges of time prune well);
+    /// DataFusion still applies them to the rows read.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        Ok(vec![
+            datafusion::logical_expr::TableProviderFilterPushDown::Inexact;
+            filters.len()
+        ])
+    }
+
     /// Plans a scan of the snapshot's files in `state`'s session.
     async fn scan(
         &self,

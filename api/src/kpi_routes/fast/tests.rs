@@ -131,7 +131,7 @@ async fn compare(
         from: cases.iter().map(|c| c.0.from).min().unwrap(),
         to: cases.iter().map(|c| c.0.to).max().unwrap(),
     };
-    let kctx = lake::snapshot(&tctx, &tenant, &settings, &span, &lake::SNAPSHOT_TABLES)
+    let kctx = lake::snapshot(&tctx, &tenant, &settings, &span, &lake::SNAPSHOT_TABLES, false)
         .await
         .unwrap();
     let now = Utc::now().timestamp_micros();
