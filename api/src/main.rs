@@ -7,6 +7,12 @@ use std::process::ExitCode;
 use api::cli;
 use clap::Parser;
 
+/// mimalloc returns freed memory to the system; glibc's malloc kept the
+/// freed buffers of builds and queries resident (docs/benchmarks.md,
+/// "allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CXLAKE_LOG").unwrap_or_else(|_| {

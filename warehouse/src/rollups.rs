@@ -210,40 +210,82 @@ const SEG_BOT: u8 = 0;
 const SEG_HUMAN: u8 = 1;
 const SEG_OTHER: u8 = 2;
 
+/// A NULL instant of a [`Fact`]; a NULL duration is NaN. A million facts
+/// are held at once: `Option`s would cost them 8 bytes a field more.
+const NO_US: i64 = i64::MIN;
+const NO_SCORE: i32 = i32::MIN;
+
 /// One conversation, as much as the overview needs of it.
 #[derive(Debug, Clone)]
 struct Fact {
     id: Arc<str>,
     first_event_us: i64,
     last_event_us: i64,
-    started_us: Option<i64>,
+    /// [`NO_US`] when NULL, as the other instants.
+    started_us: i64,
     /// Interned channel, channel_account, queue, team, agent, language,
     /// region, customer_tier ([`NONE`] when NULL).
     dims: [u32; 8],
-    tags: Box<[u32]>,
-    variants: Box<[u32]>,
-    frt_s: Option<f64>,
-    human_frt_s: Option<f64>,
-    handling_s: Option<f64>,
-    first_customer_message_us: Option<i64>,
-    first_reply_us: Option<i64>,
+    /// Interned tags, then experiment variants, then replying agents, in
+    /// one allocation: [`Fact::tags`], [`Fact::variants`],
+    /// [`Fact::replying_agents`].
+    ids: Box<[u32]>,
+    n_tags: u16,
+    n_variants: u16,
+    /// frt_s, human_frt_s, handling_s; NaN when NULL.
+    durations: [f64; 3],
+    first_customer_message_us: i64,
+    first_reply_us: i64,
     flags: u16,
     agent_replies: u32,
     copilot_replies: u32,
-    csat_score: Option<i32>,
+    /// [`NO_SCORE`] when NULL.
+    csat_score: i32,
     /// Customer-turn waits in seconds and who answered.
     turns: Box<[(f64, u8)]>,
-    replying_agents: Box<[u32]>,
     /// Attributed orders per currency: (currency, net amount, orders).
     orders: Box<[(u32, f64, u32)]>,
 }
 
+fn opt_us(us: i64) -> Option<i64> {
+    (us != NO_US).then_some(us)
+}
+
 impl Fact {
+    fn tags(&self) -> &[u32] {
+        &self.ids[..usize::from(self.n_tags)]
+    }
+
+    fn variants(&self) -> &[u32] {
+        &self.ids[usize::from(self.n_tags)..usize::from(self.n_tags) + usize::from(self.n_variants)]
+    }
+
+    fn replying_agents(&self) -> &[u32] {
+        &self.ids[usize::from(self.n_tags) + usize::from(self.n_variants)..]
+    }
+
+    fn started(&self) -> Option<i64> {
+        opt_us(self.started_us)
+    }
+
+    fn csat(&self) -> Option<i32> {
+        (self.csat_score != NO_SCORE).then_some(self.csat_score)
+    }
+
+    /// Sets the replying agents (they come after the conversation's row).
+    fn set_replying_agents(&mut self, agents: &[u32]) {
+        let lists = usize::from(self.n_tags) + usize::from(self.n_variants);
+        let mut ids = Vec::with_capacity(lists + agents.len());
+        ids.extend_from_slice(&self.ids[..lists]);
+        ids.extend_from_slice(agents);
+        self.ids = ids.into_boxed_slice();
+    }
+
     fn matches(&self, filters: &[(Dim, Option<Vec<u32>>)]) -> bool {
         filters.iter().all(|(dim, values)| {
             let list: &[u32] = match dim {
-                Dim::Tag => &self.tags,
-                Dim::Variant => &self.variants,
+                Dim::Tag => self.tags(),
+                Dim::Variant => self.variants(),
                 _ => {
                     let v = self.dims[dim.slot().unwrap_or(0)];
                     return match values {
@@ -348,10 +390,9 @@ struct Summary<S> {
 impl<S: AddValue> Summary<S> {
     fn add_fact(&mut self, f: &Fact, sla_target_us: i64) {
         self.conversations += 1;
-        let durations = [f.frt_s, f.human_frt_s, f.handling_s];
-        for (i, d) in durations.iter().enumerate() {
-            if let Some(d) = d {
-                self.durations[i].add_value(*d);
+        for (i, &d) in f.durations.iter().enumerate() {
+            if !d.is_nan() {
+                self.durations[i].add_value(d);
                 self.duration_n[i] += 1;
             }
         }
@@ -374,8 +415,8 @@ impl<S: AddValue> Summary<S> {
         for (i, s) in seen.iter().enumerate() {
             self.duration_n[3 + i] += u64::from(*s);
         }
-        if let Some(fcm) = f.first_customer_message_us {
-            match f.first_reply_us {
+        if let Some(fcm) = opt_us(f.first_customer_message_us) {
+            match opt_us(f.first_reply_us) {
                 Some(reply) => {
                     self.sla_answered += 1;
                     self.sla_met += u64::from(reply - fcm <= sla_target_us);
@@ -394,7 +435,7 @@ impl<S: AddValue> Summary<S> {
         self.human_handled += flag(HUMAN_HANDLED);
         self.agent_replies += u64::from(f.agent_replies);
         self.copilot_replies += u64::from(f.copilot_replies);
-        if let Some(score) = f.csat_score {
+        if let Some(score) = f.csat() {
             self.csat_n += 1;
             self.csat_sum += i64::from(score);
             if (1..=5).contains(&score) {
@@ -404,9 +445,9 @@ impl<S: AddValue> Summary<S> {
         }
         if f.flags & CSAT_REQUESTED != 0 {
             self.csat_requested += 1;
-            self.csat_answered += u64::from(f.csat_score.is_some());
+            self.csat_answered += u64::from(f.csat().is_some());
         }
-        for &a in f.replying_agents.iter() {
+        for &a in f.replying_agents() {
             self.agents.insert(a);
         }
         for &(cur, net, orders) in f.orders.iter() {
@@ -683,8 +724,16 @@ pub const SLICE_CONVERSATIONS: u64 = 25_000;
 
 /// Event types a bounded slice reads up to [`EventRange::credit_until_us`]:
 /// what credits an order to a conversation (conversation starts and the
-/// orders placed), a small share of the events.
+/// orders placed), a small share of the events. Of the starts, only those
+/// of [`CREDIT_CUSTOMERS`]: a later conversation matters to a slice only
+/// when it takes the credit of an order from one of the slice's.
 pub const CREDIT_TYPES: [&str; 2] = ["conversation.started", "order.placed"];
+
+/// The table a bounded slice's session holds with the `customer_id`s
+/// that started a conversation in the slice and placed an order after it,
+/// up to [`EventRange::credit_until_us`]
+/// ([`EventRange::credit_customers_sql`]).
+pub const CREDIT_CUSTOMERS: &str = "credit_customers";
 
 /// Event types a bounded slice reads to the end: refunds of orders
 /// credited to its conversations and agent status changes that close its
@@ -733,7 +782,6 @@ impl EventRange {
             ));
         }
         if let Some(until) = self.until_us {
-            let list = |types: &[&str]| types.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
             let before = |at: i64| {
                 format!(
                     "event_date <= {} AND occurred_at < {}",
@@ -742,11 +790,11 @@ impl EventRange {
                 )
             };
             let credit = self.credit_until_us.unwrap_or(until).max(until);
+            let [start, placed] = CREDIT_TYPES;
             terms.push(format!(
-                "(({}) OR ({} AND type IN ({})))",
+                "(({}) OR ({} AND (type = '{placed}' OR (type = '{start}' AND customer_id IN (SELECT customer_id FROM {CREDIT_CUSTOMERS})))))",
                 before(until),
                 before(credit),
-                list(&CREDIT_TYPES)
             ));
         }
         if terms.is_empty() {
@@ -754,6 +802,35 @@ impl EventRange {
         } else {
             terms.join(" AND ")
         }
+    }
+
+    /// With `until_us`: the query over `source` (all events, restricted by
+    /// `scope`, a condition on its columns) of the [`CREDIT_CUSTOMERS`]
+    /// the [`Self::predicate`] reads, to be held in the session under
+    /// that name: customers who started a conversation in the range and
+    /// placed an order between its end and `credit_until_us`.
+    pub fn credit_customers_sql(&self, source: &str, scope: &str) -> Option<String> {
+        let until = self.until_us?;
+        let credit = self.credit_until_us.unwrap_or(until).max(until);
+        let ts = |us: i64| format!("arrow_cast(arrow_cast({us}, 'Int64'), 'Timestamp(Microsecond, Some(\"UTC\"))')");
+        let day = |us: i64| day_literal(us.div_euclid(DAY_US) as i32);
+        let since = self.since_us.map_or(String::new(), |s| {
+            format!(" AND event_date >= {} AND occurred_at >= {}", day(s), ts(s))
+        });
+        let [start, placed] = CREDIT_TYPES;
+        Some(format!(
+            "SELECT DISTINCT customer_id FROM {source} \
+             WHERE {scope} AND type = '{placed}' AND customer_id IS NOT NULL \
+             AND event_date >= {} AND occurred_at >= {} AND event_date <= {} AND occurred_at < {} \
+             AND customer_id IN (SELECT customer_id FROM {source} WHERE {scope} AND type = '{start}'{since} \
+             AND event_date <= {} AND occurred_at < {})",
+            day(until),
+            ts(until),
+            day(credit),
+            ts(credit),
+            day(until),
+            ts(until),
+        ))
     }
 }
 
@@ -1072,7 +1149,7 @@ impl TenantRollup {
             if let Some(f) = self.facts[i].take() {
                 self.by_id.remove(&f.id);
                 self.by_first_event.remove(&(f.first_event_us, i));
-                if let Some(s) = f.started_us {
+                if let Some(s) = f.started() {
                     self.by_start.remove(&(s, i));
                 }
                 self.free.push(i);
@@ -1298,7 +1375,7 @@ impl TenantRollup {
                 f.turns = t.into_boxed_slice();
             }
             if let Some(a) = agents.remove(&id) {
-                f.replying_agents = a.into_boxed_slice();
+                f.set_replying_agents(&a);
             }
             if let Some(o) = conv_orders.remove(&id) {
                 f.orders = o.into_boxed_slice();
@@ -1407,7 +1484,7 @@ impl TenantRollup {
         };
         self.by_id.insert(f.id.clone(), i);
         self.by_first_event.insert((f.first_event_us, i));
-        if let Some(s) = f.started_us {
+        if let Some(s) = f.started() {
             self.by_start.insert((s, i));
         }
         self.facts[i] = Some(f);
@@ -1446,8 +1523,8 @@ impl TenantRollup {
         let ints: Vec<_> = ints.iter().map(|a| a.as_primitive::<Int64Type>()).collect();
         let int = |k: usize, r: usize| if ints[k].is_valid(r) { ints[k].value(r) } else { 0 };
         let boolean = |k: usize, r: usize| bools[k].is_valid(r) && bools[k].value(r);
-        let opt_f = |a: &arrow::array::Float64Array, r: usize| a.is_valid(r).then(|| a.value(r));
-        let opt_i = |a: &arrow::array::Int64Array, r: usize| a.is_valid(r).then(|| a.value(r));
+        let opt_f = |a: &arrow::array::Float64Array, r: usize| if a.is_valid(r) { a.value(r) } else { f64::NAN };
+        let opt_i = |a: &arrow::array::Int64Array, r: usize| if a.is_valid(r) { a.value(r) } else { NO_US };
         for r in 0..b.num_rows() {
             if id.is_null(r) || first.is_null(r) {
                 continue;
@@ -1456,19 +1533,24 @@ impl TenantRollup {
             for (k, col) in dims.iter().enumerate() {
                 d[k] = self.names.opt(col.is_valid(r).then(|| col.value(r)));
             }
-            let list = |lists: &arrow::array::ListArray, names: &mut Interner| -> Box<[u32]> {
+            let mut ids = Vec::new();
+            let mut list = |lists: &arrow::array::ListArray, names: &mut Interner| -> u16 {
                 if lists.is_null(r) {
-                    return Box::new([]);
+                    return 0;
                 }
                 let v = lists.value(r);
                 let v = v.as_string::<i32>();
-                (0..v.len())
-                    .filter(|&i| v.is_valid(i))
-                    .map(|i| names.intern(v.value(i)))
-                    .collect()
+                let before = ids.len();
+                ids.extend(
+                    (0..v.len())
+                        .filter(|&i| v.is_valid(i))
+                        .map(|i| names.intern(v.value(i)))
+                        .take(usize::from(u16::MAX)),
+                );
+                (ids.len() - before) as u16
             };
-            let tag_ids = list(tags.as_list::<i32>(), &mut self.names);
-            let variant_ids = list(variants.as_list::<i32>(), &mut self.names);
+            let n_tags = list(tags.as_list::<i32>(), &mut self.names);
+            let n_variants = list(variants.as_list::<i32>(), &mut self.names);
             // resolves 0, bot_replies 1, handoffs 2, attributed_orders 3,
             // agent_replies 4, copilot_replies 5, csat_score 6
             let mut flags = 0u16;
@@ -1496,19 +1578,21 @@ impl TenantRollup {
                 },
                 started_us: opt_i(started, r),
                 dims: d,
-                tags: tag_ids,
-                variants: variant_ids,
-                frt_s: opt_f(frt, r),
-                human_frt_s: opt_f(human, r),
-                handling_s: opt_f(handling, r),
+                ids: ids.into_boxed_slice(),
+                n_tags,
+                n_variants,
+                durations: [opt_f(frt, r), opt_f(human, r), opt_f(handling, r)],
                 first_customer_message_us: opt_i(fcm, r),
                 first_reply_us: opt_i(reply, r),
                 flags,
                 agent_replies: int(4, r).max(0) as u32,
                 copilot_replies: int(5, r).max(0) as u32,
-                csat_score: ints[6].is_valid(r).then(|| ints[6].value(r) as i32),
+                csat_score: if ints[6].is_valid(r) {
+                    ints[6].value(r) as i32
+                } else {
+                    NO_SCORE
+                },
                 turns: Box::new([]),
-                replying_agents: Box::new([]),
                 orders: Box::new([]),
             };
             out.insert(fact.id.clone(), fact);
@@ -1620,7 +1704,7 @@ impl TenantRollup {
                     ids.insert(f.dims[k]);
                 }
                 None => {
-                    let list = if dim == Dim::Tag { &f.tags } else { &f.variants };
+                    let list = if dim == Dim::Tag { f.tags() } else { f.variants() };
                     none |= list.is_empty();
                     ids.extend(list.iter().copied());
                 }

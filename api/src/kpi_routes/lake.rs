@@ -200,9 +200,15 @@ pub(crate) async fn tenant_events_session(
         }
         _ => String::new(),
     };
+    let scope = format!("tenant_id = '{}'", tenant.as_str());
+    if let Some(sql) = range.credit_customers_sql("lake_events", &scope) {
+        ctx.register_table(
+            warehouse::rollups::CREDIT_CUSTOMERS,
+            Arc::new(collect_table(&ctx, &sql).await?),
+        )?;
+    }
     ctx.sql(&format!(
-        "CREATE VIEW events AS SELECT * FROM lake_events WHERE tenant_id = '{}' AND {}{long_part}",
-        tenant.as_str(),
+        "CREATE VIEW events AS SELECT * FROM lake_events WHERE {scope} AND {}{long_part}",
         range.predicate()
     ))
     .await?;
