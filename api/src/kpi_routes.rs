@@ -371,6 +371,12 @@ struct Run {
 
 /// The fast path's overview of one run (see [`fast`]): what
 /// `sql/kpis/overview.sql` answers, from the materialized rollups.
+/// A group's rows as [`run`] gives them for a dimension-scoped run.
+fn scoped(mut rows: Vec<KpiRow>) -> Vec<KpiRow> {
+    rows.retain(|row| !is_time_based(row));
+    rows
+}
+
 async fn run(kctx: &KpiSource<'_>, r: &Run) -> Result<Vec<KpiRow>, Problem> {
     let mut rows = fast::run_overview(
         kctx.rollup,
@@ -511,16 +517,36 @@ pub(crate) async fn get_kpis(
             combos = next;
         }
         let dimension_scoped = filtered || !group_by.dimensions.is_empty();
-        for combo in &combos {
+        // Every group of a window in one pass over its facts (except
+        // channel groups: those read the hourly cells), else one run each.
+        let values: Vec<Vec<Option<String>>> = combos
+            .iter()
+            .map(|c| c.iter().map(|(_, v)| v.clone()).collect())
+            .collect();
+        let batch =
+            |window: &Window| fast::run_groups(&rollup, window, &filters, &group_by.dimensions, &values, kctx.now_us);
+        let mut batched: Vec<Option<Vec<Vec<KpiRow>>>> = bucket_windows
+            .iter()
+            .map(|bw| batch(&bw.as_ref().map_or(windows.current, |b| b.window)))
+            .collect();
+        let mut batched_previous = if bucket_windows.iter().any(Option::is_none) {
+            batch(&windows.previous)
+        } else {
+            None
+        };
+        for (c, combo) in combos.iter().enumerate() {
             let constraints = combo_constraints(&filters, combo);
-            for bw in &bucket_windows {
+            for (b, bw) in bucket_windows.iter().enumerate() {
                 let window = bw.as_ref().map_or(windows.current, |b| b.window);
                 let r = Run {
                     window,
                     constraints: constraints.clone(),
                     dimension_scoped,
                 };
-                let current = run(&kctx, &r).await?;
+                let current = match batched[b].as_mut() {
+                    Some(all) => scoped(std::mem::take(&mut all[c])),
+                    None => run(&kctx, &r).await?,
+                };
                 let conversations = current
                     .iter()
                     .find(|row| row.kpi == "conversations")
@@ -534,7 +560,11 @@ pub(crate) async fn get_kpis(
                         window: windows.previous,
                         ..r
                     };
-                    Some((windows.previous, run(&kctx, &p).await?))
+                    let rows = match batched_previous.as_mut() {
+                        Some(all) => scoped(std::mem::take(&mut all[c])),
+                        None => run(&kctx, &p).await?,
+                    };
+                    Some((windows.previous, rows))
                 } else {
                     None
                 };

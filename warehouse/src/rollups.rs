@@ -1727,8 +1727,93 @@ impl TenantRollup {
         rates: &[HourlyRate],
         now_us: i64,
     ) -> Vec<OverviewRow> {
-        let target = self.config.map_or(120_000_000, |c| c.sla_target_us);
         let s = self.summarize(from_us, to_us, filters);
+        self.rows_of(&s, from_us, to_us, time_based, rates, now_us)
+    }
+
+    /// [`Self::overview`] (without the time-based keys) of each group of
+    /// `dims` in `groups` (a value per dimension, `None` for NULL or
+    /// empty), among the conversations that pass `filters`: one pass over
+    /// the window's facts instead of one per group. The numbers are those
+    /// of `overview` with `filters` and the group's values as filters, so
+    /// long as those filters do not let it use the hourly cells (a
+    /// dimension other than the channel among `dims`).
+    pub fn overview_groups(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        filters: &[FactFilter],
+        dims: &[Dim],
+        groups: &[Vec<Option<String>>],
+        now_us: i64,
+    ) -> Vec<Vec<OverviewRow>> {
+        let target = self.config.map_or(120_000_000, |c| c.sla_target_us);
+        let resolved = self.resolve_filters(filters);
+        // A value no fact has was never interned: its group stays empty.
+        let index: HashMap<Vec<u32>, usize> = groups
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| {
+                let key: Option<Vec<u32>> = g
+                    .iter()
+                    .map(|v| v.as_deref().map_or(Some(NONE), |v| self.names.get(v)))
+                    .collect();
+                Some((key?, i))
+            })
+            .collect();
+        let mut sums: Vec<Summary<SketchAcc>> = groups.iter().map(|_| Summary::default()).collect();
+        let mut values: Vec<Vec<u32>> = vec![Vec::new(); dims.len()];
+        let mut key = vec![NONE; dims.len()];
+        for f in self.facts_in(from_us, to_us).filter(|f| f.matches(&resolved)) {
+            for (d, v) in dims.iter().zip(values.iter_mut()) {
+                v.clear();
+                match d.slot() {
+                    Some(k) => v.push(f.dims[k]),
+                    None => {
+                        v.extend_from_slice(if *d == Dim::Tag { f.tags() } else { f.variants() });
+                        v.sort_unstable();
+                        v.dedup();
+                        if v.is_empty() {
+                            v.push(NONE);
+                        }
+                    }
+                }
+            }
+            // every combination of the fact's values (one for scalar dimensions)
+            let mut at = vec![0usize; dims.len()];
+            'combinations: loop {
+                for (k, &i) in at.iter().enumerate() {
+                    key[k] = values[k][i];
+                }
+                if let Some(&g) = index.get(&key) {
+                    sums[g].add_fact(f, target);
+                }
+                for k in (0..dims.len()).rev() {
+                    at[k] += 1;
+                    if at[k] < values[k].len() {
+                        continue 'combinations;
+                    }
+                    at[k] = 0;
+                }
+                break;
+            }
+        }
+        sums.iter()
+            .map(|s| self.rows_of(s, from_us, to_us, false, &[], now_us))
+            .collect()
+    }
+
+    /// The rows of [`Self::overview`] from a summary of its conversations.
+    fn rows_of(
+        &self,
+        s: &Summary<SketchAcc>,
+        from_us: i64,
+        to_us: i64,
+        time_based: bool,
+        rates: &[HourlyRate],
+        now_us: i64,
+    ) -> Vec<OverviewRow> {
+        let target = self.config.map_or(120_000_000, |c| c.sla_target_us);
         let mut rows = Vec::new();
         let mut row = |kpi: &str, measure: &str, segment: &str, value: Option<f64>, n: u64| {
             rows.push(OverviewRow {

@@ -366,14 +366,53 @@ pub(crate) fn run_overview(
             now_us,
         )
         .into_iter()
-        .map(|r| KpiRow {
-            kpi: r.kpi,
-            measure: r.measure,
-            segment: r.segment,
-            value: r.value,
-            n: r.n,
-        })
+        .map(kpi_row)
         .collect()
+}
+
+/// The rows of each group of `dims` (a value per dimension, `None` for
+/// NULL or empty) among the conversations started in `window` that meet
+/// `constraints`, in one pass over the facts
+/// ([`TenantRollup::overview_groups`]): what [`run_overview`] answers for
+/// `constraints` plus the group's values, without the time-based keys.
+/// `None` when every dimension is the channel: those runs read the hourly
+/// cells, one per group.
+pub(crate) fn run_groups(
+    rollup: &TenantRollup,
+    window: &Window,
+    constraints: &[Constraint],
+    dims: &[Dimension],
+    groups: &[Vec<Option<String>>],
+    now_us: i64,
+) -> Option<Vec<Vec<KpiRow>>> {
+    if dims.iter().all(|d| *d == Dimension::Channel) {
+        return None;
+    }
+    let dims: Vec<Dim> = dims.iter().map(|d| dim(*d)).collect();
+    let answers = rollup.overview_groups(
+        window.from.timestamp_micros(),
+        window.to.timestamp_micros(),
+        &filters(constraints),
+        &dims,
+        groups,
+        now_us,
+    );
+    Some(
+        answers
+            .into_iter()
+            .map(|rows| rows.into_iter().map(kpi_row).collect())
+            .collect(),
+    )
+}
+
+fn kpi_row(r: warehouse::rollups::OverviewRow) -> KpiRow {
+    KpiRow {
+        kpi: r.kpi,
+        measure: r.measure,
+        segment: r.segment,
+        value: r.value,
+        n: r.n,
+    }
 }
 
 /// [`lake::dimension_values`] from the facts.

@@ -329,3 +329,68 @@ async fn a_build_in_slices_and_its_materialized_rows_equal_the_views() {
         table_text(&views, exposures).await
     );
 }
+
+/// The groups of one pass ([`super::run_groups`]) are, row for row, the
+/// runs with each group's values as filters (`/v1/kpis` answers a
+/// `group_by` either way): scalar and list dimensions, NULL and empty
+/// values, a filter, and a value no conversation has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_in_one_pass_equal_a_run_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingestor = open(dir.path()).await;
+    ingestor.ingest(generated(3, 240.0)).await.unwrap();
+    let mut rollup = TenantRollup::new();
+    refresh(&ingestor, &mut rollup).await;
+    let window = Window {
+        from: at("2026-03-27T05:30:00Z"),
+        to: at("2026-03-29T17:45:10Z"),
+    };
+    let now = Utc::now().timestamp_micros();
+    let whatsapp = Constraint {
+        dimension: Dimension::Channel,
+        values: Some(vec!["whatsapp".into(), "webchat".into()]),
+    };
+    for (filters, dims) in [
+        (vec![], vec![Dimension::Team, Dimension::Agent]),
+        (vec![], vec![Dimension::Tag]),
+        (vec![whatsapp.clone()], vec![Dimension::Tag, Dimension::Channel]),
+        (vec![whatsapp], vec![Dimension::Variant, Dimension::Queue]),
+    ] {
+        // every combination of each dimension's values, and one nobody has
+        let mut groups: Vec<Vec<Option<String>>> = vec![vec![]];
+        for &d in &dims {
+            let (values, none) = super::dimension_values(&rollup, &window, &filters, d);
+            let options: Vec<Option<String>> = values.into_iter().map(Some).chain(none.then_some(None)).collect();
+            groups = groups
+                .into_iter()
+                .flat_map(|g| {
+                    options.iter().map(move |o| {
+                        let mut g = g.clone();
+                        g.push(o.clone());
+                        g
+                    })
+                })
+                .collect();
+        }
+        groups.push(dims.iter().map(|_| Some("nobody".to_string())).collect());
+        assert!(groups.len() > 3, "{dims:?}: {} groups", groups.len());
+        let all = super::run_groups(&rollup, &window, &filters, &dims, &groups, now).unwrap();
+        let mut non_empty = 0;
+        for (g, rows) in groups.iter().zip(all) {
+            let mut constraints = filters.clone();
+            constraints.extend(dims.iter().zip(g).map(|(d, v)| Constraint {
+                dimension: *d,
+                values: v.clone().map(|v| vec![v]),
+            }));
+            let one = super::run_overview(&rollup, &settings(), &window, &constraints, false, now);
+            let conversations = one.iter().find(|r| r.kpi == "conversations").map_or(0, |r| r.n);
+            non_empty += usize::from(conversations > 0);
+            assert_close(&format!("{dims:?} {g:?}"), keyed(rows), keyed(one), 0.0);
+        }
+        assert!(non_empty > 1, "{dims:?}: groups with conversations");
+    }
+    assert!(
+        super::run_groups(&rollup, &window, &[], &[Dimension::Channel], &[vec![None]], now).is_none(),
+        "channel groups read the cells"
+    );
+}
