@@ -9,7 +9,7 @@ DAYS=${1:-30}
 WORK=${BENCH_DIR:-$PWD/bench-data/ingest}
 rm -rf "$WORK"; mkdir -p "$WORK"
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p api --bin cxlake --example ingest_load >/dev/null
-BIN=target/release/cxlake
+BIN=${BIN:-target/release/cxlake}
 LOAD=target/release/examples/ingest_load
 
 echo "generating $DAYS days of demo traffic..." >&2
