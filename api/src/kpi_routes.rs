@@ -369,14 +369,14 @@ struct Run {
     dimension_scoped: bool,
 }
 
-/// The fast path's overview of one run (see [`fast`]): what
-/// `sql/kpis/overview.sql` answers, from the materialized rollups.
 /// A group's rows as [`run`] gives them for a dimension-scoped run.
 fn scoped(mut rows: Vec<KpiRow>) -> Vec<KpiRow> {
     rows.retain(|row| !is_time_based(row));
     rows
 }
 
+/// The fast path's overview of one run (see [`fast`]): what
+/// `sql/kpis/overview.sql` answers, from the materialized rollups.
 async fn run(kctx: &KpiSource<'_>, r: &Run) -> Result<Vec<KpiRow>, Problem> {
     let mut rows = fast::run_overview(
         kctx.rollup,

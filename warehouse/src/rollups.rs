@@ -1764,6 +1764,7 @@ impl TenantRollup {
         let mut sums: Vec<Summary<SketchAcc>> = groups.iter().map(|_| Summary::default()).collect();
         let mut values: Vec<Vec<u32>> = vec![Vec::new(); dims.len()];
         let mut key = vec![NONE; dims.len()];
+        let mut at = vec![0usize; dims.len()];
         for f in self.facts_in(from_us, to_us).filter(|f| f.matches(&resolved)) {
             for (d, v) in dims.iter().zip(values.iter_mut()) {
                 v.clear();
@@ -1780,7 +1781,7 @@ impl TenantRollup {
                 }
             }
             // every combination of the fact's values (one for scalar dimensions)
-            let mut at = vec![0usize; dims.len()];
+            at.fill(0);
             'combinations: loop {
                 for (k, &i) in at.iter().enumerate() {
                     key[k] = values[k][i];
