@@ -753,6 +753,29 @@ pub struct EventRange {
     pub credit_until_us: Option<i64>,
 }
 
+/// `occurred_at` at or after `us` (µs since the epoch), with the
+/// `event_date` term that lets the lake prune partitions.
+fn at_or_after(us: i64) -> String {
+    format!(
+        "event_date >= {} AND occurred_at >= {}",
+        day_literal(us.div_euclid(DAY_US) as i32),
+        instant_literal(us)
+    )
+}
+
+/// `occurred_at` before `us`, with its `event_date` term.
+fn before(us: i64) -> String {
+    format!(
+        "event_date <= {} AND occurred_at < {}",
+        day_literal(us.div_euclid(DAY_US) as i32),
+        instant_literal(us)
+    )
+}
+
+fn instant_literal(us: i64) -> String {
+    format!("arrow_cast(arrow_cast({us}, 'Int64'), 'Timestamp(Microsecond, Some(\"UTC\"))')")
+}
+
 impl EventRange {
     /// The events of [`LONG_HORIZON_TYPES`] a bounded range needs beyond
     /// [`Self::predicate`]: the condition over them (they are read once per
@@ -761,9 +784,15 @@ impl EventRange {
         let until = self.until_us?;
         let types: Vec<String> = LONG_HORIZON_TYPES.iter().map(|t| format!("'{t}'")).collect();
         Some(format!(
-            "occurred_at >= arrow_cast(arrow_cast({until}, 'Int64'), 'Timestamp(Microsecond, Some(\"UTC\"))') AND type IN ({})",
+            "occurred_at >= {} AND type IN ({})",
+            instant_literal(until),
             types.join(", ")
         ))
+    }
+
+    /// Where [`CREDIT_TYPES`] end: `credit_until_us`, at least `until_us`.
+    fn credit_until(&self, until: i64) -> i64 {
+        self.credit_until_us.unwrap_or(until).max(until)
     }
 
     /// The condition over the columns of `events` that selects the range
@@ -772,29 +801,16 @@ impl EventRange {
     /// crate formats, never user input; `event_date` terms let the lake
     /// prune partitions.
     pub fn predicate(&self) -> String {
-        let ts = |us: i64| format!("arrow_cast(arrow_cast({us}, 'Int64'), 'Timestamp(Microsecond, Some(\"UTC\"))')");
         let mut terms = Vec::new();
         if let Some(since) = self.since_us {
-            terms.push(format!(
-                "event_date >= {} AND occurred_at >= {}",
-                day_literal(since.div_euclid(DAY_US) as i32),
-                ts(since)
-            ));
+            terms.push(at_or_after(since));
         }
         if let Some(until) = self.until_us {
-            let before = |at: i64| {
-                format!(
-                    "event_date <= {} AND occurred_at < {}",
-                    day_literal(at.div_euclid(DAY_US) as i32),
-                    ts(at)
-                )
-            };
-            let credit = self.credit_until_us.unwrap_or(until).max(until);
             let [start, placed] = CREDIT_TYPES;
             terms.push(format!(
                 "(({}) OR ({} AND (type = '{placed}' OR (type = '{start}' AND customer_id IN (SELECT customer_id FROM {CREDIT_CUSTOMERS})))))",
                 before(until),
-                before(credit),
+                before(self.credit_until(until)),
             ));
         }
         if terms.is_empty() {
@@ -811,25 +827,17 @@ impl EventRange {
     /// placed an order between its end and `credit_until_us`.
     pub fn credit_customers_sql(&self, source: &str, scope: &str) -> Option<String> {
         let until = self.until_us?;
-        let credit = self.credit_until_us.unwrap_or(until).max(until);
-        let ts = |us: i64| format!("arrow_cast(arrow_cast({us}, 'Int64'), 'Timestamp(Microsecond, Some(\"UTC\"))')");
-        let day = |us: i64| day_literal(us.div_euclid(DAY_US) as i32);
-        let since = self.since_us.map_or(String::new(), |s| {
-            format!(" AND event_date >= {} AND occurred_at >= {}", day(s), ts(s))
-        });
+        let since = self
+            .since_us
+            .map_or(String::new(), |s| format!(" AND {}", at_or_after(s)));
         let [start, placed] = CREDIT_TYPES;
         Some(format!(
             "SELECT DISTINCT customer_id FROM {source} \
-             WHERE {scope} AND type = '{placed}' AND customer_id IS NOT NULL \
-             AND event_date >= {} AND occurred_at >= {} AND event_date <= {} AND occurred_at < {} \
-             AND customer_id IN (SELECT customer_id FROM {source} WHERE {scope} AND type = '{start}'{since} \
-             AND event_date <= {} AND occurred_at < {})",
-            day(until),
-            ts(until),
-            day(credit),
-            ts(credit),
-            day(until),
-            ts(until),
+             WHERE {scope} AND type = '{placed}' AND customer_id IS NOT NULL AND {} AND {} \
+             AND customer_id IN (SELECT customer_id FROM {source} WHERE {scope} AND type = '{start}'{since} AND {})",
+            at_or_after(until),
+            before(self.credit_until(until)),
+            before(until),
         ))
     }
 }

@@ -291,16 +291,16 @@ pub(crate) async fn snapshot(
     let (from, to) = (ts_literal(span.from), ts_literal(span.to));
     let kctx =
         SessionContext::new_with_config(SessionConfig::new().with_default_catalog_and_schema("cxlake", "public"));
-    let in_span = format!("SELECT * FROM conversations WHERE started_at >= {from} AND started_at < {to}");
+    let in_span = |source: &str| format!("SELECT * FROM {source} WHERE started_at >= {from} AND started_at < {to}");
     if conversations_pinned {
         kctx.register_table("conv_pinned", tctx.table_provider("conversations").await?)?;
-        kctx.sql(&format!(
-            "CREATE VIEW conv_all AS {}",
-            in_span.replace("FROM conversations", "FROM conv_pinned")
-        ))
-        .await?;
+        kctx.sql(&format!("CREATE VIEW conv_all AS {}", in_span("conv_pinned")))
+            .await?;
     } else {
-        kctx.register_table("conv_all", Arc::new(collect_table(tctx, &in_span).await?))?;
+        kctx.register_table(
+            "conv_all",
+            Arc::new(collect_table(tctx, &in_span("conversations")).await?),
+        )?;
     }
     // The tenant session needs the conversation ids; hand them over.
     tctx.register_table("snapshot_conversations", kctx.table_provider("conv_all").await?)?;
