@@ -498,6 +498,17 @@ pub(crate) async fn get_bottlenecks(
     Ok(axum::Json(Value::Object(body)).into_response())
 }
 
+/// The `pairs` of `GET /v1/analyses/bottlenecks` alone (the `/tags` page
+/// has its tags from `/v1/kpis`): the same checks, the same SQL.
+pub(crate) async fn bottleneck_pairs(
+    state: &AppState,
+    principal: &Principal,
+    query: QueryParams,
+) -> Result<Table, Problem> {
+    let p = prepare(Analysis::Bottlenecks, state, principal, query).await?;
+    run(&p, analysis_sql("bottlenecks_pairs")?, true).await
+}
+
 // ------------------------------------------------------------- traffic
 
 /// `traffic.sql` with the tenant's IANA zone in place of its UTC.

@@ -1735,8 +1735,8 @@ impl TenantRollup {
         rates: &[HourlyRate],
         now_us: i64,
     ) -> Vec<OverviewRow> {
-        let s = self.summarize(from_us, to_us, filters);
-        self.rows_of(&s, from_us, to_us, time_based, rates, now_us)
+        let mut s = self.summarize(from_us, to_us, filters);
+        self.rows_of(&mut s, from_us, to_us, time_based, rates, now_us)
     }
 
     /// [`Self::overview`] (without the time-based keys) of each group of
@@ -1807,7 +1807,7 @@ impl TenantRollup {
                 break;
             }
         }
-        sums.iter()
+        sums.iter_mut()
             .map(|s| self.rows_of(s, from_us, to_us, false, &[], now_us))
             .collect()
     }
@@ -1815,7 +1815,7 @@ impl TenantRollup {
     /// The rows of [`Self::overview`] from a summary of its conversations.
     fn rows_of(
         &self,
-        s: &Summary<SketchAcc>,
+        s: &mut Summary<SketchAcc>,
         from_us: i64,
         to_us: i64,
         time_based: bool,
@@ -1843,7 +1843,7 @@ impl TenantRollup {
             conversations,
         );
         for (i, (kpi, segment)) in DURATION_KEYS.iter().enumerate() {
-            let d = &s.durations[i];
+            let d = &mut s.durations[i];
             let n = s.duration_n[i];
             row(kpi, "mean", segment, d.mean(), n);
             row(kpi, "median", segment, d.quantile(0.5), n);

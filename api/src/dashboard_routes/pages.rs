@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `/channels` | `GET /v1/kpis?group_by=channel`; the trend `?group_by=channel,<bucket>` for the busiest six |
 //! | `/teams` | `GET /v1/kpis?group_by=team` and `?group_by=team,agent`; the trend as for channels |
-//! | `/tags` | `GET /v1/kpis?group_by=tag` and `GET /v1/analyses/bottlenecks` (pairs); the trend as for channels |
+//! | `/tags` | `GET /v1/kpis?group_by=tag` and the `pairs` of `GET /v1/analyses/bottlenecks`; the trend as for channels |
 //! | `/traffic` | `GET /v1/analyses/traffic` |
 //! | `/scripts` | `GET /v1/analyses/scripts` (CSAT and resolution intervals, best and worst) |
 //! | `/experiments` | `GET /v1/experiments` and each one's `.../results` |
@@ -618,30 +618,20 @@ async fn tags(view: &View) -> Result<(String, String), Problem> {
         Trend::Csv(body) => return Ok((String::new(), body)),
         Trend::Page(t) => t,
     };
-    let answer = crate::analysis_routes::get_bottlenecks(
-        State(view.state.clone()),
-        axum::Extension(view.principal.clone()),
-        view.with(&[]),
-    )
-    .await;
-    let body = json_of(answer).await?;
+    let pairs = crate::analysis_routes::bottleneck_pairs(&view.state, &view.principal, view.with(&[])).await?;
     // The API lists each pair in both directions; the page lists it once.
-    let mut co_occurrence: Vec<TagPair> = body["pairs"]
-        .as_array()
-        .map(|pairs| {
-            pairs
-                .iter()
-                .filter_map(|p| {
-                    let (a, b) = (p["tag"].as_str()?, p["other_tag"].as_str()?);
-                    (a < b).then(|| TagPair {
-                        a: a.to_string(),
-                        b: b.to_string(),
-                        conversations: p["conversations"].as_f64().unwrap_or(0.0).max(0.0) as u64,
-                    })
-                })
-                .collect()
+    let mut co_occurrence: Vec<TagPair> = pairs
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let (a, b) = (pairs.cell(row, "tag").as_str()?, pairs.cell(row, "other_tag").as_str()?);
+            (a < b).then(|| TagPair {
+                a: a.to_string(),
+                b: b.to_string(),
+                conversations: pairs.cell(row, "conversations").as_f64().unwrap_or(0.0).max(0.0) as u64,
+            })
         })
-        .unwrap_or_default();
+        .collect();
     // Most frequent pairs first.
     co_occurrence.sort_by(|x, y| {
         y.conversations

@@ -85,29 +85,62 @@ impl Sketch {
 /// Most values a [`SketchAcc`] keeps to answer exactly.
 pub const EXACT_MAX_VALUES: usize = 200_000;
 
-/// Dense sketch that queries add into. While every value came through
-/// [`SketchAcc::add`] and there are at most [`EXACT_MAX_VALUES`], it also
-/// keeps them and answers quantiles exactly; merging a [`Sketch`] makes it
-/// approximate.
+/// The dense buckets of a [`SketchAcc`]: positive magnitudes, then
+/// negative ones.
 #[derive(Debug, Clone)]
-pub struct SketchAcc {
+struct Dense {
     pos: Vec<u64>,
     neg: Vec<u64>,
     zero: u64,
+}
+
+impl Dense {
+    fn new() -> Self {
+        Self {
+            pos: vec![0; BINS],
+            neg: vec![0; BINS],
+            zero: 0,
+        }
+    }
+
+    fn add(&mut self, x: f64) {
+        let m = x.abs();
+        if m < ZERO_BELOW {
+            self.zero += 1;
+        } else if x < 0.0 {
+            self.neg[bin(m)] += 1;
+        } else {
+            self.pos[bin(m)] += 1;
+        }
+    }
+}
+
+/// Dense sketch that queries add into. While every value came through
+/// [`SketchAcc::add`] and there are at most [`EXACT_MAX_VALUES`], it keeps
+/// the values alone and answers quantiles exactly (sorting them once, at
+/// the first quantile asked); past that, or once a [`Sketch`] is merged,
+/// it holds the buckets (33 KB, so a query over many groups allocates them
+/// only for the groups that need them) and answers within the relative
+/// error.
+#[derive(Debug, Clone)]
+pub struct SketchAcc {
     count: u64,
     sum: f64,
+    /// The values while exact (`dense` is `None` then).
     exact: Option<Vec<f64>>,
+    /// Whether `exact` is sorted.
+    sorted: bool,
+    dense: Option<Box<Dense>>,
 }
 
 impl Default for SketchAcc {
     fn default() -> Self {
         Self {
-            pos: vec![0; BINS],
-            neg: vec![0; BINS],
-            zero: 0,
             count: 0,
             sum: 0.0,
             exact: Some(Vec::new()),
+            sorted: true,
+            dense: None,
         }
     }
 }
@@ -119,36 +152,44 @@ impl SketchAcc {
         }
         self.count += 1;
         self.sum += x;
-        if let Some(values) = &mut self.exact {
-            if values.len() < EXACT_MAX_VALUES {
-                values.push(x);
-            } else {
-                self.exact = None;
+        if let Some(values) = &mut self.exact
+            && values.len() < EXACT_MAX_VALUES
+        {
+            values.push(x);
+            self.sorted = false;
+            return;
+        }
+        self.dense_mut().add(x);
+    }
+
+    /// The buckets, made from the values kept so far when there are none
+    /// yet (the answers are approximate from then on).
+    fn dense_mut(&mut self) -> &mut Dense {
+        if self.dense.is_none() {
+            let mut dense = Box::new(Dense::new());
+            for &x in self.exact.as_deref().unwrap_or_default() {
+                dense.add(x);
             }
+            self.dense = Some(dense);
+            self.exact = None;
         }
-        let m = x.abs();
-        if m < ZERO_BELOW {
-            self.zero += 1;
-        } else if x < 0.0 {
-            self.neg[bin(m)] += 1;
-        } else {
-            self.pos[bin(m)] += 1;
-        }
+        self.dense.as_mut().expect("made above")
     }
 
     pub fn merge(&mut self, s: &Sketch) {
-        if s.count > 0 {
-            self.exact = None;
+        if s.count == 0 {
+            return;
         }
         self.count += s.count;
         self.sum += s.sum;
-        self.zero += s.zero;
+        let dense = self.dense_mut();
+        dense.zero += s.zero;
         for &(k, c) in &s.bins {
             let k = k as usize;
             if k >= BINS {
-                self.neg[k - BINS] += u64::from(c);
+                dense.neg[k - BINS] += u64::from(c);
             } else {
-                self.pos[k] += u64::from(c);
+                dense.pos[k] += u64::from(c);
             }
         }
     }
@@ -164,7 +205,7 @@ impl SketchAcc {
 
     /// Forgets the values kept for exact answers (tests of the sketch).
     pub fn approximate(&mut self) {
-        self.exact = None;
+        self.dense_mut();
     }
 
     /// Exact mean (sum / count); `None` when empty.
@@ -173,48 +214,53 @@ impl SketchAcc {
     }
 
     /// The `rank`-th smallest value (0-based), read back from its bucket.
-    fn order_statistic(&self, rank: u64) -> f64 {
+    fn order_statistic(d: &Dense, rank: u64) -> f64 {
         let mut seen = 0u64;
         // negatives: largest magnitude first
         for b in (0..BINS).rev() {
-            seen += self.neg[b];
+            seen += d.neg[b];
             if rank < seen {
                 return -bin_value(b);
             }
         }
-        seen += self.zero;
+        seen += d.zero;
         if rank < seen {
             return 0.0;
         }
         for b in 0..BINS {
-            seen += self.pos[b];
+            seen += d.pos[b];
             if rank < seen {
                 return bin_value(b);
             }
         }
         // rank >= count: the largest value
-        (0..BINS).rev().find(|&b| self.pos[b] > 0).map_or(0.0, bin_value)
+        (0..BINS).rev().find(|&b| d.pos[b] > 0).map_or(0.0, bin_value)
     }
 
     /// `percentile_cont(q)`: linear interpolation between the order
-    /// statistics around `q (n − 1)`; `None` when empty.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
+    /// statistics around `q (n − 1)`; `None` when empty. Sorts the exact
+    /// values in place the first time.
+    pub fn quantile(&mut self, q: f64) -> Option<f64> {
         if self.count == 0 {
             return None;
         }
         let h = q.clamp(0.0, 1.0) * (self.count - 1) as f64;
         let (lo, hi) = (h.floor() as u64, h.ceil() as u64);
-        if let Some(values) = &self.exact {
-            let mut v = values.clone();
-            v.sort_by(|a, b| a.total_cmp(b));
-            let (a, b) = (v[lo as usize], v[hi as usize]);
-            return Some(a + (h - lo as f64) * (b - a));
-        }
-        let a = self.order_statistic(lo);
-        if hi == lo {
-            return Some(a);
-        }
-        let b = self.order_statistic(hi);
+        let (a, b) = match (&mut self.exact, &self.dense) {
+            (Some(v), _) => {
+                if !self.sorted {
+                    v.sort_unstable_by(|a, b| a.total_cmp(b));
+                    self.sorted = true;
+                }
+                (v[lo as usize], v[hi as usize])
+            }
+            (None, Some(d)) => {
+                let a = Self::order_statistic(d, lo);
+                let b = if hi == lo { a } else { Self::order_statistic(d, hi) };
+                (a, b)
+            }
+            (None, None) => return None,
+        };
         Some(a + (h - lo as f64) * (b - a))
     }
 }

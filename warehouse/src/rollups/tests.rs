@@ -44,7 +44,7 @@ fn quantiles_are_within_the_documented_relative_error() {
         for v in &values {
             acc.add(*v);
         }
-        let exact = acc.clone();
+        let mut exact = acc.clone();
         acc.approximate();
         for q in [0.5, 0.9] {
             assert_eq!(
@@ -92,7 +92,7 @@ fn merged_sparse_sketches_answer_like_one_sketch_of_all_values() {
 
 #[test]
 fn zero_and_empty() {
-    let acc = SketchAcc::default();
+    let mut acc = SketchAcc::default();
     assert_eq!(acc.quantile(0.5), None);
     assert_eq!(acc.mean(), None);
     let mut acc = SketchAcc::default();
