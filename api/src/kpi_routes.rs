@@ -482,47 +482,41 @@ pub(crate) async fn get_kpis(
 
     // Groups: every combination of dimension values that occurs in the
     // window (a NULL / empty value is a value of its own), times each
-    // bucket. Each dimension's values are those found among the
-    // conversations of the combination so far, so combinations that never
-    // occur are not enumerated (teams × agents is about as many groups as
-    // agents, not their product).
+    // bucket; combinations that never occur are not enumerated (teams ×
+    // agents is about as many groups as agents, not their product).
     let mut groups: Vec<GroupResult> = Vec::new();
     if !group_by.is_empty() {
         let bucket_windows: Vec<Option<params::BucketWindow>> = match &buckets {
             Some(b) => b.iter().cloned().map(Some).collect(),
             None => vec![None],
         };
-        let mut combos: Vec<Vec<(Dimension, Option<String>)>> = vec![Vec::new()];
-        for &d in &group_by.dimensions {
-            let mut next = Vec::new();
-            for combo in combos {
-                let (values, has_none) =
-                    fast::dimension_values(&rollup, &windows.current, &combo_constraints(&filters, &combo), d);
-                let options = values.into_iter().map(Some).chain(has_none.then_some(None));
-                for o in options {
-                    let mut c = combo.clone();
-                    c.push((d, o));
-                    next.push(c);
-                }
-                if next.len().saturating_mul(bucket_windows.len()) > MAX_GROUPS {
-                    return Err(param_problem(ParamError::new(
-                        "group_by",
-                        format!(
-                            "more than {MAX_GROUPS} groups (combinations of dimension values × {} buckets); filter, group by fewer dimensions or use a coarser bucket",
-                            bucket_windows.len()
-                        ),
-                    )));
-                }
-            }
-            combos = next;
+        let values = if group_by.dimensions.is_empty() {
+            Some(vec![Vec::new()])
+        } else {
+            fast::occurring_groups(
+                &rollup,
+                &windows.current,
+                &filters,
+                &group_by.dimensions,
+                MAX_GROUPS / bucket_windows.len(),
+            )
         }
+        .ok_or_else(|| {
+            param_problem(ParamError::new(
+                "group_by",
+                format!(
+                    "more than {MAX_GROUPS} groups (combinations of dimension values × {} buckets); filter, group by fewer dimensions or use a coarser bucket",
+                    bucket_windows.len()
+                ),
+            ))
+        })?;
+        let combos: Vec<Vec<(Dimension, Option<String>)>> = values
+            .iter()
+            .map(|g| group_by.dimensions.iter().copied().zip(g.iter().cloned()).collect())
+            .collect();
         let dimension_scoped = filtered || !group_by.dimensions.is_empty();
         // Every group of a window in one pass over its facts (except
         // channel groups: those read the hourly cells), else one run each.
-        let values: Vec<Vec<Option<String>>> = combos
-            .iter()
-            .map(|c| c.iter().map(|(_, v)| v.clone()).collect())
-            .collect();
         let batch =
             |window: &Window| fast::run_groups(&rollup, window, &filters, &group_by.dimensions, &values, kctx.now_us);
         let mut batched: Vec<Option<Vec<Vec<KpiRow>>>> = bucket_windows

@@ -327,6 +327,61 @@ impl IdSet {
     }
 }
 
+/// Every combination of a fact's values of some dimensions: one for
+/// scalar dimensions, one per tag (variant) for the list ones, with
+/// [`NONE`] for NULL or an empty list. Its buffers serve fact after fact.
+struct Combinations<'a> {
+    dims: &'a [Dim],
+    values: Vec<Vec<u32>>,
+    key: Vec<u32>,
+    at: Vec<usize>,
+}
+
+impl<'a> Combinations<'a> {
+    fn new(dims: &'a [Dim]) -> Self {
+        Self {
+            dims,
+            values: vec![Vec::new(); dims.len()],
+            key: vec![NONE; dims.len()],
+            at: vec![0; dims.len()],
+        }
+    }
+
+    /// Calls `visit` with each combination of `f`'s values (the key holds
+    /// interned ids, a value per dimension).
+    fn each(&mut self, f: &Fact, mut visit: impl FnMut(&[u32])) {
+        for (d, v) in self.dims.iter().zip(self.values.iter_mut()) {
+            v.clear();
+            match d.slot() {
+                Some(k) => v.push(f.dims[k]),
+                None => {
+                    v.extend_from_slice(if *d == Dim::Tag { f.tags() } else { f.variants() });
+                    v.sort_unstable();
+                    v.dedup();
+                    if v.is_empty() {
+                        v.push(NONE);
+                    }
+                }
+            }
+        }
+        self.at.fill(0);
+        'combinations: loop {
+            for (k, &i) in self.at.iter().enumerate() {
+                self.key[k] = self.values[k][i];
+            }
+            visit(&self.key);
+            for k in (0..self.dims.len()).rev() {
+                self.at[k] += 1;
+                if self.at[k] < self.values[k].len() {
+                    continue 'combinations;
+                }
+                self.at[k] = 0;
+            }
+            break;
+        }
+    }
+}
+
 /// Something a duration value can be added to.
 trait AddValue: Default {
     fn add_value(&mut self, x: f64);
@@ -1702,25 +1757,67 @@ impl TenantRollup {
     /// The values `dim` takes among conversations started in `[from, to)`
     /// that pass `filters`, sorted, and whether some have none.
     pub fn dimension_values(&self, from_us: i64, to_us: i64, filters: &[FactFilter], dim: Dim) -> (Vec<String>, bool) {
+        let groups = self
+            .occurring_groups(from_us, to_us, filters, &[dim], usize::MAX)
+            .unwrap_or_default();
+        let none = groups.iter().any(|g| g[0].is_none());
+        (groups.into_iter().filter_map(|mut g| g.pop().flatten()).collect(), none)
+    }
+
+    /// The combinations of values of `dims` (`None` for NULL or empty)
+    /// that occur among the conversations started in `[from, to)` that
+    /// pass `filters`, in one pass: ordered by the first dimension's value,
+    /// then the second's, and so on, values by name and `None` last (so
+    /// teams × agents lists each team's agents, not every pair). `None`
+    /// when there are more than `limit`.
+    pub fn occurring_groups(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        filters: &[FactFilter],
+        dims: &[Dim],
+        limit: usize,
+    ) -> Option<Vec<Vec<Option<String>>>> {
         let resolved = self.resolve_filters(filters);
-        let mut ids: BTreeSet<u32> = BTreeSet::new();
-        let mut none = false;
+        let mut seen: std::collections::HashSet<Vec<u32>> = std::collections::HashSet::new();
+        let mut combinations = Combinations::new(dims);
         for f in self.facts_in(from_us, to_us).filter(|f| f.matches(&resolved)) {
-            match dim.slot() {
-                Some(k) if f.dims[k] == NONE => none = true,
-                Some(k) => {
-                    ids.insert(f.dims[k]);
+            let mut over = false;
+            combinations.each(f, |key| {
+                if !seen.contains(key) {
+                    seen.insert(key.to_vec());
+                    over |= seen.len() > limit;
                 }
-                None => {
-                    let list = if dim == Dim::Tag { f.tags() } else { f.variants() };
-                    none |= list.is_empty();
-                    ids.extend(list.iter().copied());
-                }
+            });
+            if over {
+                return None;
             }
         }
-        let mut values: Vec<String> = ids.into_iter().map(|i| self.names.name(i).to_string()).collect();
-        values.sort();
-        (values, none)
+        let mut groups: Vec<Vec<Option<&str>>> = seen
+            .iter()
+            .map(|key| {
+                key.iter()
+                    .map(|&v| (v != NONE).then(|| self.names.name(v)))
+                    .collect()
+            })
+            .collect();
+        // `None` after every value (`Option` orders it first)
+        groups.sort_by(|a, b| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| match (x, y) {
+                    (Some(x), Some(y)) => x.cmp(y),
+                    (x, y) => y.is_some().cmp(&x.is_some()),
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        Some(
+            groups
+                .into_iter()
+                .map(|g| g.into_iter().map(|v| v.map(str::to_string)).collect())
+                .collect(),
+        )
     }
 
     /// Every row of `sql/kpis/overview.sql` for conversations started in
@@ -1770,42 +1867,13 @@ impl TenantRollup {
             })
             .collect();
         let mut sums: Vec<Summary<SketchAcc>> = groups.iter().map(|_| Summary::default()).collect();
-        let mut values: Vec<Vec<u32>> = vec![Vec::new(); dims.len()];
-        let mut key = vec![NONE; dims.len()];
-        let mut at = vec![0usize; dims.len()];
+        let mut combinations = Combinations::new(dims);
         for f in self.facts_in(from_us, to_us).filter(|f| f.matches(&resolved)) {
-            for (d, v) in dims.iter().zip(values.iter_mut()) {
-                v.clear();
-                match d.slot() {
-                    Some(k) => v.push(f.dims[k]),
-                    None => {
-                        v.extend_from_slice(if *d == Dim::Tag { f.tags() } else { f.variants() });
-                        v.sort_unstable();
-                        v.dedup();
-                        if v.is_empty() {
-                            v.push(NONE);
-                        }
-                    }
-                }
-            }
-            // every combination of the fact's values (one for scalar dimensions)
-            at.fill(0);
-            'combinations: loop {
-                for (k, &i) in at.iter().enumerate() {
-                    key[k] = values[k][i];
-                }
-                if let Some(&g) = index.get(&key) {
+            combinations.each(f, |key| {
+                if let Some(&g) = index.get(key) {
                     sums[g].add_fact(f, target);
                 }
-                for k in (0..dims.len()).rev() {
-                    at[k] += 1;
-                    if at[k] < values[k].len() {
-                        continue 'combinations;
-                    }
-                    at[k] = 0;
-                }
-                break;
-            }
+            });
         }
         sums.iter_mut()
             .map(|s| self.rows_of(s, from_us, to_us, false, &[], now_us))

@@ -416,6 +416,7 @@ fn kpi_row(r: warehouse::rollups::OverviewRow) -> KpiRow {
 }
 
 /// [`lake::dimension_values`] from the facts.
+#[cfg(test)]
 pub(crate) fn dimension_values(
     rollup: &TenantRollup,
     window: &Window,
@@ -427,6 +428,26 @@ pub(crate) fn dimension_values(
         window.to.timestamp_micros(),
         &filters(constraints),
         dim(d),
+    )
+}
+
+/// The combinations of values of `dims` that occur among the
+/// conversations started in `window` that meet `constraints`
+/// ([`TenantRollup::occurring_groups`]); `None` when more than `limit`.
+pub(crate) fn occurring_groups(
+    rollup: &TenantRollup,
+    window: &Window,
+    constraints: &[Constraint],
+    dims: &[Dimension],
+    limit: usize,
+) -> Option<Vec<Vec<Option<String>>>> {
+    let dims: Vec<Dim> = dims.iter().map(|d| dim(*d)).collect();
+    rollup.occurring_groups(
+        window.from.timestamp_micros(),
+        window.to.timestamp_micros(),
+        &filters(constraints),
+        &dims,
+        limit,
     )
 }
 

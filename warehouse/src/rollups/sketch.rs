@@ -117,8 +117,8 @@ impl Dense {
 
 /// Dense sketch that queries add into. While every value came through
 /// [`SketchAcc::add`] and there are at most [`EXACT_MAX_VALUES`], it keeps
-/// the values alone and answers quantiles exactly (sorting them once, at
-/// the first quantile asked); past that, or once a [`Sketch`] is merged,
+/// the values alone and answers quantiles exactly (by selection, which
+/// reorders them); past that, or once a [`Sketch`] is merged,
 /// it holds the buckets (33 KB, so a query over many groups allocates them
 /// only for the groups that need them) and answers within the relative
 /// error.
@@ -126,10 +126,8 @@ impl Dense {
 pub struct SketchAcc {
     count: u64,
     sum: f64,
-    /// The values while exact (`dense` is `None` then).
+    /// The values while exact (`dense` is `None` then), in no order.
     exact: Option<Vec<f64>>,
-    /// Whether `exact` is sorted.
-    sorted: bool,
     dense: Option<Box<Dense>>,
 }
 
@@ -139,7 +137,6 @@ impl Default for SketchAcc {
             count: 0,
             sum: 0.0,
             exact: Some(Vec::new()),
-            sorted: true,
             dense: None,
         }
     }
@@ -156,7 +153,6 @@ impl SketchAcc {
             && values.len() < EXACT_MAX_VALUES
         {
             values.push(x);
-            self.sorted = false;
             return;
         }
         self.dense_mut().add(x);
@@ -238,8 +234,7 @@ impl SketchAcc {
     }
 
     /// `percentile_cont(q)`: linear interpolation between the order
-    /// statistics around `q (n − 1)`; `None` when empty. Sorts the exact
-    /// values in place the first time.
+    /// statistics around `q (n − 1)`; `None` when empty.
     pub fn quantile(&mut self, q: f64) -> Option<f64> {
         if self.count == 0 {
             return None;
@@ -248,11 +243,15 @@ impl SketchAcc {
         let (lo, hi) = (h.floor() as u64, h.ceil() as u64);
         let (a, b) = match (&mut self.exact, &self.dense) {
             (Some(v), _) => {
-                if !self.sorted {
-                    v.sort_unstable_by(|a, b| a.total_cmp(b));
-                    self.sorted = true;
-                }
-                (v[lo as usize], v[hi as usize])
+                // the order statistics by selection, in linear time
+                let (_, a, above) = v.select_nth_unstable_by(lo as usize, |a, b| a.total_cmp(b));
+                let a = *a;
+                let b = if hi == lo {
+                    a
+                } else {
+                    above.iter().copied().min_by(|a, b| a.total_cmp(b)).unwrap_or(a)
+                };
+                (a, b)
             }
             (None, Some(d)) => {
                 let a = Self::order_statistic(d, lo);

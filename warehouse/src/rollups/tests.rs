@@ -46,7 +46,7 @@ fn quantiles_are_within_the_documented_relative_error() {
         }
         let mut exact = acc.clone();
         acc.approximate();
-        for q in [0.5, 0.9] {
+        for q in [0.0, 0.5, 0.9, 0.37, 1.0] {
             assert_eq!(
                 exact.quantile(q),
                 Some(percentile_cont(&values, q)),

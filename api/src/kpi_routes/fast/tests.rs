@@ -333,7 +333,8 @@ async fn a_build_in_slices_and_its_materialized_rows_equal_the_views() {
 /// The groups of one pass ([`super::run_groups`]) are, row for row, the
 /// runs with each group's values as filters (`/v1/kpis` answers a
 /// `group_by` either way): scalar and list dimensions, NULL and empty
-/// values, a filter, and a value no conversation has.
+/// values, a filter, and a value no conversation has; the groups that
+/// occur ([`super::occurring_groups`]) are those with conversations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_in_one_pass_equal_a_run_per_group() {
     let dir = tempfile::tempdir().unwrap();
@@ -375,7 +376,7 @@ async fn groups_in_one_pass_equal_a_run_per_group() {
         groups.push(dims.iter().map(|_| Some("nobody".to_string())).collect());
         assert!(groups.len() > 3, "{dims:?}: {} groups", groups.len());
         let all = super::run_groups(&rollup, &window, &filters, &dims, &groups, now).unwrap();
-        let mut non_empty = 0;
+        let mut non_empty = Vec::new();
         for (g, rows) in groups.iter().zip(all) {
             let mut constraints = filters.clone();
             constraints.extend(dims.iter().zip(g).map(|(d, v)| Constraint {
@@ -384,10 +385,24 @@ async fn groups_in_one_pass_equal_a_run_per_group() {
             }));
             let one = super::run_overview(&rollup, &settings(), &window, &constraints, false, now);
             let conversations = one.iter().find(|r| r.kpi == "conversations").map_or(0, |r| r.n);
-            non_empty += usize::from(conversations > 0);
+            if conversations > 0 {
+                non_empty.push(g.clone());
+            }
             assert_close(&format!("{dims:?} {g:?}"), keyed(rows), keyed(one), 0.0);
         }
-        assert!(non_empty > 1, "{dims:?}: groups with conversations");
+        assert!(non_empty.len() > 1, "{dims:?}: groups with conversations");
+        // the groups `/v1/kpis` lists: those with conversations, in the
+        // order of the product of each dimension's values
+        assert_eq!(
+            super::occurring_groups(&rollup, &window, &filters, &dims, usize::MAX),
+            Some(non_empty.clone()),
+            "{dims:?}"
+        );
+        assert_eq!(
+            super::occurring_groups(&rollup, &window, &filters, &dims, non_empty.len() - 1),
+            None,
+            "{dims:?}: over the limit"
+        );
     }
     assert!(
         super::run_groups(&rollup, &window, &[], &[Dimension::Channel], &[vec![None]], now).is_none(),
