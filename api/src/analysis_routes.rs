@@ -5,7 +5,7 @@
 //! | endpoint | query | answers |
 //! |---|---|---|
 //! | `GET /v1/analyses/scripts` | `scripts.sql` | CSAT (mean with a t interval, top-2-box with a Wilson interval) and resolution rate (Wilson) per quick reply and per template, best first, small groups flagged |
-//! | `GET /v1/analyses/bottlenecks` | `bottlenecks_tags.sql`, `bottlenecks_pairs.sql` | tags by volume, handling time (mean, median, p90) and CSAT; tag co-occurrence with support, confidence and lift |
+//! | `GET /v1/analyses/bottlenecks` | `bottlenecks_tags.sql`, `bottlenecks_pairs.sql` (counted from the KPI rollup, see below) | tags by volume, handling time (mean, median, p90) and CSAT; tag co-occurrence with support, confidence and lift |
 //! | `GET /v1/analyses/traffic` | `traffic.sql` | weekday × hour heatmap (tenant time zone) of conversations and waiting time |
 //! | `GET /v1/analyses/channels` | `channels.sql` | conversion, CSAT, FRT, direct cost per conversation per channel next to the tenant's overall, with p-values |
 //!
@@ -29,7 +29,11 @@
 //! tables, never spliced into SQL). The window reaches the queries as
 //! parameters `$1`, `$2` and `min_count` as `$3`; the only text put into a
 //! query is the tenant's IANA time zone in `traffic`, validated at
-//! `PUT /v1/settings` and checked again here.
+//! `PUT /v1/settings` and checked again here. One exception: the tag
+//! pairs of `bottlenecks`. Their self-join of every tagged conversation is
+//! the slowest query here, so they are counted in one pass over the KPI rollup's facts (the rows the SQL reads)
+//! and the measures computed as `bottlenecks_pairs.sql` does; the tests
+//! compare both on generated data.
 //!
 //! # Responses
 //!
@@ -126,24 +130,30 @@ impl Analysis {
     }
 }
 
-/// A validated request with the session its SQL runs in.
-struct Prepared {
+/// A validated request.
+#[derive(Debug)]
+struct Request {
     format: KpiFormat,
     window: Window,
     min_count: Option<i64>,
     time_zone: String,
     /// `window` and `filters` of the JSON answer.
     head: Map<String, Value>,
+    tenant: crate::tenant::TenantId,
+    settings: crate::settings::TenantSettings,
+    /// The dimension filters, the key's scope applied.
+    filters: Vec<Constraint>,
+}
+
+/// A validated request with the session its SQL runs in.
+struct Prepared {
+    req: Request,
     ctx: SessionContext,
 }
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prepared")
-            .field("format", &self.format)
-            .field("window", &self.window)
-            .field("min_count", &self.min_count)
-            .finish()
+        f.debug_struct("Prepared").field("req", &self.req).finish()
     }
 }
 
@@ -165,6 +175,18 @@ async fn prepare(
     principal: &Principal,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Prepared, Problem> {
+    let req = request(analysis, state, principal, query).await?;
+    let ctx = session(analysis, state, &req).await?;
+    Ok(Prepared { req, ctx })
+}
+
+/// Checks the parameters (in the order `/v1/kpis` does).
+async fn request(
+    analysis: Analysis,
+    state: &AppState,
+    principal: &Principal,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Request, Problem> {
     // DESIGN.md: operations owns tags and quick replies; these two are
     // aggregates over them (no conversation content, no customer ids).
     let operations_view = principal.role == crate::keys::Role::Operations
@@ -196,38 +218,6 @@ async fn prepare(
     let filters = crate::scope::scoped_filters(principal, filters)?;
     let settings = load_settings(state, &tenant).await?;
     let window = windows(&q, &settings)?.current;
-
-    // Conversations come materialized; what else the analysis reads is
-    // computed from the events since the window's start (the conversations
-    // it counts started there, so all their events are in).
-    let range = warehouse::rollups::EventRange {
-        since_us: Some(window.from.timestamp_micros()),
-        ..Default::default()
-    };
-    // Only `events` and the materialized tables: the analyses read no other
-    // view, and planning them all would take longer than the query.
-    let tctx = lake::tenant_events_session(&state.warehouse, &tenant, range, None)
-        .await
-        .map_err(internal)?;
-    let pinned = crate::kpi_routes::fast::use_materialized(
-        &tctx,
-        &state.warehouse,
-        &tenant,
-        &settings,
-        crate::kpi_routes::fast::Rows::Pinned,
-    )
-    .await
-    .map_err(internal)?;
-    if !pinned {
-        lake::register_tenant_views(&tctx, &tenant, &settings)
-            .await
-            .map_err(internal)?;
-    }
-    let ctx = lake::snapshot(&tctx, &tenant, &settings, &window, analysis.tables(), pinned)
-        .await
-        .map_err(internal)?;
-    lake::restrict_conversations(&ctx, &filters).await.map_err(internal)?;
-
     let mut window_head = window_json(&window);
     window_head["time_zone"] = json!(settings.time_zone);
     window_head["tenant"] = json!(tenant.as_str());
@@ -241,14 +231,54 @@ async fn prepare(
     if let Some(n) = min_count {
         head.insert("min_count".into(), json!(n));
     }
-    Ok(Prepared {
+    Ok(Request {
         format,
         window,
         min_count,
         time_zone: settings.time_zone.clone(),
         head,
-        ctx,
+        tenant,
+        settings,
+        filters,
     })
+}
+
+/// The tenant's snapshot of the request's window, the filters applied.
+async fn session(analysis: Analysis, state: &AppState, req: &Request) -> Result<SessionContext, Problem> {
+    let (tenant, settings, window) = (&req.tenant, &req.settings, &req.window);
+    // Conversations come materialized; what else the analysis reads is
+    // computed from the events since the window's start (the conversations
+    // it counts started there, so all their events are in).
+    let range = warehouse::rollups::EventRange {
+        since_us: Some(window.from.timestamp_micros()),
+        ..Default::default()
+    };
+    // Only `events` and the materialized tables: the analyses read no other
+    // view, and planning them all would take longer than the query.
+    let tctx = lake::tenant_events_session(&state.warehouse, tenant, range, None)
+        .await
+        .map_err(internal)?;
+    let pinned = crate::kpi_routes::fast::use_materialized(
+        &tctx,
+        &state.warehouse,
+        tenant,
+        settings,
+        crate::kpi_routes::fast::Rows::Pinned,
+    )
+    .await
+    .map_err(internal)?;
+    if !pinned {
+        lake::register_tenant_views(&tctx, tenant, settings)
+            .await
+            .map_err(internal)?;
+    }
+    let ctx = lake::snapshot(&tctx, tenant, settings, window, analysis.tables(), pinned)
+        .await
+        .map_err(internal)?;
+    lake::restrict_conversations(&ctx, &req.filters)
+        .await
+        .map_err(internal)?;
+    Ok(ctx)
 }
 
 /// A query result as columns and rows of JSON values.
@@ -372,15 +402,26 @@ fn csv_response(body: String) -> Response {
 
 /// Runs one analysis query over the prepared snapshot.
 async fn run(p: &Prepared, sql: &str, with_min_count: bool) -> Result<Table, Problem> {
+    let min_count = with_min_count.then_some(p.req.min_count).flatten();
+    run_sql(&p.ctx, sql, &p.req.window, min_count).await
+}
+
+/// Runs an analysis query with the window as `$1`, `$2` and `min_count`
+/// (if any) as `$3`.
+pub(crate) async fn run_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    window: &Window,
+    min_count: Option<i64>,
+) -> Result<Table, Problem> {
     let ts = |t: chrono::DateTime<chrono::Utc>| {
         ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
     };
-    let mut values = vec![ts(p.window.from), ts(p.window.to)];
-    if with_min_count {
-        values.push(ScalarValue::Int64(p.min_count));
+    let mut values = vec![ts(window.from), ts(window.to)];
+    if let Some(n) = min_count {
+        values.push(ScalarValue::Int64(Some(n)));
     }
-    let df = p
-        .ctx
+    let df = ctx
         .sql(sql)
         .await
         .map_err(internal)?
@@ -468,11 +509,11 @@ pub(crate) async fn get_scripts(
     let p = prepare(Analysis::Scripts, &state, &principal, query).await?;
     let mut groups = run(&p, analysis_sql("scripts")?, true).await?;
     add_csat_intervals(&mut groups);
-    if p.format == KpiFormat::Csv {
+    if p.req.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("groups", &groups)])));
     }
     let (best, worst) = best_and_worst(&groups);
-    let mut body = p.head.clone();
+    let mut body = p.req.head.clone();
     body.insert("groups".into(), groups.objects());
     body.insert("best".into(), Value::Object(best));
     body.insert("worst".into(), Value::Object(worst));
@@ -488,25 +529,110 @@ pub(crate) async fn get_bottlenecks(
 ) -> Result<Response, Problem> {
     let p = prepare(Analysis::Bottlenecks, &state, &principal, query).await?;
     let tags = run(&p, analysis_sql("bottlenecks_tags")?, false).await?;
-    let pairs = run(&p, analysis_sql("bottlenecks_pairs")?, true).await?;
-    if p.format == KpiFormat::Csv {
+    let pairs = pairs_of(&state, &p.req).await?;
+    if p.req.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("tags", &tags), ("pairs", &pairs)])));
     }
-    let mut body = p.head.clone();
+    let mut body = p.req.head.clone();
     body.insert("tags".into(), tags.objects());
     body.insert("pairs".into(), pairs.objects());
     Ok(axum::Json(Value::Object(body)).into_response())
 }
 
 /// The `pairs` of `GET /v1/analyses/bottlenecks` alone (the `/tags` page
-/// has its tags from `/v1/kpis`): the same checks, the same SQL.
+/// has its tags from `/v1/kpis`): the same checks, the same rows.
 pub(crate) async fn bottleneck_pairs(
     state: &AppState,
     principal: &Principal,
     query: QueryParams,
 ) -> Result<Table, Problem> {
-    let p = prepare(Analysis::Bottlenecks, state, principal, query).await?;
-    run(&p, analysis_sql("bottlenecks_pairs")?, true).await
+    let req = request(Analysis::Bottlenecks, state, principal, query).await?;
+    pairs_of(state, &req).await
+}
+
+/// The rows of `bottlenecks_pairs.sql` for the request, counted in one
+/// pass over the KPI rollup's facts (what the SQL would read from the
+/// snapshot; `kpi_routes/fast/tests.rs` compares both).
+async fn pairs_of(state: &AppState, req: &Request) -> Result<Table, Problem> {
+    let rollup = crate::kpi_routes::fast::rollup(&state.ingestor, &state.warehouse, &req.tenant, &req.settings)
+        .await
+        .map_err(internal)?;
+    let counts = crate::kpi_routes::fast::tag_counts(&rollup, &req.window, &req.filters);
+    Ok(pairs_table(&counts, req.min_count.unwrap_or(1)))
+}
+
+/// `bottlenecks_pairs.sql`'s rows from its counts: the same columns, the
+/// measures computed as the query does (in `DOUBLE`), the same order.
+pub(crate) fn pairs_table(c: &warehouse::rollups::TagCounts, min_count: i64) -> Table {
+    struct Row<'a> {
+        tag: &'a str,
+        other: &'a str,
+        n: u64,
+        lhs: u64,
+        rhs: u64,
+        support: f64,
+        confidence: f64,
+        lift: f64,
+    }
+    let tagged = c.tagged as f64;
+    let mut rows: Vec<Row> = c
+        .pairs
+        .iter()
+        .filter(|(_, n)| i64::try_from(**n).unwrap_or(i64::MAX) >= min_count)
+        .map(|((tag, other), &n)| {
+            let lhs = c.tags.get(tag).copied().unwrap_or(0);
+            let rhs = c.tags.get(other).copied().unwrap_or(0);
+            let (pair_d, lhs_d, rhs_d) = (n as f64, lhs as f64, rhs as f64);
+            Row {
+                tag,
+                other,
+                n,
+                lhs,
+                rhs,
+                support: pair_d / tagged,
+                confidence: pair_d / lhs_d,
+                lift: pair_d * tagged / (lhs_d * rhs_d),
+            }
+        })
+        .collect();
+    // ORDER BY lift DESC, conversations DESC, confidence DESC, tag, other_tag
+    rows.sort_by(|a, b| {
+        b.lift
+            .total_cmp(&a.lift)
+            .then(b.n.cmp(&a.n))
+            .then(b.confidence.total_cmp(&a.confidence))
+            .then_with(|| a.tag.cmp(b.tag))
+            .then_with(|| a.other.cmp(b.other))
+    });
+    Table {
+        columns: [
+            "tag",
+            "other_tag",
+            "conversations",
+            "support",
+            "confidence",
+            "lift",
+            "tag_conversations",
+            "other_tag_conversations",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: rows
+            .into_iter()
+            .map(|r| {
+                vec![
+                    json!(r.tag),
+                    json!(r.other),
+                    json!(r.n),
+                    json!(r.support),
+                    json!(r.confidence),
+                    json!(r.lift),
+                    json!(r.lhs),
+                    json!(r.rhs),
+                ]
+            })
+            .collect(),
+    }
 }
 
 // ------------------------------------------------------------- traffic
@@ -571,12 +697,12 @@ pub(crate) async fn get_traffic(
     query: QueryParams,
 ) -> Result<Response, Problem> {
     let p = prepare(Analysis::Traffic, &state, &principal, query).await?;
-    let sql = traffic_sql(analysis_sql("traffic")?, &p.time_zone)?;
+    let sql = traffic_sql(analysis_sql("traffic")?, &p.req.time_zone)?;
     let cells = full_grid(&run(&p, &sql, false).await?);
-    if p.format == KpiFormat::Csv {
+    if p.req.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("cells", &cells)])));
     }
-    let mut body = p.head.clone();
+    let mut body = p.req.head.clone();
     body.insert("cells".into(), cells.objects());
     Ok(axum::Json(Value::Object(body)).into_response())
 }
@@ -706,7 +832,7 @@ async fn get_channels(
     let p = prepare(Analysis::Channels, &state, &principal, query).await?;
     let mut rows = run(&p, analysis_sql("channels")?, false).await?;
     add_comparisons(&mut rows);
-    if p.format == KpiFormat::Csv {
+    if p.req.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("channels", &rows)])));
     }
     let of_scope = |scope: &str| -> Value {
@@ -718,7 +844,7 @@ async fn get_channels(
                 .collect(),
         )
     };
-    let mut body = p.head.clone();
+    let mut body = p.req.head.clone();
     body.insert("alpha".into(), json!(ALPHA));
     body.insert("overall".into(), of_scope("tenant"));
     body.insert("channels".into(), of_scope("channel"));

@@ -327,6 +327,18 @@ impl IdSet {
     }
 }
 
+/// Tag counts of the conversations of a window that have a tag
+/// ([`TenantRollup::tag_counts`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TagCounts {
+    /// Conversations with at least one tag.
+    pub tagged: u64,
+    /// Conversations per tag.
+    pub tags: HashMap<String, u64>,
+    /// Conversations per ordered pair of two different tags (both orders).
+    pub pairs: HashMap<(String, String), u64>,
+}
+
 /// Every combination of a fact's values of some dimensions: one for
 /// scalar dimensions, one per tag (variant) for the list ones, with
 /// [`NONE`] for NULL or an empty list. Its buffers serve fact after fact.
@@ -1764,6 +1776,41 @@ impl TenantRollup {
         (groups.into_iter().filter_map(|mut g| g.pop().flatten()).collect(), none)
     }
 
+    /// What `sql/analyses/bottlenecks_pairs.sql` counts among the
+    /// conversations started in `[from, to)` that pass `filters` and have a
+    /// tag, in one pass over the facts.
+    pub fn tag_counts(&self, from_us: i64, to_us: i64, filters: &[FactFilter]) -> TagCounts {
+        let resolved = self.resolve_filters(filters);
+        let mut tagged = 0u64;
+        let mut tags: HashMap<u32, u64> = HashMap::new();
+        let mut pairs: HashMap<(u32, u32), u64> = HashMap::new();
+        let mut list: Vec<u32> = Vec::new();
+        for f in self.facts_in(from_us, to_us).filter(|f| f.matches(&resolved)) {
+            list.clear();
+            list.extend(f.tags().iter().copied().filter(|&t| t != NONE));
+            list.sort_unstable();
+            list.dedup();
+            if list.is_empty() {
+                continue;
+            }
+            tagged += 1;
+            for &a in &list {
+                *tags.entry(a).or_default() += 1;
+                for &b in &list {
+                    if a != b {
+                        *pairs.entry((a, b)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let name = |i: u32| self.names.name(i).to_string();
+        TagCounts {
+            tagged,
+            tags: tags.into_iter().map(|(t, n)| (name(t), n)).collect(),
+            pairs: pairs.into_iter().map(|((a, b), n)| ((name(a), name(b)), n)).collect(),
+        }
+    }
+
     /// The combinations of values of `dims` (`None` for NULL or empty)
     /// that occur among the conversations started in `[from, to)` that
     /// pass `filters`, in one pass: ordered by the first dimension's value,
@@ -1795,11 +1842,7 @@ impl TenantRollup {
         }
         let mut groups: Vec<Vec<Option<&str>>> = seen
             .iter()
-            .map(|key| {
-                key.iter()
-                    .map(|&v| (v != NONE).then(|| self.names.name(v)))
-                    .collect()
-            })
+            .map(|key| key.iter().map(|&v| (v != NONE).then(|| self.names.name(v))).collect())
             .collect();
         // `None` after every value (`Option` orders it first)
         groups.sort_by(|a, b| {

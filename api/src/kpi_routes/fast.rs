@@ -20,7 +20,7 @@ use datafusion::prelude::SessionContext;
 use ingest::Ingestor;
 use warehouse::Warehouse;
 use warehouse::rollups::{
-    Dim, EventRange, FactFilter, HourlyRate, Kept, KeptSnapshot, RefreshStats, SessionSource, TenantConfig,
+    Dim, EventRange, FactFilter, HourlyRate, Kept, KeptSnapshot, RefreshStats, SessionSource, TagCounts, TenantConfig,
     TenantRollup,
 };
 
@@ -448,6 +448,17 @@ pub(crate) fn occurring_groups(
         &filters(constraints),
         &dims,
         limit,
+    )
+}
+
+/// The tag counts behind `bottlenecks_pairs.sql` of the conversations
+/// started in `window` that meet `constraints`
+/// ([`TenantRollup::tag_counts`]).
+pub(crate) fn tag_counts(rollup: &TenantRollup, window: &Window, constraints: &[Constraint]) -> TagCounts {
+    rollup.tag_counts(
+        window.from.timestamp_micros(),
+        window.to.timestamp_micros(),
+        &filters(constraints),
     )
 }
 

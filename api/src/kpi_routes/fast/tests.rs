@@ -156,6 +156,34 @@ async fn compare(
                 "{what} {d}"
             );
         }
+        // the tag pairs of `/v1/analyses/bottlenecks`
+        lake::restrict_conversations(&kctx, constraints).await.unwrap();
+        let pairs_sql = warehouse::views::analysis_sql("bottlenecks_pairs").unwrap();
+        for min_count in [1, 3] {
+            let sql = crate::analysis_routes::run_sql(&kctx, pairs_sql, window, Some(min_count))
+                .await
+                .unwrap();
+            let untagged = constraints
+                .iter()
+                .any(|c| c.dimension == Dimension::Tag && c.values.is_none());
+            assert_eq!(sql.rows.is_empty(), untagged, "{what}: pairs");
+            let fast = crate::analysis_routes::pairs_table(&super::tag_counts(rollup, window, constraints), min_count);
+            // the same rows; the measures to the last bits of a DOUBLE
+            assert_eq!(fast.columns, sql.columns);
+            assert_eq!(
+                fast.rows.len(),
+                sql.rows.len(),
+                "{what}: pairs with min_count {min_count}"
+            );
+            for (f, s) in fast.rows.iter().zip(&sql.rows) {
+                for (a, b) in f.iter().zip(s) {
+                    match (a.as_f64(), b.as_f64()) {
+                        (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-12 * y.abs(), "{what}: {f:?} vs {s:?}"),
+                        _ => assert_eq!(a, b, "{what}: {f:?} vs {s:?}"),
+                    }
+                }
+            }
+        }
     }
 }
 
