@@ -413,6 +413,29 @@ pub(crate) async fn get_kpis(
     axum::Extension(principal): axum::Extension<Principal>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    kpis(&state, &principal, query, Answer::Whole).await
+}
+
+/// What a caller of [`kpis`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// All of `GET /v1/kpis`.
+    Whole,
+    /// The groups' current KPIs alone (the pages' breakdowns and trends):
+    /// no totals and no previous period, which would cost passes they do
+    /// not show (`kpis` and `previous` are empty).
+    GroupsOnly,
+}
+
+/// The answer of `GET /v1/kpis`, whole or only what `answer` says.
+pub(crate) async fn kpis(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    answer: Answer,
+) -> Result<Response, Problem> {
+    let whole = answer == Answer::Whole;
+    let (state, principal) = (state.clone(), principal.clone());
     // Agents read KPIs too: their own conversations' (see `crate::scope`).
     if principal.role != Role::Agent {
         require_reader(&principal, "reading KPIs")?;
@@ -470,15 +493,20 @@ pub(crate) async fn get_kpis(
         constraints: filters.clone(),
         dimension_scoped: filtered,
     };
-    let current = run(&kctx, &overall).await?;
-    let previous = run(
-        &kctx,
-        &Run {
-            window: windows.previous,
-            ..overall
-        },
-    )
-    .await?;
+    let (current, previous) = if whole {
+        let current = run(&kctx, &overall).await?;
+        let previous = run(
+            &kctx,
+            &Run {
+                window: windows.previous,
+                ..overall
+            },
+        )
+        .await?;
+        (current, previous)
+    } else {
+        (Vec::new(), Vec::new())
+    };
 
     // Groups: every combination of dimension values that occurs in the
     // window (a NULL / empty value is a value of its own), times each
@@ -490,18 +518,7 @@ pub(crate) async fn get_kpis(
             Some(b) => b.iter().cloned().map(Some).collect(),
             None => vec![None],
         };
-        let values = if group_by.dimensions.is_empty() {
-            Some(vec![Vec::new()])
-        } else {
-            fast::occurring_groups(
-                &rollup,
-                &windows.current,
-                &filters,
-                &group_by.dimensions,
-                MAX_GROUPS / bucket_windows.len(),
-            )
-        }
-        .ok_or_else(|| {
+        let too_many = || {
             param_problem(ParamError::new(
                 "group_by",
                 format!(
@@ -509,22 +526,36 @@ pub(crate) async fn get_kpis(
                     bucket_windows.len()
                 ),
             ))
-        })?;
+        };
+        let limit = MAX_GROUPS / bucket_windows.len();
+        let spans: Vec<Window> = bucket_windows
+            .iter()
+            .map(|bw| bw.as_ref().map_or(windows.current, |b| b.window))
+            .collect();
+        // Every group of every bucket in one pass over the window's facts,
+        // found as they occur (except groups of the channel alone, which
+        // read the hourly cells, a run each); `batched[c][b]`.
+        let dims = &group_by.dimensions;
+        let one_pass = dims.iter().any(|d| *d != Dimension::Channel);
+        let (values, mut batched): (Vec<Vec<Option<String>>>, Option<Vec<Vec<Vec<KpiRow>>>>) = if one_pass {
+            let all = fast::run_occurring(&rollup, &spans, &filters, dims, limit, kctx.now_us).ok_or_else(too_many)?;
+            let (values, rows) = all.into_iter().unzip();
+            (values, Some(rows))
+        } else if dims.is_empty() {
+            (vec![Vec::new()], None)
+        } else {
+            let values =
+                fast::occurring_groups(&rollup, &windows.current, &filters, dims, limit).ok_or_else(too_many)?;
+            (values, None)
+        };
         let combos: Vec<Vec<(Dimension, Option<String>)>> = values
             .iter()
-            .map(|g| group_by.dimensions.iter().copied().zip(g.iter().cloned()).collect())
+            .map(|g| dims.iter().copied().zip(g.iter().cloned()).collect())
             .collect();
-        let dimension_scoped = filtered || !group_by.dimensions.is_empty();
-        // Every group of a window in one pass over its facts (except
-        // channel groups: those read the hourly cells), else one run each.
-        let batch =
-            |window: &Window| fast::run_groups(&rollup, window, &filters, &group_by.dimensions, &values, kctx.now_us);
-        let mut batched: Vec<Option<Vec<Vec<KpiRow>>>> = bucket_windows
-            .iter()
-            .map(|bw| batch(&bw.as_ref().map_or(windows.current, |b| b.window)))
-            .collect();
-        let mut batched_previous = if bucket_windows.iter().any(Option::is_none) {
-            batch(&windows.previous)
+        let dimension_scoped = filtered || !dims.is_empty();
+        let with_previous = whole && buckets.is_none();
+        let mut batched_previous = if with_previous {
+            fast::run_groups(&rollup, &windows.previous, &filters, dims, &values, kctx.now_us)
         } else {
             None
         };
@@ -537,8 +568,8 @@ pub(crate) async fn get_kpis(
                     constraints: constraints.clone(),
                     dimension_scoped,
                 };
-                let current = match batched[b].as_mut() {
-                    Some(all) => scoped(std::mem::take(&mut all[c])),
+                let current = match batched.as_mut() {
+                    Some(all) => scoped(std::mem::take(&mut all[c][b])),
                     None => run(&kctx, &r).await?,
                 };
                 let conversations = current
@@ -549,7 +580,7 @@ pub(crate) async fn get_kpis(
                 if bw.is_none() && conversations == 0 {
                     continue;
                 }
-                let previous = if bw.is_none() {
+                let previous = if with_previous {
                     let p = Run {
                         window: windows.previous,
                         ..r

@@ -327,6 +327,19 @@ impl IdSet {
     }
 }
 
+/// The order of groups: by the first dimension's value, then the
+/// second's, and so on, values by name and `None` (NULL or empty) last.
+fn group_order(a: &[Option<String>], b: &[Option<String>]) -> std::cmp::Ordering {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (x, y) => y.is_some().cmp(&x.is_some()),
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(std::cmp::Ordering::Equal)
+}
+
 /// Tag counts of the conversations of a window that have a tag
 /// ([`TenantRollup::tag_counts`]).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -1840,27 +1853,9 @@ impl TenantRollup {
                 return None;
             }
         }
-        let mut groups: Vec<Vec<Option<&str>>> = seen
-            .iter()
-            .map(|key| key.iter().map(|&v| (v != NONE).then(|| self.names.name(v))).collect())
-            .collect();
-        // `None` after every value (`Option` orders it first)
-        groups.sort_by(|a, b| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| match (x, y) {
-                    (Some(x), Some(y)) => x.cmp(y),
-                    (x, y) => y.is_some().cmp(&x.is_some()),
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        Some(
-            groups
-                .into_iter()
-                .map(|g| g.into_iter().map(|v| v.map(str::to_string)).collect())
-                .collect(),
-        )
+        let mut groups: Vec<Vec<Option<String>>> = seen.iter().map(|key| self.group_names(key)).collect();
+        groups.sort_by(|a, b| group_order(a, b));
+        Some(groups)
     }
 
     /// Every row of `sql/kpis/overview.sql` for conversations started in
@@ -1877,6 +1872,77 @@ impl TenantRollup {
     ) -> Vec<OverviewRow> {
         let mut s = self.summarize(from_us, to_us, filters);
         self.rows_of(&mut s, from_us, to_us, time_based, rates, now_us)
+    }
+
+    /// [`Self::overview_groups`] of every group of `dims` that occurs
+    /// ([`Self::occurring_groups`]) in each of `windows` (contiguous, in
+    /// order: a window's buckets), all in one pass over the facts of their
+    /// span: `(group, rows per window)` in the order of
+    /// [`Self::occurring_groups`] over the span; a group has rows for every
+    /// window, those without conversations too. `None` when more than
+    /// `limit` groups occur.
+    pub fn overview_occurring(
+        &self,
+        windows: &[(i64, i64)],
+        filters: &[FactFilter],
+        dims: &[Dim],
+        limit: usize,
+        now_us: i64,
+    ) -> Option<Vec<(Vec<Option<String>>, Vec<Vec<OverviewRow>>)>> {
+        let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
+            return Some(Vec::new());
+        };
+        let target = self.config.map_or(120_000_000, |c| c.sla_target_us);
+        let resolved = self.resolve_filters(filters);
+        let mut index: HashMap<Vec<u32>, usize> = HashMap::new();
+        let mut sums: Vec<Vec<Summary<SketchAcc>>> = Vec::new();
+        let mut combinations = Combinations::new(dims);
+        for f in self.facts_in(first.0, last.1).filter(|f| f.matches(&resolved)) {
+            let at = f.started().unwrap_or(first.0);
+            // the window the fact started in (the last one starting at or before it)
+            let w = windows.partition_point(|(from, _)| *from <= at).saturating_sub(1);
+            let mut over = false;
+            combinations.each(f, |key| {
+                let g = match index.get(key) {
+                    Some(&g) => g,
+                    None => {
+                        index.insert(key.to_vec(), sums.len());
+                        sums.push(windows.iter().map(|_| Summary::default()).collect());
+                        over |= sums.len() > limit;
+                        sums.len() - 1
+                    }
+                };
+                sums[g][w].add_fact(f, target);
+            });
+            if over {
+                return None;
+            }
+        }
+        let mut groups: Vec<(Vec<Option<String>>, Vec<Summary<SketchAcc>>)> = index
+            .into_iter()
+            .map(|(key, g)| (self.group_names(&key), std::mem::take(&mut sums[g])))
+            .collect();
+        groups.sort_by(|a, b| group_order(&a.0, &b.0));
+        Some(
+            groups
+                .into_iter()
+                .map(|(key, mut sums)| {
+                    let rows = sums
+                        .iter_mut()
+                        .zip(windows)
+                        .map(|(s, (from, to))| self.rows_of(s, *from, *to, false, &[], now_us))
+                        .collect();
+                    (key, rows)
+                })
+                .collect(),
+        )
+    }
+
+    /// A group's values by name (`None` for NULL or empty).
+    fn group_names(&self, key: &[u32]) -> Vec<Option<String>> {
+        key.iter()
+            .map(|&v| (v != NONE).then(|| self.names.name(v).to_string()))
+            .collect()
     }
 
     /// [`Self::overview`] (without the time-based keys) of each group of

@@ -382,10 +382,11 @@ fn label(v: &Value) -> String {
 /// `/v1/kpis` grouped by `group_by` for the view: each group's key and stats,
 /// most conversations first.
 async fn grouped(view: &View, group_by: &str) -> Result<Vec<(Vec<String>, BreakdownStats)>, Problem> {
-    let answer = kpi_routes::get_kpis(
-        State(view.state.clone()),
-        axum::Extension(view.principal.clone()),
+    let answer = kpi_routes::kpis(
+        &view.state,
+        &view.principal,
         view.with(&[("group_by", group_by)]),
+        kpi_routes::Answer::GroupsOnly,
     )
     .await;
     let body = json_of(answer).await?;
@@ -478,10 +479,11 @@ async fn key_trend(view: &View, dimension: Dimension, rows: &[BreakdownRow]) -> 
         .collect();
     pairs.push((dimension.name().to_string(), keys.join(",")));
     pairs.push(("group_by".to_string(), format!("{},{bucket}", dimension.name())));
-    let answer = kpi_routes::get_kpis(
-        State(view.state.clone()),
-        axum::Extension(view.principal.clone()),
+    let answer = kpi_routes::kpis(
+        &view.state,
+        &view.principal,
         Ok(Query(pairs)),
+        kpi_routes::Answer::GroupsOnly,
     )
     .await;
     let body = json_of(answer).await?;

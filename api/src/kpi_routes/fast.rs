@@ -431,6 +431,37 @@ pub(crate) fn dimension_values(
     )
 }
 
+/// [`run_groups`] of every group of `dims` that occurs in each of
+/// `windows` (a window's buckets, contiguous), in one pass
+/// ([`TenantRollup::overview_occurring`]): `(group, rows per window)`;
+/// `None` when more than `limit` groups occur.
+pub(crate) fn run_occurring(
+    rollup: &TenantRollup,
+    windows: &[Window],
+    constraints: &[Constraint],
+    dims: &[Dimension],
+    limit: usize,
+    now_us: i64,
+) -> Option<Vec<(Vec<Option<String>>, Vec<Vec<KpiRow>>)>> {
+    let spans: Vec<(i64, i64)> = windows
+        .iter()
+        .map(|w| (w.from.timestamp_micros(), w.to.timestamp_micros()))
+        .collect();
+    let dims: Vec<Dim> = dims.iter().map(|d| dim(*d)).collect();
+    let all = rollup.overview_occurring(&spans, &filters(constraints), &dims, limit, now_us)?;
+    Some(
+        all.into_iter()
+            .map(|(group, per_window)| {
+                let rows = per_window
+                    .into_iter()
+                    .map(|rows| rows.into_iter().map(kpi_row).collect())
+                    .collect();
+                (group, rows)
+            })
+            .collect(),
+    )
+}
+
 /// The combinations of values of `dims` that occur among the
 /// conversations started in `window` that meet `constraints`
 /// ([`TenantRollup::occurring_groups`]); `None` when more than `limit`.

@@ -362,7 +362,9 @@ async fn a_build_in_slices_and_its_materialized_rows_equal_the_views() {
 /// runs with each group's values as filters (`/v1/kpis` answers a
 /// `group_by` either way): scalar and list dimensions, NULL and empty
 /// values, a filter, and a value no conversation has; the groups that
-/// occur ([`super::occurring_groups`]) are those with conversations.
+/// occur ([`super::occurring_groups`]) are those with conversations, and
+/// found and summed per bucket in one pass ([`super::run_occurring`]) they
+/// are the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_in_one_pass_equal_a_run_per_group() {
     let dir = tempfile::tempdir().unwrap();
@@ -430,6 +432,33 @@ async fn groups_in_one_pass_equal_a_run_per_group() {
             super::occurring_groups(&rollup, &window, &filters, &dims, non_empty.len() - 1),
             None,
             "{dims:?}: over the limit"
+        );
+        // the same groups in buckets, found and summed in one pass, equal
+        // a pass per bucket
+        let edges = [
+            window.from,
+            at("2026-03-28T00:00:00Z"),
+            at("2026-03-28T13:00:00Z"),
+            window.to,
+        ];
+        let buckets: Vec<Window> = edges.windows(2).map(|e| Window { from: e[0], to: e[1] }).collect();
+        let one = super::run_occurring(&rollup, &buckets, &filters, &dims, usize::MAX, now).unwrap();
+        let found: Vec<Vec<Option<String>>> = one.iter().map(|(g, _)| g.clone()).collect();
+        assert_eq!(found, non_empty, "{dims:?}: groups in buckets");
+        for (b, bucket) in buckets.iter().enumerate() {
+            let each = super::run_groups(&rollup, bucket, &filters, &dims, &found, now).unwrap();
+            for ((g, rows), expected) in one.iter().zip(each) {
+                assert_close(
+                    &format!("{dims:?} {g:?} bucket {b}"),
+                    keyed(rows[b].clone()),
+                    keyed(expected),
+                    0.0,
+                );
+            }
+        }
+        assert!(
+            super::run_occurring(&rollup, &buckets, &filters, &dims, non_empty.len() - 1, now).is_none(),
+            "{dims:?}: over the limit in buckets"
         );
     }
     assert!(
