@@ -31,9 +31,9 @@
 //! query is the tenant's IANA time zone in `traffic`, validated at
 //! `PUT /v1/settings` and checked again here. One exception: the tag
 //! pairs of `bottlenecks`. Their self-join of every tagged conversation is
-//! the slowest query here, so they are counted in one pass over the KPI rollup's facts (the rows the SQL reads)
-//! and the measures computed as `bottlenecks_pairs.sql` does; the tests
-//! compare both on generated data.
+//! the slowest query here, so they are counted in one pass over the KPI
+//! rollup's facts (the rows the SQL reads) and the measures computed as
+//! `bottlenecks_pairs.sql` does; the tests compare both on generated data.
 //!
 //! # Responses
 //!
@@ -136,7 +136,6 @@ struct Request {
     format: KpiFormat,
     window: Window,
     min_count: Option<i64>,
-    time_zone: String,
     /// `window` and `filters` of the JSON answer.
     head: Map<String, Value>,
     tenant: crate::tenant::TenantId,
@@ -235,7 +234,6 @@ async fn request(
         format,
         window,
         min_count,
-        time_zone: settings.time_zone.clone(),
         head,
         tenant,
         settings,
@@ -697,7 +695,7 @@ pub(crate) async fn get_traffic(
     query: QueryParams,
 ) -> Result<Response, Problem> {
     let p = prepare(Analysis::Traffic, &state, &principal, query).await?;
-    let sql = traffic_sql(analysis_sql("traffic")?, &p.req.time_zone)?;
+    let sql = traffic_sql(analysis_sql("traffic")?, &p.req.settings.time_zone)?;
     let cells = full_grid(&run(&p, &sql, false).await?);
     if p.req.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("cells", &cells)])));

@@ -435,7 +435,6 @@ pub(crate) async fn kpis(
     answer: Answer,
 ) -> Result<Response, Problem> {
     let whole = answer == Answer::Whole;
-    let (state, principal) = (state.clone(), principal.clone());
     // Agents read KPIs too: their own conversations' (see `crate::scope`).
     if principal.role != Role::Agent {
         require_reader(&principal, "reading KPIs")?;

@@ -324,6 +324,10 @@ pub(crate) fn dim(d: Dimension) -> Dim {
     }
 }
 
+fn dims_of(dimensions: &[Dimension]) -> Vec<Dim> {
+    dimensions.iter().map(|d| dim(*d)).collect()
+}
+
 pub(crate) fn filters(constraints: &[Constraint]) -> Vec<FactFilter> {
     constraints
         .iter()
@@ -388,7 +392,7 @@ pub(crate) fn run_groups(
     if dims.iter().all(|d| *d == Dimension::Channel) {
         return None;
     }
-    let dims: Vec<Dim> = dims.iter().map(|d| dim(*d)).collect();
+    let dims = dims_of(dims);
     let answers = rollup.overview_groups(
         window.from.timestamp_micros(),
         window.to.timestamp_micros(),
@@ -447,7 +451,7 @@ pub(crate) fn run_occurring(
         .iter()
         .map(|w| (w.from.timestamp_micros(), w.to.timestamp_micros()))
         .collect();
-    let dims: Vec<Dim> = dims.iter().map(|d| dim(*d)).collect();
+    let dims = dims_of(dims);
     let all = rollup.overview_occurring(&spans, &filters(constraints), &dims, limit, now_us)?;
     Some(
         all.into_iter()
@@ -472,7 +476,7 @@ pub(crate) fn occurring_groups(
     dims: &[Dimension],
     limit: usize,
 ) -> Option<Vec<Vec<Option<String>>>> {
-    let dims: Vec<Dim> = dims.iter().map(|d| dim(*d)).collect();
+    let dims = dims_of(dims);
     rollup.occurring_groups(
         window.from.timestamp_micros(),
         window.to.timestamp_micros(),

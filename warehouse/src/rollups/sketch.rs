@@ -113,6 +113,39 @@ impl Dense {
             self.pos[bin(m)] += 1;
         }
     }
+
+    /// The `rank`-th smallest value (0-based), read back from its bucket.
+    fn order_statistic(&self, rank: u64) -> f64 {
+        let mut seen = 0u64;
+        // negatives: largest magnitude first
+        for b in (0..BINS).rev() {
+            seen += self.neg[b];
+            if rank < seen {
+                return -bin_value(b);
+            }
+        }
+        seen += self.zero;
+        if rank < seen {
+            return 0.0;
+        }
+        for b in 0..BINS {
+            seen += self.pos[b];
+            if rank < seen {
+                return bin_value(b);
+            }
+        }
+        // rank >= count: the largest value
+        (0..BINS).rev().find(|&b| self.pos[b] > 0).map_or(0.0, bin_value)
+    }
+}
+
+/// What a [`SketchAcc`] holds: its values while they answer exactly, or
+/// the buckets.
+#[derive(Debug, Clone)]
+enum Held {
+    /// Every value added, in no order.
+    Exact(Vec<f64>),
+    Dense(Box<Dense>),
 }
 
 /// Dense sketch that queries add into. While every value came through
@@ -126,9 +159,7 @@ impl Dense {
 pub struct SketchAcc {
     count: u64,
     sum: f64,
-    /// The values while exact (`dense` is `None` then), in no order.
-    exact: Option<Vec<f64>>,
-    dense: Option<Box<Dense>>,
+    held: Held,
 }
 
 impl Default for SketchAcc {
@@ -136,8 +167,7 @@ impl Default for SketchAcc {
         Self {
             count: 0,
             sum: 0.0,
-            exact: Some(Vec::new()),
-            dense: None,
+            held: Held::Exact(Vec::new()),
         }
     }
 }
@@ -149,7 +179,7 @@ impl SketchAcc {
         }
         self.count += 1;
         self.sum += x;
-        if let Some(values) = &mut self.exact
+        if let Held::Exact(values) = &mut self.held
             && values.len() < EXACT_MAX_VALUES
         {
             values.push(x);
@@ -161,15 +191,17 @@ impl SketchAcc {
     /// The buckets, made from the values kept so far when there are none
     /// yet (the answers are approximate from then on).
     fn dense_mut(&mut self) -> &mut Dense {
-        if self.dense.is_none() {
+        if let Held::Exact(values) = &self.held {
             let mut dense = Box::new(Dense::new());
-            for &x in self.exact.as_deref().unwrap_or_default() {
+            for &x in values {
                 dense.add(x);
             }
-            self.dense = Some(dense);
-            self.exact = None;
+            self.held = Held::Dense(dense);
         }
-        self.dense.as_mut().expect("made above")
+        match &mut self.held {
+            Held::Dense(dense) => dense,
+            Held::Exact(_) => unreachable!("made above"),
+        }
     }
 
     pub fn merge(&mut self, s: &Sketch) {
@@ -196,7 +228,7 @@ impl SketchAcc {
 
     /// Whether quantiles are exact (no sketch merged, few values).
     pub fn is_exact(&self) -> bool {
-        self.exact.is_some()
+        matches!(self.held, Held::Exact(_))
     }
 
     /// Forgets the values kept for exact answers (tests of the sketch).
@@ -209,30 +241,6 @@ impl SketchAcc {
         (self.count > 0).then(|| self.sum / self.count as f64)
     }
 
-    /// The `rank`-th smallest value (0-based), read back from its bucket.
-    fn order_statistic(d: &Dense, rank: u64) -> f64 {
-        let mut seen = 0u64;
-        // negatives: largest magnitude first
-        for b in (0..BINS).rev() {
-            seen += d.neg[b];
-            if rank < seen {
-                return -bin_value(b);
-            }
-        }
-        seen += d.zero;
-        if rank < seen {
-            return 0.0;
-        }
-        for b in 0..BINS {
-            seen += d.pos[b];
-            if rank < seen {
-                return bin_value(b);
-            }
-        }
-        // rank >= count: the largest value
-        (0..BINS).rev().find(|&b| d.pos[b] > 0).map_or(0.0, bin_value)
-    }
-
     /// `percentile_cont(q)`: linear interpolation between the order
     /// statistics around `q (n − 1)`; `None` when empty.
     pub fn quantile(&mut self, q: f64) -> Option<f64> {
@@ -241,8 +249,8 @@ impl SketchAcc {
         }
         let h = q.clamp(0.0, 1.0) * (self.count - 1) as f64;
         let (lo, hi) = (h.floor() as u64, h.ceil() as u64);
-        let (a, b) = match (&mut self.exact, &self.dense) {
-            (Some(v), _) => {
+        let (a, b) = match &mut self.held {
+            Held::Exact(v) => {
                 // the order statistics by selection, in linear time
                 let (_, a, above) = v.select_nth_unstable_by(lo as usize, |a, b| a.total_cmp(b));
                 let a = *a;
@@ -253,12 +261,11 @@ impl SketchAcc {
                 };
                 (a, b)
             }
-            (None, Some(d)) => {
-                let a = Self::order_statistic(d, lo);
-                let b = if hi == lo { a } else { Self::order_statistic(d, hi) };
+            Held::Dense(d) => {
+                let a = d.order_statistic(lo);
+                let b = if hi == lo { a } else { d.order_statistic(hi) };
                 (a, b)
             }
-            (None, None) => return None,
         };
         Some(a + (h - lo as f64) * (b - a))
     }
