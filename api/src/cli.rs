@@ -411,7 +411,7 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, u64)> {
 /// Streams NDJSON files through decode → validate → durable ingest in
 /// batches, with a progress bar on stderr.
 pub async fn ingest_files(
-    ingestor: &Ingestor,
+    ingestor: &Arc<Ingestor>,
     files: &[PathBuf],
     batch: usize,
     limits: &DecodeLimits,
@@ -515,7 +515,7 @@ fn generate(args: &GenArgs, out: &Path) -> Result<()> {
 
 /// Generates traffic straight into the ingest pipeline (same durable path
 /// as HTTP), flushes, and returns how many events were accepted.
-async fn load_generated(ingestor: &Ingestor, args: &GenArgs, limits: &DecodeLimits) -> Result<usize> {
+async fn load_generated(ingestor: &Arc<Ingestor>, args: &GenArgs, limits: &DecodeLimits) -> Result<usize> {
     let cfg = args.config();
     let mut generator = datagen::Generator::new(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     let bar = indicatif::ProgressBar::new(u64::from(cfg.days) * 24);

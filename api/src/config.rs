@@ -11,7 +11,10 @@
 //! flush_max_events = 100000
 //! flush_max_bytes = 67108864
 //! flush_max_age_s = 10
-//! compact_min_files = 8              # rewrite a partition once it has this many files; 0 = off
+//! compact_min_files = 8              # rewrite a partition once it has this many small files; 0 = off
+//! compact_target_file_mb = 128       # size of the files compaction writes
+//! vacuum_retention_s = 3600          # replaced lake files are deleted this long after
+//! max_buffered_mb = 1024             # past this, ingest answers 503 + Retry-After until the lake catches up
 //! pg_listen = "127.0.0.1:5433"       # Postgres wire; "off" to disable
 //! # pg_tls_cert = "server.crt"       # PEM; with pg_tls_key, TLS on the Postgres port
 //! # pg_tls_key = "server.key"        # PEM, PKCS#8
@@ -49,6 +52,9 @@ pub struct Config {
     pub flush_max_bytes: usize,
     pub flush_max_age_s: f64,
     pub compact_min_files: usize,
+    pub compact_target_file_mb: u64,
+    pub vacuum_retention_s: f64,
+    pub max_buffered_mb: usize,
     /// Postgres wire address, or `off`.
     pub pg_listen: String,
     pub pg_tls_cert: Option<PathBuf>,
@@ -68,6 +74,9 @@ impl Default for Config {
             flush_max_bytes: 64 << 20,
             flush_max_age_s: 10.0,
             compact_min_files: 8,
+            compact_target_file_mb: 128,
+            vacuum_retention_s: 3600.0,
+            max_buffered_mb: 1024,
             pg_listen: DEFAULT_PG_LISTEN.into(),
             pg_tls_cert: None,
             pg_tls_key: None,
@@ -130,6 +139,9 @@ impl Config {
         env_parse("CXLAKE_FLUSH_MAX_BYTES", &mut cfg.flush_max_bytes)?;
         env_parse("CXLAKE_FLUSH_MAX_AGE_S", &mut cfg.flush_max_age_s)?;
         env_parse("CXLAKE_COMPACT_MIN_FILES", &mut cfg.compact_min_files)?;
+        env_parse("CXLAKE_COMPACT_TARGET_FILE_MB", &mut cfg.compact_target_file_mb)?;
+        env_parse("CXLAKE_VACUUM_RETENTION_S", &mut cfg.vacuum_retention_s)?;
+        env_parse("CXLAKE_MAX_BUFFERED_MB", &mut cfg.max_buffered_mb)?;
         env_parse("CXLAKE_PG_LISTEN", &mut cfg.pg_listen)?;
         // CXLAKE_DATA_DIR and CXLAKE_LAKE arrive through clap's `env`.
         if let Some(d) = &args.data {
@@ -157,6 +169,9 @@ impl Config {
         c.flush_max_bytes = self.flush_max_bytes;
         c.flush_max_age = Duration::from_secs_f64(self.flush_max_age_s.max(0.05));
         c.compact_min_files = self.compact_min_files;
+        c.compact_target_file_bytes = self.compact_target_file_mb.max(1) << 20;
+        c.vacuum_retention = Duration::from_secs_f64(self.vacuum_retention_s.max(0.0));
+        c.max_buffered_bytes = self.max_buffered_mb.max(1) << 20;
         c
     }
 

@@ -606,14 +606,11 @@ async fn log_exposures(state: &AppState, events: Vec<Value>) -> Result<usize, Pr
     if parsed.is_empty() {
         return Ok(0);
     }
-    let outcome = state.ingestor.ingest(parsed).await.map_err(|e| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not-durable",
-            "Exposure not stored",
-            format!("the exposure could not be made durable ({e}); retry"),
-        )
-    })?;
+    let outcome = state
+        .ingestor
+        .ingest(parsed)
+        .await
+        .map_err(|e| Problem::not_durable("Exposure not stored", &e))?;
     Ok(outcome.accepted)
 }
 

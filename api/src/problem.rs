@@ -16,6 +16,8 @@ pub struct Problem {
     pub detail: String,
     /// Extra members (e.g. the rejected lines of an atomic batch).
     pub extra: Option<Value>,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after_s: Option<u32>,
 }
 
 impl Problem {
@@ -26,7 +28,33 @@ impl Problem {
             title,
             detail: detail.into(),
             extra: None,
+            retry_after_s: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
+    /// Events that could not be made durable: nothing of them was
+    /// accepted, and the client should send them again after a moment.
+    /// `what` names them for the title ("Events", "Exposure", …).
+    pub fn not_durable(title: &'static str, e: &ingest::pipeline::IngestError) -> Self {
+        use ingest::pipeline::IngestError;
+        let (kind, detail) = match e {
+            IngestError::Backpressure { .. } => (
+                "ingest-backpressure",
+                format!(
+                    "the lake is not keeping up ({e}); nothing of this request was accepted, retry it after the delay in Retry-After"
+                ),
+            ),
+            _ => (
+                "not-durable",
+                format!("the events could not be made durable ({e}); nothing of this request was accepted, retry it"),
+            ),
+        };
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, kind, title, detail).with_retry_after(1)
     }
 
     pub fn with_extra(mut self, extra: Value) -> Self {
@@ -72,6 +100,9 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(s) = self.retry_after_s {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

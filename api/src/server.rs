@@ -207,12 +207,7 @@ async fn post_events(
     let had_events = !events.is_empty();
     let outcome = state.ingestor.ingest(events).await.map_err(|e| {
         tracing::error!(error = %e, "ingest failed");
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not-durable",
-            "Events not stored",
-            format!("the events could not be made durable ({e}); nothing of this batch was accepted, retry it"),
-        )
+        Problem::not_durable("Events not stored", &e)
     })?;
     let status = if !had_events && !rejected.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -290,14 +285,11 @@ async fn post_chatwoot(
             .with_extra(json!({ "accepted": 0, "rejected": rejected })));
         }
     };
-    let outcome = state.ingestor.ingest(vec![(1, event)]).await.map_err(|e| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not-durable",
-            "Event not stored",
-            format!("retry: {e}"),
-        )
-    })?;
+    let outcome = state
+        .ingestor
+        .ingest(vec![(1, event)])
+        .await
+        .map_err(|e| Problem::not_durable("Event not stored", &e))?;
     Ok(
         axum::Json(json!({ "accepted": outcome.accepted, "duplicates": outcome.duplicate_lines.len(), "erased": outcome.erased_lines.len() }))
             .into_response(),

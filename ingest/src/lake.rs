@@ -22,7 +22,9 @@ use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use url::Url;
 
+use crate::faults::Faults;
 use crate::schema::{PARTITION_COLUMNS, events_schema};
+use crate::store::DurableStore;
 
 /// The application id of the WAL checkpoint in the Delta log.
 pub const WAL_APP_ID: &str = "cxlake-wal";
@@ -56,8 +58,20 @@ pub fn table_url(location: &str) -> Result<Url> {
     Url::from_directory_path(&abs).map_err(|_| LakeError::Location(location.into(), "not an absolute path".into()))
 }
 
+/// A handle on the table at `url` whose writes go through a
+/// [`DurableStore`]: a local lake's files are fsynced before any commit
+/// can publish them.
+pub fn builder(url: &Url, faults: &Faults) -> Result<deltalake::DeltaTableBuilder> {
+    let b = deltalake::DeltaTableBuilder::from_url(url.clone())?;
+    Ok(if url.scheme() == "file" {
+        b.with_storage_backend(Arc::new(DurableStore::local(faults.clone())), url.clone())
+    } else {
+        b
+    })
+}
+
 /// Opens the table if it exists. `None` means no event was ever flushed.
-pub async fn open(url: &Url) -> Result<Option<DeltaTable>> {
+pub async fn open(url: &Url, faults: &Faults) -> Result<Option<DeltaTable>> {
     // Asking the Delta kernel about a table that does not exist logs an
     // error; for a local lake, look for the log first.
     if let Ok(root) = url.to_file_path() {
@@ -65,7 +79,7 @@ pub async fn open(url: &Url) -> Result<Option<DeltaTable>> {
             return Ok(None);
         }
     }
-    let table = DeltaTable::try_from_url(url.clone()).await?;
+    let table = builder(url, faults)?.load().await?;
     Ok(table.version().map(|_| table))
 }
 
@@ -135,11 +149,17 @@ fn writer_properties() -> WriterProperties {
 
 /// Appends the (already sorted) batch and records `through_seq` as the
 /// WAL checkpoint, atomically. Creates the table on first use.
-pub async fn append(url: &Url, table: Option<DeltaTable>, batch: RecordBatch, through_seq: u64) -> Result<DeltaTable> {
+pub async fn append(
+    url: &Url,
+    faults: &Faults,
+    table: Option<DeltaTable>,
+    batch: RecordBatch,
+    through_seq: u64,
+) -> Result<DeltaTable> {
     let (table, creating) = match table {
         Some(t) => (t, false),
         // First flush: an unloaded handle; the write creates the table.
-        None => (deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?, true),
+        None => (builder(url, faults)?.build()?, true),
     };
     let commit =
         CommitProperties::default().with_application_transaction(Transaction::new(WAL_APP_ID, through_seq as i64));
@@ -158,69 +178,20 @@ pub async fn append(url: &Url, table: Option<DeltaTable>, batch: RecordBatch, th
 /// Shared handle type for a loaded table version.
 pub type TableRef = Arc<DeltaTable>;
 
-/// `object_store`'s local filesystem does not fsync. Before the WAL that
-/// backs a commit may be deleted, the commit must survive a power cut:
-/// for a local lake, fsync the data files the commit added, their
-/// directories, the new log entry and the log directory.
-pub fn sync_local_commit(url: &Url, old: Option<&DeltaTable>, new: &DeltaTable) -> std::io::Result<()> {
-    use std::collections::{BTreeSet, HashSet};
-    if url.scheme() != "file" {
-        return Ok(());
-    }
-    let Ok(root) = url.to_file_path() else { return Ok(()) };
-    let files = |t: &DeltaTable| -> HashSet<String> {
-        t.snapshot()
-            .map(|s| {
-                s.log_data()
-                    .iter()
-                    .map(|f| f.object_store_path().as_ref().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let before = old.map(files).unwrap_or_default();
-    let mut dirs = BTreeSet::new();
-    for rel in files(new).difference(&before) {
-        let path = root.join(rel);
-        std::fs::File::open(&path)?.sync_all()?;
-        if let Some(parent) = path.parent() {
-            dirs.insert(parent.to_path_buf());
-        }
-    }
-    let log = root.join("_delta_log");
-    if let Some(v) = new.version() {
-        let entry = log.join(format!("{v:020}.json"));
-        if entry.exists() {
-            std::fs::File::open(&entry)?.sync_all()?;
-        }
-    }
-    dirs.insert(log);
-    // Parent directories up to the table root hold new partition entries.
-    let mut all_dirs = BTreeSet::new();
-    for d in dirs {
-        let mut cur = Some(d.as_path());
-        while let Some(p) = cur {
-            if !p.starts_with(&root) {
-                break;
-            }
-            all_dirs.insert(p.to_path_buf());
-            cur = p.parent();
-        }
-    }
-    for d in all_dirs {
-        std::fs::File::open(&d)?.sync_all()?;
-    }
-    Ok(())
-}
-
 /// One partition of the table: `(tenant_id, event_date as YYYY-MM-DD)`.
 pub type Partition = (String, String);
 
-/// Partitions holding at least `min_files` data files, most files first.
-pub fn fragmented_partitions(table: &DeltaTable, min_files: usize) -> Vec<(Partition, usize)> {
+/// Partitions holding at least `min_files` data files smaller than
+/// `small_bytes`, most such files first. Counting only small files keeps a
+/// partition that compaction already merged into large files (a busy day
+/// splits into several) from being picked again until new data arrives.
+pub fn fragmented_partitions(table: &DeltaTable, min_files: usize, small_bytes: u64) -> Vec<(Partition, usize)> {
     let mut counts: std::collections::HashMap<Partition, usize> = std::collections::HashMap::new();
     if let Ok(snapshot) = table.snapshot() {
         for f in snapshot.log_data().iter() {
+            if f.size().max(0) as u64 >= small_bytes {
+                continue;
+            }
             let path = f.object_store_path();
             let mut tenant = None;
             let mut date = None;
@@ -242,11 +213,12 @@ pub fn fragmented_partitions(table: &DeltaTable, min_files: usize) -> Vec<(Parti
     out
 }
 
-/// Rewrites one partition as a single sorted file set, atomically
-/// (`replaceWhere` overwrite of exactly that partition). The caller must be
-/// the table's only writer while this runs (the pipeline holds its flush
-/// lock), so no append can slip between the read and the commit.
-pub async fn compact_partition(table: &DeltaTable, partition: &Partition) -> Result<DeltaTable> {
+/// Rewrites one partition as one sorted file set of files up to
+/// `target_bytes`, atomically (`replaceWhere` overwrite of exactly that
+/// partition). The caller must be the table's only writer while this runs
+/// (the pipeline holds its flush lock), so no append can slip between the
+/// read and the commit.
+pub async fn compact_partition(table: &DeltaTable, partition: &Partition, target_bytes: u64) -> Result<DeltaTable> {
     let (tenant, date) = partition;
     let day = (date.len() == 10 && date.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
         .then(|| chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok())
@@ -254,9 +226,25 @@ pub async fn compact_partition(table: &DeltaTable, partition: &Partition) -> Res
         .ok_or_else(|| LakeError::Location(format!("{tenant}/{date}"), "not a cxlake partition".into()))?;
     let epoch_days = (day - chrono::NaiveDate::default()).num_days() as i32;
     let keep_all = |b: &RecordBatch| arrow::array::BooleanArray::from(vec![false; b.num_rows()]);
-    let (table, _) =
-        rewrite_partitions(table, tenant, &std::collections::BTreeSet::from([epoch_days]), keep_all).await?;
+    let days = std::collections::BTreeSet::from([epoch_days]);
+    let (table, _) = rewrite_partitions_sized(table, tenant, &days, keep_all, Some(target_bytes)).await?;
     Ok(table)
+}
+
+/// Deletes data files that left the table more than `retention` ago, and
+/// files no commit references (left by writes that never committed) once
+/// they are as old. Returns the table and how many files were deleted.
+pub async fn vacuum(table: &DeltaTable, retention: std::time::Duration) -> Result<(DeltaTable, usize)> {
+    use deltalake::operations::vacuum::VacuumMode;
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::hours(1));
+    let (table, metrics) = table
+        .clone()
+        .vacuum()
+        .with_mode(VacuumMode::Full)
+        .with_retention_period(retention)
+        .with_enforce_retention_duration(false)
+        .await?;
+    Ok((table, metrics.files_deleted.len()))
 }
 
 /// Casts a batch read back from the lake (view types, dictionary-encoded
@@ -366,6 +354,18 @@ pub async fn rewrite_partitions(
     days: &std::collections::BTreeSet<i32>,
     remove: impl Fn(&RecordBatch) -> arrow::array::BooleanArray,
 ) -> Result<(DeltaTable, usize)> {
+    rewrite_partitions_sized(table, tenant, days, remove, None).await
+}
+
+/// [`rewrite_partitions`] writing files of up to `target_bytes` (the
+/// writer's default when `None`).
+async fn rewrite_partitions_sized(
+    table: &DeltaTable,
+    tenant: &str,
+    days: &std::collections::BTreeSet<i32>,
+    remove: impl Fn(&RecordBatch) -> arrow::array::BooleanArray,
+    target_bytes: Option<u64>,
+) -> Result<(DeltaTable, usize)> {
     use deltalake::datafusion::prelude::{col, lit};
     use deltalake::datafusion::scalar::ScalarValue;
     if !crate::contract::valid_tenant_id(tenant) {
@@ -398,14 +398,17 @@ pub async fn rewrite_partitions(
         return Ok((table, removed));
     }
     let sorted = sort_for_lake(&kept)?;
-    let table = table
+    let mut write = table
         .clone()
         .write(vec![sorted])
         .with_save_mode(SaveMode::Overwrite)
         .with_replace_where(predicate)
         .with_partition_columns(PARTITION_COLUMNS)
-        .with_writer_properties(writer_properties())
-        .await?;
+        .with_writer_properties(writer_properties());
+    if let Some(bytes) = target_bytes {
+        write = write.with_target_file_size(std::num::NonZeroU64::new(bytes));
+    }
+    let table = write.await?;
     Ok((table, removed))
 }
 
@@ -421,8 +424,9 @@ pub struct Purged {
 /// retention), writes a checkpoint of the current version, and deletes
 /// every log file (commits, checkpoints) before it, so neither time travel
 /// nor a stray file can bring removed rows back. Readers holding an older
-/// version lose it. The caller must be the only writer.
-pub async fn purge_history(url: &Url, table: DeltaTable) -> Result<(DeltaTable, Purged)> {
+/// version lose it. The caller must be the only writer. The table's store
+/// makes the checkpoint durable before any log file it replaces is deleted.
+pub async fn purge_history(table: DeltaTable) -> Result<(DeltaTable, Purged)> {
     use deltalake::operations::vacuum::VacuumMode;
     use futures::TryStreamExt;
     use object_store::ObjectStoreExt;
@@ -461,19 +465,6 @@ pub async fn purge_history(url: &Url, table: DeltaTable) -> Result<(DeltaTable, 
                 .await
                 .map_err(|e| LakeError::Query(e.to_string()))?;
             log_files += 1;
-        }
-    }
-    if url.scheme() == "file" {
-        if let Ok(root) = url.to_file_path() {
-            let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
-            let log = root.join("_delta_log");
-            for entry in std::fs::read_dir(&log).map_err(|e| LakeError::Query(e.to_string()))? {
-                let path = entry.map_err(|e| LakeError::Query(e.to_string()))?.path();
-                if path.is_file() {
-                    sync(&path).map_err(|e| LakeError::Query(e.to_string()))?;
-                }
-            }
-            sync(&log).map_err(|e| LakeError::Query(e.to_string()))?;
         }
     }
     table.update_state().await?;

@@ -37,12 +37,14 @@
 pub mod chatwoot;
 pub mod contract;
 pub mod decode;
+pub mod faults;
 pub mod json_schema;
 pub mod lake;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
 pub mod schema;
+pub mod store;
 pub mod wal;
 
 pub use contract::{Event, EventType, FieldError};

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub lake_files: AtomicU64,
     pub lake_version: AtomicU64,
     pub compactions: AtomicU64,
+    pub vacuumed_files: AtomicU64,
+    pub ingest_backpressure: AtomicU64,
 }
 
 impl Metrics {
@@ -159,6 +161,18 @@ impl Metrics {
             "cxlake_compactions_total",
             "Partitions compacted.",
             &self.compactions,
+        );
+        counter(
+            &mut out,
+            "cxlake_vacuumed_files_total",
+            "Replaced lake files deleted after the retention period.",
+            &self.vacuumed_files,
+        );
+        counter(
+            &mut out,
+            "cxlake_ingest_backpressure_total",
+            "Ingest requests answered 503 because the lake fell behind.",
+            &self.ingest_backpressure,
         );
         out
     }

@@ -11,7 +11,15 @@
 //! Readers call [`Ingestor::read_view`] and get, under one lock, the lake
 //! version and exactly the buffered batches that version does not hold:
 //! no event is seen twice or missed while a flush commits.
+//!
+//! Deduplication never answers ahead of durability: an event id is
+//! *claimed* by the write that carries it and becomes *known* only once
+//! that write is fsynced. A copy that arrives while the first is in flight
+//! waits for the first write's outcome: "duplicate" if it became durable,
+//! otherwise it is written itself. A write runs to its end in a task of
+//! its own, so a client that hangs up cannot leave a claim behind.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +32,7 @@ use futures::StreamExt;
 use url::Url;
 
 use crate::contract::Event;
+use crate::faults::Faults;
 use crate::lake::{self, LakeError};
 use crate::metrics::Metrics;
 use crate::privacy::{Privacy, PrivacyError};
@@ -44,6 +53,13 @@ pub enum IngestError {
     Scan(String),
     #[error(transparent)]
     Privacy(#[from] PrivacyError),
+    #[error("the write did not finish: {0}")]
+    Aborted(String),
+    #[error(
+        "{buffered_bytes} bytes of acknowledged events are waiting for the lake (limit {limit_bytes}); \
+         retry shortly"
+    )]
+    Backpressure { buffered_bytes: usize, limit_bytes: usize },
 }
 
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;
@@ -61,9 +77,21 @@ pub struct IngestConfig {
     pub flush_max_bytes: usize,
     /// Flush at least this often while anything is buffered.
     pub flush_max_age: Duration,
-    /// After a flush, partitions with at least this many files are
-    /// rewritten as one sorted file set (0 turns compaction off).
+    /// After a flush, a partition with at least this many small files
+    /// (under half of `compact_target_file_bytes`) is rewritten as sorted
+    /// files of about that size (0 turns compaction off).
     pub compact_min_files: usize,
+    /// The size of the files compaction writes.
+    pub compact_target_file_bytes: u64,
+    /// Files replaced by compaction or erasure stay on storage this long,
+    /// for readers still scanning an older version, then are deleted.
+    pub vacuum_retention: Duration,
+    /// Past this many bytes of acknowledged events not yet in the lake
+    /// (the lake is slow or unreachable), ingest answers "retry later"
+    /// instead of growing the buffer and the WAL without bound.
+    pub max_buffered_bytes: usize,
+    /// Faults to inject (tests); unarmed by default.
+    pub faults: Faults,
 }
 
 impl IngestConfig {
@@ -75,6 +103,10 @@ impl IngestConfig {
             flush_max_bytes: 64 << 20,
             flush_max_age: Duration::from_secs(10),
             compact_min_files: 8,
+            compact_target_file_bytes: 128 << 20,
+            vacuum_retention: Duration::from_secs(3600),
+            max_buffered_bytes: 1 << 30,
+            faults: Faults::default(),
         }
     }
 }
@@ -122,7 +154,7 @@ pub struct Ingestor {
     cfg: IngestConfig,
     lake_url: Url,
     metrics: Arc<Metrics>,
-    seen: Mutex<SeenSet>,
+    dedup: Mutex<Dedup>,
     shared: Arc<Mutex<Shared>>,
     wal: Wal<RecordBatch>,
     flush_wanted: Arc<tokio::sync::Notify>,
@@ -134,6 +166,7 @@ pub struct Ingestor {
     /// tombstones, so afterwards every event either was appended before
     /// (and the erasure sees it) or is checked against them.
     erase_gate: tokio::sync::RwLock<()>,
+    last_vacuum: Mutex<Option<Instant>>,
     _lock_file: std::fs::File,
 }
 
@@ -149,6 +182,51 @@ impl std::fmt::Debug for Ingestor {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks leaves plain data behind; carry on.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Event ids known durable, and those a write in flight has claimed.
+#[derive(Default)]
+struct Dedup {
+    seen: SeenSet,
+    /// Each claim's receiver turns `Some(true)` once its write is durable,
+    /// `Some(false)` once it failed.
+    in_flight: HashMap<u128, tokio::sync::watch::Receiver<Option<bool>>>,
+}
+
+/// The claims of one write: settled on success, given up on failure, and
+/// given up as well if the write is torn down half way (a panic).
+struct Claims<'a> {
+    dedup: &'a Mutex<Dedup>,
+    keys: Vec<u128>,
+    outcome: tokio::sync::watch::Sender<Option<bool>>,
+}
+
+impl Claims<'_> {
+    fn settle(mut self, durable: bool) {
+        let keys = std::mem::take(&mut self.keys);
+        {
+            let mut d = lock(self.dedup);
+            for k in keys {
+                d.in_flight.remove(&k);
+                if durable {
+                    d.seen.insert(k);
+                }
+            }
+        }
+        self.outcome.send_replace(Some(durable));
+    }
+}
+
+impl Drop for Claims<'_> {
+    fn drop(&mut self) {
+        if !self.keys.is_empty() {
+            let mut d = lock(self.dedup);
+            for k in &self.keys {
+                d.in_flight.remove(k);
+            }
+            self.outcome.send_replace(Some(false));
+        }
+    }
 }
 
 fn batch_bytes(b: &RecordBatch) -> usize {
@@ -180,7 +258,7 @@ impl Ingestor {
             None => path_str(&cfg.data_dir.join("lake").join("events")),
         };
         let lake_url = lake::table_url(&location)?;
-        let table = match lake::open(&lake_url).await? {
+        let table = match lake::open(&lake_url, &cfg.faults).await? {
             Some(t) => Some(lake::ensure_stats_columns(t).await?),
             None => None,
         };
@@ -223,7 +301,13 @@ impl Ingestor {
                 s.buffer.push((seq, batch));
             })
         };
-        let (wal, replayed) = Wal::open(&cfg.data_dir.join("wal"), metrics.clone(), on_durable, flushed_seq)?;
+        let (wal, replayed) = Wal::open_with_faults(
+            &cfg.data_dir.join("wal"),
+            metrics.clone(),
+            on_durable,
+            flushed_seq,
+            cfg.faults.clone(),
+        )?;
         {
             let mut s = lock(&shared);
             let mut replayed_events = 0usize;
@@ -240,19 +324,28 @@ impl Ingestor {
             metrics.buffered_events.store(s.buffered_events as u64, Relaxed);
             metrics.buffered_bytes.store(s.buffered_bytes as u64, Relaxed);
             tracing::info!(lake = %lake_url, flushed_seq, replayed_events, known_events = seen.len(), "ingest pipeline open");
+            if replayed_events > 0 {
+                // Move the replayed events into the lake first thing: a
+                // process that keeps dying young must still make progress.
+                flush_wanted.notify_one();
+            }
         }
 
         Ok(Arc::new(Ingestor {
             cfg,
             lake_url,
             metrics,
-            seen: Mutex::new(seen),
+            dedup: Mutex::new(Dedup {
+                seen,
+                in_flight: HashMap::new(),
+            }),
             shared,
             wal,
             flush_wanted,
             flush_lock: tokio::sync::Mutex::new(()),
             privacy,
             erase_gate: tokio::sync::RwLock::new(()),
+            last_vacuum: Mutex::new(None),
             _lock_file: lock_file,
         }))
     }
@@ -276,52 +369,102 @@ impl Ingestor {
 
     /// Makes the new events of a validated batch durable. Returns after the
     /// WAL fsync; the events are then already visible through
-    /// [`Ingestor::read_view`].
-    pub async fn ingest(&self, events: Vec<(usize, Event)>) -> Result<IngestOutcome> {
+    /// [`Ingestor::read_view`]. An event whose id a concurrent write holds
+    /// is answered once that write's outcome is known.
+    pub async fn ingest(self: &Arc<Self>, events: Vec<(usize, Event)>) -> Result<IngestOutcome> {
+        let this = self.clone();
+        // Runs to its end even when the caller stops waiting, so every
+        // claim it makes is settled one way or the other.
+        tokio::spawn(async move { this.ingest_to_the_end(events).await })
+            .await
+            .map_err(|e| IngestError::Aborted(e.to_string()))?
+    }
+
+    async fn ingest_to_the_end(&self, events: Vec<(usize, Event)>) -> Result<IngestOutcome> {
         let mut outcome = IngestOutcome::default();
+        let buffered_bytes = lock(&self.shared).buffered_bytes;
+        if buffered_bytes >= self.cfg.max_buffered_bytes {
+            self.metrics.ingest_backpressure.fetch_add(1, Relaxed);
+            self.flush_wanted.notify_one();
+            return Err(IngestError::Backpressure {
+                buffered_bytes,
+                limit_bytes: self.cfg.max_buffered_bytes,
+            });
+        }
         let _no_erasure_in_between = self.erase_gate.read().await;
         let (mut events, erased_lines) = self.privacy.drop_erased(events)?;
         outcome.erased_lines = erased_lines;
         // Before the WAL: what a tenant does not want stored never reaches a file.
         self.privacy.protect(&mut events)?;
-        let mut fresh = Vec::with_capacity(events.len());
-        let mut keys = Vec::with_capacity(events.len());
-        {
-            let mut seen = lock(&self.seen);
-            for (line, e) in events {
-                let key = event_key(&e.tenant_id, &e.event_id);
-                if seen.insert(key) {
-                    keys.push(key);
-                    fresh.push(e);
-                } else {
+        let mut pending = events;
+        while !pending.is_empty() {
+            let (outcome_tx, outcome_rx) = tokio::sync::watch::channel(None);
+            let mut claims = Claims {
+                dedup: &self.dedup,
+                keys: Vec::with_capacity(pending.len()),
+                outcome: outcome_tx,
+            };
+            let mut fresh = Vec::with_capacity(pending.len());
+            let mut waits = Vec::new();
+            {
+                let mut d = lock(&self.dedup);
+                for (line, e) in pending.drain(..) {
+                    let key = event_key(&e.tenant_id, &e.event_id);
+                    if d.seen.contains(key) {
+                        outcome.duplicate_lines.push(line);
+                    } else if let Some(other) = d.in_flight.get(&key) {
+                        if other.same_channel(&outcome_rx) {
+                            // Repeated within this very batch.
+                            outcome.duplicate_lines.push(line);
+                        } else {
+                            waits.push((line, e, other.clone()));
+                        }
+                    } else {
+                        d.in_flight.insert(key, outcome_rx.clone());
+                        claims.keys.push(key);
+                        fresh.push(e);
+                    }
+                }
+            }
+            if fresh.is_empty() {
+                drop(claims);
+            } else {
+                let batch = events_to_batch(fresh.iter());
+                match self.wal.append_durable(&fresh, batch).await {
+                    Ok(seq) => {
+                        claims.settle(true);
+                        outcome.accepted += fresh.len();
+                        outcome.seq = seq;
+                        self.metrics.events_accepted.fetch_add(fresh.len() as u64, Relaxed);
+                        self.metrics.batches_accepted.fetch_add(1, Relaxed);
+                    }
+                    Err(e) => {
+                        // Not durable, so not accepted: a retry must not look like a duplicate.
+                        claims.settle(false);
+                        return Err(e.into());
+                    }
+                }
+            }
+            // Copies of events another write holds: a duplicate once that
+            // write is durable; if it failed, this request writes them.
+            for (line, e, mut other) in waits {
+                let durable = other
+                    .wait_for(Option::is_some)
+                    .await
+                    .map(|v| *v == Some(true))
+                    .unwrap_or(false);
+                if durable {
                     outcome.duplicate_lines.push(line);
+                } else {
+                    pending.push((line, e));
                 }
             }
         }
+        outcome.duplicate_lines.sort_unstable();
         self.metrics
             .events_duplicate
             .fetch_add(outcome.duplicate_lines.len() as u64, Relaxed);
-        if fresh.is_empty() {
-            return Ok(outcome);
-        }
-        let batch = events_to_batch(fresh.iter());
-        match self.wal.append_durable(&fresh, batch).await {
-            Ok(seq) => {
-                outcome.accepted = fresh.len();
-                outcome.seq = seq;
-                self.metrics.events_accepted.fetch_add(fresh.len() as u64, Relaxed);
-                self.metrics.batches_accepted.fetch_add(1, Relaxed);
-                Ok(outcome)
-            }
-            Err(e) => {
-                // Not durable, so not accepted: a retry must not look like a duplicate.
-                let mut seen = lock(&self.seen);
-                for k in keys {
-                    seen.remove(k);
-                }
-                Err(e.into())
-            }
-        }
+        Ok(outcome)
     }
 
     /// The lake version and the buffered batches it does not hold.
@@ -339,24 +482,55 @@ impl Ingestor {
         self.flush_locked().await
     }
 
-    /// [`Ingestor::flush`] for a caller that holds the flush lock.
+    /// [`Ingestor::flush`] for a caller that holds the flush lock. Commits
+    /// at most `flush_max_events` events at a time, oldest first, so a
+    /// large backlog (a long replay) reaches the lake in steps that each
+    /// survive a crash.
     async fn flush_locked(&self) -> Result<FlushOutcome> {
-        let started = Instant::now();
         let through = self.wal.rotate().await?;
-        let (table, flushed, batches) = {
+        let mut done = FlushOutcome {
+            events: 0,
+            through_seq: lock(&self.shared).flushed_seq,
+        };
+        loop {
+            let step = self.flush_step(through).await?;
+            if step.events == 0 {
+                break;
+            }
+            done = FlushOutcome {
+                events: done.events + step.events,
+                through_seq: step.through_seq,
+            };
+        }
+        // Still holding the flush lock: compaction is the only other writer.
+        self.compact_fragmented(4).await;
+        self.vacuum_if_due().await;
+        Ok(done)
+    }
+
+    /// Commits the oldest buffered batches up to `through`, at most about
+    /// `flush_max_events` events; nothing when none is left.
+    async fn flush_step(&self, through: u64) -> Result<FlushOutcome> {
+        let started = Instant::now();
+        let (table, flushed, batches, step_through) = {
             let s = lock(&self.shared);
-            let batches: Vec<RecordBatch> = s
-                .buffer
-                .iter()
-                .filter(|(seq, _)| *seq <= through)
-                .map(|(_, b)| b.clone())
-                .collect();
-            (s.table.clone(), s.flushed_seq, batches)
+            let mut batches = Vec::new();
+            let mut events = 0;
+            let mut step_through = s.flushed_seq;
+            // The buffer is in sequence order (the WAL writer hands batches
+            // over in order, and the replay comes first).
+            for (seq, b) in s.buffer.iter().filter(|(seq, _)| *seq <= through) {
+                if events >= self.cfg.flush_max_events {
+                    break;
+                }
+                events += b.num_rows();
+                step_through = *seq;
+                batches.push(b.clone());
+            }
+            (s.table.clone(), s.flushed_seq, batches, step_through)
         };
         if batches.is_empty() {
             self.wal.remove_through(flushed)?;
-            // Idle rounds catch up on compaction.
-            self.compact_fragmented(4).await;
             return Ok(FlushOutcome {
                 events: 0,
                 through_seq: flushed,
@@ -366,93 +540,140 @@ impl Ingestor {
         let sorted = tokio::task::spawn_blocking(move || lake::sort_for_lake(&batches))
             .await
             .map_err(|e| IngestError::Scan(e.to_string()))??;
-        let result = lake::append(&self.lake_url, table.as_ref().map(|t| (**t).clone()), sorted, through).await;
-        let new_table = match result {
+        let base = table.as_ref().map(|t| (**t).clone());
+        let new_table = match lake::append(&self.lake_url, &self.cfg.faults, base, sorted, step_through).await {
             Ok(t) => t,
             Err(e) => {
                 self.metrics.flush_failures.fetch_add(1, Relaxed);
-                return Err(e.into());
+                // A commit can land and still report an error (a lost
+                // answer from the store, a failing step after the commit).
+                // Retrying it from the old version would conflict on the
+                // WAL checkpoint forever: ask the log what it holds.
+                match self.reload_table().await {
+                    Some(t) if lake::flushed_seq(Some(&t)).await.unwrap_or(0) >= step_through => {
+                        tracing::warn!(error = %e, through_seq = step_through, "the lake commit reported an error but landed");
+                        t
+                    }
+                    _ => return Err(e.into()),
+                }
             }
         };
-        // The WAL may go only once the commit would survive a power cut.
-        let synced = lake::sync_local_commit(&self.lake_url, table.as_deref(), &new_table);
         let files = lake::file_count(&new_table);
         let version = new_table.version().unwrap_or(0).max(0) as u64;
         {
             let mut s = lock(&self.shared);
             s.table = Some(Arc::new(new_table));
-            s.flushed_seq = through;
-            s.buffer.retain(|(seq, _)| *seq > through);
+            s.flushed_seq = step_through;
+            s.buffer.retain(|(seq, _)| *seq > step_through);
             s.buffered_events = s.buffer.iter().map(|(_, b)| b.num_rows()).sum();
             s.buffered_bytes = s.buffer.iter().map(|(_, b)| batch_bytes(b)).sum();
             self.metrics.buffered_events.store(s.buffered_events as u64, Relaxed);
             self.metrics.buffered_bytes.store(s.buffered_bytes as u64, Relaxed);
         }
-        match synced {
-            Ok(()) => {
-                self.wal.remove_through(through)?;
-            }
-            Err(e) => tracing::error!(error = %e, "could not fsync the lake commit; keeping the WAL segments"),
-        }
+        // The lake's store fsyncs every file before the commit that
+        // publishes it returns: the segments are no longer needed.
+        self.wal.remove_through(step_through)?;
         self.metrics.lake_files.store(files as u64, Relaxed);
         self.metrics.lake_version.store(version, Relaxed);
         self.metrics.flushed_events.fetch_add(events as u64, Relaxed);
         self.metrics.flush.observe(started.elapsed());
         tracing::info!(
             events,
-            through_seq = through,
+            through_seq = step_through,
             files,
             version,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "flushed to lake"
         );
-        // Still holding the flush lock: compaction is the only other writer.
-        self.compact_fragmented(4).await;
         Ok(FlushOutcome {
             events,
-            through_seq: through,
+            through_seq: step_through,
         })
     }
 
+    /// Reloads the table from its log after a write whose outcome is not
+    /// known, so the next writer starts from what the log holds. `None`
+    /// when the log cannot be read now (the next round tries again).
+    async fn reload_table(&self) -> Option<DeltaTable> {
+        match lake::open(&self.lake_url, &self.cfg.faults).await {
+            Ok(Some(t)) => {
+                lock(&self.shared).table = Some(Arc::new(t.clone()));
+                Some(t)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reload the lake table");
+                None
+            }
+        }
+    }
+
     /// Rewrites up to `max_partitions` fragmented partitions (see
-    /// [`IngestConfig::compact_min_files`]). Failures are logged and left
-    /// for the next round: the table stays valid either way.
+    /// [`IngestConfig::compact_min_files`]) as sorted files of about
+    /// `compact_target_file_bytes`. Failures are logged and left for the
+    /// next round: the table stays valid either way.
     async fn compact_fragmented(&self, max_partitions: usize) {
         if self.cfg.compact_min_files == 0 {
             return;
         }
-        let Some(mut table) = lock(&self.shared).table.clone() else {
+        let Some(table) = lock(&self.shared).table.clone() else {
             return;
         };
-        let candidates = lake::fragmented_partitions(&table, self.cfg.compact_min_files);
-        for (partition, files_before) in candidates.into_iter().take(max_partitions) {
+        let target = self.cfg.compact_target_file_bytes;
+        let candidates = lake::fragmented_partitions(&table, self.cfg.compact_min_files, target / 2);
+        let mut table = (*table).clone();
+        for (partition, small_files) in candidates.into_iter().take(max_partitions) {
             let started = Instant::now();
-            let compacted = match lake::compact_partition(&table, &partition).await {
+            let compacted = match lake::compact_partition(&table, &partition, target).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!(error = %e, tenant = %partition.0, date = %partition.1, "compaction failed; will retry");
+                    self.reload_table().await;
                     return;
                 }
             };
-            if let Err(e) = lake::sync_local_commit(&self.lake_url, Some(&table), &compacted) {
-                tracing::error!(error = %e, "could not fsync a compaction commit");
-            }
-            let compacted = Arc::new(compacted);
             let files = lake::file_count(&compacted);
-            lock(&self.shared).table = Some(compacted.clone());
+            lock(&self.shared).table = Some(Arc::new(compacted.clone()));
             self.metrics.lake_files.store(files as u64, Relaxed);
             self.metrics
                 .lake_version
-                .store(compacted.version().unwrap_or(0), Relaxed);
+                .store(compacted.version().unwrap_or(0).max(0) as u64, Relaxed);
             self.metrics.compactions.fetch_add(1, Relaxed);
             tracing::info!(
                 tenant = %partition.0,
                 date = %partition.1,
-                files_before,
+                small_files,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "compacted partition"
             );
             table = compacted;
+        }
+    }
+
+    /// Deletes files that left the table more than `vacuum_retention` ago
+    /// (and files of commits that never landed), at most once per tenth of
+    /// the retention. The caller holds the flush lock.
+    async fn vacuum_if_due(&self) {
+        let interval = (self.cfg.vacuum_retention / 10).max(Duration::from_secs(1));
+        {
+            let mut last = lock(&self.last_vacuum);
+            if last.is_some_and(|t| t.elapsed() < interval) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let Some(table) = lock(&self.shared).table.clone() else {
+            return;
+        };
+        match lake::vacuum(&table, self.cfg.vacuum_retention).await {
+            Ok((t, deleted)) => {
+                if deleted > 0 {
+                    self.metrics.vacuumed_files.fetch_add(deleted as u64, Relaxed);
+                    tracing::info!(deleted, "vacuumed replaced lake files");
+                }
+                lock(&self.shared).table = Some(Arc::new(t));
+            }
+            Err(e) => tracing::warn!(error = %e, "vacuum failed; will retry"),
         }
     }
 
@@ -480,7 +701,7 @@ impl Ingestor {
 
     /// Number of distinct `(tenant_id, event_id)` known.
     pub fn known_events(&self) -> usize {
-        lock(&self.seen).len()
+        lock(&self.dedup).seen.len()
     }
 }
 
@@ -531,3 +752,6 @@ async fn load_lake_keys(table: &DeltaTable) -> Result<SeenSet> {
     }
     Ok(SeenSet::from_keys(keys))
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,19 +11,35 @@
 //! a sequence of records:
 //!
 //! ```text
-//! magic u32 LE = 0x574C5843 ("CXLW") | len u32 LE | crc32 u32 LE | seq u64 LE | payload[len]
+//! magic u32 LE = 0x32575843 ("CXW2") | len u32 LE | crc32 u32 LE | seq u64 LE | group u64 LE | payload[len]
 //! ```
 //!
-//! `crc32` covers the `seq` bytes and the payload. The payload is the batch
+//! `crc32` covers `seq`, `group` and the payload. The payload is the batch
 //! as NDJSON of [`Event`] in its canonical serde form. `seq` numbers batches
-//! from 1, strictly increasing across segments.
+//! from 1, densely and strictly increasing across segments; `group` is the
+//! first `seq` of the group commit the record was written and fsynced with.
+//! Records of the first format (magic "CXLW", no `group` field) are still
+//! read, each as a group of its own.
 //!
 //! ## Recovery
 //!
-//! [`Wal::open`] reads every segment in order. A torn record at the tail of
-//! the newest segment (a crash mid-write, never acknowledged) is cut off;
-//! damage anywhere else is an error, because acknowledged data would be
-//! lost silently.
+//! [`Wal::open`] reads every segment in order and decides, for damage it
+//! finds, whether it can only be a write that was never acknowledged:
+//!
+//! - A group is written and fsynced before the next one starts, so an intact
+//!   record of a *later* group behind a damaged record proves the damaged
+//!   one was fsynced, i.e. acknowledged: that is an error, never a cut.
+//!   Damage followed only by records of its own group (a crash mid-write
+//!   can persist a group's pages out of order) is a torn tail: cut off.
+//! - A failed append gives its sequence numbers back and the next append
+//!   starts a new segment with them. So in a segment followed by one that
+//!   starts at `n`, records numbered `n` or more, and damage where record
+//!   `n` or later would be, are such a failed group: cut off. Damage where
+//!   an earlier number belongs is an error.
+//! - Numbers go on after both the log's last record and the lake's
+//!   checkpoint (the last segment may be gone or empty); a log whose
+//!   records after the checkpoint do not start right after it has lost
+//!   acknowledged batches, and the log refuses to open.
 //!
 //! ## Truncation
 //!
@@ -39,10 +55,15 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use crate::contract::Event;
+use crate::faults::{Fault, Faults};
 use crate::metrics::Metrics;
 
-const MAGIC: u32 = 0x574C_5843;
-const HEADER_BYTES: usize = 4 + 4 + 4 + 8;
+/// "CXLW": records without a group field.
+const MAGIC_V1: u32 = 0x574C_5843;
+/// "CXW2": records carrying the first sequence number of their group.
+const MAGIC: u32 = 0x3257_5843;
+const HEADER_V1_BYTES: usize = 4 + 4 + 4 + 8;
+const HEADER_BYTES: usize = HEADER_V1_BYTES + 8;
 /// A segment is closed once it grows past this size.
 const SEGMENT_TARGET_BYTES: u64 = 256 << 20;
 
@@ -53,6 +74,18 @@ pub enum WalError {
     Io { path: PathBuf, source: io::Error },
     #[error("write-ahead log segment {path} is damaged at byte {offset}: {detail}")]
     Corrupt { path: PathBuf, offset: u64, detail: String },
+    #[error(
+        "the write-ahead log in {dir} does not follow the lake: the lake holds batches through {lake_seq}, \
+         the log's next batch is {next_seq}, so acknowledged batches {missing_from}..{missing_to} are missing; \
+         restore the log or the lake from backup before starting"
+    )]
+    Gap {
+        dir: PathBuf,
+        lake_seq: u64,
+        next_seq: u64,
+        missing_from: u64,
+        missing_to: u64,
+    },
     #[error("the write-ahead log writer has stopped")]
     Stopped,
 }
@@ -124,15 +157,29 @@ impl<P: Send + 'static> Wal<P> {
         on_durable: OnDurable<P>,
         replay_after: u64,
     ) -> Result<(Wal<P>, Vec<ReplayedBatch>)> {
+        Self::open_with_faults(dir, metrics, on_durable, replay_after, Faults::default())
+    }
+
+    /// [`Wal::open`] with injected faults (tests).
+    pub fn open_with_faults(
+        dir: &Path,
+        metrics: Arc<Metrics>,
+        on_durable: OnDurable<P>,
+        replay_after: u64,
+        faults: Faults,
+    ) -> Result<(Wal<P>, Vec<ReplayedBatch>)> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let segments = list_segments(dir)?;
         let mut replayed = Vec::new();
         let mut last_seq = 0;
-        for (i, (_, path)) in segments.iter().enumerate() {
-            let is_last = i + 1 == segments.len();
-            read_segment(path, is_last, &mut |seq, payload| {
+        for (i, (first, path)) in segments.iter().enumerate() {
+            let next_first = segments.get(i + 1).map(|s| s.0);
+            read_segment(path, *first, next_first, &mut |seq, payload| {
                 if seq <= last_seq {
                     return Err(format!("sequence {seq} does not follow {last_seq}"));
+                }
+                if last_seq > replay_after && seq != last_seq + 1 {
+                    return Err(format!("batches {}..{} are missing", last_seq + 1, seq - 1));
                 }
                 last_seq = seq;
                 if seq <= replay_after {
@@ -148,14 +195,29 @@ impl<P: Send + 'static> Wal<P> {
                 Ok(())
             })?;
         }
+        if let Some(first) = replayed.first() {
+            if first.seq != replay_after + 1 {
+                return Err(WalError::Gap {
+                    dir: dir.to_path_buf(),
+                    lake_seq: replay_after,
+                    next_seq: first.seq,
+                    missing_from: replay_after + 1,
+                    missing_to: first.seq - 1,
+                });
+            }
+        }
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             dir: dir.to_path_buf(),
             file: None,
             file_bytes: 0,
-            next_seq: last_seq + 1,
+            // The lake may be ahead of the log (its last segment removed
+            // after a flush, or left empty by a failed write): numbers below
+            // the lake's checkpoint would be skipped at the next start.
+            next_seq: last_seq.max(replay_after) + 1,
             metrics,
             on_durable,
+            faults,
         };
         std::thread::Builder::new()
             .name("cxlake-wal".into())
@@ -227,13 +289,16 @@ impl<P: Send + 'static> Wal<P> {
     /// only wait for the next truncation.
     pub fn scrub_through(&self, through: u64, erase: &dyn Fn(&Event) -> bool) -> Result<usize> {
         let mut removed = 0;
-        for (first, path) in list_segments(&self.dir)? {
+        let segments = list_segments(&self.dir)?;
+        for (i, (first, path)) in segments.iter().enumerate() {
+            let (first, path) = (*first, path.clone());
             if first > through {
                 continue;
             }
+            let next_first = segments.get(i + 1).map(|s| s.0);
             let mut out = Vec::new();
             let mut dropped_here = 0;
-            read_segment(&path, false, &mut |seq, payload| {
+            read_segment(&path, first, next_first, &mut |seq, payload| {
                 let mut kept = Vec::with_capacity(payload.len());
                 for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                     let e: Event =
@@ -245,7 +310,9 @@ impl<P: Send + 'static> Wal<P> {
                         kept.push(b'\n');
                     }
                 }
-                encode_record(&mut out, seq, &kept);
+                // The group a record was fsynced with no longer matters once
+                // it is in the lake: each rewritten record is its own group.
+                encode_record(&mut out, seq, seq, &kept);
                 Ok(())
             })?;
             if dropped_here == 0 {
@@ -285,6 +352,7 @@ struct Writer<P> {
     next_seq: u64,
     metrics: Arc<Metrics>,
     on_durable: OnDurable<P>,
+    faults: Faults,
 }
 
 impl<P> Writer<P> {
@@ -307,7 +375,7 @@ impl<P> Writer<P> {
                     Command::Append { bytes, payload, reply } => {
                         let seq = self.next_seq;
                         self.next_seq += 1;
-                        encode_record(&mut buf, seq, &bytes);
+                        encode_record(&mut buf, seq, group_first_seq, &bytes);
                         appends.push((seq, payload, reply));
                     }
                     Command::Rotate { reply } => rotates.push(reply),
@@ -356,7 +424,18 @@ impl<P> Writer<P> {
             return Err(WalError::Stopped);
         };
         let started = Instant::now();
+        let faults = &self.faults;
+        if faults.take(Fault::DiskFull) || faults.take(Fault::WalWrite) {
+            return Err(io_err(path)(Faults::error(Fault::DiskFull)));
+        }
+        if faults.take(Fault::WalShortWrite) {
+            let _ = file.write_all(&buf[..buf.len() / 2]);
+            return Err(io_err(path)(Faults::error(Fault::WalShortWrite)));
+        }
         file.write_all(buf).map_err(io_err(path))?;
+        if faults.take(Fault::WalSync) {
+            return Err(io_err(path)(Faults::error(Fault::WalSync)));
+        }
         file.sync_data().map_err(io_err(path))?;
         self.metrics.observe_wal_fsync(started.elapsed());
         self.file_bytes += buf.len() as u64;
@@ -383,14 +462,16 @@ impl<P> Writer<P> {
     }
 }
 
-fn encode_record(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+fn encode_record(buf: &mut Vec<u8>, seq: u64, group_first: u64, payload: &[u8]) {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&seq.to_le_bytes());
+    crc.update(&group_first.to_le_bytes());
     crc.update(payload);
     buf.extend_from_slice(&MAGIC.to_le_bytes());
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buf.extend_from_slice(&crc.finalize().to_le_bytes());
     buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&group_first.to_le_bytes());
     buf.extend_from_slice(payload);
 }
 
@@ -414,74 +495,127 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
-/// Reads one segment, calling `f` per intact record. A damaged tail of the
-/// newest segment is truncated away; damage elsewhere is an error.
+/// Reads one segment (named after sequence `first`; the next segment, if
+/// any, starts at `next_first`), calling `f` per record it holds. Cuts off
+/// what can only be an unacknowledged write (see the module docs) and
+/// fails on damage that may hide an acknowledged one.
 fn read_segment(
     path: &Path,
-    is_last: bool,
+    first: u64,
+    next_first: Option<u64>,
     f: &mut dyn FnMut(u64, &[u8]) -> std::result::Result<(), String>,
 ) -> Result<()> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut file| file.read_to_end(&mut data))
         .map_err(io_err(path))?;
+    let corrupt = |offset: usize, detail: String| WalError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        detail,
+    };
     let mut off = 0usize;
+    let mut last: Option<u64> = None;
     while off < data.len() {
+        // The number the record at `off` has, or would have.
+        let expected = last.map_or(first, |s| s + 1);
         let damage = match parse_record(&data[off..]) {
-            Ok((seq, payload, used)) => match f(seq, payload) {
-                Ok(()) => {
-                    off += used;
-                    continue;
-                }
-                Err(detail) => {
-                    return Err(WalError::Corrupt {
-                        path: path.to_path_buf(),
-                        offset: off as u64,
-                        detail,
-                    });
-                }
-            },
+            Ok(rec) if next_first.is_some_and(|n| rec.seq >= n) => {
+                tracing::warn!(path = %path.display(), offset = off, seq = rec.seq, "cutting a failed write-ahead log append (never acknowledged; its numbers were written again)");
+                return cut(path, off);
+            }
+            Ok(rec) => {
+                f(rec.seq, rec.payload).map_err(|detail| corrupt(off, detail))?;
+                off += rec.used;
+                last = Some(rec.seq);
+                continue;
+            }
             Err(detail) => detail,
         };
-        if is_last {
+        let unacknowledged = match next_first {
+            Some(n) => expected >= n,
+            None => later_records(&data[off + 1..]).all(|group| group <= expected),
+        };
+        if unacknowledged {
             tracing::warn!(path = %path.display(), offset = off, %damage, "cutting a torn write-ahead log tail (never acknowledged)");
-            let file = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
-            file.set_len(off as u64).map_err(io_err(path))?;
-            file.sync_all().map_err(io_err(path))?;
-            return Ok(());
+            return cut(path, off);
         }
-        return Err(WalError::Corrupt {
-            path: path.to_path_buf(),
-            offset: off as u64,
-            detail: damage,
-        });
+        let why = match next_first {
+            Some(n) => format!(
+                "{damage}; batches {expected}..{} were acknowledged and are unreadable",
+                n - 1
+            ),
+            None => format!("{damage}; intact records of a later group follow, so this one was acknowledged"),
+        };
+        return Err(corrupt(off, why));
     }
     Ok(())
 }
 
-fn parse_record(data: &[u8]) -> std::result::Result<(u64, &[u8], usize), String> {
-    if data.len() < HEADER_BYTES {
+/// Truncates a segment to `len` bytes, durably.
+fn cut(path: &Path, len: usize) -> Result<()> {
+    let file = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+    file.set_len(len as u64).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))
+}
+
+/// The group of every intact record that starts anywhere in `data`.
+fn later_records(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let magics = [MAGIC.to_le_bytes(), MAGIC_V1.to_le_bytes()];
+    (0..data.len().saturating_sub(3))
+        .filter(move |&i| magics.iter().any(|m| data[i..i + 4] == *m))
+        .filter_map(move |i| parse_record(&data[i..]).ok())
+        .map(|rec| rec.group)
+}
+
+/// One intact record.
+struct Record<'a> {
+    seq: u64,
+    /// The first sequence number of the group commit it was written with.
+    group: u64,
+    payload: &'a [u8],
+    /// Bytes the record takes, header included.
+    used: usize,
+}
+
+fn parse_record(data: &[u8]) -> std::result::Result<Record<'_>, String> {
+    if data.len() < HEADER_V1_BYTES {
         return Err(format!("{} bytes left, less than a record header", data.len()));
     }
     let word = |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-    if word(0) != MAGIC {
-        return Err("bad record magic".into());
+    let header = match word(0) {
+        MAGIC => HEADER_BYTES,
+        MAGIC_V1 => HEADER_V1_BYTES,
+        _ => return Err("bad record magic".into()),
+    };
+    if data.len() < header {
+        return Err(format!("{} bytes left, less than a record header", data.len()));
     }
     let len = word(4) as usize;
     let crc = word(8);
-    let mut seq_bytes = [0u8; 8];
-    seq_bytes.copy_from_slice(&data[12..20]);
-    let seq = u64::from_le_bytes(seq_bytes);
-    let Some(payload) = data.get(HEADER_BYTES..HEADER_BYTES + len) else {
+    let covered = &data[12..header];
+    let u64_at = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&data[i..i + 8]);
+        u64::from_le_bytes(b)
+    };
+    let seq = u64_at(12);
+    let group = if header == HEADER_BYTES { u64_at(20) } else { seq };
+    let Some(payload) = data.get(header..header + len) else {
         return Err(format!("record of {len} bytes is cut short"));
     };
     let mut h = crc32fast::Hasher::new();
-    h.update(&seq_bytes);
+    h.update(covered);
     h.update(payload);
     if h.finalize() != crc {
         return Err("checksum mismatch".into());
     }
-    Ok((seq, payload, HEADER_BYTES + len))
+    Ok(Record {
+        seq,
+        group,
+        payload,
+        used: header + len,
+    })
 }
 
 #[cfg(test)]

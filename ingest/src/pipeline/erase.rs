@@ -306,10 +306,15 @@ impl Ingestor {
         let old = lock(&self.shared).table.clone();
         let mut table = old.as_deref().cloned();
         if let (Some(t), false) = (&old, days.is_empty()) {
-            let (rewritten, removed) = lake::rewrite_partitions(t, tenant, &days, |b| m.mask(b)).await?;
-            if let Err(e) = lake::sync_local_commit(&self.lake_url, Some(t), &rewritten) {
-                tracing::error!(error = %e, "could not fsync the erasure commit");
-            }
+            let (rewritten, removed) = match lake::rewrite_partitions(t, tenant, &days, |b| m.mask(b)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // The commit may have landed all the same; the next
+                    // writer must start from what the log says.
+                    self.reload_table().await;
+                    return Err(e.into());
+                }
+            };
             lake_events = removed;
             lock(&self.shared).table = Some(Arc::new(rewritten.clone()));
             table = Some(rewritten);
@@ -322,7 +327,7 @@ impl Ingestor {
         let mut purged = lake::Purged::default();
         let mut version = None;
         if let Some(t) = table {
-            let (t, p) = lake::purge_history(&self.lake_url, t).await?;
+            let (t, p) = lake::purge_history(t).await?;
             purged = p;
             version = t.version();
             self.metrics.lake_files.store(lake::file_count(&t) as u64, Relaxed);

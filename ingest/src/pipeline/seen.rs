@@ -37,9 +37,20 @@ impl Hasher for FoldHasher {
 /// (or an eighth of the vector, whichever is more).
 pub(crate) const MIN_MERGE: usize = 1 << 20;
 
-/// The hash of a tenant's event id.
+/// The hash of a tenant's event id, keyed by a secret drawn at start: the
+/// set is rebuilt from the lake and the WAL at every start, so the key need
+/// not outlive the process, and a client cannot choose event ids that
+/// collide in the set's table.
 pub(crate) fn event_key(tenant_id: &str, event_id: &str) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        let mut b = [0u8; 8];
+        // With no system randomness there is no safe key to draw; a fixed
+        // one still deduplicates correctly.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+        u64::from_le_bytes(b)
+    });
+    let mut h = xxhash_rust::xxh3::Xxh3::with_seed(seed);
     h.update(tenant_id.as_bytes());
     h.update(&[0]);
     h.update(event_id.as_bytes());
@@ -72,8 +83,7 @@ impl SeenSet {
         self
     }
 
-    #[cfg(test)]
-    fn contains(&self, key: u128) -> bool {
+    pub(crate) fn contains(&self, key: u128) -> bool {
         self.recent.contains(&key) || self.sorted.binary_search(&key).is_ok()
     }
 
@@ -86,15 +96,6 @@ impl SeenSet {
             self.merge();
         }
         true
-    }
-
-    /// Takes `key` out again (a batch that did not become durable).
-    pub(crate) fn remove(&mut self, key: u128) {
-        if !self.recent.remove(&key) {
-            if let Ok(i) = self.sorted.binary_search(&key) {
-                self.sorted.remove(i);
-            }
-        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -147,12 +148,6 @@ mod tests {
             assert!(set.contains(key(i)));
         }
         assert!(!set.contains(key(3000)));
-        // Removal works for recent and merged keys.
-        set.remove(key(2999));
-        set.remove(key(5));
-        assert!(!set.contains(key(2999)) && !set.contains(key(5)));
-        assert!(set.insert(key(2999)) && set.insert(key(5)));
-        assert_eq!(set.len(), 3000);
         // The tenant is part of the key.
         assert!(set.insert(event_key("u", "evt_1")));
     }

@@ -157,7 +157,8 @@ async fn rotate_and_remove_through_delete_only_covered_segments() {
     assert_eq!(wal.remove_through(3).ok(), Some(1));
     assert_eq!(wal.remove_through(4).ok(), Some(0), "the active segment stays");
     drop(wal);
-    let (_, replayed, _) = open(dir.path());
+    // Segments go only once the lake holds their batches: it is at 3.
+    let (_, replayed, _) = open_after(dir.path(), 3);
     assert_eq!(replayed.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![4]);
 }
 
@@ -190,5 +191,138 @@ async fn scrub_removes_events_from_closed_segments_and_keeps_the_numbering() {
     for entry in fs::read_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")) {
         let bytes = fs::read(entry.map(|e| e.path()).unwrap_or_default()).unwrap_or_default();
         assert!(!bytes.windows(6).any(|w| w == b"secret"));
+    }
+}
+
+fn open_faulty(dir: &Path, replay_after: u64, faults: Faults) -> Result<(Wal<String>, Vec<ReplayedBatch>)> {
+    Wal::open_with_faults(dir, Arc::default(), Box::new(|_, _| {}), replay_after, faults)
+}
+
+fn replayed_ids(replayed: &[ReplayedBatch]) -> Vec<(u64, Vec<String>)> {
+    replayed
+        .iter()
+        .map(|b| (b.seq, b.events.iter().map(|e| e.event_id.clone()).collect()))
+        .collect()
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let mut segments = list_segments(dir).unwrap_or_default();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    segments.remove(0).1
+}
+
+#[tokio::test]
+async fn damage_before_acknowledged_records_of_the_newest_segment_is_an_error() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let (wal, _, _) = open(dir.path());
+        // One append at a time: three groups, each fsynced and acknowledged.
+        for id in ["a", "b", "c"] {
+            wal.append_durable(&[ev(id)], String::new())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let seg = only_segment(dir.path());
+    let mut bytes = fs::read(&seg).unwrap_or_default();
+    // The first record's payload: a later group follows it intact.
+    bytes[HEADER_BYTES + 2] ^= 0xff;
+    fs::write(&seg, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let r = open_faulty(dir.path(), 0, Faults::default());
+    assert!(matches!(r, Err(WalError::Corrupt { .. })), "{r:?}");
+    assert_eq!(fs::read(&seg).unwrap_or_default(), bytes, "nothing was cut");
+}
+
+#[tokio::test]
+async fn a_torn_group_is_cut_even_when_its_later_records_reached_the_disk() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let line = |id: &str| {
+        let mut b = serde_json::to_vec(&ev(id)).unwrap_or_default();
+        b.push(b'\n');
+        b
+    };
+    // Group 1 = {1}, fsynced; group 2 = {2, 3}, in flight at the crash:
+    // record 2's page was lost, record 3's survived.
+    let mut bytes = Vec::new();
+    encode_record(&mut bytes, 1, 1, &line("a"));
+    let torn_at = bytes.len();
+    encode_record(&mut bytes, 2, 2, &line("b"));
+    encode_record(&mut bytes, 3, 2, &line("c"));
+    bytes[torn_at + HEADER_BYTES + 1] ^= 0xff;
+    fs::write(dir.path().join(format!("wal-{:020}.log", 1)), &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let (wal, replayed) = open_faulty(dir.path(), 0, Faults::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(replayed_ids(&replayed), vec![(1, vec!["a".to_string()])]);
+    assert_eq!(
+        fs::metadata(only_segment(dir.path())).map(|m| m.len() as usize).ok(),
+        Some(torn_at)
+    );
+    assert_eq!(wal.append_durable(&[ev("d")], String::new()).await.ok(), Some(2));
+}
+
+#[tokio::test]
+async fn numbering_goes_on_after_the_lake_when_the_log_is_behind_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        // The lake holds batches through 100; the log's segments were
+        // removed after that flush (or only an empty one was left).
+        let (wal, replayed) = open_faulty(dir.path(), 100, Faults::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(replayed.is_empty());
+        assert_eq!(wal.append_durable(&[ev("new")], String::new()).await.ok(), Some(101));
+    }
+    let (_, replayed) = open_faulty(dir.path(), 100, Faults::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(replayed_ids(&replayed), vec![(101, vec!["new".to_string()])]);
+}
+
+#[tokio::test]
+async fn a_log_that_does_not_follow_the_lake_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let (wal, _) = open_faulty(dir.path(), 10, Faults::default()).unwrap_or_else(|e| panic!("{e}"));
+        wal.append_durable(&[ev("x")], String::new()).await.ok();
+    }
+    // The lake says 8: batches 9 and 10 were acknowledged but are nowhere.
+    let r = open_faulty(dir.path(), 8, Faults::default());
+    assert!(
+        matches!(
+            r,
+            Err(WalError::Gap {
+                missing_from: 9,
+                missing_to: 10,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn failed_writes_and_syncs_lose_nothing_acknowledged_and_the_log_recovers() {
+    for fault in [Fault::WalWrite, Fault::WalShortWrite, Fault::WalSync, Fault::DiskFull] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let faults = Faults::default();
+        {
+            let (wal, _) = open_faulty(dir.path(), 0, faults.clone()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(wal.append_durable(&[ev("a")], String::new()).await.ok(), Some(1));
+            faults.arm(fault, if fault == Fault::DiskFull { u32::MAX } else { 1 });
+            let failed = wal.append_durable(&[ev("lost")], String::new()).await;
+            assert!(failed.is_err(), "{fault:?}: {failed:?}");
+            if fault == Fault::DiskFull {
+                assert!(wal.append_durable(&[ev("lost2")], String::new()).await.is_err());
+                faults.clear();
+            }
+            assert_eq!(
+                wal.append_durable(&[ev("b")], String::new()).await.ok(),
+                Some(2),
+                "{fault:?}: the failed numbers are handed out again"
+            );
+        }
+        let (wal, replayed) = open_faulty(dir.path(), 0, Faults::default())
+            .unwrap_or_else(|e| panic!("{fault:?}: the log must open after the fault: {e}"));
+        assert_eq!(
+            replayed_ids(&replayed),
+            vec![(1, vec!["a".to_string()]), (2, vec!["b".to_string()])],
+            "{fault:?}"
+        );
+        assert_eq!(wal.append_durable(&[ev("c")], String::new()).await.ok(), Some(3));
     }
 }

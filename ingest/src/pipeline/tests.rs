@@ -1,0 +1,242 @@
+//! The write path under faults: nothing acknowledged is lost, nothing is
+//! stored twice, and the pipeline recovers once the fault clears.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+use crate::contract::EventType;
+use crate::faults::Fault;
+
+fn ev(id: &str) -> Event {
+    Event {
+        event_id: id.into(),
+        tenant_id: "t".into(),
+        event_type: EventType::ConversationStarted,
+        // 2026-03-01: inside any timestamp window a test server uses.
+        occurred_at_us: 1_772_323_200_000_000,
+        conversation_id: Some(format!("c-{id}")),
+        ..Default::default()
+    }
+}
+
+fn lines(ids: &[&str]) -> Vec<(usize, Event)> {
+    ids.iter().enumerate().map(|(i, id)| (i + 1, ev(id))).collect()
+}
+
+fn config(dir: &Path, faults: &Faults) -> IngestConfig {
+    let mut cfg = IngestConfig::new(dir);
+    // Flushes happen only when a test asks for one.
+    cfg.flush_max_age = Duration::from_secs(3600);
+    cfg.faults = faults.clone();
+    cfg
+}
+
+async fn open(cfg: IngestConfig) -> Arc<Ingestor> {
+    Ingestor::open(cfg, Arc::default())
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"))
+}
+
+/// Every event id in the lake and the buffer, with how often it is there.
+async fn stored(ingestor: &Ingestor) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    let view = ingestor.read_view();
+    let mut count = |batch: &RecordBatch| {
+        let idx = batch.schema().index_of("event_id").unwrap_or_else(|e| panic!("{e}"));
+        let ids = arrow::compute::cast(batch.column(idx), &arrow::datatypes::DataType::Utf8)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for id in ids.as_string::<i32>().iter().flatten() {
+            *counts.entry(id.to_string()).or_insert(0) += 1;
+        }
+    };
+    for b in &view.buffered {
+        count(b);
+    }
+    if let Some(t) = &view.table {
+        lake::scan(t, "SELECT event_id FROM events", |b| {
+            count(&b);
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    counts
+}
+
+fn exactly_once(counts: &HashMap<String, usize>, ids: &[&str]) {
+    let mut want: Vec<&str> = ids.to_vec();
+    want.sort();
+    let mut got: Vec<(&str, usize)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    got.sort();
+    assert_eq!(got, want.iter().map(|id| (*id, 1)).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_copy_of_an_event_in_flight_is_answered_only_after_the_first_write_and_written_if_it_failed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let faults = Faults::default();
+    let ingestor = open(config(dir.path(), &faults)).await;
+    // The first write's fsync fails. Its concurrent copy must not be told
+    // "duplicate" on the strength of a claim that never became durable.
+    faults.arm(Fault::WalSync, 1);
+    let (a, b) = tokio::join!(ingestor.ingest(lines(&["e1"])), ingestor.ingest(lines(&["e1"])));
+    let outcomes = [a, b];
+    let failed = outcomes.iter().filter(|o| o.is_err()).count();
+    let accepted: usize = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .map(|o| o.accepted)
+        .sum();
+    let duplicates: usize = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .map(|o| o.duplicate_lines.len())
+        .sum();
+    assert_eq!(failed, 1, "{outcomes:?}");
+    assert_eq!(
+        (accepted, duplicates),
+        (1, 0),
+        "the copy that waited wrote the event itself: {outcomes:?}"
+    );
+    exactly_once(&stored(&ingestor).await, &["e1"]);
+
+    // With no fault, one of two concurrent copies is written, the other is
+    // a duplicate answered after it is durable.
+    let (a, b) = tokio::join!(ingestor.ingest(lines(&["e2"])), ingestor.ingest(lines(&["e2"])));
+    let (a, b) = (a.unwrap_or_else(|e| panic!("{e}")), b.unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(a.accepted + b.accepted, 1);
+    assert_eq!(a.duplicate_lines.len() + b.duplicate_lines.len(), 1);
+    exactly_once(&stored(&ingestor).await, &["e1", "e2"]);
+}
+
+#[tokio::test]
+async fn a_write_whose_client_hung_up_still_settles_its_event_ids() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let faults = Faults::default();
+    let ingestor = open(config(dir.path(), &faults)).await;
+    faults.arm(Fault::WalSync, 1);
+    // The client gives up at once; the write goes on and fails.
+    let abandoned = ingestor.ingest(lines(&["x1", "x2"]));
+    drop(tokio::time::timeout(Duration::from_millis(0), abandoned).await);
+    // Its retry is written, not answered "duplicate" by a leftover claim.
+    let mut retry = None;
+    for _ in 0..100 {
+        let r = ingestor.ingest(lines(&["x1", "x2"])).await;
+        if let Ok(o) = r {
+            retry = Some(o);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let retry = retry.unwrap_or_else(|| panic!("the retry never succeeded"));
+    assert_eq!(retry.accepted + retry.duplicate_lines.len(), 2);
+    exactly_once(&stored(&ingestor).await, &["x1", "x2"]);
+    // A retry after success is a duplicate.
+    let again = ingestor
+        .ingest(lines(&["x1", "x2"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((again.accepted, again.duplicate_lines), (0, vec![1, 2]));
+}
+
+#[tokio::test]
+async fn store_faults_lose_nothing_and_the_flusher_recovers() {
+    for fault in [
+        Fault::StorePut,
+        Fault::StoreCommitLandsThenFails,
+        Fault::StoreRename,
+        Fault::DiskFull,
+    ] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let faults = Faults::default();
+        let mut all = Vec::new();
+        {
+            let ingestor = open(config(dir.path(), &faults)).await;
+            ingestor
+                .ingest(lines(&["a1", "a2"]))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+            all.extend(["a1", "a2"]);
+
+            ingestor
+                .ingest(lines(&["b1", "b2"]))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            all.extend(["b1", "b2"]);
+            faults.arm(fault, if fault == Fault::DiskFull { u32::MAX } else { 1 });
+            let first = ingestor.flush().await;
+            if fault == Fault::DiskFull {
+                assert!(first.is_err(), "{fault:?}: a full disk fails the flush");
+                // Acknowledged events stay readable meanwhile.
+                exactly_once(&stored(&ingestor).await, &all);
+                faults.clear();
+            }
+            // The next rounds go through: no wedge on the WAL checkpoint.
+            for _ in 0..3 {
+                if ingestor.flush().await.is_ok() {
+                    break;
+                }
+            }
+            ingestor.ingest(lines(&["c1"])).await.unwrap_or_else(|e| panic!("{e}"));
+            all.push("c1");
+            ingestor
+                .flush()
+                .await
+                .unwrap_or_else(|e| panic!("{fault:?}: the flusher must recover: {e}"));
+            let counts = stored(&ingestor).await;
+            assert!(ingestor.read_view().buffered.is_empty(), "{fault:?}: all in the lake");
+            exactly_once(&counts, &all);
+        }
+        // After a restart: the same, and nothing replayed twice.
+        let ingestor = open(config(dir.path(), &Faults::default())).await;
+        exactly_once(&stored(&ingestor).await, &all);
+    }
+}
+
+#[tokio::test]
+async fn a_lake_that_falls_behind_answers_retry_later_instead_of_growing_without_bound() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let faults = Faults::default();
+    let mut cfg = config(dir.path(), &faults);
+    cfg.max_buffered_bytes = 1;
+    let ingestor = open(cfg).await;
+    faults.arm(Fault::StorePut, u32::MAX);
+    ingestor.ingest(lines(&["p1"])).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(ingestor.flush().await.is_err());
+    let refused = ingestor.ingest(lines(&["p2"])).await;
+    assert!(matches!(refused, Err(IngestError::Backpressure { .. })), "{refused:?}");
+    faults.clear();
+    ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    let ok = ingestor.ingest(lines(&["p2"])).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.accepted, 1, "accepted once the lake caught up");
+    exactly_once(&stored(&ingestor).await, &["p1", "p2"]);
+}
+
+#[tokio::test]
+async fn a_large_backlog_reaches_the_lake_in_steps_that_each_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    {
+        let ingestor = open(config(dir.path(), &Faults::default())).await;
+        for chunk in id_refs.chunks(5) {
+            ingestor.ingest(lines(chunk)).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        // Dropped without a flush: a crash.
+    }
+    let mut cfg = config(dir.path(), &Faults::default());
+    cfg.flush_max_events = 10;
+    let ingestor = open(cfg).await;
+    let done = ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done.events, 50);
+    let table = ingestor.read_view().table.unwrap_or_else(|| panic!("a lake"));
+    let writes = table
+        .history(None)
+        .filter(|c| std::future::ready(c.as_ref().is_ok_and(|c| c.operation.as_deref() == Some("WRITE"))))
+        .count()
+        .await;
+    assert_eq!(writes, 5, "five commits of ten events, each its own step");
+    exactly_once(&stored(&ingestor).await, &id_refs);
+}
