@@ -240,3 +240,52 @@ async fn a_large_backlog_reaches_the_lake_in_steps_that_each_survive_a_crash() {
     assert_eq!(writes, 5, "five commits of ten events, each its own step");
     exactly_once(&stored(&ingestor).await, &id_refs);
 }
+
+fn parquet_files_on_disk(dir: &Path) -> usize {
+    fn walk(d: &Path, n: &mut usize) {
+        for entry in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                walk(&p, n);
+            } else if p.extension().is_some_and(|e| e == "parquet") {
+                *n += 1;
+            }
+        }
+    }
+    let mut n = 0;
+    walk(dir, &mut n);
+    n
+}
+
+#[tokio::test]
+async fn files_replaced_by_compaction_are_deleted_after_the_retention() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = config(dir.path(), &Faults::default());
+    cfg.compact_min_files = 3;
+    cfg.vacuum_retention = Duration::ZERO;
+    let ingestor = open(cfg).await;
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let batch: Vec<String> = (0..5).map(|i| format!("r{round}-{i}")).collect();
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        ingestor.ingest(lines(&refs)).await.unwrap_or_else(|e| panic!("{e}"));
+        ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        ids.extend(batch);
+    }
+    // Vacuums run at most once per tenth of the retention (and a second).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    let table = ingestor.read_view().table.unwrap_or_else(|| panic!("a lake"));
+    assert_eq!(
+        lake::file_count(&table),
+        1,
+        "the three flush files were compacted into one"
+    );
+    assert_eq!(
+        parquet_files_on_disk(&dir.path().join("lake")),
+        1,
+        "the replaced files are gone from disk, not only from the table"
+    );
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    exactly_once(&stored(&ingestor).await, &refs);
+}
