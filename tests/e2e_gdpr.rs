@@ -87,6 +87,30 @@ impl Api<'_> {
     fn ingest(&self, lines: &[String]) -> Value {
         self.json("POST", "/v1/events", &lines.join("\n"))
     }
+
+    /// Asks for an erasure (202 and a job URL) and waits for its receipt.
+    fn erase(&self, customer: &str) -> Value {
+        let r = self.call("DELETE", &format!("/v1/customers/{customer}"), "");
+        assert_eq!(r.status, 202, "{}", r.text());
+        let job = r.json();
+        assert!(!job.to_string().contains(customer), "{job}");
+        let url = r.header("location").unwrap_or_default().to_string();
+        assert_eq!(Some(url.as_str()), job["url"].as_str(), "{job}");
+        self.receipt_of(&url)
+    }
+
+    /// Waits until the erasure job at `url` is done; its receipt.
+    fn receipt_of(&self, url: &str) -> Value {
+        for _ in 0..600 {
+            let job = self.json("GET", url, "");
+            match job["state"].as_str() {
+                Some("done") => return job["receipt"].clone(),
+                Some("queued" | "running") => std::thread::sleep(std::time::Duration::from_millis(50)),
+                _ => panic!("erasure job {url}: {job}"),
+            }
+        }
+        panic!("erasure job {url} not done after 30 s");
+    }
 }
 
 fn api<'a>(server: &'a Server, key: &str) -> Api<'a> {
@@ -163,7 +187,7 @@ fn erasure_leaves_no_byte_of_the_customer_and_keeps_everyone_else() {
     assert_eq!(before["conversations"]["value"], 6.0, "{before}");
     approx(&before["csat"]["mean"], (2.0 * 1.0 + 4.0 * 5.0) / 6.0);
 
-    let receipt = admin.json("DELETE", &format!("/v1/customers/{GONE}"), "");
+    let receipt = admin.erase(GONE);
     assert!(
         receipt["receipt"].as_str().is_some_and(|r| r.starts_with("er_")),
         "{receipt}"
@@ -338,8 +362,53 @@ fn encrypted_and_pseudonymized_data_never_reaches_a_file_in_the_clear() {
     assert!(!files_containing(&data, &[GONE]).is_empty());
 
     // Erasure finds both forms of the id.
-    let receipt = admin.json("DELETE", &format!("/v1/customers/{GONE}"), "");
+    let receipt = admin.erase(GONE);
     assert_eq!(receipt["conversations"], 2, "{receipt}");
     let scan = files_containing(&data, &[GONE, GONE_COMMENT, GONE_TEXT, &pseudonym]);
     assert!(scan.is_empty(), "{scan:#?}");
+}
+
+#[test]
+fn an_erasure_accepted_before_a_crash_is_finished_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let key = create_key(&data, TENANT, "admin");
+    let env = [("CXLAKE_FLUSH_MAX_AGE_S", "3600")];
+    let mut server = Server::start(&data, &env);
+    assert_eq!(api(&server, &key).ingest(&day(0))["accepted"], 21);
+    // Accepted, then the process dies at once: the job was on disk before
+    // the 202, whatever the worker had done by then.
+    let r = api(&server, &key).call("DELETE", &format!("/v1/customers/{GONE}"), "");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let url = r.header("location").unwrap_or_default().to_string();
+    server.kill();
+
+    // A job recorded by a process that died before its worker ran at all,
+    // as it lies on disk.
+    let pending = serde_json::json!({
+        "id": "ej_0000000000000000000000000000beef",
+        "tenant": TENANT,
+        "customer_id": KEEP[1],
+        "customer_hash": "unknown",
+        "requested_at": "2026-03-05T00:00:00.000Z",
+        "requested_by": { "key_id": null, "tenant": TENANT, "role": "admin" },
+        "state": "queued",
+        "attempts": 0
+    });
+    std::fs::write(
+        data.join("erasures").join("ej_0000000000000000000000000000beef.json"),
+        pending.to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let server = Server::start(&data, &env);
+    let admin = api(&server, &key);
+    let receipt = admin.receipt_of(&url);
+    assert_eq!(receipt["conversations"], 1, "{receipt}");
+    let resumed = admin.receipt_of("/v1/erasures/ej_0000000000000000000000000000beef");
+    assert_eq!(resumed["conversations"], 1, "{resumed}");
+    let scan = files_containing(&data, &[GONE, GONE_COMMENT, GONE_TEXT, KEEP[1]]);
+    assert!(scan.is_empty(), "{scan:#?}");
+    let lake = lake_text(&admin);
+    assert!(lake.contains(KEEP[0]) && !lake.contains(KEEP[1]), "{lake}");
 }

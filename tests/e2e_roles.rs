@@ -93,6 +93,7 @@ fn api_routes() -> Vec<(&'static str, &'static str, String, &'static [&'static s
         ("GET", "/v1/audit", String::new(), ADMIN),
         ("GET", "/v1/customers/0000000000000000/export", String::new(), ADMIN),
         ("DELETE", "/v1/customers/0000000000000000", String::new(), ADMIN),
+        ("GET", "/v1/erasures/{job}", String::new(), ADMIN),
     ]
 }
 

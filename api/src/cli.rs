@@ -254,7 +254,9 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         experiments: crate::experiment_store::ExperimentStore::open(&cfg.data_dir),
         sql: crate::sql_service::SqlService::new(cfg.sql.clone()),
         audit: crate::audit::AuditLog::open(&cfg.data_dir)?,
+        erasures: crate::erasure_jobs::ErasureJobs::open(&cfg.data_dir)?,
     });
+    crate::erasure_jobs::ErasureJobs::start(state.clone());
     let last_used = spawn_last_used_writer(state.clone());
     start_pg(cfg, state.clone()).await?;
     crate::kpi_routes::fast::warm(state.clone());

@@ -6,9 +6,10 @@
 //!   encrypted free text decrypted for the admin;
 //! - `DELETE /v1/customers/{id}[?tenant=T]`: erasure from the write-ahead
 //!   log, the buffer, the lake files and the lake's history (see
-//!   `ingest::pipeline::erase`), answered with a receipt once it is
-//!   complete (the deadline is "immediately": the erasure runs inside the
-//!   request).
+//!   `ingest::pipeline::erase`), run as a durable job
+//!   (`crate::erasure_jobs`): `202 Accepted` with the job's URL at once;
+//! - `GET /v1/erasures/{job}[?tenant=T]`: the job's state and, once it is
+//!   done, its receipt.
 //!
 //! `{id}` is the customer id as the messaging core knows it; a tenant that
 //! pseudonymizes ids at ingest is matched through the same keyed hash.
@@ -26,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::audit::Entry;
-use crate::keys::{Principal, Role};
+use crate::keys::{Principal, Role, TenantScope};
 use crate::problem::Problem;
 use crate::server::AppState;
 use crate::tenant::{TenantId, resolve_tenant};
@@ -35,6 +36,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/customers/{id}/export", get(export_customer))
         .route("/v1/customers/{id}", axum::routing::delete(erase_customer))
+        .route("/v1/erasures/{job}", get(erasure_job))
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,31 +160,62 @@ async fn erase_customer(
     let tenant = authorize(&principal, params.tenant.as_deref(), &id, "erasing a customer")?;
     let key = tenant_key(&state, &tenant)?;
     let customer_hash = hex(&key.customer_hash(&id));
-    match state.ingestor.erase_customer(tenant.as_str(), &id).await {
-        Ok(receipt) => {
-            audit(
-                &state,
-                &principal,
-                &tenant,
-                "customer.erase",
-                serde_json::to_value(&receipt).unwrap_or_default(),
+    let by = Entry::by(&principal, "customer.erase_requested", "/v1/customers", Value::Null).actor;
+    let job = state
+        .erasures
+        .submit(tenant.as_str(), &id, customer_hash.clone(), by)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot record an erasure job");
+            Problem::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not-durable",
+                "Erasure not recorded",
+                format!("the erasure request could not be stored ({e}); nothing was started, send the DELETE again"),
             )
-            .await;
-            Ok(axum::Json(receipt).into_response())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "customer erasure failed");
-            audit(
-                &state,
-                &principal,
-                &tenant,
-                "customer.erase_failed",
-                json!({ "customer_hash": customer_hash, "error": e.to_string() }),
-            )
-            .await;
-            Err(Problem::internal(format!(
-                "the erasure did not complete ({e}); the customer's tombstones hold, so no old event of theirs is accepted again — send the DELETE again to finish it"
-            )))
-        }
+            .with_retry_after(5)
+        })?;
+    audit(
+        &state,
+        &principal,
+        &tenant,
+        "customer.erase_requested",
+        json!({ "customer_hash": customer_hash, "job": job.id }),
+    )
+    .await;
+    let mut resp = (axum::http::StatusCode::ACCEPTED, axum::Json(job.public())).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("/v1/erasures/{}", job.id)) {
+        resp.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+async fn erasure_job(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(job): Path<String>,
+    Query(params): Query<TenantParam>,
+) -> Result<Response, Problem> {
+    if principal.role != Role::Admin {
+        return Err(Problem::forbidden(format!(
+            "erasure jobs need a key with role admin; this key has role {}",
+            principal.role
+        )));
+    }
+    // A tenant key sees its own tenant's jobs; a platform-wide key any
+    // tenant's, or the one `tenant=` names.
+    let scope = match (&principal.tenant, params.tenant.as_deref()) {
+        (TenantScope::All, requested) => requested.map(str::to_string),
+        (TenantScope::One(own), _) => Some(own.clone()),
+    };
+    match state.erasures.get(&job, scope.as_deref()) {
+        Some(j) => Ok(axum::Json(j.public()).into_response()),
+        None => Err(Problem::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not-found",
+            "No such erasure job",
+            format!(
+                "no erasure job {job} for this tenant; the job URL is in the answer to DELETE /v1/customers/{{id}}"
+            ),
+        )),
     }
 }

@@ -12,6 +12,7 @@ pub mod calc_routes;
 pub mod cli;
 pub mod config;
 pub mod dashboard_routes;
+pub mod erasure_jobs;
 pub mod experiment_results;
 pub mod experiment_routes;
 pub mod experiment_store;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub sql: crate::sql_service::SqlService,
     /// The tamper-evident audit log (`<data_dir>/audit/`).
     pub audit: crate::audit::AuditLog,
+    /// GDPR erasures, as durable jobs (`<data_dir>/erasures/`).
+    pub erasures: crate::erasure_jobs::ErasureJobs,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

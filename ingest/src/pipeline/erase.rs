@@ -36,7 +36,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::datatypes::Date32Type;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{IngestError, Ingestor, Result, lock};
 use crate::contract::Event;
@@ -56,7 +56,7 @@ pub struct CustomerData {
 }
 
 /// What an erasure did; the receipt id is recorded in the audit log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErasureReceipt {
     pub receipt: String,
     pub tenant: String,
@@ -305,19 +305,27 @@ impl Ingestor {
         let mut lake_events = 0;
         let old = lock(&self.shared).table.clone();
         let mut table = old.as_deref().cloned();
-        if let (Some(t), false) = (&old, days.is_empty()) {
-            let (rewritten, removed) = match lake::rewrite_partitions(t, tenant, &days, |b| m.mask(b)).await {
-                Ok(r) => r,
-                Err(e) => {
-                    // The commit may have landed all the same; the next
-                    // writer must start from what the log says.
-                    self.reload_table().await;
-                    return Err(e.into());
-                }
-            };
-            lake_events = removed;
-            lock(&self.shared).table = Some(Arc::new(rewritten.clone()));
-            table = Some(rewritten);
+        if let Some(t) = &old {
+            // One day per commit: memory holds one partition, not all the
+            // customer's days at once. A crash in between is resumed by the
+            // job that runs the erasure again.
+            let mut current = (**t).clone();
+            for day in &days {
+                let one = std::collections::BTreeSet::from([*day]);
+                let (rewritten, removed) = match lake::rewrite_partitions(&current, tenant, &one, |b| m.mask(b)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // The commit may have landed all the same; the next
+                        // writer must start from what the log says.
+                        self.reload_table().await;
+                        return Err(e.into());
+                    }
+                };
+                lake_events += removed;
+                lock(&self.shared).table = Some(Arc::new(rewritten.clone()));
+                current = rewritten;
+            }
+            table = Some(current);
         }
 
         let wal_events = self
