@@ -8,8 +8,8 @@
 //! in production) every check is one relaxed atomic load.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// One kind of failure a test can arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,25 +48,54 @@ fn index(f: Fault) -> usize {
 
 /// Armed faults, shared by every layer of one ingestor. Cheap to clone.
 #[derive(Debug, Default, Clone)]
-pub struct Faults(Arc<[AtomicU32; KINDS]>);
+pub struct Faults(Arc<State>);
+
+#[derive(Debug, Default)]
+struct State {
+    armed: [AtomicU32; KINDS],
+    /// When tracing: the durable steps of the lake's store, in order.
+    trace: Mutex<Option<Vec<String>>>,
+}
 
 impl Faults {
     /// The next `times` operations of that kind fail (`u32::MAX`: until
     /// [`Faults::clear`]).
     pub fn arm(&self, fault: Fault, times: u32) {
-        self.0[index(fault)].store(times, Ordering::SeqCst);
+        self.0.armed[index(fault)].store(times, Ordering::SeqCst);
     }
 
     /// Disarms every fault.
     pub fn clear(&self) {
-        for c in self.0.iter() {
+        for c in self.0.armed.iter() {
             c.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Starts recording the store's steps (`"synced <path>"`,
+    /// `"deleted <path>"`), for tests of their order.
+    pub fn start_trace(&self) {
+        *self.0.trace.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    }
+
+    /// The steps recorded since [`Faults::start_trace`].
+    pub fn trace(&self) -> Vec<String> {
+        self.0
+            .trace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn note(&self, step: impl FnOnce() -> String) {
+        if let Some(t) = self.0.trace.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            t.push(step());
         }
     }
 
     /// True if this operation must fail (and counts it).
     pub(crate) fn take(&self, fault: Fault) -> bool {
-        let c = &self.0[index(fault)];
+        let c = &self.0.armed[index(fault)];
         if c.load(Ordering::Relaxed) == 0 {
             return false;
         }

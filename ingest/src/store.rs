@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -79,7 +80,9 @@ impl DurableStore {
     async fn sync(&self, location: &Path) -> object_store::Result<()> {
         let Some(fs) = &self.local else { return Ok(()) };
         let path = fs.path_to_filesystem(location)?;
-        sync_file_and_parents(path).await
+        sync_file_and_parents(path).await?;
+        self.faults.note(|| format!("synced {location}"));
+        Ok(())
     }
 }
 
@@ -150,6 +153,7 @@ impl ObjectStore for DurableStore {
             upload,
             location: location.clone(),
             local: self.local.clone(),
+            faults: self.faults.clone(),
         }))
     }
 
@@ -169,7 +173,12 @@ impl ObjectStore for DurableStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
+        let faults = self.faults.clone();
+        Box::pin(self.inner.delete_stream(locations).inspect(move |r| {
+            if let Ok(p) = r {
+                faults.note(|| format!("deleted {p}"));
+            }
+        }))
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -219,6 +228,7 @@ struct DurableUpload {
     upload: Box<dyn MultipartUpload>,
     location: Path,
     local: Option<Arc<LocalFileSystem>>,
+    faults: Faults,
 }
 
 #[async_trait]
@@ -231,6 +241,7 @@ impl MultipartUpload for DurableUpload {
         let done = self.upload.complete().await?;
         if let Some(fs) = &self.local {
             sync_file_and_parents(fs.path_to_filesystem(&self.location)?).await?;
+            self.faults.note(|| format!("synced {}", self.location));
         }
         Ok(done)
     }

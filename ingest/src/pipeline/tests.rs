@@ -289,3 +289,59 @@ async fn files_replaced_by_compaction_are_deleted_after_the_retention() {
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     exactly_once(&stored(&ingestor).await, &refs);
 }
+
+#[tokio::test]
+async fn files_are_durable_before_the_commit_that_publishes_them_and_a_checkpoint_before_the_history_it_replaces() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let faults = Faults::default();
+    let ingestor = open(config(dir.path(), &faults)).await;
+    ingestor
+        .ingest(lines(&["f1", "f2"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    faults.start_trace();
+    // Two days: two partitions, two new data files in one commit.
+    let mut late = ev("f3");
+    late.occurred_at_us += 86_400_000_000;
+    ingestor
+        .ingest(vec![(1, late), (2, ev("f4"))])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    let trace = faults.trace();
+    let commit = trace
+        .iter()
+        .position(|s| s.starts_with("synced ") && s.ends_with("_delta_log/00000000000000000001.json"))
+        .unwrap_or_else(|| panic!("the commit was not synced: {trace:#?}"));
+    let data: Vec<usize> = trace
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.starts_with("synced ") && s.ends_with(".parquet"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(data.len(), 2, "{trace:#?}");
+    assert!(
+        data.iter().all(|&i| i < commit),
+        "data files synced after the commit: {trace:#?}"
+    );
+
+    faults.start_trace();
+    let table = ingestor.read_view().table.unwrap_or_else(|| panic!("a lake"));
+    lake::purge_history((*table).clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let trace = faults.trace();
+    let checkpoint = trace
+        .iter()
+        .position(|s| s.starts_with("synced ") && s.contains(".checkpoint.parquet"))
+        .unwrap_or_else(|| panic!("no checkpoint synced: {trace:#?}"));
+    let first_log_delete = trace
+        .iter()
+        .position(|s| s.starts_with("deleted ") && s.contains("_delta_log/"))
+        .unwrap_or_else(|| panic!("no history deleted: {trace:#?}"));
+    assert!(
+        checkpoint < first_log_delete,
+        "history deleted before the checkpoint was durable: {trace:#?}"
+    );
+}
