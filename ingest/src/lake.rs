@@ -192,19 +192,8 @@ pub fn fragmented_partitions(table: &DeltaTable, min_files: usize, small_bytes: 
             if f.size().max(0) as u64 >= small_bytes {
                 continue;
             }
-            let path = f.object_store_path();
-            let mut tenant = None;
-            let mut date = None;
-            for part in path.parts() {
-                let p = part.as_ref();
-                if let Some(t) = p.strip_prefix("tenant_id=") {
-                    tenant = Some(t.to_string());
-                } else if let Some(d) = p.strip_prefix("event_date=") {
-                    date = Some(d.to_string());
-                }
-            }
-            if let (Some(t), Some(d)) = (tenant, date) {
-                *counts.entry((t, d)).or_default() += 1;
+            if let Some(p) = partition_of(&f.object_store_path()) {
+                *counts.entry(p).or_default() += 1;
             }
         }
     }
@@ -213,22 +202,137 @@ pub fn fragmented_partitions(table: &DeltaTable, min_files: usize, small_bytes: 
     out
 }
 
-/// Rewrites one partition as one sorted file set of files up to
-/// `target_bytes`, atomically (`replaceWhere` overwrite of exactly that
-/// partition). The caller must be the table's only writer while this runs
-/// (the pipeline holds its flush lock), so no append can slip between the
-/// read and the commit.
-pub async fn compact_partition(table: &DeltaTable, partition: &Partition, target_bytes: u64) -> Result<DeltaTable> {
+/// Merges the smallest files of one partition into one sorted file, in
+/// one commit that removes exactly them: files under half of
+/// `target_bytes`, smallest first, as many as fit in half of it together.
+/// Large files are never read again, and memory holds one such bin, not
+/// the partition; small files merge with small ones first, so a byte is
+/// rewritten a few times as its file grows, not once per round. `None`
+/// when fewer than two files qualify. The caller must be the table's only
+/// writer (the pipeline holds its flush lock).
+pub async fn compact_partition(
+    table: &DeltaTable,
+    partition: &Partition,
+    target_bytes: u64,
+) -> Result<Option<DeltaTable>> {
+    use deltalake::kernel::Action;
+    use deltalake::kernel::transaction::CommitBuilder;
+    use deltalake::protocol::DeltaOperation;
+    use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+    use object_store::ObjectStoreExt;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
     let (tenant, date) = partition;
-    let day = (date.len() == 10 && date.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+    let day = (date.len() == 10)
         .then(|| chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok())
         .flatten()
         .ok_or_else(|| LakeError::Location(format!("{tenant}/{date}"), "not a cxlake partition".into()))?;
     let epoch_days = (day - chrono::NaiveDate::default()).num_days() as i32;
-    let keep_all = |b: &RecordBatch| arrow::array::BooleanArray::from(vec![false; b.num_rows()]);
-    let days = std::collections::BTreeSet::from([epoch_days]);
-    let (table, _) = rewrite_partitions_sized(table, tenant, &days, keep_all, Some(target_bytes)).await?;
-    Ok(table)
+    let half = (target_bytes / 2).max(1) as i64;
+
+    let mut small: Vec<(i64, deltalake::Path, deltalake::kernel::Remove)> = table
+        .snapshot()?
+        .log_data()
+        .iter()
+        .filter(|f| f.size() < half && partition_of(&f.object_store_path()).as_ref() == Some(partition))
+        .map(|f| (f.size(), f.object_store_path(), f.remove_action(false)))
+        .collect();
+    small.sort_by_key(|(size, ..)| *size);
+    let mut total = 0;
+    let bin: Vec<_> = small
+        .into_iter()
+        .take_while(|(size, ..)| {
+            total += size;
+            total <= half
+        })
+        .collect();
+    if bin.len() < 2 {
+        return Ok(None);
+    }
+
+    let store = table.object_store();
+    let mut batches = Vec::new();
+    for (_, path, _) in &bin {
+        let read_err = |e: &dyn std::fmt::Display| LakeError::Query(format!("{path}: {e}"));
+        // Small files by construction: read whole, decode in memory.
+        let bytes = store
+            .get(path)
+            .await
+            .map_err(|e| read_err(&e))?
+            .bytes()
+            .await
+            .map_err(|e| read_err(&e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| read_err(&e))?
+            .build()
+            .map_err(|e| read_err(&e))?;
+        for b in reader {
+            batches.push(with_partition_values(&b?, tenant, epoch_days)?);
+        }
+    }
+    let sorted = sort_for_lake(&batches)?;
+    drop(batches);
+
+    let mut writer = RecordBatchWriter::for_table(table)?
+        .with_writer_properties(writer_properties())
+        .with_target_file_size(target_bytes);
+    writer.write(sorted).await?;
+    let mut actions: Vec<Action> = writer
+        .flush()
+        .await?
+        .into_iter()
+        .map(|mut add| {
+            add.data_change = false;
+            Action::Add(add)
+        })
+        .collect();
+    actions.extend(bin.into_iter().map(|(_, _, remove)| Action::Remove(remove)));
+    let operation = DeltaOperation::Optimize {
+        predicate: None,
+        target_size: target_bytes as i64,
+    };
+    let commit = CommitBuilder::default()
+        .with_actions(actions)
+        .build(Some(table.snapshot()?), table.log_store(), operation)
+        .await?;
+    let mut table = table.clone();
+    table.update_state().await?;
+    if table.version() < Some(commit.version) {
+        table.load_version(commit.version).await?;
+    }
+    Ok(Some(table))
+}
+
+/// `(tenant, date)` of a data file's Hive-style path.
+fn partition_of(path: &deltalake::Path) -> Option<Partition> {
+    let mut tenant = None;
+    let mut date = None;
+    for part in path.parts() {
+        let p = part.as_ref();
+        if let Some(t) = p.strip_prefix("tenant_id=") {
+            tenant = Some(t.to_string());
+        } else if let Some(d) = p.strip_prefix("event_date=") {
+            date = Some(d.to_string());
+        }
+    }
+    Some((tenant?, date?))
+}
+
+/// A batch read from a data file, with the partition columns its path
+/// holds, in the `events` schema.
+fn with_partition_values(batch: &RecordBatch, tenant: &str, epoch_days: i32) -> Result<RecordBatch> {
+    let schema = events_schema();
+    let rows = batch.num_rows();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let column: arrow::array::ArrayRef = match f.name().as_str() {
+            "tenant_id" => Arc::new(arrow::array::StringArray::from(vec![tenant; rows])),
+            "event_date" => Arc::new(arrow::array::Date32Array::from(vec![epoch_days; rows])),
+            name => arrow::compute::cast(batch.column(batch.schema().index_of(name)?), f.data_type())?,
+        };
+        columns.push(column);
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// Deletes data files that left the table more than `retention` ago, and
@@ -354,18 +458,6 @@ pub async fn rewrite_partitions(
     days: &std::collections::BTreeSet<i32>,
     remove: impl Fn(&RecordBatch) -> arrow::array::BooleanArray,
 ) -> Result<(DeltaTable, usize)> {
-    rewrite_partitions_sized(table, tenant, days, remove, None).await
-}
-
-/// [`rewrite_partitions`] writing files of up to `target_bytes` (the
-/// writer's default when `None`).
-async fn rewrite_partitions_sized(
-    table: &DeltaTable,
-    tenant: &str,
-    days: &std::collections::BTreeSet<i32>,
-    remove: impl Fn(&RecordBatch) -> arrow::array::BooleanArray,
-    target_bytes: Option<u64>,
-) -> Result<(DeltaTable, usize)> {
     use deltalake::datafusion::prelude::{col, lit};
     use deltalake::datafusion::scalar::ScalarValue;
     if !crate::contract::valid_tenant_id(tenant) {
@@ -398,17 +490,14 @@ async fn rewrite_partitions_sized(
         return Ok((table, removed));
     }
     let sorted = sort_for_lake(&kept)?;
-    let mut write = table
+    let table = table
         .clone()
         .write(vec![sorted])
         .with_save_mode(SaveMode::Overwrite)
         .with_replace_where(predicate)
         .with_partition_columns(PARTITION_COLUMNS)
-        .with_writer_properties(writer_properties());
-    if let Some(bytes) = target_bytes {
-        write = write.with_target_file_size(std::num::NonZeroU64::new(bytes));
-    }
-    let table = write.await?;
+        .with_writer_properties(writer_properties())
+        .await?;
     Ok((table, removed))
 }
 

@@ -78,10 +78,11 @@ pub struct IngestConfig {
     /// Flush at least this often while anything is buffered.
     pub flush_max_age: Duration,
     /// After a flush, a partition with at least this many small files
-    /// (under half of `compact_target_file_bytes`) is rewritten as sorted
-    /// files of about that size (0 turns compaction off).
+    /// (under half of `compact_target_file_bytes`) has its smallest files
+    /// merged into one sorted file (0 turns compaction off).
     pub compact_min_files: usize,
-    /// The size of the files compaction writes.
+    /// Files under half this size are small; compaction merges them into
+    /// files of up to about this size.
     pub compact_target_file_bytes: u64,
     /// Files replaced by compaction or erasure stay on storage this long,
     /// for readers still scanning an older version, then are deleted.
@@ -608,9 +609,9 @@ impl Ingestor {
         }
     }
 
-    /// Rewrites up to `max_partitions` fragmented partitions (see
-    /// [`IngestConfig::compact_min_files`]) as sorted files of about
-    /// `compact_target_file_bytes`. Failures are logged and left for the
+    /// Merges the small files of up to `max_partitions` fragmented
+    /// partitions (see [`IngestConfig::compact_min_files`] and
+    /// [`lake::compact_partition`]). Failures are logged and left for the
     /// next round: the table stays valid either way.
     async fn compact_fragmented(&self, max_partitions: usize) {
         if self.cfg.compact_min_files == 0 {
@@ -625,7 +626,8 @@ impl Ingestor {
         for (partition, small_files) in candidates.into_iter().take(max_partitions) {
             let started = Instant::now();
             let compacted = match lake::compact_partition(&table, &partition, target).await {
-                Ok(t) => t,
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, tenant = %partition.0, date = %partition.1, "compaction failed; will retry");
                     self.reload_table().await;

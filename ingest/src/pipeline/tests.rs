@@ -345,3 +345,28 @@ async fn files_are_durable_before_the_commit_that_publishes_them_and_a_checkpoin
         "history deleted before the checkpoint was durable: {trace:#?}"
     );
 }
+
+#[tokio::test]
+async fn files_already_large_are_never_rewritten() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = config(dir.path(), &Faults::default());
+    cfg.compact_min_files = 2;
+    // Every flush file is "large" against a target of 2 bytes.
+    cfg.compact_target_file_bytes = 2;
+    let ingestor = open(cfg).await;
+    for round in 0..4 {
+        let id = format!("big{round}");
+        ingestor
+            .ingest(lines(&[id.as_str()]))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let table = ingestor.read_view().table.unwrap_or_else(|| panic!("a lake"));
+    assert_eq!(lake::file_count(&table), 4);
+    assert_eq!(
+        ingestor.metrics().compactions.load(Relaxed),
+        0,
+        "no partition was rewritten"
+    );
+}
