@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cxlake");
 
+/// The binary the helpers start: `CXLAKE_TEST_BIN` when set (a long soak
+/// runs a copy, so rebuilding meanwhile does not swap it), else the one
+/// Cargo built for these tests.
+pub fn bin() -> String {
+    std::env::var("CXLAKE_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// Runs `cxlake key create` and returns the key (the last line printed).
 pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
     create_key_with(data, tenant, role, &[])
@@ -20,13 +27,14 @@ pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
 /// [`create_key`] with more arguments, e.g. `&["--team", "billing"]` for a
 /// supervisor key, `&["--agent", "a1"]` for an agent key.
 pub fn create_key_with(data: &Path, tenant: &str, role: &str, more: &[&str]) -> String {
-    let out = Command::new(BIN)
+    let bin = bin();
+    let out = Command::new(&bin)
         .args(["key", "create", "--tenant", tenant, "--role", role])
         .args(more)
         .arg("--data")
         .arg(data)
         .output()
-        .unwrap_or_else(|e| panic!("running {BIN}: {e}"));
+        .unwrap_or_else(|e| panic!("running {bin}: {e}"));
     assert!(
         out.status.success(),
         "key create failed: {}",
@@ -75,11 +83,12 @@ pub fn generate_and_ingest(file: &Path, data: &Path, days: u32, start: &str, per
 
 /// Runs `cxlake ARGS` and returns its output; panics when it fails.
 pub fn run_cli_args(args: &[&str]) -> std::process::Output {
-    let out = Command::new(BIN)
+    let bin = bin();
+    let out = Command::new(&bin)
         .args(args)
         .env("CXLAKE_LOG", "warn")
         .output()
-        .unwrap_or_else(|e| panic!("running {BIN} {args:?}: {e}"));
+        .unwrap_or_else(|e| panic!("running {bin} {args:?}: {e}"));
     assert!(
         out.status.success(),
         "{args:?} failed: {}",
@@ -101,7 +110,8 @@ pub struct Server {
 impl Server {
     /// Starts `cxlake serve` on an ephemeral port and waits until it listens.
     pub fn start(data: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
+        let bin = bin();
+        let mut cmd = Command::new(&bin);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .env("CXLAKE_LOG", "warn")
@@ -115,7 +125,7 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {bin}: {e}"));
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
         let mut lines = BufReader::new(stdout).lines();
         let mut pg_addr = None;
