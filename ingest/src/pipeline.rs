@@ -91,6 +91,11 @@ pub struct IngestConfig {
     /// (the lake is slow or unreachable), ingest answers "retry later"
     /// instead of growing the buffer and the WAL without bound.
     pub max_buffered_bytes: usize,
+    /// Events that occurred longer ago than this are refused at ingest
+    /// (the timestamp window), so a retry of them can never be stored
+    /// again: the dedup set loads only the keys of younger events. `None`
+    /// loads every key.
+    pub dedup_horizon: Option<Duration>,
     /// Faults to inject (tests); unarmed by default.
     pub faults: Faults,
 }
@@ -107,6 +112,7 @@ impl IngestConfig {
             compact_target_file_bytes: 128 << 20,
             vacuum_retention: Duration::from_secs(3600),
             max_buffered_bytes: 1 << 30,
+            dedup_horizon: None,
             faults: Faults::default(),
         }
     }
@@ -273,7 +279,7 @@ impl Ingestor {
         }
 
         let mut seen = match &table {
-            Some(t) => load_lake_keys(t).await?,
+            Some(t) => load_lake_keys(t, cfg.dedup_horizon).await?,
             None => SeenSet::default(),
         };
 
@@ -716,8 +722,10 @@ fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Reads `(tenant_id, event_id)` of every event in the lake into the set.
-async fn load_lake_keys(table: &DeltaTable) -> Result<SeenSet> {
+/// Reads `(tenant_id, event_id)` of the lake's events into the set: every
+/// event, or those of the days a `horizon` back from now still reaches
+/// (one day more, so no edge of the window is missed).
+async fn load_lake_keys(table: &DeltaTable, horizon: Option<Duration>) -> Result<SeenSet> {
     let scan_err = |e: &dyn std::fmt::Display| IngestError::Scan(e.to_string());
     let ctx = SessionContext::new();
     table
@@ -725,10 +733,14 @@ async fn load_lake_keys(table: &DeltaTable) -> Result<SeenSet> {
         .map_err(|e| scan_err(&e))?;
     let provider = table.table_provider().await.map_err(|e| scan_err(&e))?;
     ctx.register_table("events", provider).map_err(|e| scan_err(&e))?;
-    let df = ctx
-        .sql("SELECT tenant_id, event_id FROM events")
-        .await
-        .map_err(|e| scan_err(&e))?;
+    let sql = match horizon.and_then(|h| chrono::Duration::from_std(h).ok()) {
+        Some(h) => {
+            let since = (chrono::Utc::now() - h - chrono::Duration::days(1)).date_naive();
+            format!("SELECT tenant_id, event_id FROM events WHERE event_date >= DATE '{since}'")
+        }
+        None => "SELECT tenant_id, event_id FROM events".to_string(),
+    };
+    let df = ctx.sql(&sql).await.map_err(|e| scan_err(&e))?;
     let mut stream = df.execute_stream().await.map_err(|e| scan_err(&e))?;
     // Per batch, then copied once into a vector of the exact size: a
     // vector grown by doubling would, at its last growth, hold nearly

@@ -370,3 +370,34 @@ async fn files_already_large_are_never_rewritten() {
         "no partition was rewritten"
     );
 }
+
+#[tokio::test]
+async fn the_dedup_set_holds_only_keys_the_timestamp_window_can_still_admit() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let at = |id: &str, days_ago: i64| Event {
+        occurred_at_us: now_us - days_ago * 86_400_000_000,
+        ..ev(id)
+    };
+    {
+        let ingestor = open(config(dir.path(), &Faults::default())).await;
+        ingestor
+            .ingest(vec![(1, at("recent", 1)), (2, at("old", 30))])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut cfg = config(dir.path(), &Faults::default());
+    cfg.dedup_horizon = Some(Duration::from_secs(7 * 86_400));
+    let ingestor = open(cfg).await;
+    assert_eq!(ingestor.known_events(), 1, "only the event inside the window is kept");
+    let retry = ingestor
+        .ingest(vec![(1, at("recent", 1))])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        retry.duplicate_lines,
+        vec![1],
+        "a retry inside the window is still a duplicate"
+    );
+}
