@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cxlake");
 
+/// Fixtures are dated (March 2026, generated months at fixed starts) and
+/// must keep passing as the clock moves on: every server and CLI run of the
+/// tests accepts events up to a century old. A test about the window itself
+/// passes its own `CXLAKE_MAX_EVENT_AGE_DAYS` to [`Server::start`].
+pub const WIDE_EVENT_WINDOW: (&str, &str) = ("CXLAKE_MAX_EVENT_AGE_DAYS", "36500");
+
 /// Runs `cxlake key create` and returns the key (the last line printed).
 pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
     create_key_with(data, tenant, role, &[])
@@ -78,6 +84,7 @@ pub fn run_cli_args(args: &[&str]) -> std::process::Output {
     let out = Command::new(BIN)
         .args(args)
         .env("CXLAKE_LOG", "warn")
+        .env(WIDE_EVENT_WINDOW.0, WIDE_EVENT_WINDOW.1)
         .output()
         .unwrap_or_else(|e| panic!("running {BIN} {args:?}: {e}"));
     assert!(
@@ -106,6 +113,7 @@ impl Server {
             .arg(data)
             .env("CXLAKE_LOG", "warn")
             .env("CXLAKE_PG_LISTEN", "off")
+            .env(WIDE_EVENT_WINDOW.0, WIDE_EVENT_WINDOW.1)
             // The server exits when this pipe closes, i.e. when the test
             // process ends, even if the `Server` is never dropped (statics).
             .env("CXLAKE_EXIT_ON_STDIN_EOF", "1")
