@@ -254,6 +254,7 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         experiments: crate::experiment_store::ExperimentStore::open(&cfg.data_dir),
         sql: crate::sql_service::SqlService::new(cfg.sql.clone()),
         audit: crate::audit::AuditLog::open(&cfg.data_dir)?,
+        dashboard_sessions: crate::dashboard_routes::Sessions::default(),
     });
     let last_used = spawn_last_used_writer(state.clone());
     start_pg(cfg, state.clone()).await?;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub sql: crate::sql_service::SqlService,
     /// The tamper-evident audit log (`<data_dir>/audit/`).
     pub audit: crate::audit::AuditLog,
+    /// Signed-in dashboard sessions (in memory).
+    pub dashboard_sessions: crate::dashboard_routes::Sessions,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

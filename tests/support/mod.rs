@@ -198,6 +198,32 @@ impl Server {
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
+    /// Signs in to the dashboards with `key` (`POST /login`) and returns
+    /// the `Cookie` header value of the session, or `None` when the sign-in
+    /// is refused (401: a key that cannot use the dashboards).
+    pub fn dashboard_session(&self, key: &str) -> Option<String> {
+        let body = format!("key={key}");
+        let r = self
+            .request(
+                "POST",
+                "/login",
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                body.as_bytes(),
+            )
+            .unwrap_or_else(|e| panic!("POST /login: {e}"));
+        if r.status == 401 {
+            return None;
+        }
+        assert_eq!(r.status, 303, "sign-in: {}", r.text());
+        let cookie = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .find_map(|(_, v)| v.split(';').next().filter(|c| c.starts_with("cxlake_session=")))
+            .unwrap_or_else(|| panic!("a session cookie in {:?}", r.headers));
+        Some(cookie.to_string())
+    }
+
     /// Runs SQL with an admin key; panics on an error status.
     pub fn sql(&self, key: &str, sql: &str) -> serde_json::Value {
         let body = serde_json::json!({ "sql": sql }).to_string();
