@@ -43,13 +43,17 @@ SQ=""; [ -n "${STAFF_FROM:-}" ] && SQ="?from=$STAFF_FROM&to=$STAFF_TO"
 # long it took, so the page timings below are the steady state.
 t=$(curl -s -o /dev/null -w '%{time_total}' -H "$AUTH" "http://127.0.0.1:$PORT/v1/kpis${Q:-?from=2000-01-01&to=2000-01-02}")
 echo "rollups ready ${t}s after the server answered /healthz"
+# Sign in once, as a browser does: the cookie holds a session id.
+COOKIE=$(curl -s -o /dev/null -D - --data-urlencode "key=$KEY" http://127.0.0.1:$PORT/login \
+    | sed -n 's/^[Ss]et-[Cc]ookie: \(cxlake_session=[0-9a-f]*\).*/\1/p' | head -1)
+[ -n "$COOKIE" ] || { echo "sign-in failed"; exit 1; }
 printf '%-26s %10s %10s %10s %10s\n' page first_ms median_ms max_ms bytes
 for p in "/$Q" "/channels$Q" "/teams$Q" "/tags$Q" "/traffic$Q" "/scripts$Q" "/experiments$EQ" "/experiments/greeting_v2$EQ" "/staffing$SQ"; do
     url="http://127.0.0.1:$PORT$p"
     times=()
     bytes=0
     for _ in $(seq 1 "$RUNS"); do
-        out=$(curl -s -o /tmp/dash-bench-page.html -w '%{http_code} %{time_total} %{size_download}' -b "cxlake_key=$KEY" "$url")
+        out=$(curl -s -o /tmp/dash-bench-page.html -w '%{http_code} %{time_total} %{size_download}' -b "$COOKIE" "$url")
         read -r code t b <<<"$out"
         [ "$code" = 200 ] || { echo "$p: HTTP $code"; head -c 600 /tmp/dash-bench-page.html; echo; }
         times+=("$t")

@@ -33,7 +33,7 @@ for size in $SIZES; do
         parts=$(( per_day / 5000 + 1 ))
         split -n l/$parts -d "$WORK/events.ndjson" "$WORK/events.part."
         rm "$WORK/events.ndjson"
-        for p in "$WORK"/events.part.*; do "$BIN" ingest --data "$data" "$p" >&2; rm "$p"; done
+        for p in "$WORK"/events.part.*; do "$BIN" ingest --max-event-age-days 36500 --data "$data" "$p" >&2; rm "$p"; done
     fi
     KEY=$("$BIN" key create --data "$data" --tenant $TENANT --role admin 2>/dev/null | tail -1)
     CXLAKE_LOG=warn "$BIN" serve --data "$data" --listen 127.0.0.1:18090 --pg-listen off > "$WORK/serve-$size.log" 2>&1 &

@@ -14,7 +14,8 @@ if [ ! -d "$WORK/data/lake" ]; then
     rm -rf "$WORK"; mkdir -p "$WORK"
     echo "generating and ingesting $DAYS days of demo traffic..." >&2
     $BIN generate --days "$DAYS" --start 2026-09-01 --out "$WORK/events.ndjson"
-    $BIN ingest --data "$WORK/data" "$WORK/events.ndjson" >&2
+    # Fixed dates: a backfill, whatever today is.
+    $BIN ingest --max-event-age-days 36500 --data "$WORK/data" "$WORK/events.ndjson" >&2
 fi
 TENANT_KEY=$($BIN key create --data "$WORK/data" --tenant dragon-mart --role admin 2>/dev/null | tail -1)
 PLATFORM_KEY=$($BIN key create --data "$WORK/data" --tenant '*' --role admin 2>/dev/null | tail -1)

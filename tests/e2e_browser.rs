@@ -79,7 +79,7 @@ fn page_as(server: &Server, cookie: &str, path: &str) -> support::Response {
 /// key's tenant only.
 fn sign_in_over_http(server: &Server, key: &str, other_key: &str, platform_key: &str) {
     for path in PAGES {
-        let r = page_as(server, "cxlake_key=cxk_not_a_key", path);
+        let r = page_as(server, "cxlake_session=not_a_session", path);
         assert_eq!(r.status, 303, "{path} without a valid cookie");
         let to = r.header("location").unwrap_or_default();
         assert!(
@@ -91,7 +91,11 @@ fn sign_in_over_http(server: &Server, key: &str, other_key: &str, platform_key: 
     let (status, cookie) = sign_in_cookie(server, key, &[]);
     assert_eq!(status, 303);
     let attributes: Vec<&str> = cookie.split(';').map(str::trim).collect();
-    assert_eq!(attributes[0], format!("cxlake_key={key}"));
+    let session = attributes[0].strip_prefix("cxlake_session=").unwrap_or_default();
+    assert!(
+        session.len() == 64 && !cookie.contains(key.rsplit('_').next().unwrap_or(key)),
+        "the cookie holds a session id, never the key: {cookie}"
+    );
     for wanted in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(attributes.contains(&wanted), "{wanted} in {cookie}");
     }
@@ -107,10 +111,16 @@ fn sign_in_over_http(server: &Server, key: &str, other_key: &str, platform_key: 
     assert_eq!((status, cookie.as_str()), (401, ""));
 
     // Each key sees its own tenant: the other tenant has no conversations.
-    let mine = page_as(server, &format!("cxlake_key={key}"), "/");
+    let session_of = |k: &str| {
+        server
+            .dashboard_session(k)
+            .unwrap_or_else(|| panic!("{k} cannot sign in"))
+    };
+    let (my_session, other_session) = (session_of(key), session_of(other_key));
+    let mine = page_as(server, &my_session, "/");
     assert_eq!(mine.status, 200);
     assert!(mine.text().contains(&format!("<b>{TENANT}</b>")));
-    let other = page_as(server, &format!("cxlake_key={other_key}"), "/");
+    let other = page_as(server, &other_session, "/");
     assert_eq!(other.status, 200);
     let other_page = other.text();
     assert!(other_page.contains(&format!("<b>{OTHER_TENANT}</b>")));
@@ -123,7 +133,7 @@ fn sign_in_over_http(server: &Server, key: &str, other_key: &str, platform_key: 
         "{OTHER_TENANT} has no conversations"
     );
     for path in ["/channels?format=csv", "/scripts?format=csv"] {
-        let csv = page_as(server, &format!("cxlake_key={other_key}"), path).text();
+        let csv = page_as(server, &other_session, path).text();
         assert_eq!(
             csv.lines().count(),
             1,

@@ -1,5 +1,5 @@
-//! End to end: every chart's CSV (issue 6, "a CSV download of what the
-//! page shows").
+//! End to end: every chart's CSV ("a CSV download of what the page
+//! shows"), and the sign-in session behind the pages.
 //!
 //! Three days of generated traffic. The pages' trend charts have CSVs of
 //! their own (`format=csv&part=trend`, linked next to each chart with the
@@ -18,8 +18,12 @@ const WINDOW: &str = "from=2026-03-02&to=2026-03-05";
 /// For hourly buckets: 24 per key stay within the API's group limit.
 const ONE_DAY: &str = "from=2026-03-03&to=2026-03-04";
 
+/// A page as a browser signed in with `key` gets it (a fresh session
+/// each time: sessions are cheap, and this keeps the helpers' signatures).
 fn page(server: &Server, key: &str, path: &str) -> Response {
-    let cookie = format!("cxlake_key={key}");
+    let cookie = server
+        .dashboard_session(key)
+        .unwrap_or_else(|| panic!("{key} cannot sign in"));
     server
         .request("GET", path, &[("Cookie", &cookie)], b"")
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
@@ -306,4 +310,128 @@ fn chart_csvs_are_the_numbers_of_the_api() {
     let r = page(&server, &key, &format!("/channels?{WINDOW}&part=trend"));
     assert_eq!(r.status, 200);
     assert!(r.text().starts_with("<!DOCTYPE html>"));
+}
+
+fn sign_in(server: &Server, form: &str) -> Response {
+    server
+        .request(
+            "POST",
+            "/login",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("POST /login: {e}"))
+}
+
+fn with_cookie(server: &Server, method: &str, path: &str, cookie: &str) -> Response {
+    server
+        .request(method, path, &[("Cookie", cookie)], b"")
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Every byte but letters and digits as `%XX`, as a form encodes a value.
+fn form_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn set_cookies(r: &Response) -> Vec<&str> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// The cookie holds a server-side session id, never the key; signing out
+/// ends it on the server, revoking the key ends it too; after sign-in only
+/// a path of this server is followed.
+#[test]
+fn dashboard_sessions_are_server_side_and_next_stays_on_this_server() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let key = create_key(&data, TENANT, "admin");
+    let other_admin = create_key(&data, TENANT, "admin");
+    let server = Server::start(&data, &[]);
+
+    let r = sign_in(&server, &format!("key={key}&next=%2Fchannels%3Fbucket%3Dweek"));
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/channels?bucket=week"));
+    let cookie = set_cookies(&r)
+        .iter()
+        .find_map(|c| c.split(';').next().filter(|c| c.starts_with("cxlake_session=")))
+        .unwrap_or_else(|| panic!("a session cookie: {:?}", r.headers))
+        .to_string();
+    let session = cookie.trim_start_matches("cxlake_session=");
+    let secret = key.rsplit('_').next().unwrap_or(&key);
+    assert!(
+        session.len() == 64 && !session.contains(secret) && !set_cookies(&r).iter().any(|c| c.contains(secret)),
+        "the cookie is a session id, not the key: {:?}",
+        set_cookies(&r)
+    );
+    assert_eq!(with_cookie(&server, "GET", "/", &cookie).status, 200);
+
+    // The key itself in a cookie opens nothing (and the cookie is cleared).
+    let r = with_cookie(&server, "GET", "/", &format!("cxlake_key={key}"));
+    assert_eq!(r.status, 303);
+    assert!(r.header("location").is_some_and(|l| l.starts_with("/login")));
+    assert!(
+        set_cookies(&r)
+            .iter()
+            .any(|c| c.starts_with("cxlake_key=;") && c.contains("Max-Age=0")),
+        "{:?}",
+        r.headers
+    );
+
+    // Signing out ends the session on the server: a copy stops working.
+    let copy = cookie.clone();
+    let r = with_cookie(&server, "POST", "/logout", &cookie);
+    assert_eq!((r.status, r.header("location")), (303, Some("/login")));
+    let r = with_cookie(&server, "GET", "/", &copy);
+    assert_eq!(r.status, 303, "a copied cookie after sign-out: {}", r.text());
+    assert!(r.header("location").is_some_and(|l| l.starts_with("/login")));
+
+    // Revoking the key ends its sessions.
+    let cookie = server.dashboard_session(&key).unwrap_or_default();
+    assert_eq!(with_cookie(&server, "GET", "/channels", &cookie).status, 200);
+    let id = key.split('_').nth(1).unwrap_or_default();
+    let r = server.send_json(
+        &format!("Bearer {other_admin}"),
+        "DELETE",
+        &format!("/v1/keys/{id}"),
+        "",
+    );
+    assert!(r.status / 100 == 2, "revoke: {} {}", r.status, r.text());
+    let r = with_cookie(&server, "GET", "/channels", &cookie);
+    assert_eq!(r.status, 303, "a revoked key's session: {}", r.text());
+
+    // After sign-in, only a path of this server.
+    for hostile in [
+        "//evil.example",
+        "/%09/evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/%2F%2Fevil.example",
+        "/\t/evil.example",
+        "/%5Cevil.example",
+    ] {
+        let r = sign_in(&server, &format!("key={other_admin}&next={}", form_encoded(hostile)));
+        assert_eq!(r.status, 303);
+        assert_eq!(r.header("location"), Some("/"), "next={hostile:?}");
+    }
+    // `%09` straight in the form body arrives as a tab.
+    let r = sign_in(&server, &format!("key={other_admin}&next=/%09/evil.example"));
+    assert_eq!(r.header("location"), Some("/"));
+    // The sign-in form carries only a local `next` along.
+    let r = server
+        .request("GET", "/login?next=%2F%252F%252Fevil.example", &[], b"")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!r.text().contains("evil.example"), "{}", r.text());
 }

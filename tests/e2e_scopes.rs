@@ -235,7 +235,9 @@ fn supervisor_and_agent_keys_see_only_their_scope() {
     // The overview page shows the team's figures: its CSV equals the one
     // the admin gets with the team filter.
     let page_csv = |key: &str, filter: &str| {
-        let cookie = format!("cxlake_key={key}");
+        let cookie = server
+            .dashboard_session(key)
+            .unwrap_or_else(|| panic!("{key} cannot sign in"));
         let r = server
             .request(
                 "GET",

@@ -8,6 +8,8 @@
 //! # lake = "/mnt/lake/events"      # default: <data_dir>/lake/events
 //! max_body_bytes = 16777216          # per ingest request, after decompression
 //! max_line_bytes = 65536             # per event
+//! max_event_age_days = 400           # oldest accepted occurred_at, days before the server's clock
+//! max_event_future_s = 86400         # latest accepted occurred_at, seconds after it
 //! flush_max_events = 100000
 //! flush_max_bytes = 67108864
 //! flush_max_age_s = 10
@@ -48,6 +50,11 @@ pub struct Config {
     pub lake: Option<String>,
     pub max_body_bytes: usize,
     pub max_line_bytes: usize,
+    /// Events whose `occurred_at` is older than this many days before the
+    /// server's clock are rejected (see [`ingest::contract::EventWindow`]).
+    pub max_event_age_days: u32,
+    /// ... or later than this many seconds after it.
+    pub max_event_future_s: u32,
     pub flush_max_events: usize,
     pub flush_max_bytes: usize,
     pub flush_max_age_s: f64,
@@ -70,6 +77,8 @@ impl Default for Config {
             lake: None,
             max_body_bytes: 16 << 20,
             max_line_bytes: 64 << 10,
+            max_event_age_days: ingest::contract::EventWindow::DEFAULT.max_age_days,
+            max_event_future_s: ingest::contract::EventWindow::DEFAULT.max_future_s,
             flush_max_events: 100_000,
             flush_max_bytes: 64 << 20,
             flush_max_age_s: 10.0,
@@ -97,6 +106,13 @@ pub struct ConfigArgs {
     /// Lake location: a directory or an object-store URL.
     #[arg(long, env = "CXLAKE_LAKE", global = true)]
     pub lake: Option<String>,
+    /// Reject events older than this many days before now (default 400;
+    /// raise it to backfill history with `cxlake ingest`).
+    #[arg(long, global = true)]
+    pub max_event_age_days: Option<u32>,
+    /// Reject events later than this many seconds after now (default 86400).
+    #[arg(long, global = true)]
+    pub max_event_future_s: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +151,8 @@ impl Config {
         env_parse("CXLAKE_LISTEN", &mut cfg.listen)?;
         env_parse("CXLAKE_MAX_BODY_BYTES", &mut cfg.max_body_bytes)?;
         env_parse("CXLAKE_MAX_LINE_BYTES", &mut cfg.max_line_bytes)?;
+        env_parse("CXLAKE_MAX_EVENT_AGE_DAYS", &mut cfg.max_event_age_days)?;
+        env_parse("CXLAKE_MAX_EVENT_FUTURE_S", &mut cfg.max_event_future_s)?;
         env_parse("CXLAKE_FLUSH_MAX_EVENTS", &mut cfg.flush_max_events)?;
         env_parse("CXLAKE_FLUSH_MAX_BYTES", &mut cfg.flush_max_bytes)?;
         env_parse("CXLAKE_FLUSH_MAX_AGE_S", &mut cfg.flush_max_age_s)?;
@@ -149,6 +167,12 @@ impl Config {
         }
         if let Some(l) = &args.lake {
             cfg.lake = Some(l.clone());
+        }
+        if let Some(d) = args.max_event_age_days {
+            cfg.max_event_age_days = d;
+        }
+        if let Some(s) = args.max_event_future_s {
+            cfg.max_event_future_s = s;
         }
         Ok(cfg)
     }
@@ -172,6 +196,8 @@ impl Config {
         c.compact_target_file_bytes = self.compact_target_file_mb.max(1) << 20;
         c.vacuum_retention = Duration::from_secs_f64(self.vacuum_retention_s.max(0.0));
         c.max_buffered_bytes = self.max_buffered_mb.max(1) << 20;
+        // Older events are refused at ingest, so their keys need no dedup.
+        c.dedup_horizon = Some(Duration::from_secs(u64::from(self.max_event_age_days) * 86_400));
         c
     }
 
@@ -179,6 +205,10 @@ impl Config {
         ingest::decode::DecodeLimits {
             max_body_bytes: self.max_body_bytes,
             max_line_bytes: self.max_line_bytes,
+            event_window: Some(ingest::contract::EventWindow {
+                max_age_days: self.max_event_age_days,
+                max_future_s: self.max_event_future_s,
+            }),
         }
     }
 }
@@ -191,17 +221,30 @@ mod tests {
     fn file_then_flags() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nflush_max_age_s = 2.5\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nflush_max_age_s = 2.5\nmax_event_age_days = 3650\nmax_event_future_s = 5\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let args = ConfigArgs {
             config: Some(path),
             data: Some("/tmp/x".into()),
-            lake: None,
+            max_event_future_s: Some(60),
+            ..Default::default()
         };
         let cfg = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.listen, "0.0.0.0:9000");
         assert_eq!(cfg.flush_max_age_s, 2.5);
         assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(cfg.max_line_bytes, 64 << 10, "unset values keep their defaults");
+        let window = cfg.decode_limits().event_window;
+        assert_eq!(
+            window.map(|w| (w.max_age_days, w.max_future_s)),
+            Some((3650, 60)),
+            "the file widens the age, the flag beats the file's future"
+        );
+        let defaults = Config::default().decode_limits().event_window;
+        assert_eq!(defaults, Some(ingest::contract::EventWindow::DEFAULT));
     }
 
     #[test]

@@ -1,16 +1,17 @@
-//! The manager dashboards served at `/` (issue 6): sign-in with an API key
-//! kept in a cookie, and the overview page rendered by the `dashboards`
-//! crate from the same KPI code `GET /v1/kpis` runs.
+//! The manager dashboards served at `/`: sign-in with an API key that
+//! starts a server-side session, and the overview page rendered by the
+//! `dashboards` crate from the same KPI code `GET /v1/kpis` runs.
 //!
 //! # Sign-in
 //!
 //! `GET /login` shows a form; `POST /login` takes `key` (and `next`, a
-//! local path to return to), checks it like a bearer key and answers with
-//! an `HttpOnly; SameSite=Strict` cookie holding the key. Pages read the
-//! cookie on every request, so a revoked key stops working at once, and a
-//! page shows only the key's own tenant (platform-wide keys are refused:
-//! a dashboard is one tenant's). Without a valid cookie a page redirects to
-//! `/login`. Roles: those that read KPIs (admin, supervisor, analyst). A
+//! local path to return to, see [`local_path`]), checks it like a bearer
+//! key and answers with an `HttpOnly; SameSite=Strict` cookie holding a
+//! session id, never the key ([`session`]). Pages look the session up on
+//! every request and the key behind it by id, so a revoked key stops
+//! working at once, and a page shows only the key's own tenant
+//! (platform-wide keys are refused: a dashboard is one tenant's). Without
+//! a live session a page redirects to `/login`. Roles: those that read KPIs (admin, supervisor, analyst). A
 //! supervisor's pages show its team only: the overview forces the team
 //! onto its filters ([`crate::scope`]), the other pages get it from the
 //! handlers they call.
@@ -48,12 +49,14 @@
 //! their answers into the page's data, so a page can only show what the
 //! API answers for the same parameters.
 //!
-//! `POST /logout` clears the cookie. The cookie is marked `Secure` when the
+//! `POST /logout` ends the session on the server and clears the cookie
+//! (a copy of the cookie stops working too). The cookie is marked `Secure` when the
 //! request came over TLS through a proxy (`X-Forwarded-Proto: https`) or
 //! when `CXLAKE_SECURE_COOKIES=true` (always) / `false` (never).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Form, Query, State};
@@ -75,13 +78,17 @@ use crate::problem::Problem;
 use crate::server::AppState;
 use crate::tenant::TenantId;
 
-/// The cookie holding the signed-in key.
-const COOKIE: &str = "cxlake_key";
+/// The cookie holding the session id.
+const COOKIE: &str = "cxlake_session";
 
-/// How long a sign-in lasts, seconds.
-const COOKIE_MAX_AGE_S: u64 = 12 * 3600;
+/// The cookie that held the raw key before sessions; cleared wherever it
+/// is seen, so no browser keeps a key in its cookie jar.
+const LEGACY_KEY_COOKIE: &str = "cxlake_key";
 
 mod pages;
+mod session;
+
+pub use session::Sessions;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -121,13 +128,28 @@ fn secure_cookie(headers: &HeaderMap) -> bool {
 }
 
 fn session_cookie(value: &str, max_age_s: u64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}")
+    named_cookie(COOKIE, value, max_age_s, secure)
 }
 
-async fn post_logout(headers: HeaderMap) -> Response {
+fn named_cookie(name: &str, value: &str, max_age_s: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}")
+}
+
+/// The `Set-Cookie` that removes a key cookie left by an older version,
+/// when the request still carries one.
+fn clear_legacy_key_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, LEGACY_KEY_COOKIE).map(|_| named_cookie(LEGACY_KEY_COOKIE, "", 0, secure_cookie(headers)))
+}
+
+async fn post_logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(id) = cookie_value(&headers, COOKIE) {
+        state.dashboard_sessions.end(id);
+    }
     tracing::info!("dashboard sign-out");
-    redirect("/login", Some(session_cookie("", 0, secure_cookie(&headers))))
+    let mut cookies = vec![session_cookie("", 0, secure_cookie(&headers))];
+    cookies.extend(clear_legacy_key_cookie(&headers));
+    redirect("/login", &cookies)
 }
 
 /// The signed-in principal of a page request, or the redirect to `/login`
@@ -138,14 +160,18 @@ fn signed_in(
     path: &str,
     pairs: &[(String, String)],
 ) -> Result<Principal, Response> {
-    if let Some(p) = cookie_key(headers).and_then(|k| state.keys.authenticate(k)) {
+    let principal = cookie_value(headers, COOKIE)
+        .and_then(|id| state.dashboard_sessions.key_id(id, Instant::now()))
+        .and_then(|key_id| state.keys.principal_by_id(&key_id));
+    if let Some(p) = principal {
         return Ok(p);
     }
     let mut back = vec![("next".to_string(), dashboards::href(path, pairs))];
     if let Some((_, l)) = pairs.iter().rev().find(|(k, _)| k == "lang") {
         back.push(("lang".into(), l.clone()));
     }
-    Err(redirect(&dashboards::href("/login", &back), None))
+    let cookies: Vec<String> = clear_legacy_key_cookie(headers).into_iter().collect();
+    Err(redirect(&dashboards::href("/login", &back), &cookies))
 }
 
 // ------------------------------------------------------------ responses
@@ -172,13 +198,13 @@ fn html(status: StatusCode, body: String) -> Response {
     resp
 }
 
-fn redirect(location: &str, cookie: Option<String>) -> Response {
+fn redirect(location: &str, cookies: &[String]) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        resp.headers_mut().insert(header::SET_COOKIE, c);
+    for c in cookies.iter().filter_map(|c| HeaderValue::from_str(c).ok()) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -232,25 +258,66 @@ fn accept_language(headers: &HeaderMap) -> Option<&str> {
 
 // ------------------------------------------------------------ sign-in
 
-/// The key in the request's cookie, if any.
-fn cookie_key(headers: &HeaderMap) -> Option<&str> {
+/// The value of the cookie `name` in the request, if any.
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
-/// Keys are `cxk_<id>_<secret>`; anything else never becomes a cookie.
-fn cookie_safe(key: &str) -> bool {
+/// Keys are `cxk_<id>_<secret>`; anything else is refused before the key
+/// store is asked.
+fn key_shaped(key: &str) -> bool {
     !key.is_empty() && key.len() <= 256 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// A local path to return to after signing in (no scheme, no host).
+/// `%XX` escapes decoded (others kept as they are), as a browser or a
+/// proxy might before following a location.
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where to go after signing in: `next` when it is a path on this server,
+/// else `/`. A browser drops tabs and newlines from a location and reads
+/// `\` as `/`, and a proxy may decode `%2F`, so `next` must start with a
+/// single `/` and hold no control character, space or backslash; and once
+/// percent-decoded, its path (before `?` or `#`) still must not: `//evil`,
+/// `/%09/evil` (a tab once the form is decoded), `/\evil`, `/%2F%2Fevil`
+/// and `https://evil` all lead to `/`. A decoded query may hold anything
+/// (`team=Customer%20Care`): it cannot change the origin.
 fn local_path(next: Option<&str>) -> String {
+    let path_of = |n: &str| n.split(['?', '#']).next().unwrap_or_default().to_string();
+    let plain = |s: &str| !s.contains('\\') && !s.chars().any(|c| c.is_control() || c.is_whitespace());
+    let rooted = |n: &str| n.starts_with('/') && !path_of(n).contains("//");
+    let is_local = |n: &str| {
+        let decoded = percent_decoded(n);
+        rooted(n) && plain(n) && rooted(&decoded) && plain(&path_of(&decoded))
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains(['\\', '\r', '\n']) => n.to_string(),
+        Some(n) if is_local(n) => n.to_string(),
         _ => "/".to_string(),
     }
 }
@@ -300,14 +367,14 @@ async fn post_login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form
     let refused = |detail: String| {
         let data = LoginData {
             error: Some(detail),
-            next: form.next.clone(),
+            next: form.next.clone().filter(|n| local_path(Some(n)) == *n),
         };
         html(
             StatusCode::UNAUTHORIZED,
             dashboards::render_login(lang, Theme::Auto, &data),
         )
     };
-    let principal = if cookie_safe(key) {
+    let principal = if key_shaped(key) {
         state.keys.authenticate(key)
     } else {
         None
@@ -332,8 +399,14 @@ async fn post_login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form
     }
     tracing::info!(key = %principal.key_id, tenant = %principal.tenant, "dashboard sign-in");
     state.audit.record(crate::audit::sign_in("page", Ok(&principal))).await;
-    let cookie = session_cookie(key, COOKIE_MAX_AGE_S, secure_cookie(&headers));
-    redirect(&local_path(form.next.as_deref()), Some(cookie))
+    let session = state.dashboard_sessions.start(&principal.key_id, Instant::now());
+    let mut cookies = vec![session_cookie(
+        &session,
+        session::MAX_LIFETIME.as_secs(),
+        secure_cookie(&headers),
+    )];
+    cookies.extend(clear_legacy_key_cookie(&headers));
+    redirect(&local_path(form.next.as_deref()), &cookies)
 }
 
 // ------------------------------------------------------------ overview
@@ -675,36 +748,58 @@ mod tests {
     }
 
     #[test]
-    fn the_key_is_read_from_its_cookie_only() {
+    fn the_session_is_read_from_its_cookie_only() {
         assert_eq!(
-            cookie_key(&headers("a=1; cxlake_key=cxk_ab_cd; b=2")),
-            Some("cxk_ab_cd")
+            cookie_value(&headers("a=1; cxlake_session=ab12; b=2"), COOKIE),
+            Some("ab12")
         );
-        assert_eq!(cookie_key(&headers("cxlake_keyx=1")), None);
-        assert_eq!(cookie_key(&HeaderMap::new()), None);
+        assert_eq!(cookie_value(&headers("cxlake_sessionx=1"), COOKIE), None);
+        assert_eq!(cookie_value(&headers("cxlake_key=cxk_a_b"), COOKIE), None);
+        assert_eq!(cookie_value(&HeaderMap::new(), COOKIE), None);
     }
 
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
-        assert_eq!(local_path(Some("/channels?x=1")), "/channels?x=1");
-        assert_eq!(local_path(Some("//evil.example")), "/");
-        assert_eq!(local_path(Some("https://evil.example")), "/");
-        assert_eq!(local_path(Some("/\r\nSet-Cookie: x")), "/");
+        for local in [
+            "/",
+            "/channels?x=1",
+            "/channels?from=2026-03-01&team=Customer%20Care&lang=zh-CN",
+            "/experiments/greeting%2Dtest",
+        ] {
+            assert_eq!(local_path(Some(local)), local);
+        }
+        for hostile in [
+            "//evil.example",
+            "/%09/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "/%5Cevil.example",
+            "https://evil.example",
+            "/%2F%2Fevil.example",
+            "/%2f/evil.example",
+            "/ /evil.example",
+            "/\r\nSet-Cookie: x",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(local_path(Some(hostile)), "/", "{hostile:?}");
+        }
         assert_eq!(local_path(None), "/");
-        assert!(cookie_safe("cxk_abc_DEF-1"));
-        assert!(!cookie_safe("cxk_a; Path=/x"));
-        assert!(!cookie_safe(""));
+        assert!(key_shaped("cxk_abc_DEF-1"));
+        assert!(!key_shaped("cxk_a; Path=/x"));
+        assert!(!key_shaped(""));
     }
 
     #[test]
     fn the_cookie_is_secure_behind_https_and_cleared_on_sign_out() {
         assert_eq!(
-            session_cookie("cxk_a_b", 60, true),
-            "cxlake_key=cxk_a_b; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+            session_cookie("ab12", 60, true),
+            "cxlake_session=ab12; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
         );
         assert_eq!(
             session_cookie("", 0, false),
-            "cxlake_key=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+            "cxlake_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
         );
         if std::env::var_os("CXLAKE_SECURE_COOKIES").is_none() {
             let mut h = HeaderMap::new();

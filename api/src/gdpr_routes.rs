@@ -22,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ingest::contract::MAX_ID_LEN;
-use ingest::privacy::{TEXT_ATTRS, TenantKey, edit_text_attrs, hex};
+use ingest::privacy::{ENCRYPTED_PREFIX, TenantKey, edit_text_attrs, hex};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -143,7 +143,9 @@ fn reveal(event: &mut Map<String, Value>, key: &TenantKey, tenant: &str) {
     }
     if let Some(Value::String(attrs)) = event.get("attrs") {
         let mut attrs = attrs.clone();
-        if TEXT_ATTRS.iter().any(|k| attrs.contains(k)) {
+        // Only encrypted values need opening; free text may sit at any
+        // depth under any spelling of its key, so look for the prefix.
+        if attrs.contains(ENCRYPTED_PREFIX) {
             let _ = edit_text_attrs(&mut attrs, |t| Ok(Some(open(t))));
         }
         let parsed = serde_json::from_str::<Value>(&attrs).unwrap_or(Value::String(attrs));

@@ -516,6 +516,21 @@ impl KeyStore {
         if !record.is_live() {
             return None;
         }
+        Some(self.principal_of(record))
+    }
+
+    /// The principal of a live key by its id, for a dashboard session that
+    /// checked the secret at sign-in; `None` once the key is revoked or
+    /// expired (or gone), so that ends the session too.
+    pub fn principal_by_id(&self, id: &str) -> Option<Principal> {
+        self.refresh();
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        let record = cache.1.get(id).filter(|r| r.is_live())?;
+        Some(self.principal_of(record))
+    }
+
+    /// Who a live key is; records the use.
+    fn principal_of(&self, record: &KeyRecord) -> Principal {
         let tenant = record.scope();
         let conversations = record.conversation_scope();
         let now = chrono::Utc::now().timestamp();
@@ -523,12 +538,12 @@ impl KeyStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(record.id.clone(), now);
-        Some(Principal {
+        Principal {
             key_id: record.id.clone(),
             tenant,
             role: record.role,
             conversations,
-        })
+        }
     }
 
     /// Reloads the file when its modification time changed.

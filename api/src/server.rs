@@ -37,6 +37,8 @@ pub struct AppState {
     pub audit: crate::audit::AuditLog,
     /// GDPR erasures, as durable jobs (`<data_dir>/erasures/`).
     pub erasures: crate::erasure_jobs::ErasureJobs,
+    /// Signed-in dashboard sessions (in memory).
+    pub dashboard_sessions: crate::dashboard_routes::Sessions,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -152,10 +154,12 @@ async fn post_events(
             )
         })?;
     let limits = state.limits;
+    // The event window is centred on the moment the body arrived.
+    let now_us = chrono::Utc::now().timestamp_micros();
     // Decompression and JSON parsing are CPU work; keep them off the I/O threads.
     let decoded = tokio::task::spawn_blocking(move || {
         let body = decode::decompress(&body, encoding, limits.max_body_bytes)?;
-        decode::decode_events(&body, &limits)
+        decode::decode_events_at(&body, &limits, now_us)
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?
@@ -264,7 +268,15 @@ async fn post_chatwoot(
     };
     let payload: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request("bad-body", format!("the body must be a Chatwoot webhook (JSON): {e}")))?;
-    let event = match ingest::chatwoot::map_webhook(&tenant, &payload) {
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let mapped = ingest::chatwoot::map_webhook(&tenant, &payload).and_then(|m| match m {
+        ingest::chatwoot::Mapped::Event(e) => match state.limits.check_occurred_at(&e, now_us) {
+            Ok(()) => Ok(ingest::chatwoot::Mapped::Event(e)),
+            Err(outside) => Err(vec![outside]),
+        },
+        ignored => Ok(ignored),
+    });
+    let event = match mapped {
         Ok(ingest::chatwoot::Mapped::Event(e)) => *e,
         Ok(ingest::chatwoot::Mapped::Ignored(what)) => {
             return Ok(axum::Json(json!({ "accepted": 0, "duplicates": 0, "ignored": what })).into_response());

@@ -12,6 +12,8 @@
 //!   dropped. A known field that does not belong to the event's type (a
 //!   `score` on a `message.created`) is treated the same way.
 //! - Timestamps must carry an offset; they are stored as UTC microseconds.
+//!   The contract accepts the years 1970 to 2199; live ingest narrows that
+//!   to an [`EventWindow`] around the server's clock.
 //! - Money is a decimal with at most [`AMOUNT_SCALE`] fractional digits,
 //!   stored as an integer count of 1/10⁶ units so no float ever touches it.
 
@@ -477,6 +479,76 @@ pub fn parse_timestamp_us(s: &str) -> Result<i64, String> {
         return Err(format!("{s:?} is outside the years 1970 to 2199"));
     }
     Ok(dt.timestamp_micros())
+}
+
+/// How far from the server's clock an `occurred_at` may lie.
+///
+/// The contract alone accepts the years 1970 to 2199, which lets one batch
+/// of wrong dates create tens of thousands of daily partitions and fill the
+/// dashboards with decades of empty buckets. Live ingest therefore accepts
+/// only events from [`max_age_days`](Self::max_age_days) before to
+/// [`max_future_s`](Self::max_future_s) after the clock reading taken when
+/// the body arrived; loading older history is an explicit choice (a wider
+/// window for that load).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventWindow {
+    /// Oldest accepted event, in whole days before now.
+    pub max_age_days: u32,
+    /// Latest accepted event, in seconds after now (senders' clocks drift).
+    pub max_future_s: u32,
+}
+
+impl EventWindow {
+    /// 400 days back (a year and a season of history), one day ahead.
+    pub const DEFAULT: EventWindow = EventWindow {
+        max_age_days: 400,
+        max_future_s: 86_400,
+    };
+
+    /// Checks `occurred_at_us` against the window around `now_us` (both
+    /// UTC microseconds); the error names the window and how to widen it.
+    pub fn check(&self, occurred_at_us: i64, now_us: i64) -> Result<(), FieldError> {
+        let earliest_us = now_us.saturating_sub(i64::from(self.max_age_days).saturating_mul(86_400_000_000));
+        let latest_us = now_us.saturating_add(i64::from(self.max_future_s).saturating_mul(1_000_000));
+        if (earliest_us..=latest_us).contains(&occurred_at_us) {
+            return Ok(());
+        }
+        let show = |us: i64| {
+            chrono::DateTime::from_timestamp_micros(us)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| us.to_string())
+        };
+        let (what, setting) = if occurred_at_us < earliest_us {
+            (
+                format!("is more than {} days before the server's clock", self.max_age_days),
+                "load older history with `cxlake ingest --max-event-age-days N`, or have the operator raise \
+                 max_event_age_days (env CXLAKE_MAX_EVENT_AGE_DAYS)",
+            )
+        } else {
+            (
+                format!("is more than {} s after the server's clock", self.max_future_s),
+                "check the sender's clock and time zone offset, or have the operator raise max_event_future_s \
+                 (env CXLAKE_MAX_EVENT_FUTURE_S)",
+            )
+        };
+        Err(FieldError::new(
+            "occurred_at",
+            format!(
+                "{} {what}; accepted are events from {} to {} ({} days back, {} s ahead); {setting}",
+                show(occurred_at_us),
+                show(earliest_us),
+                show(latest_us),
+                self.max_age_days,
+                self.max_future_s,
+            ),
+        ))
+    }
+}
+
+impl Default for EventWindow {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// BCP 47 shape: a 2–3 letter primary language, then 1–8 alphanumeric subtags.

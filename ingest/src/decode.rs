@@ -6,13 +6,17 @@
 //! element's 1-based position). Only problems that make lines impossible to
 //! tell apart (a body over the limit, a broken gzip stream, a JSON array
 //! that does not parse) fail the whole body.
+//!
+//! Decoding is a pure function of the body, the limits and the clock
+//! reading it is given ([`decode_events_at`]): the caller reads the clock
+//! once, when the body arrived, so a test can pin "now".
 
 use std::io::Read;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::contract::{Event, FieldError};
+use crate::contract::{Event, EventWindow, FieldError};
 
 /// Limits applied while decoding one request body.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +25,11 @@ pub struct DecodeLimits {
     pub max_body_bytes: usize,
     /// Largest single NDJSON line (or array element, re-serialized), in bytes.
     pub max_line_bytes: usize,
+    /// Accepted `occurred_at` around the clock reading; `None` keeps only
+    /// the contract's own bounds (years 1970 to 2199), for fixtures and
+    /// replays whose fixed dates are their point. The server and
+    /// `cxlake ingest` always set one (see `api/src/config.rs`).
+    pub event_window: Option<EventWindow>,
 }
 
 impl Default for DecodeLimits {
@@ -28,6 +37,18 @@ impl Default for DecodeLimits {
         Self {
             max_body_bytes: 16 << 20,
             max_line_bytes: 64 << 10,
+            event_window: None,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// Whether `event` may be ingested at `now_us` (UTC microseconds): the
+    /// contract checked its shape; this checks its date against the window.
+    pub fn check_occurred_at(&self, event: &Event, now_us: i64) -> Result<(), FieldError> {
+        match self.event_window {
+            Some(window) => window.check(event.occurred_at_us, now_us),
+            None => Ok(()),
         }
     }
 }
@@ -85,6 +106,17 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// Validates one parsed line: the contract, then the event window.
+    fn judge(&mut self, line: usize, v: &Value, limits: &DecodeLimits, now_us: i64) {
+        match Event::from_json(v) {
+            Ok(ev) => match limits.check_occurred_at(&ev, now_us) {
+                Ok(()) => self.events.push((line, ev)),
+                Err(e) => self.reject_all(line, vec![e]),
+            },
+            Err(errors) => self.reject_all(line, errors),
+        }
+    }
+
     fn reject_all(&mut self, line: usize, errors: Vec<FieldError>) {
         self.rejected.extend(errors.into_iter().map(|e| Rejection {
             line,
@@ -129,8 +161,15 @@ pub fn decompress(body: &[u8], encoding: ContentEncoding, limit: usize) -> Resul
     }
 }
 
-/// Splits and validates an (already decompressed) body.
+/// [`decode_events_at`] with the clock read now.
 pub fn decode_events(body: &[u8], limits: &DecodeLimits) -> Result<Decoded, BodyError> {
+    decode_events_at(body, limits, chrono::Utc::now().timestamp_micros())
+}
+
+/// Splits and validates an (already decompressed) body; `now_us` (UTC
+/// microseconds) is the clock reading the limits' event window is
+/// centred on.
+pub fn decode_events_at(body: &[u8], limits: &DecodeLimits, now_us: i64) -> Result<Decoded, BodyError> {
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let mut out = Decoded::default();
     let Some(first) = first else {
@@ -140,7 +179,7 @@ pub fn decode_events(body: &[u8], limits: &DecodeLimits) -> Result<Decoded, Body
         let items: Vec<Value> = serde_json::from_slice(body).map_err(|e| BodyError::BadArray(e.to_string()))?;
         out.events.reserve(items.len());
         for (i, item) in items.iter().enumerate() {
-            validate_value(i + 1, item, limits, &mut out);
+            validate_value(i + 1, item, limits, now_us, &mut out);
         }
         return Ok(out);
     }
@@ -179,17 +218,14 @@ pub fn decode_events(body: &[u8], limits: &DecodeLimits) -> Result<Decoded, Body
             }
         };
         match serde_json::from_str::<Value>(text) {
-            Ok(v) => match Event::from_json(&v) {
-                Ok(ev) => out.events.push((line_no, ev)),
-                Err(errors) => out.reject_all(line_no, errors),
-            },
+            Ok(v) => out.judge(line_no, &v, limits, now_us),
             Err(e) => out.reject_all(line_no, vec![FieldError::new("", format!("malformed JSON: {e}"))]),
         }
     }
     Ok(out)
 }
 
-fn validate_value(line: usize, v: &Value, limits: &DecodeLimits, out: &mut Decoded) {
+fn validate_value(line: usize, v: &Value, limits: &DecodeLimits, now_us: i64, out: &mut Decoded) {
     // Array elements arrive parsed; measure their size the way a line would be.
     let size = serde_json::to_string(v).map(|s| s.len()).unwrap_or(0);
     if size > limits.max_line_bytes {
@@ -202,10 +238,7 @@ fn validate_value(line: usize, v: &Value, limits: &DecodeLimits, out: &mut Decod
         );
         return;
     }
-    match Event::from_json(v) {
-        Ok(ev) => out.events.push((line, ev)),
-        Err(errors) => out.reject_all(line, errors),
-    }
+    out.judge(line, v, limits, now_us);
 }
 
 #[cfg(test)]

@@ -16,11 +16,21 @@
 //!
 //! ## Free text
 //!
-//! CSAT `comment` and the message text attributes ([`TEXT_ATTRS`] inside
-//! `attrs`) are, per the tenant's [`FreeText`] setting, stored as sent,
-//! encrypted (`enc:v1:` + base64 of a random 96-bit nonce, the ciphertext
-//! and the GCM tag; the tenant id is the associated data, so a value
-//! copied into another tenant does not decrypt), or not stored at all.
+//! CSAT `comment` and the free text inside `attrs` are, per the tenant's
+//! [`FreeText`] setting, stored as sent, encrypted (`enc:v1:` + base64 of a
+//! random 96-bit nonce, the ciphertext and the GCM tag; the tenant id is
+//! the associated data, so a value copied into another tenant does not
+//! decrypt), or not stored at all.
+//!
+//! Free text in `attrs` is every string, at any depth, under a key that
+//! names free text ([`names_free_text`]: one of its words is in
+//! [`TEXT_ATTRS`]) or under such a key's object or array:
+//! `{"message": {"text": "…", "lang": "en"}}` is free text through and
+//! through, and so is `{"customer_note": "…"}`. Clients nest data as they
+//! like (unknown top-level fields land in `attrs` as sent, objects
+//! included) or as JSON text inside a string, so a string that holds a JSON
+//! object or array is read and searched the same way. Numbers and booleans
+//! are never text.
 //!
 //! ## Pseudonyms
 //!
@@ -57,8 +67,71 @@ use crate::contract::Event;
 pub const ENCRYPTED_PREFIX: &str = "enc:v1:";
 /// Prefix of a pseudonymous customer id.
 pub const PSEUDONYM_PREFIX: &str = "psn_";
-/// Keys inside `attrs` that hold message text (free text, like `comment`).
-pub const TEXT_ATTRS: [&str; 4] = ["text", "content", "body", "message"];
+/// Words that make a key inside `attrs` hold free text (like `comment`):
+/// message text, notes, descriptions, e-mail parts, transcripts. A key's
+/// words are its parts between `_`, `-`, `.` or spaces and at lower-to-upper
+/// case changes, lower-cased: `customer_note`, `messageText` and `Body`
+/// all name free text.
+pub const TEXT_ATTRS: &[&str] = &[
+    "text",
+    "content",
+    "body",
+    "message",
+    "messages",
+    "note",
+    "notes",
+    "comment",
+    "comments",
+    "description",
+    "subject",
+    "html",
+    "transcript",
+    "summary",
+    "caption",
+    "feedback",
+];
+
+/// Last words that make a key describe text rather than hold it
+/// (`message_id`, `body_length`, `text_lang`): such a key alone is not free
+/// text, though under a free-text key everything is.
+const DESCRIBES_TEXT: &[&str] = &[
+    "id", "ids", "count", "length", "len", "chars", "size", "bytes", "type", "kind", "lang", "language", "locale",
+    "format", "status", "at", "s", "ms",
+];
+
+/// Whether a key inside `attrs` names free text (see [`TEXT_ATTRS`]).
+pub fn names_free_text(key: &str) -> bool {
+    let words = key_words(key);
+    words
+        .last()
+        .is_some_and(|last| !DESCRIBES_TEXT.contains(&last.as_str()))
+        && words.iter().any(|w| TEXT_ATTRS.contains(&w.as_str()))
+}
+
+/// A key's lower-cased words (see [`TEXT_ATTRS`]).
+fn key_words(key: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut after_lower = false;
+    for c in key.chars() {
+        if !c.is_alphanumeric() {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            after_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && after_lower && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        word.extend(c.to_lowercase());
+        after_lower = c.is_lowercase() || c.is_numeric();
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
 
 /// Errors of the privacy store.
 #[derive(Debug, thiserror::Error)]
@@ -258,37 +331,88 @@ pub fn apply_policy(policy: PrivacyPolicy, key: &TenantKey, e: &mut Event) -> Re
     Ok(())
 }
 
-/// Replaces (or, on `None`, removes) every string value of a [`TEXT_ATTRS`]
-/// key in the `attrs` JSON object text.
+/// Replaces (or, on `None`, removes) every free-text string in the `attrs`
+/// JSON object text: every string under a key that [`names_free_text`], at
+/// any depth, through objects, arrays and JSON text held in strings.
 pub fn edit_text_attrs(attrs: &mut String, mut f: impl FnMut(&str) -> Result<Option<String>>) -> Result<()> {
-    if attrs.is_empty() || !TEXT_ATTRS.iter().any(|k| attrs.contains(k)) {
+    if attrs.is_empty() {
         return Ok(());
     }
-    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str::<serde_json::Value>(attrs) else {
+    // Not pre-filtered by searching the text for the key names: a key may
+    // be spelled with JSON escapes (`"\u0074ext"`) or in upper case.
+    let Ok(mut value @ serde_json::Value::Object(_)) = serde_json::from_str::<serde_json::Value>(attrs) else {
         return Ok(());
     };
-    let mut changed = false;
-    for k in TEXT_ATTRS {
-        if let Some(serde_json::Value::String(text)) = map.get(k) {
-            match f(text)? {
-                Some(new) => {
-                    map.insert(k.to_string(), serde_json::Value::String(new));
-                }
-                None => {
-                    map.remove(k);
-                }
-            }
-            changed = true;
-        }
-    }
-    if changed {
-        *attrs = if map.is_empty() {
-            String::new()
-        } else {
-            serde_json::Value::Object(map).to_string()
+    if edit_text_value(&mut value, false, &mut f)? {
+        *attrs = match &value {
+            serde_json::Value::Object(map) if map.is_empty() => String::new(),
+            _ => value.to_string(),
         };
     }
     Ok(())
+}
+
+/// [`edit_text_attrs`] on one value; `in_text` when a key above it names
+/// free text. Returns whether anything changed.
+fn edit_text_value(
+    value: &mut serde_json::Value,
+    in_text: bool,
+    f: &mut impl FnMut(&str) -> Result<Option<String>>,
+) -> Result<bool> {
+    use serde_json::Value;
+    let mut changed = false;
+    match value {
+        Value::Object(map) => {
+            let mut removed = Vec::new();
+            for (k, child) in map.iter_mut() {
+                let text = in_text || names_free_text(k);
+                match child {
+                    Value::String(s) if text => {
+                        match f(s)? {
+                            Some(new) => *s = new,
+                            None => removed.push(k.clone()),
+                        }
+                        changed = true;
+                    }
+                    other => changed |= edit_text_value(other, text, f)?,
+                }
+            }
+            for k in removed {
+                map.remove(&k);
+            }
+        }
+        Value::Array(items) => {
+            let mut kept = Vec::with_capacity(items.len());
+            for mut item in std::mem::take(items) {
+                match &mut item {
+                    Value::String(s) if in_text => {
+                        changed = true;
+                        if let Some(new) = f(s)? {
+                            *s = new;
+                            kept.push(item);
+                        }
+                    }
+                    other => {
+                        changed |= edit_text_value(other, in_text, f)?;
+                        kept.push(item);
+                    }
+                }
+            }
+            *items = kept;
+        }
+        // JSON text inside a string (`"payload": "{\"text\": …}"`) is
+        // searched as if it had been sent as an object.
+        Value::String(s) if s.trim_start().starts_with(['{', '[']) => {
+            if let Ok(mut inner @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(s) {
+                if edit_text_value(&mut inner, false, f)? {
+                    *s = inner.to_string();
+                    changed = true;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(changed)
 }
 
 /// What a tombstone line names.

@@ -148,7 +148,7 @@ test('sign-in is required and comes back to the page asked for', async () => {
   assert.equal(url.pathname, '/channels');
   assert.equal(url.searchParams.get('bucket'), 'week');
   const cookies = await context.cookies();
-  const session = cookies.find((c) => c.name === 'cxlake_key');
+  const session = cookies.find((c) => c.name === 'cxlake_session');
   assert.ok(session?.httpOnly, 'the session cookie is HttpOnly');
   assert.equal(session.sameSite, 'Strict');
   await context.close();

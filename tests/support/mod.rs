@@ -19,6 +19,12 @@ pub fn bin() -> String {
     std::env::var("CXLAKE_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
 }
 
+/// Fixtures are dated (March 2026, generated months at fixed starts) and
+/// must keep passing as the clock moves on: every server and CLI run of the
+/// tests accepts events up to a century old. A test about the window itself
+/// passes its own `CXLAKE_MAX_EVENT_AGE_DAYS` to [`Server::start`].
+pub const WIDE_EVENT_WINDOW: (&str, &str) = ("CXLAKE_MAX_EVENT_AGE_DAYS", "36500");
+
 /// Runs `cxlake key create` and returns the key (the last line printed).
 pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
     create_key_with(data, tenant, role, &[])
@@ -87,6 +93,7 @@ pub fn run_cli_args(args: &[&str]) -> std::process::Output {
     let out = Command::new(&bin)
         .args(args)
         .env("CXLAKE_LOG", "warn")
+        .env(WIDE_EVENT_WINDOW.0, WIDE_EVENT_WINDOW.1)
         .output()
         .unwrap_or_else(|e| panic!("running {bin} {args:?}: {e}"));
     assert!(
@@ -116,6 +123,7 @@ impl Server {
             .arg(data)
             .env("CXLAKE_LOG", "warn")
             .env("CXLAKE_PG_LISTEN", "off")
+            .env(WIDE_EVENT_WINDOW.0, WIDE_EVENT_WINDOW.1)
             // The server exits when this pipe closes, i.e. when the test
             // process ends, even if the `Server` is never dropped (statics).
             .env("CXLAKE_EXIT_ON_STDIN_EOF", "1")
@@ -198,6 +206,32 @@ impl Server {
             body.as_bytes(),
         )
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Signs in to the dashboards with `key` (`POST /login`) and returns
+    /// the `Cookie` header value of the session, or `None` when the sign-in
+    /// is refused (401: a key that cannot use the dashboards).
+    pub fn dashboard_session(&self, key: &str) -> Option<String> {
+        let body = format!("key={key}");
+        let r = self
+            .request(
+                "POST",
+                "/login",
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                body.as_bytes(),
+            )
+            .unwrap_or_else(|e| panic!("POST /login: {e}"));
+        if r.status == 401 {
+            return None;
+        }
+        assert_eq!(r.status, 303, "sign-in: {}", r.text());
+        let cookie = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .find_map(|(_, v)| v.split(';').next().filter(|c| c.starts_with("cxlake_session=")))
+            .unwrap_or_else(|| panic!("a session cookie in {:?}", r.headers));
+        Some(cookie.to_string())
     }
 
     /// Runs SQL with an admin key; panics on an error status.

@@ -8,6 +8,7 @@ fn limits() -> DecodeLimits {
     DecodeLimits {
         max_body_bytes: 1 << 20,
         max_line_bytes: 1024,
+        event_window: None,
     }
 }
 
@@ -154,4 +155,76 @@ mod properties {
             }
         }
     }
+}
+
+/// 2026-03-10T00:00:00Z, the clock reading the window tests decode at.
+const NOW_US: i64 = 1_773_100_800_000_000;
+
+fn at(id: &str, occurred_at: &str) -> String {
+    good(id).replace("2026-03-01T09:30:00Z", occurred_at)
+}
+
+#[test]
+fn events_outside_the_window_around_now_are_rejected_line_by_line() {
+    let windowed = DecodeLimits {
+        event_window: Some(EventWindow::DEFAULT),
+        ..limits()
+    };
+    let body = [
+        at("recent", "2026-03-01T09:30:00Z"),
+        at("epoch", "1970-01-01T00:00:00Z"),
+        at("far-future", "2199-12-31T23:59:59Z"),
+        at("old", "2025-02-01T00:00:00+01:00"),
+        at("tomorrow", "2026-03-10T23:00:00Z"),
+        at("in-two-days", "2026-03-12T00:00:01Z"),
+    ]
+    .join("\n");
+    let d = decode_events_at(body.as_bytes(), &windowed, NOW_US).unwrap_or_default();
+    let kept: Vec<&str> = d.events.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    assert_eq!(kept, vec!["recent", "tomorrow"]);
+    let rejected: Vec<(usize, &str)> = d.rejected.iter().map(|r| (r.line, r.field.as_str())).collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (2, "occurred_at"),
+            (3, "occurred_at"),
+            (4, "occurred_at"),
+            (6, "occurred_at")
+        ]
+    );
+    let old = &d.rejected[0].reason;
+    assert!(
+        old.contains("more than 400 days before")
+            && old.contains("2025-02-03T00:00:00Z to 2026-03-11T00:00:00Z")
+            && old.contains("max_event_age_days"),
+        "the reason names the window and the setting: {old}"
+    );
+    assert!(
+        d.rejected[1].reason.contains("max_event_future_s"),
+        "{}",
+        d.rejected[1].reason
+    );
+
+    // A JSON array is judged the same way.
+    let array = format!(
+        "[{},{}]",
+        at("a", "2026-03-09T00:00:00Z"),
+        at("b", "1999-01-01T00:00:00Z")
+    );
+    let d = decode_events_at(array.as_bytes(), &windowed, NOW_US).unwrap_or_default();
+    assert_eq!((d.events.len(), d.rejected.len()), (1, 1));
+    assert_eq!(d.rejected[0].line, 2);
+
+    // A wider window (a backfill) takes the old line; no window takes all.
+    let backfill = DecodeLimits {
+        event_window: Some(EventWindow {
+            max_age_days: 36_500,
+            ..EventWindow::DEFAULT
+        }),
+        ..limits()
+    };
+    let d = decode_events_at(body.as_bytes(), &backfill, NOW_US).unwrap_or_default();
+    assert_eq!(d.events.len(), 4, "{:?}", d.rejected);
+    let d = decode_events_at(body.as_bytes(), &limits(), NOW_US).unwrap_or_default();
+    assert_eq!(d.events.len(), 6, "{:?}", d.rejected);
 }

@@ -120,3 +120,118 @@ fn key_file_is_private_and_reused_and_tombstones_survive_a_reopen() {
     let raw = std::fs::read_to_string(dir.path().join("privacy/tombstones.jsonl")).unwrap_or_default();
     assert!(!raw.contains("c1\""), "{raw}");
 }
+
+/// An event with `attrs` as the contract stores them (sorted JSON text).
+fn with_attrs(attrs: serde_json::Value) -> Event {
+    Event {
+        event_id: "e1".into(),
+        tenant_id: "acme".into(),
+        attrs: attrs.to_string(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn free_text_is_found_at_any_depth_under_any_text_key() {
+    let k = key();
+    let nested = with_attrs(serde_json::json!({
+        "message": {"text": "call me on 0151 1234567", "lang": "en", "parts": ["my iban is DE89"], "n": 2},
+        "note": "customer is pregnant",
+        "customer_note": "lives at 1 Main St",
+        "emailBody": "Dear Sir",
+        "Description": "card ending 4242",
+        "thread": [{"author": "bot", "content": "your order number is 77"}],
+        "payload": "{\"reply\":{\"body\":\"the password is hunter2\"},\"channel\":\"sms\"}",
+        "transcript": "spoken words",
+        "raw": "{\"\\u0074ext\":\"escaped secret\"}",
+        "message_id": "m-1",
+        "body_length": 120,
+        "browser": "firefox",
+    }));
+    let secrets = [
+        "0151",
+        "DE89",
+        "pregnant",
+        "Main St",
+        "Dear Sir",
+        "4242",
+        "order number",
+        "hunter2",
+        "spoken",
+        "escaped",
+    ];
+
+    let drop = PrivacyPolicy {
+        free_text: FreeText::Drop,
+        pseudonymize_customer_ids: false,
+    };
+    let mut d = nested.clone();
+    apply_policy(drop, &k, &mut d).unwrap_or_else(|e| panic!("{e}"));
+    for s in secrets {
+        assert!(!d.attrs.contains(s), "{s:?} dropped: {}", d.attrs);
+    }
+    let kept: serde_json::Value = serde_json::from_str(&d.attrs).unwrap_or_default();
+    assert_eq!(kept["browser"], "firefox");
+    assert_eq!(kept["message_id"], "m-1", "an id of a message is not its text");
+    assert_eq!(kept["body_length"], 120);
+    assert_eq!(kept["message"]["n"], 2, "numbers are never text");
+    assert_eq!(
+        kept["thread"][0]["author"], "bot",
+        "a thread is not text, only its content"
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(kept["payload"].as_str().unwrap_or_default()).ok(),
+        Some(serde_json::json!({"reply": {}, "channel": "sms"})),
+        "JSON text in a string is searched too"
+    );
+
+    let encrypt = PrivacyPolicy {
+        free_text: FreeText::Encrypt,
+        pseudonymize_customer_ids: false,
+    };
+    let mut e = nested.clone();
+    apply_policy(encrypt, &k, &mut e).unwrap_or_else(|e| panic!("{e}"));
+    for s in secrets {
+        assert!(!e.attrs.contains(s), "{s:?} encrypted: {}", e.attrs);
+    }
+    // Opening every encrypted value gives back exactly what was sent.
+    let mut opened = e.attrs.clone();
+    edit_text_attrs(&mut opened, |t| k.decrypt("acme", t).map(Some)).unwrap_or_else(|e| panic!("{e}"));
+    let as_value = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
+    let mut opened = as_value(&opened);
+    let mut sent = as_value(&nested.attrs);
+    // The JSON text inside `payload` was re-serialized: compare it parsed.
+    for v in [&mut opened, &mut sent] {
+        for field in ["payload", "raw"] {
+            let inner = as_value(v[field].as_str().unwrap_or_default());
+            v[field] = inner;
+        }
+    }
+    assert_eq!(opened, sent);
+}
+
+#[test]
+fn keys_name_free_text_by_their_words() {
+    for key in [
+        "text",
+        "Body",
+        "customer_note",
+        "messageText",
+        "email-subject",
+        "notes",
+        "html",
+    ] {
+        assert!(names_free_text(key), "{key}");
+    }
+    for key in [
+        "browser",
+        "message_id",
+        "textLength",
+        "note_count",
+        "context",
+        "bodyguard",
+        "",
+    ] {
+        assert!(!names_free_text(key), "{key}");
+    }
+}
