@@ -331,6 +331,7 @@ impl StartupHandler for KeyStartup {
                 // the connection rather than surprising a later query.
                 let startup = settings::startup_settings(client.metadata())
                     .map_err(|e| fatal("22023", ErrorInfo::from(e).message))?;
+                settings::forget_unchecked(client.metadata_mut());
                 for setting in &startup {
                     settings::apply(setting, &ctx, client.metadata_mut());
                 }

@@ -58,6 +58,13 @@ pub(super) fn time_zone_shown(metadata: &HashMap<String, String>) -> String {
     metadata.get(TIME_ZONE_KEY).cloned().unwrap_or_else(|| "UTC".into())
 }
 
+/// Drops the copies of these parameters that pgwire made of the startup
+/// packet into the metadata, unchecked; [`apply`] puts back what was checked.
+pub(super) fn forget_unchecked(metadata: &mut HashMap<String, String>) {
+    metadata.remove(TIME_ZONE_KEY);
+    metadata.remove(TIMEOUT_KEY);
+}
+
 /// Applies `setting` to this connection's session and metadata.
 pub(super) fn apply(setting: &Setting, ctx: &SessionContext, metadata: &mut HashMap<String, String>) {
     match setting {
