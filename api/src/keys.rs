@@ -287,6 +287,17 @@ impl KeyError {
     }
 }
 
+/// Why a key that once authenticated no longer does.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyLapse {
+    #[error("was revoked at {0}")]
+    Revoked(String),
+    #[error("expired at {0}")]
+    Expired(String),
+    #[error("no longer exists in the key store")]
+    Gone,
+}
+
 #[derive(Default, Debug, Serialize, Deserialize)]
 struct KeyFile {
     keys: Vec<KeyRecord>,
@@ -546,6 +557,25 @@ impl KeyStore {
         }
     }
 
+    /// Whether the key `id` still authenticates now, and if not why: for
+    /// sessions that outlive one request (Postgres connections), which
+    /// re-check their key before each statement. A lookup in the cached
+    /// store; the file is re-read only when it changed.
+    pub fn standing(&self, id: &str) -> Result<(), KeyLapse> {
+        self.refresh();
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        let Some(record) = cache.1.get(id) else {
+            return Err(KeyLapse::Gone);
+        };
+        if let Some(at) = &record.revoked_at {
+            return Err(KeyLapse::Revoked(at.clone()));
+        }
+        if record.expired_at(chrono::Utc::now()) {
+            return Err(KeyLapse::Expired(record.expires_at.clone().unwrap_or_default()));
+        }
+        Ok(())
+    }
+
     /// Reloads the file when its modification time changed.
     fn refresh(&self) {
         let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
@@ -603,6 +633,40 @@ mod tests {
             .authenticate(&key)
             .unwrap_or_else(|| panic!("server should reload"));
         assert_eq!(p.tenant, TenantScope::All);
+    }
+
+    #[test]
+    fn standing_says_why_a_key_lapsed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = KeyStore::open(dir.path());
+        let (live, _) = store
+            .create("acme", Role::Analyst, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (revoked, _) = store
+            .create("acme", Role::Analyst, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (expiring, _) = store
+            .create("acme", Role::Analyst, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.standing(&live.id), Ok(()));
+        store.revoke(&revoked.id).unwrap_or_else(|e| panic!("{e}"));
+        // Expiry in the past cannot be created; write it as another process would.
+        let path = dir.path().join("keys.json");
+        let mut file: KeyFile =
+            serde_json::from_slice(&std::fs::read(&path).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        for k in &mut file.keys {
+            if k.id == expiring.id {
+                k.expires_at = Some("2020-01-01T00:00:00Z".into());
+            }
+        }
+        std::fs::write(&path, serde_json::to_vec(&file).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.standing(&live.id), Ok(()));
+        assert!(matches!(store.standing(&revoked.id), Err(KeyLapse::Revoked(_))));
+        assert_eq!(
+            store.standing(&expiring.id),
+            Err(KeyLapse::Expired("2020-01-01T00:00:00Z".into()))
+        );
+        assert_eq!(store.standing("nope"), Err(KeyLapse::Gone));
     }
 
     #[test]

@@ -8,8 +8,17 @@
 //!   every tenant), the database is `cxlake`.
 //! - **Session**: after authentication the connection gets its own
 //!   sandboxed session ([`crate::sql_service`]): only its tenant's rows,
-//!   read-only, bounded. It lives in the connection's session extensions, so
-//!   two connections never share state.
+//!   read-only, bounded. The planned session is shared by the tenant's
+//!   queries (HTTP and Postgres), so each connection works on its own copy
+//!   of its state: what a connection `SET`s (time zone, statement timeout;
+//!   [`settings`]) stays in that connection.
+//! - **Key**: re-checked before every statement (a lookup in the cached key
+//!   store), so a revoked or expired key stops working on open connections
+//!   too: the statement fails with `FATAL 28000` and the connection closes.
+//! - **Stopping a statement** ([`stop`]): a cancel request with the
+//!   connection's key ([`cancel`]), the connection's `statement_timeout`, or
+//!   its client going away stop the running statement, which frees its
+//!   concurrency slot at once.
 //! - **Statements**: a guard hook runs first in every protocol phase
 //!   (simple query, extended parse, extended execute) and refuses anything
 //!   [`warehouse::sandbox::check_statement`] refuses; `SET` of client
@@ -37,20 +46,26 @@ use pgwire::api::auth::{
     DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, PgWireConnectionState, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use warehouse::bounds::BoundError;
 use warehouse::sandbox::{Scope, check_statement};
 
 use crate::keys::{Principal, TenantScope};
 use crate::server::AppState;
 use crate::sql_service::require_sql_role;
+
+mod cancel;
+mod settings;
+mod stop;
 
 /// The database name clients connect to.
 pub const DATABASE: &str = "cxlake";
@@ -60,26 +75,51 @@ type DfStatement = (String, Option<(Statement, LogicalPlan)>);
 /// The connection's session, set once the password checked out.
 struct Conn {
     service: Arc<DfSessionService>,
+    /// The key it logged in with, checked again before each statement.
+    key_id: String,
+    /// Its running statement, for cancel requests.
+    current: Arc<stop::Current>,
+    /// A second handle on the client's socket, to notice it closing while a
+    /// statement runs (pgwire reads the socket only between statements).
+    peer: Option<Arc<tokio::net::TcpStream>>,
+    _cancel_key: cancel::Registration,
+}
+
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
 }
 
 fn conn<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Conn>> {
-    client.session_extensions().get::<Conn>().ok_or_else(|| {
-        PgWireError::UserError(Box::new(ErrorInfo::new(
-            "FATAL".into(),
-            "28000".into(),
-            "not authenticated".into(),
-        )))
-    })
+    client
+        .session_extensions()
+        .get::<Conn>()
+        .ok_or_else(|| fatal("28000", "not authenticated".into()))
+}
+
+/// The connection's session, once its key is checked again: a key revoked
+/// or expired since login ends the connection (a FATAL error closes it).
+fn live_conn<C: ClientInfo + ?Sized>(state: &AppState, client: &C) -> PgWireResult<Arc<Conn>> {
+    let conn = conn(client)?;
+    if let Err(lapse) = state.keys.standing(&conn.key_id) {
+        tracing::info!(key = %conn.key_id, %lapse, "postgres statement refused: the key lapsed");
+        return Err(fatal(
+            "28000",
+            format!("the API key of this connection {lapse}; connect again with a live key"),
+        ));
+    }
+    Ok(conn)
 }
 
 fn user_error(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)))
 }
 
-/// Every pgwire handler of the server; one for all connections.
+/// The pgwire handlers shared by every connection.
 pub struct Handlers {
+    state: Arc<AppState>,
     queries: Arc<Queries>,
-    startup: Arc<KeyStartup>,
+    cancels: Arc<cancel::Registry>,
+    errors: Arc<ErrorCodes>,
 }
 
 impl std::fmt::Debug for Handlers {
@@ -96,30 +136,96 @@ impl Handlers {
         let describer = DfSessionService::new(empty).query_parser();
         Ok(Self {
             queries: Arc::new(Queries {
-                parser: Arc::new(TenantParser { describer }),
+                state: state.clone(),
+                parser: Arc::new(TenantParser {
+                    state: state.clone(),
+                    describer,
+                }),
             }),
-            startup: Arc::new(KeyStartup { state }),
+            state,
+            cancels: Arc::new(cancel::Registry::default()),
+            errors: Arc::new(ErrorCodes),
         })
+    }
+
+    /// The handlers of one connection: the shared ones, and a startup that
+    /// hands the connection its socket watch.
+    fn connection(self: &Arc<Self>, peer: Option<Arc<tokio::net::TcpStream>>) -> ConnHandlers {
+        ConnHandlers {
+            shared: self.clone(),
+            startup: Arc::new(KeyStartup {
+                state: self.state.clone(),
+                cancels: self.cancels.clone(),
+                peer,
+            }),
+        }
     }
 }
 
-impl PgWireServerHandlers for Handlers {
+/// The handlers [`pgwire::tokio::process_socket`] gets for one connection.
+struct ConnHandlers {
+    shared: Arc<Handlers>,
+    startup: Arc<KeyStartup>,
+}
+
+impl PgWireServerHandlers for ConnHandlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.queries.clone()
+        self.shared.queries.clone()
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.queries.clone()
+        self.shared.queries.clone()
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.startup.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.shared.cancels.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        self.shared.errors.clone()
+    }
 }
 
-/// Cleartext password = API key; user = tenant.
+/// Gives the engine's bounds their Postgres error codes (pgwire sends
+/// every engine error as `XX000`, internal error), so drivers can tell a
+/// timeout from a bug.
+#[derive(Debug)]
+struct ErrorCodes;
+
+impl ErrorHandler for ErrorCodes {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        let PgWireError::ApiError(e) = error else {
+            return;
+        };
+        let Some(df) = e.downcast_ref::<datafusion::error::DataFusionError>() else {
+            return;
+        };
+        let code = match BoundError::find(df) {
+            Some(BoundError::Timeout(_)) => "57014",
+            Some(BoundError::TooManyRows(_)) => "54000",
+            Some(BoundError::Busy(_)) => "53000",
+            Some(BoundError::ReadOnly(_)) => "25006",
+            None => match df.find_root() {
+                datafusion::error::DataFusionError::ResourcesExhausted(_) => "53200",
+                _ => return,
+            },
+        };
+        *error = user_error(code, df.to_string());
+    }
+}
+
+/// Cleartext password = API key; user = tenant. One per connection.
 struct KeyStartup {
     state: Arc<AppState>,
+    cancels: Arc<cancel::Registry>,
+    peer: Option<Arc<tokio::net::TcpStream>>,
 }
 
 impl KeyStartup {
@@ -148,13 +254,19 @@ impl KeyStartup {
         Ok((principal, scope))
     }
 
-    async fn session(&self, principal: &Principal, scope: &Scope) -> anyhow::Result<Arc<DfSessionService>> {
-        let ctx = self
+    /// The connection's own session: a copy of the tenant's planned one
+    /// (tables, views, bounds and memory pool shared; configuration its own).
+    async fn session(&self, principal: &Principal, scope: &Scope) -> anyhow::Result<Arc<SessionContext>> {
+        let shared = self
             .state
             .sql
             .session(&self.state.warehouse, &self.state.data_dir, principal.role, scope)
             .await
             .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
+        Ok(Arc::new(SessionContext::new_with_state(shared.state())))
+    }
+
+    fn service(&self, ctx: Arc<SessionContext>, principal: &Principal, scope: &Scope) -> Arc<DfSessionService> {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnlyGuard),
             Arc::new(crate::audit::pg::QueryAudit::new(
@@ -163,10 +275,11 @@ impl KeyStartup {
                 scope,
             )),
             Arc::new(CursorStatementHook),
+            Arc::new(settings::SessionSettings),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        Ok(Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks)))
+        Arc::new(DfSessionService::new_with_hooks(ctx, hooks))
     }
 }
 
@@ -210,17 +323,37 @@ impl StartupHandler for KeyStartup {
                         ))));
                     }
                 };
-                let service = self.session(&principal, &scope).await.map_err(|e| {
+                let ctx = self.session(&principal, &scope).await.map_err(|e| {
                     tracing::error!(error = %e, "cannot build a SQL session");
                     user_error("XX000", format!("cannot open a session: {e}"))
                 })?;
-                tracing::info!(key = %principal.key_id, scope = ?scope, "postgres session opened");
+                // As in Postgres, a bad value in the startup packet refuses
+                // the connection rather than surprising a later query.
+                let startup = settings::startup_settings(client.metadata())
+                    .map_err(|e| fatal("22023", ErrorInfo::from(e).message))?;
+                settings::forget_unchecked(client.metadata_mut());
+                for setting in &startup {
+                    settings::apply(setting, &ctx, client.metadata_mut());
+                }
+                let service = self.service(ctx, &principal, &scope);
+                let current = Arc::new(stop::Current::default());
+                let (pid, secret, registration) = self.cancels.register(client.protocol_version(), &current);
+                client.set_pid_and_secret_key(pid, secret);
+                tracing::info!(key = %principal.key_id, scope = ?scope, pid, "postgres session opened");
                 self.state
                     .audit
                     .record(crate::audit::sign_in("postgres", Ok(&principal)).from_addr(client.socket_addr()))
                     .await;
-                client.session_extensions().insert(Conn { service });
-                finish_authentication(client, &DefaultServerParameterProvider::default()).await?;
+                client.session_extensions().insert(Conn {
+                    service,
+                    key_id: principal.key_id.clone(),
+                    current,
+                    peer: self.peer.clone(),
+                    _cancel_key: registration,
+                });
+                let mut parameters = DefaultServerParameterProvider::default();
+                parameters.time_zone = settings::time_zone_shown(client.metadata());
+                finish_authentication(client, &parameters).await?;
             }
             _ => {}
         }
@@ -277,9 +410,23 @@ fn unreachable_plan() -> LogicalPlan {
     })
 }
 
-/// Dispatches every query to the connection's own session.
+/// Dispatches every query to the connection's own session, watched by
+/// the statement's [`stop::Watch`].
 struct Queries {
+    state: Arc<AppState>,
     parser: Arc<TenantParser>,
+}
+
+/// `response` with its rows (if any) ended early when the statement stops.
+fn watched(response: Response, watch: &stop::Watch, timeout: Option<std::time::Duration>) -> Response {
+    match response {
+        Response::Query(mut query) => {
+            let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
+            *query.data_rows() = Box::pin(watch.rows(timeout, rows));
+            Response::Query(query)
+        }
+        other => other,
+    }
 }
 
 #[async_trait]
@@ -291,8 +438,18 @@ impl SimpleQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let conn = conn(client)?;
-        SimpleQueryHandler::do_query(conn.service.as_ref(), client, query).await
+        let conn = live_conn(&self.state, client)?;
+        let watch = stop::Watch::begin(&conn.current, conn.peer.clone());
+        let timeout = settings::statement_timeout(client.metadata());
+        let responses = watch
+            .run(
+                timeout,
+                SimpleQueryHandler::do_query(conn.service.as_ref(), client, query),
+            )
+            .await?;
+        // Read again: a SET earlier in this same message counts.
+        let timeout = settings::statement_timeout(client.metadata());
+        Ok(responses.into_iter().map(|r| watched(r, &watch, timeout)).collect())
     }
 }
 
@@ -317,13 +474,22 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let conn = conn(client)?;
-        ExtendedQueryHandler::do_query(conn.service.as_ref(), client, portal, max_rows).await
+        let conn = live_conn(&self.state, client)?;
+        let watch = stop::Watch::begin(&conn.current, conn.peer.clone());
+        let timeout = settings::statement_timeout(client.metadata());
+        let response = watch
+            .run(
+                timeout,
+                ExtendedQueryHandler::do_query(conn.service.as_ref(), client, portal, max_rows),
+            )
+            .await?;
+        Ok(watched(response, &watch, timeout))
     }
 }
 
 /// Parses with the connection's session (plans see its tables only).
 struct TenantParser {
+    state: Arc<AppState>,
     describer: Arc<Parser>,
 }
 
@@ -335,7 +501,7 @@ impl QueryParser for TenantParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let conn = conn(client)?;
+        let conn = live_conn(&self.state, client)?;
         conn.service.query_parser().parse_sql(client, sql, types).await
     }
 
@@ -386,7 +552,14 @@ pub async fn serve(
                 continue;
             }
         };
-        let handlers = handlers.clone();
+        let watch = match watch_handle(&socket) {
+            Ok(w) => Some(Arc::new(w)),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot watch a postgres socket; a vanished client's statement runs to its bounds");
+                None
+            }
+        };
+        let handlers = handlers.connection(watch);
         let tls = tls.clone();
         tokio::spawn(async move {
             if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
@@ -394,4 +567,15 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// A second handle on `socket` (a duplicate of its descriptor), registered
+/// on its own, so that a statement can wait for the client to hang up
+/// while pgwire owns the connection.
+fn watch_handle(socket: &tokio::net::TcpStream) -> std::io::Result<tokio::net::TcpStream> {
+    use std::os::fd::AsFd as _;
+    let fd = socket.as_fd().try_clone_to_owned()?;
+    let std_socket = std::net::TcpStream::from(fd);
+    std_socket.set_nonblocking(true)?;
+    tokio::net::TcpStream::from_std(std_socket)
 }
