@@ -19,7 +19,6 @@
 //! otherwise it is written itself. A write runs to its end in a task of
 //! its own, so a client that hangs up cannot leave a claim behind.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::privacy::{Privacy, PrivacyError};
 use crate::schema::events_to_batch;
 use crate::wal::{Wal, WalError};
-use seen::{SeenSet, event_key};
+use seen::{KeyMap, SeenSet, event_key};
 
 /// Errors of the ingest pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +196,7 @@ struct Dedup {
     seen: SeenSet,
     /// Each claim's receiver turns `Some(true)` once its write is durable,
     /// `Some(false)` once it failed.
-    in_flight: HashMap<u128, tokio::sync::watch::Receiver<Option<bool>>>,
+    in_flight: KeyMap<tokio::sync::watch::Receiver<Option<bool>>>,
 }
 
 /// The claims of one write: settled on success, given up on failure, and
@@ -344,7 +343,7 @@ impl Ingestor {
             metrics,
             dedup: Mutex::new(Dedup {
                 seen,
-                in_flight: HashMap::new(),
+                in_flight: KeyMap::default(),
             }),
             shared,
             wal,

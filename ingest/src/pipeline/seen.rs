@@ -13,9 +13,12 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Keys are already uniform hashes: the table's hasher just folds them.
+/// Keys are already uniform (keyed) hashes: a table's hasher just folds them.
 #[derive(Default)]
-struct FoldHasher(u64);
+pub(crate) struct FoldHasher(u64);
+
+/// A map keyed by [`event_key`]s.
+pub(crate) type KeyMap<V> = std::collections::HashMap<u128, V, BuildHasherDefault<FoldHasher>>;
 
 impl Hasher for FoldHasher {
     fn finish(&self) -> u64 {
