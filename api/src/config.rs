@@ -16,16 +16,22 @@
 //! # pg_tls_cert = "server.crt"       # PEM; with pg_tls_key, TLS on the Postgres port
 //! # pg_tls_key = "server.key"        # PEM, PKCS#8
 //!
+//! [sql]                              # all user SQL together
+//! memory_total_mb = 0                # 0 = 40% of the machine's memory
+//! spill_max_mb = 10240
+//! threads = 0                        # SQL runtime workers; 0 = one per core
 //! [sql.analyst]                      # bounds of analyst SQL (HTTP and Postgres)
 //! timeout_s = 30
 //! max_rows = 1000000
 //! memory_mb = 1024
 //! concurrent_per_tenant = 4
+//! max_json_mb = 256
 //! [sql.admin]
 //! timeout_s = 120
 //! max_rows = 10000000
 //! memory_mb = 2048
 //! concurrent_per_tenant = 8
+//! max_json_mb = 1024
 //! ```
 
 use std::path::{Path, PathBuf};
