@@ -40,6 +40,12 @@ max_rows = 20000
 memory_mb = 32
 concurrent_per_tenant = 2
 max_json_mb = 1
+
+# Admin queries may run for ten minutes: only their client going away
+# stops them early.
+[sql.admin]
+timeout_s = 600
+memory_mb = 32
 "#;
 
 struct Fixture {
@@ -47,6 +53,8 @@ struct Fixture {
     server: Server,
     attacker: String,
     victim: String,
+    /// Admin key of the attacker's tenant (a ten-minute bound).
+    admin: String,
 }
 
 /// Starts a server with `config` and ingests both tenants' conversations
@@ -60,6 +68,7 @@ fn start(config: &str) -> Fixture {
     let service_v = create_key(&data, VICTIM, "service");
     let attacker = create_key(&data, ATTACKER, "analyst");
     let victim = create_key(&data, VICTIM, "analyst");
+    let admin = create_key(&data, ATTACKER, "admin");
     let config_s = config_path.to_string_lossy().to_string();
     let server = Server::start(
         &data,
@@ -81,6 +90,7 @@ fn start(config: &str) -> Fixture {
         server,
         attacker,
         victim,
+        admin,
     }
 }
 
@@ -487,6 +497,23 @@ fn a_runaway_query_stops_at_its_timeout_and_sigterm_stops_the_server() {
     // Its concurrency slots are free again.
     let r = http_sql(&f.server, &f.attacker, "SELECT 1").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200, "{}", r.text());
+
+    // A client that goes away stops its query, though its bound is ten
+    // minutes away.
+    {
+        use std::io::Write;
+        let body = serde_json::json!({ "sql": runaway }).to_string();
+        let mut client = std::net::TcpStream::connect(&f.server.addr).unwrap_or_else(|e| panic!("{e}"));
+        let head = format!(
+            "POST /v1/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            f.admin,
+            body.len()
+        );
+        client.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        client.write_all(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    assert!(goes_idle(pid), "the query went on after its client went away");
 
     // SIGTERM while two such queries run: the server stops (`stop` fails
     // the test when it takes more than a minute).
