@@ -196,6 +196,31 @@ mod tests {
     }
 
     #[test]
+    fn budgets_of_all_user_sql() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[sql]\nmemory_total_mb = 96\nspill_max_mb = 64\nthreads = 3\n[sql.analyst]\nmax_json_mb = 2\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let cfg = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        let engine = cfg.sql.engine_config();
+        assert_eq!(engine.memory_total_bytes, 96 << 20);
+        assert_eq!(engine.spill_max_bytes, 64 << 20);
+        assert_eq!(cfg.sql.runtime_threads(), 3);
+        assert_eq!(cfg.sql.analyst.max_json_mb, 2);
+        // Unset: a share of the machine's memory, one thread per core.
+        let default = crate::sql_service::SqlConfig::default();
+        assert!(default.engine_config().memory_total_bytes > 0);
+        assert!(default.runtime_threads() >= 1);
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_errors() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("c.toml");

@@ -164,3 +164,6 @@ pub fn to_csv(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, ar
     }
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests;
