@@ -245,6 +245,17 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    // User SQL runs on a runtime of its own, so however heavy the analysts'
+    // queries are, the runtime that acknowledges ingest and answers the API
+    // keeps its threads.
+    let sql_runtime = SqlRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cfg.sql.runtime_threads())
+            .thread_name("cxlake-sql")
+            .enable_all()
+            .build()
+            .context("cannot start the SQL runtime")?,
+    ));
     let state = Arc::new(AppState {
         data_dir: cfg.data_dir.clone(),
         ingestor: ingestor.clone(),
@@ -252,7 +263,7 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         keys: KeyStore::open(&cfg.data_dir),
         limits: cfg.decode_limits(),
         experiments: crate::experiment_store::ExperimentStore::open(&cfg.data_dir),
-        sql: crate::sql_service::SqlService::new(cfg.sql.clone()),
+        sql: crate::sql_service::SqlService::with_runtime(cfg.sql.clone(), sql_runtime.handle())?,
         audit: crate::audit::AuditLog::open(&cfg.data_dir)?,
         erasures: crate::erasure_jobs::ErasureJobs::open(&cfg.data_dir)?,
         dashboard_sessions: crate::dashboard_routes::Sessions::default(),
@@ -297,8 +308,17 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         listener,
         server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown({
+        // Running queries stop at once, so requests waiting on them answer
+        // and the graceful shutdown does not wait for their timeouts.
+        let engine = state.sql.engine().clone();
+        async move {
+            shutdown_signal().await;
+            engine.shut_down();
+        }
+    })
     .await?;
+    drop(sql_runtime);
     last_used.abort();
     if let Err(e) = state.keys.persist_last_used() {
         tracing::warn!(error = %e, "could not record when keys were last used");
@@ -309,6 +329,25 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         .await?
         .map_err(|_| anyhow::anyhow!("the flusher thread panicked"))?;
     Ok(())
+}
+
+/// The runtime of user SQL. Dropped without waiting for its tasks: a task
+/// stuck in one long computation cannot be awaited, and dropping a runtime
+/// the blocking way inside another one would panic.
+struct SqlRuntime(Option<tokio::runtime::Runtime>);
+
+impl SqlRuntime {
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|rt| rt.handle().clone())
+    }
+}
+
+impl Drop for SqlRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Writes the keys' last-used times to the key store once a minute (never

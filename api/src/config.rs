@@ -21,16 +21,22 @@
 //! # pg_tls_cert = "server.crt"       # PEM; with pg_tls_key, TLS on the Postgres port
 //! # pg_tls_key = "server.key"        # PEM, PKCS#8
 //!
+//! [sql]                              # all user SQL together
+//! memory_total_mb = 0                # 0 = 40% of the machine's memory
+//! spill_max_mb = 10240
+//! threads = 0                        # SQL runtime workers; 0 = one per core
 //! [sql.analyst]                      # bounds of analyst SQL (HTTP and Postgres)
 //! timeout_s = 30
 //! max_rows = 1000000
 //! memory_mb = 1024
 //! concurrent_per_tenant = 4
+//! max_json_mb = 256
 //! [sql.admin]
 //! timeout_s = 120
 //! max_rows = 10000000
 //! memory_mb = 2048
 //! concurrent_per_tenant = 8
+//! max_json_mb = 1024
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -245,6 +251,31 @@ mod tests {
         );
         let defaults = Config::default().decode_limits().event_window;
         assert_eq!(defaults, Some(ingest::contract::EventWindow::DEFAULT));
+    }
+
+    #[test]
+    fn budgets_of_all_user_sql() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[sql]\nmemory_total_mb = 96\nspill_max_mb = 64\nthreads = 3\n[sql.analyst]\nmax_json_mb = 2\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let cfg = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        let engine = cfg.sql.engine_config();
+        assert_eq!(engine.memory_total_bytes, 96 << 20);
+        assert_eq!(engine.spill_max_bytes, 64 << 20);
+        assert_eq!(cfg.sql.runtime_threads(), 3);
+        assert_eq!(cfg.sql.analyst.max_json_mb, 2);
+        // Unset: a share of the machine's memory, one thread per core.
+        let default = crate::sql_service::SqlConfig::default();
+        assert!(default.engine_config().memory_total_bytes > 0);
+        assert!(default.runtime_threads() >= 1);
     }
 
     #[test]

@@ -212,6 +212,11 @@ impl ErrorHandler for ErrorCodes {
             Some(BoundError::TooManyRows(_)) => "54000",
             Some(BoundError::Busy(_)) => "53000",
             Some(BoundError::ReadOnly(_)) => "25006",
+            // program_limit_exceeded: the query asked for a value or a
+            // result past what this server builds.
+            Some(BoundError::ValueTooLarge { .. } | BoundError::ResultTooLarge(_)) => "54000",
+            // admin_shutdown
+            Some(BoundError::ShuttingDown) => "57P01",
             None => match df.find_root() {
                 datafusion::error::DataFusionError::ResourcesExhausted(_) => "53200",
                 _ => return,

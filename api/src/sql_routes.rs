@@ -25,12 +25,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use warehouse::bounds::BoundError;
+use warehouse::format::JsonResult;
 use warehouse::sandbox::{check_statement, plan_options};
 
 use crate::keys::Principal;
@@ -86,6 +88,17 @@ fn bound_problem(b: &BoundError) -> Problem {
             StatusCode::TOO_MANY_REQUESTS,
             "too-many-queries",
             "Too many queries at once",
+        ),
+        BoundError::ValueTooLarge { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "value-too-large",
+            "A function would build too large a value",
+        ),
+        BoundError::ResultTooLarge(_) => (StatusCode::UNPROCESSABLE_ENTITY, "result-too-large", "Result too large"),
+        BoundError::ShuttingDown => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "The server is shutting down",
         ),
     };
     Problem::new(status, kind, title, b.to_string())
@@ -153,20 +166,44 @@ async fn post_sql(
         .sql
         .session(&state.warehouse, &state.data_dir, principal.role, &scope)
         .await?;
-    let df = ctx
-        .sql_with_options(&req.sql, plan_options())
-        .await
-        .map_err(|e| sql_problem(&e))?;
-    let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let mut stream = df.execute_stream().await.map_err(|e| sql_problem(&e))?;
+    let bounds = state.sql.bounds(principal.role, &scope);
+    let engine = bounds.engine.clone();
+    // Planning (which folds constants, so it runs functions too) and
+    // execution run on the SQL runtime; dropping this request's future
+    // aborts them.
+    let planning = {
+        let (ctx, sql) = (ctx.clone(), req.sql.clone());
+        engine.run(async move {
+            let df = ctx.sql_with_options(&sql, plan_options()).await?;
+            let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let stream = df.execute_stream().await?;
+            Ok::<_, DataFusionError>((schema, stream))
+        })
+    };
+    let (schema, stream) = match tokio::time::timeout(bounds.timeout, planning).await {
+        Err(_) => return Err(bound_problem(&BoundError::Timeout(bounds.timeout))),
+        Ok(planned) => planned.and_then(|p| p).map_err(|e| sql_problem(&e))?,
+    };
+    let mut stream = stream;
     tracing::info!(key = %principal.key_id, scope = ?scope, "sql over http");
 
     let Some(format) = wanted_format(&headers) else {
-        let mut batches = Vec::new();
-        while let Some(b) = stream.next().await {
-            batches.push(b.map_err(|e| sql_problem(&e))?);
-        }
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let pool = ctx.runtime_env().memory_pool.clone();
+        let max_json_bytes = bounds.max_json_bytes;
+        let schema = schema.clone();
+        let encoded = engine
+            .run(async move {
+                let reservation = MemoryConsumer::new("json result").register(&pool);
+                let mut out = JsonResult::new(&schema, max_json_bytes, Some(reservation));
+                while let Some(b) = stream.next().await {
+                    out.push(&b?)?;
+                }
+                Ok::<_, DataFusionError>(out)
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(|e| sql_problem(&e))?;
+        let rows = encoded.rows();
         state
             .audit
             .record(crate::audit::sql_query(
@@ -177,13 +214,15 @@ async fn post_sql(
                 Some(rows),
             ))
             .await;
-        let mut body = warehouse::format::to_json(&schema, &batches).map_err(|e| Problem::internal(e.to_string()))?;
-        if let serde_json::Value::Object(o) = &mut body {
-            o.insert("row_count".into(), json!(rows));
-            let ms = started.elapsed().as_secs_f64() * 1e3;
-            o.insert("elapsed_ms".into(), json!((ms * 1000.0).round() / 1000.0));
-        }
-        return Ok(axum::Json(body).into_response());
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let body = encoded.finish(&[
+            ("row_count", json!(rows)),
+            ("elapsed_ms", json!((ms * 1000.0).round() / 1000.0)),
+        ]);
+        let mut resp = body.into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(resp);
     };
 
     // Wait for the first batch, so a query that fails early (most do:

@@ -6,8 +6,12 @@
 //!   ([`warehouse::scoped`]); a platform-wide key (`*`) reads every tenant,
 //!   or one tenant when it names it.
 //! - Bounds per role (`[sql.analyst]`, `[sql.admin]` in the configuration):
-//!   time, rows, memory and queries at once per tenant; see
-//!   [`warehouse::bounds`].
+//!   time, rows, memory, JSON result size and queries at once per tenant;
+//!   see [`warehouse::bounds`].
+//! - Bounds of all user SQL together (`[sql]`): a memory budget every
+//!   session's pool draws on, the spill space, and the threads of the
+//!   runtime queries run on ([`warehouse::bounds::SqlEngine`]), apart from
+//!   the runtime that acknowledges ingest.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +20,7 @@ use std::time::Duration;
 use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 use warehouse::Warehouse;
-use warehouse::bounds::{Bounds, ConcurrencyGate};
+use warehouse::bounds::{Bounds, ConcurrencyGate, EngineConfig, SqlEngine};
 use warehouse::sandbox::Scope;
 
 use crate::keys::{Principal, Role, TenantScope};
@@ -37,6 +41,9 @@ pub struct SqlLimits {
     pub memory_mb: usize,
     /// Queries of one tenant that may run at once.
     pub concurrent_per_tenant: usize,
+    /// Size of a JSON result of `/v1/sql` (MiB); streamed formats have no
+    /// such limit.
+    pub max_json_mb: usize,
 }
 
 impl SqlLimits {
@@ -46,6 +53,7 @@ impl SqlLimits {
             max_rows: 1_000_000,
             memory_mb: 1024,
             concurrent_per_tenant: 4,
+            max_json_mb: 256,
         }
     }
 
@@ -55,6 +63,7 @@ impl SqlLimits {
             max_rows: 10_000_000,
             memory_mb: 2048,
             concurrent_per_tenant: 8,
+            max_json_mb: 1024,
         }
     }
 }
@@ -71,6 +80,14 @@ impl Default for SqlLimits {
 pub struct SqlConfig {
     pub analyst: SqlLimits,
     pub admin: SqlLimits,
+    /// Memory all user SQL together may hold (MiB); 0 = 40% of the
+    /// machine's (or the container's) memory.
+    pub memory_total_mb: usize,
+    /// Bytes all queries together may spill to the temporary directory
+    /// (MiB).
+    pub spill_max_mb: usize,
+    /// Worker threads of the runtime user SQL runs on; 0 = one per core.
+    pub threads: usize,
 }
 
 impl Default for SqlConfig {
@@ -78,13 +95,57 @@ impl Default for SqlConfig {
         Self {
             analyst: SqlLimits::analyst(),
             admin: SqlLimits::admin(),
+            memory_total_mb: 0,
+            spill_max_mb: 10 * 1024,
+            threads: 0,
         }
     }
+}
+
+impl SqlConfig {
+    /// The shared budgets, with `memory_total_mb = 0` resolved.
+    pub fn engine_config(&self) -> EngineConfig {
+        let memory_total_bytes = match self.memory_total_mb {
+            0 => machine_memory_bytes().map_or(4 << 30, |m| (m / 10 * 4) as usize),
+            mb => mb << 20,
+        };
+        EngineConfig {
+            memory_total_bytes,
+            spill_max_bytes: (self.spill_max_mb as u64) << 20,
+        }
+    }
+
+    /// Worker threads of the SQL runtime.
+    pub fn runtime_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// The memory this process may use: the machine's, or the cgroup's limit
+/// when a container sets a lower one.
+fn machine_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let total_kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let total = total_kb * 1024;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    Some(cgroup.map_or(total, |c| c.min(total)))
 }
 
 /// Builds the sessions of analyst SQL and keeps the per-tenant gates.
 pub struct SqlService {
     config: SqlConfig,
+    engine: Arc<SqlEngine>,
     gates: Mutex<HashMap<(String, Role), Arc<ConcurrencyGate>>>,
     /// Planned sessions by (scope, role, the tenant's settings as stored):
     /// planning the views costs tens of milliseconds, far more than a small
@@ -102,12 +163,21 @@ impl std::fmt::Debug for SqlService {
 }
 
 impl SqlService {
-    pub fn new(config: SqlConfig) -> Self {
-        Self {
+    /// A service whose queries run on the caller's runtime.
+    pub fn new(config: SqlConfig) -> datafusion::error::Result<Self> {
+        Self::with_runtime(config, None)
+    }
+
+    /// A service whose queries run on `runtime` (see
+    /// [`warehouse::bounds::SqlEngine`]).
+    pub fn with_runtime(config: SqlConfig, runtime: Option<tokio::runtime::Handle>) -> datafusion::error::Result<Self> {
+        let engine = Arc::new(SqlEngine::new(&config.engine_config(), runtime)?);
+        Ok(Self {
             config,
+            engine,
             gates: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The bounds of `role`'s queries on `scope`; the concurrency gate is
@@ -133,7 +203,14 @@ impl SqlService {
             max_rows: limits.max_rows,
             memory_bytes: limits.memory_mb.max(1) << 20,
             gate,
+            max_json_bytes: limits.max_json_mb.max(1) << 20,
+            engine: self.engine.clone(),
         }
+    }
+
+    /// Where every user query runs; [`SqlEngine::shut_down`] stops them.
+    pub fn engine(&self) -> &Arc<SqlEngine> {
+        &self.engine
     }
 
     /// A sandboxed session for `role` over `scope`. A tenant's session has

@@ -16,8 +16,22 @@
 //!   [`ConcurrencyGate`] fails at once with [`BoundError::Busy`] instead of
 //!   queueing behind a runaway query;
 //! - **memory**: not here, but in the session's memory pool
-//!   ([`Bounds::memory_bytes`]): operators that can spill do, the others
-//!   fail with DataFusion's "resources exhausted" error.
+//!   ([`Bounds::memory_bytes`]), which draws on the process-wide budget of
+//!   all user SQL ([`SqlEngine`]): operators that can spill do (into a
+//!   spill space of bounded size), the others fail with DataFusion's
+//!   "resources exhausted" error; functions that would build a value of a
+//!   size the query names are refused first ([`crate::caps`]).
+//!
+//! **Where queries run.** Each partition of a bounded plan runs in a task
+//! of its own on the [`SqlEngine`]'s runtime (a runtime apart from the one
+//! that acknowledges ingest), and its batches reach the caller through a
+//! channel. Dropping the result stream (the client went away, the timeout
+//! fired) aborts those tasks; [`SqlEngine::shut_down`] stops every query at
+//! once. An abort takes effect only where a task yields, so operators that
+//! can emit many batches per input batch (joins, `unnest`) get a
+//! [`CheckpointExec`] above them, which spends the task's cooperative
+//! budget on every batch: a cross join that would spin for hours inside
+//! one poll yields every few batches and so can be stopped.
 //!
 //! Plans that write (`COPY ... TO`, `INSERT`) are refused by the rule as a
 //! second line behind the statement check (`sandbox::check_statement`).
@@ -25,7 +39,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -33,13 +47,20 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::disk_manager::{DiskManager, DiskManagerBuilder};
+use datafusion::execution::memory_pool::{
+    GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use futures::Stream;
+use futures::{Stream, StreamExt};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
 /// Limits of one role's queries.
@@ -53,17 +74,213 @@ pub struct Bounds {
     pub memory_bytes: usize,
     /// Queries of the same tenant that may run at once.
     pub gate: Arc<ConcurrencyGate>,
+    /// Bytes a JSON result (`/v1/sql` without a streaming `Accept`) may
+    /// take; streamed formats leave as they are encoded.
+    pub max_json_bytes: usize,
+    /// Where the queries run and what all of them share.
+    pub engine: Arc<SqlEngine>,
 }
 
 impl Bounds {
-    /// Generous defaults for an analyst: 30 s, 1M rows, 1 GiB, 4 at once.
-    pub fn analyst_default() -> Self {
+    /// The largest value one call of a function may build (a string, an
+    /// array): an eighth of the memory bound, between 1 MiB and 256 MiB. An
+    /// operator holds a few batches at once, so a few such values fit.
+    pub fn max_value_bytes(&self) -> usize {
+        (self.memory_bytes / 8).clamp(1 << 20, 256 << 20)
+    }
+}
+
+/// The budgets every user query of the process shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Memory all sandboxed sessions together may reserve.
+    pub memory_total_bytes: usize,
+    /// Bytes all queries together may spill to the temporary directory.
+    pub spill_max_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(30),
-            max_rows: 1_000_000,
-            memory_bytes: 1 << 30,
-            gate: Arc::new(ConcurrencyGate::new(4)),
+            memory_total_bytes: 4 << 30,
+            spill_max_bytes: 10 << 30,
         }
+    }
+}
+
+/// Where user queries run and what all of them share: the runtime their
+/// partitions run on, the memory budget every session's pool draws on, the
+/// spill space, and the switch that stops them all at shutdown.
+#[derive(Debug)]
+pub struct SqlEngine {
+    runtime: Option<Handle>,
+    memory: Arc<dyn MemoryPool>,
+    disk: Arc<DiskManager>,
+    stopping: AtomicBool,
+    stop: watch::Sender<bool>,
+}
+
+impl SqlEngine {
+    /// An engine whose queries run on `runtime` (the caller's runtime when
+    /// `None`).
+    pub fn new(config: &EngineConfig, runtime: Option<Handle>) -> Result<Self> {
+        let disk = DiskManagerBuilder::default()
+            .with_max_temp_directory_size(config.spill_max_bytes)
+            .build()?;
+        Ok(Self {
+            runtime,
+            memory: Arc::new(GreedyMemoryPool::new(config.memory_total_bytes.max(1))),
+            disk: Arc::new(disk),
+            stopping: AtomicBool::new(false),
+            stop: watch::channel(false).0,
+        })
+    }
+
+    /// The pool of one session: at most `session_bytes` of its own (shared
+    /// fairly among its spilling operators), and never more than the
+    /// process-wide budget leaves.
+    pub fn session_pool(&self, session_bytes: usize) -> Arc<dyn MemoryPool> {
+        Arc::new(BudgetedPool {
+            local: datafusion::execution::memory_pool::FairSpillPool::new(session_bytes),
+            global: self.memory.clone(),
+        })
+    }
+
+    /// The spill space shared by every session.
+    pub fn disk_manager(&self) -> Arc<DiskManager> {
+        self.disk.clone()
+    }
+
+    /// Bytes reserved by all user queries now.
+    pub fn memory_reserved(&self) -> usize {
+        self.memory.reserved()
+    }
+
+    /// Stops every running query (each fails with a shutdown error) and
+    /// refuses new ones. For a graceful shutdown: in-flight requests answer
+    /// at once instead of holding the server up until their timeouts.
+    pub fn shut_down(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.send_replace(true);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn handle(&self) -> Result<Handle> {
+        match &self.runtime {
+            Some(h) => Ok(h.clone()),
+            None => Handle::try_current()
+                .map_err(|e| DataFusionError::Execution(format!("no async runtime for the query: {e}"))),
+        }
+    }
+
+    /// Runs `work` (planning a statement, collecting a result) on the
+    /// engine's runtime. Dropping the returned future aborts the work, so a
+    /// request whose client went away stops its query.
+    pub async fn run<F>(&self, work: F) -> Result<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if self.is_stopping() {
+            return Err(BoundError::ShuttingDown.into_df());
+        }
+        let task = AbortOnDrop(self.handle()?.spawn(work));
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            done = task => done,
+            _ = stopped(&mut stop) => Err(BoundError::ShuttingDown.into_df()),
+        }
+    }
+}
+
+/// Resolves once the engine is shutting down (never if it is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A task that is aborted when its handle is dropped.
+#[derive(Debug)]
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map_err(|e| DataFusionError::Execution(format!("the query task ended: {e}")))
+    }
+}
+
+/// A session's own bound in front of the process-wide budget: a
+/// reservation succeeds only when both have room.
+#[derive(Debug)]
+struct BudgetedPool {
+    local: datafusion::execution::memory_pool::FairSpillPool,
+    global: Arc<dyn MemoryPool>,
+}
+
+impl fmt::Display for BudgetedPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} within {}", self.local, self.global)
+    }
+}
+
+impl MemoryPool for BudgetedPool {
+    fn name(&self) -> &str {
+        "cxlake_budgeted"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.local.register(consumer);
+        self.global.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.local.unregister(consumer);
+        self.global.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.local.grow(reservation, additional);
+        self.global.grow(reservation, additional);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.local.shrink(reservation, shrink);
+        self.global.shrink(reservation, shrink);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
+        self.local.try_grow(reservation, additional)?;
+        if let Err(e) = self.global.try_grow(reservation, additional) {
+            self.local.shrink(reservation, additional);
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "all SQL queries of this server together reached their memory budget \
+                 ({}); retry later or make the query lighter",
+                e.strip_backtrace()
+            )));
+        }
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.local.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        self.local.memory_limit()
     }
 }
 
@@ -75,6 +292,25 @@ pub enum BoundError {
     TooManyRows(usize),
     Busy(usize),
     ReadOnly(String),
+    /// A function call would build a value of about `estimate` bytes.
+    ValueTooLarge {
+        function: String,
+        estimate: u128,
+        limit: usize,
+    },
+    /// The encoded result would pass `limit` bytes.
+    ResultTooLarge(usize),
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+fn mib(bytes: u128) -> String {
+    let m = bytes as f64 / f64::from(1u32 << 20);
+    if m >= 10.0 {
+        format!("{m:.0} MiB")
+    } else {
+        format!("{m:.1} MiB")
+    }
 }
 
 impl fmt::Display for BoundError {
@@ -94,6 +330,22 @@ impl fmt::Display for BoundError {
                 "too many queries: this tenant already runs {n} queries at once, the limit; retry when one has finished"
             ),
             BoundError::ReadOnly(what) => write!(f, "cxlake is read-only: {what} is not allowed"),
+            BoundError::ValueTooLarge {
+                function,
+                estimate,
+                limit,
+            } => write!(
+                f,
+                "query refused: {function} would build about {} at once, more than the {} one function call may build for this role; ask for smaller values",
+                mib(*estimate),
+                mib(*limit as u128)
+            ),
+            BoundError::ResultTooLarge(limit) => write!(
+                f,
+                "query cancelled: the JSON result would be larger than {}, the limit of this role; add LIMIT, aggregate, or ask for a streamed format (Accept: text/csv, application/x-ndjson, application/vnd.apache.arrow.stream)",
+                mib(*limit as u128)
+            ),
+            BoundError::ShuttingDown => write!(f, "query cancelled: the server is shutting down; retry in a moment"),
         }
     }
 }
@@ -101,7 +353,7 @@ impl fmt::Display for BoundError {
 impl std::error::Error for BoundError {}
 
 impl BoundError {
-    fn into_df(self) -> DataFusionError {
+    pub fn into_df(self) -> DataFusionError {
         DataFusionError::External(Box::new(self))
     }
 
@@ -179,7 +431,8 @@ impl PhysicalOptimizerRule for BoundRule {
         "cxlake_bounds"
     }
 
-    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        crate::caps::check_aggregates(&plan, self.bounds.max_value_bytes(), config.execution.batch_size.into())?;
         let mut writes = None;
         plan.apply(|node| {
             let name = node.name();
@@ -195,6 +448,17 @@ impl PhysicalOptimizerRule for BoundRule {
         if plan.name() == "BoundedExec" {
             return Ok(plan);
         }
+        let plan = plan
+            .transform_up(|node| {
+                if multiplies_rows(node.as_ref()) {
+                    Ok(Transformed::yes(
+                        Arc::new(CheckpointExec::new(node)) as Arc<dyn ExecutionPlan>
+                    ))
+                } else {
+                    Ok(Transformed::no(node))
+                }
+            })?
+            .data;
         Ok(Arc::new(BoundedExec::new(plan, self.bounds.clone())))
     }
 
@@ -285,11 +549,26 @@ impl ExecutionPlan for BoundedExec {
                 }
             }
         };
+        let engine = &self.bounds.engine;
+        if engine.is_stopping() {
+            return Err(BoundError::ShuttingDown.into_df());
+        }
         let deadline = *self.run.deadline.get_or_init(|| Instant::now() + self.bounds.timeout);
-        let input = self.input.execute(partition, ctx)?;
+        // Two batches in flight: enough to overlap producing and sending.
+        let (tx, rx) = mpsc::channel(2);
+        let task = engine.handle()?.spawn(run_partition(
+            self.input.clone(),
+            partition,
+            ctx,
+            tx,
+            deadline,
+            self.bounds.timeout,
+            engine.stop.subscribe(),
+        ));
         Ok(Box::pin(BoundedStream {
-            schema: input.schema(),
-            input,
+            schema: self.input.schema(),
+            input: rx,
+            task: AbortOnDrop(task),
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
             bounds: self.bounds.clone(),
             run: self.run.clone(),
@@ -299,9 +578,143 @@ impl ExecutionPlan for BoundedExec {
     }
 }
 
-struct BoundedStream {
+/// One partition of a bounded plan, on the engine's runtime: its batches go
+/// to `tx` until the input ends, fails, runs past `deadline`, the engine
+/// stops, or the receiver is gone.
+async fn run_partition(
+    plan: Arc<dyn ExecutionPlan>,
+    partition: usize,
+    ctx: Arc<TaskContext>,
+    tx: mpsc::Sender<Result<RecordBatch>>,
+    deadline: Instant,
+    timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut input = match plan.execute(partition, ctx) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+    };
+    let sleep = tokio::time::sleep_until(deadline);
+    tokio::pin!(sleep);
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => Some(Err(BoundError::ShuttingDown.into_df())),
+            _ = &mut sleep => Some(Err(BoundError::Timeout(timeout).into_df())),
+            _ = tx.closed() => return,
+            item = input.next() => item,
+        };
+        let Some(item) = item else { return };
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Operators whose output is not bounded by their input: one input batch
+/// can make them emit batches for a long time without polling anything.
+fn multiplies_rows(node: &dyn ExecutionPlan) -> bool {
+    let name = node.name();
+    name.contains("Join") || name == "UnnestExec"
+}
+
+/// Passes its input's batches through, spending the task's cooperative
+/// budget on each, so the task yields every few batches: there a timeout
+/// can fire and an abort take effect. See the module docs.
+#[derive(Debug)]
+pub struct CheckpointExec {
+    input: Arc<dyn ExecutionPlan>,
+}
+
+impl CheckpointExec {
+    fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+        Self { input }
+    }
+}
+
+impl DisplayAs for CheckpointExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CheckpointExec")
+    }
+}
+
+impl ExecutionPlan for CheckpointExec {
+    fn name(&self) -> &str {
+        "CheckpointExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return Err(DataFusionError::Internal("CheckpointExec has one child".into()));
+        }
+        Ok(Arc::new(CheckpointExec::new(children.swap_remove(0))))
+    }
+
+    fn execute(&self, partition: usize, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, ctx)?;
+        Ok(Box::pin(CheckpointStream {
+            schema: input.schema(),
+            input,
+        }))
+    }
+}
+
+struct CheckpointStream {
     schema: SchemaRef,
     input: SendableRecordBatchStream,
+}
+
+impl Stream for CheckpointStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let polled = self.input.as_mut().poll_next(cx);
+        if polled.is_ready() {
+            coop.made_progress();
+        }
+        polled
+    }
+}
+
+impl RecordBatchStream for CheckpointStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+struct BoundedStream {
+    schema: SchemaRef,
+    input: mpsc::Receiver<Result<RecordBatch>>,
+    /// Dropping the stream aborts the partition's task.
+    task: AbortOnDrop<()>,
     sleep: Pin<Box<Sleep>>,
     bounds: Bounds,
     run: Arc<Run>,
@@ -320,7 +733,7 @@ impl Stream for BoundedStream {
             self.done = true;
             return Poll::Ready(Some(Err(BoundError::Timeout(self.bounds.timeout).into_df())));
         }
-        match self.input.as_mut().poll_next(cx) {
+        match self.input.poll_recv(cx) {
             Poll::Ready(Some(Ok(batch))) => {
                 let total = self.run.rows.fetch_add(batch.num_rows(), Ordering::Relaxed) + batch.num_rows();
                 if total > self.bounds.max_rows {
@@ -329,11 +742,21 @@ impl Stream for BoundedStream {
                 }
                 Poll::Ready(Some(Ok(batch)))
             }
-            Poll::Ready(None) => {
+            Poll::Ready(Some(Err(e))) => {
                 self.done = true;
-                Poll::Ready(None)
+                Poll::Ready(Some(Err(e)))
             }
-            other => other,
+            Poll::Ready(None) => {
+                // The channel closes when the task ends; a task that
+                // panicked must not pass for a complete result.
+                let ended = std::task::ready!(Pin::new(&mut self.task).poll(cx));
+                self.done = true;
+                match ended {
+                    Ok(()) => Poll::Ready(None),
+                    Err(e) => Poll::Ready(Some(Err(e))),
+                }
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -343,3 +766,6 @@ impl RecordBatchStream for BoundedStream {
         self.schema.clone()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,7 @@
 //!   authorizes before it calls in.
 
 pub mod bounds;
+pub mod caps;
 pub mod events_table;
 pub mod format;
 pub mod rollups;

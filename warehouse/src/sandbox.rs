@@ -13,13 +13,14 @@
 //!    tables, no file table functions; planning with DDL/DML/statements
 //!    disabled where the caller plans through [`plan_options`].
 //! 3. [`crate::bounds`]: a physical rule bounds time, rows and concurrency
-//!    and refuses plans that write; the memory pool bounds memory.
+//!    and refuses plans that write; the memory pool bounds memory (within
+//!    the process-wide budget of all user SQL), [`crate::caps`] refuses
+//!    function calls that would build huge values.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
-use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement, Visit, Visitor};
@@ -181,16 +182,19 @@ impl Warehouse {
     /// A session for user SQL: `events` (and, with `with_views`, the views
     /// of `sql/views/` over it) hold only `scope`'s rows, every plan is
     /// bounded by `bounds`, operators share a memory pool of
-    /// `bounds.memory_bytes` (spilling to the OS temp directory). A caller
+    /// `bounds.memory_bytes` drawn from the engine's budget (spilling to
+    /// the engine's bounded spill space), and the functions that build
+    /// values of a size the query names are capped ([`crate::caps`]). A caller
     /// that builds the views itself (with a tenant's settings) passes
     /// `with_views = false`, so they are planned once.
     pub fn sandbox_session(&self, scope: &Scope, bounds: &Bounds, with_views: bool) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("cxlake", "public");
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(bounds.memory_bytes)))
-            .build_arc()?;
+        let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(bounds.engine.session_pool(bounds.memory_bytes));
+        // One spill space for all sessions, so its size bounds them together.
+        runtime.disk_manager = Some(bounds.engine.disk_manager());
+        let runtime = runtime.build_arc()?;
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
@@ -198,6 +202,7 @@ impl Warehouse {
             .with_physical_optimizer_rule(Arc::new(BoundRule::new(bounds.clone())))
             .build();
         let ctx = SessionContext::new_with_state(state);
+        crate::caps::install(&ctx, bounds.max_value_bytes());
         let events: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(EventsTable::new(self.ingestor.clone()));
         let events = match scope {
             Scope::Tenant(t) => crate::scoped::tenant_scoped("events", events, t)?,
