@@ -67,11 +67,20 @@ impl DurableStore {
         }
     }
 
-    fn fail_put(&self, location: &Path) -> object_store::Result<()> {
-        for fault in [Fault::DiskFull, Fault::StorePut] {
-            if self.faults.take(fault) {
-                return Err(Self::injected(fault, location));
-            }
+    /// Fails with the first of `faults` that is armed.
+    fn fail_if(&self, faults: &[Fault], location: &Path) -> object_store::Result<()> {
+        match faults.iter().find(|f| self.faults.take(**f)) {
+            Some(f) => Err(Self::injected(*f, location)),
+            None => Ok(()),
+        }
+    }
+
+    /// After a write that may publish `location`: durable before it
+    /// returns (and, injected, "landed but reported as failed").
+    async fn landed(&self, location: &Path) -> object_store::Result<()> {
+        self.sync(location).await?;
+        if is_commit(location) {
+            self.fail_if(&[Fault::StoreCommitLandsThenFails], location)?;
         }
         Ok(())
     }
@@ -133,12 +142,9 @@ impl ObjectStore for DurableStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.fail_put(location)?;
+        self.fail_if(&[Fault::DiskFull, Fault::StorePut], location)?;
         let put = self.inner.put_opts(location, payload, opts).await?;
-        self.sync(location).await?;
-        if is_commit(location) && self.faults.take(Fault::StoreCommitLandsThenFails) {
-            return Err(Self::injected(Fault::StoreCommitLandsThenFails, location));
-        }
+        self.landed(location).await?;
         Ok(put)
     }
 
@@ -147,7 +153,7 @@ impl ObjectStore for DurableStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.fail_put(location)?;
+        self.fail_if(&[Fault::DiskFull, Fault::StorePut], location)?;
         let upload = self.inner.put_multipart_opts(location, opts).await?;
         Ok(Box::new(DurableUpload {
             upload,
@@ -198,27 +204,15 @@ impl ObjectStore for DurableStore {
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-        if self.faults.take(Fault::StoreRename) {
-            return Err(Self::injected(Fault::StoreRename, to));
-        }
+        self.fail_if(&[Fault::StoreRename], to)?;
         self.inner.copy_opts(from, to, options).await?;
-        self.sync(to).await?;
-        if is_commit(to) && self.faults.take(Fault::StoreCommitLandsThenFails) {
-            return Err(Self::injected(Fault::StoreCommitLandsThenFails, to));
-        }
-        Ok(())
+        self.landed(to).await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> object_store::Result<()> {
-        if self.faults.take(Fault::StoreRename) {
-            return Err(Self::injected(Fault::StoreRename, to));
-        }
+        self.fail_if(&[Fault::StoreRename], to)?;
         self.inner.rename_opts(from, to, options).await?;
-        self.sync(to).await?;
-        if is_commit(to) && self.faults.take(Fault::StoreCommitLandsThenFails) {
-            return Err(Self::injected(Fault::StoreCommitLandsThenFails, to));
-        }
-        Ok(())
+        self.landed(to).await
     }
 }
 
