@@ -235,10 +235,14 @@ async fn post_events(
 struct ChatwootParams {
     tenant: Option<String>,
     key: Option<String>,
+    /// The Chatwoot account the webhook is configured in: display ids are
+    /// numbered per account, so ids are namespaced by it.
+    account: Option<String>,
 }
 
-/// `POST /v1/webhooks/chatwoot?tenant=T[&key=K]`: one Chatwoot webhook,
-/// mapped onto the contract (see `ingest::chatwoot`) and ingested durably.
+/// `POST /v1/webhooks/chatwoot?tenant=T&account=A[&key=K]`: one Chatwoot
+/// webhook, mapped onto the contract (see `ingest::chatwoot`) and ingested
+/// durably.
 async fn post_chatwoot(
     State(state): State<Arc<AppState>>,
     Query(params): Query<ChatwootParams>,
@@ -269,15 +273,20 @@ async fn post_chatwoot(
     let payload: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request("bad-body", format!("the body must be a Chatwoot webhook (JSON): {e}")))?;
     let now_us = chrono::Utc::now().timestamp_micros();
-    let mapped = ingest::chatwoot::map_webhook(&tenant, &payload).and_then(|m| match m {
-        ingest::chatwoot::Mapped::Event(e) => match state.limits.check_occurred_at(&e, now_us) {
-            Ok(()) => Ok(ingest::chatwoot::Mapped::Event(e)),
-            Err(outside) => Err(vec![outside]),
-        },
+    let mapped = ingest::chatwoot::map_webhook(&tenant, params.account.as_deref(), &payload).and_then(|m| match m {
+        ingest::chatwoot::Mapped::Events(events) => {
+            for e in &events {
+                state
+                    .limits
+                    .check_occurred_at(e, now_us)
+                    .map_err(|outside| vec![outside])?;
+            }
+            Ok(ingest::chatwoot::Mapped::Events(events))
+        }
         ignored => Ok(ignored),
     });
-    let event = match mapped {
-        Ok(ingest::chatwoot::Mapped::Event(e)) => *e,
+    let events = match mapped {
+        Ok(ingest::chatwoot::Mapped::Events(events)) => events,
         Ok(ingest::chatwoot::Mapped::Ignored(what)) => {
             return Ok(axum::Json(json!({ "accepted": 0, "duplicates": 0, "ignored": what })).into_response());
         }
@@ -301,7 +310,8 @@ async fn post_chatwoot(
     };
     let outcome = state
         .ingestor
-        .ingest(vec![(1, event)])
+        // One webhook can carry several events; the counts are of events.
+        .ingest(events.into_iter().enumerate().map(|(i, e)| (i + 1, e)).collect())
         .await
         .map_err(|e| Problem::not_durable("Event not stored", &e))?;
     Ok(
