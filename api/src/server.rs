@@ -247,7 +247,10 @@ async fn post_chatwoot(
     State(state): State<Arc<AppState>>,
     Query(params): Query<ChatwootParams>,
     headers: HeaderMap,
-    body: Bytes,
+    // Read only after the key is checked, and up to the configured body
+    // limit (not axum's 2 MiB default): Chatwoot does not retry, so an
+    // e-mail with a large HTML body refused here would be lost.
+    body: axum::body::Body,
 ) -> Result<Response, Problem> {
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -270,6 +273,15 @@ async fn post_chatwoot(
             ));
         }
     };
+    let limit = state.limits.max_body_bytes;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            format!("the webhook body is larger than the configured max_body_bytes ({limit} bytes); raise max_body_bytes (CXLAKE_MAX_BODY_BYTES) to take it"),
+        )
+    })?;
     let payload: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request("bad-body", format!("the body must be a Chatwoot webhook (JSON): {e}")))?;
     let now_us = chrono::Utc::now().timestamp_micros();
