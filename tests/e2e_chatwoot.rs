@@ -27,6 +27,10 @@
 //! rate: B alone = 0.2; resolution rate 4/5 = 0.8; conversations per agent:
 //! A, C, D, E human-handled / agents {account 1 user 5, account 1 user 1,
 //! account 2 user 5} = 4/3.
+//!
+//! Of the 28 webhooks posted to the right URL all are accepted (two as
+//! duplicates); account 2's message posted to account 1's URL, a typing
+//! indicator and a webhook without a key are counted in `/metrics`.
 
 mod support;
 
@@ -349,6 +353,39 @@ fn chatwoot_day_of_two_accounts_gives_the_hand_worked_kpis() {
         1,
         0,
     );
+
+    // Webhooks that store nothing are still counted, by reason.
+    let typing = json!({"event": "conversation_typing_on", "conversation": {"id": 101}, "user": user(5)});
+    let r = hooks.post(1, &typing);
+    assert_eq!(
+        (r.status, r.json()["accepted"].as_u64()),
+        (200, Some(0)),
+        "{}",
+        r.text()
+    );
+    let r = server
+        .request("POST", "/v1/webhooks/chatwoot?account=1", &[], b"{}")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 401);
+    assert!(
+        r.text().contains("key="),
+        "tells Chatwoot users to put the key in the URL: {}",
+        r.text()
+    );
+    let m = server
+        .request("GET", "/metrics", &[], b"")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text();
+    for (outcome, n) in [
+        ("accepted", 28),
+        ("ignored", 1),
+        ("account", 1),
+        ("unauthorized", 1),
+        ("too_large", 0),
+    ] {
+        let line = format!("cxlake_webhooks_total{{source=\"chatwoot\",outcome=\"{outcome}\"}} {n}\n");
+        assert!(m.contains(&line), "{line}: {m}");
+    }
 
     let r = server
         .request(
