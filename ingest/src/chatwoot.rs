@@ -353,7 +353,18 @@ fn message(ids: &Ids, tenant: &str, kind: &str, payload: &Value) -> Result<Mappe
     out.insert("event_id".into(), json!(ids.id("msg", &id)));
     out.insert("type".into(), json!("message.created"));
     out.insert("message_id".into(), json!(ids.id("msg", &id)));
-    let message_type = payload["message_type"].as_str().unwrap_or("");
+    // `webhook_data` names the type; `push_event_data` (the messages nested
+    // in a conversation) numbers it like Chatwoot's enum.
+    let message_type = match &payload["message_type"] {
+        Value::Number(n) => match n.as_u64() {
+            Some(0) => "incoming",
+            Some(1) => "outgoing",
+            Some(2) => "activity",
+            Some(3) => "template",
+            _ => "",
+        },
+        v => v.as_str().unwrap_or(""),
+    };
     let sender = &payload["sender"];
     let sender_type = sender["type"].as_str().unwrap_or("");
     let by_rule = present(&content_attributes["automation_rule_id"]);

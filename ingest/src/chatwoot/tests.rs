@@ -378,6 +378,15 @@ fn only_human_replies_are_agent_replies() {
     assert_eq!((greeting.sender, greeting.automated), (Some(Sender::Bot), Some(true)));
     let customer = one(None, &parse(INCOMING_MESSAGE));
     assert_eq!((customer.sender, customer.agent_id), (Some(Sender::Customer), None));
+    // Chatwoot's enum numbers, as in `push_event_data`.
+    let numbered = msg(&|v| v["message_type"] = json!(1));
+    assert_eq!(numbered.sender, Some(Sender::Agent));
+    let mut incoming = parse(INCOMING_MESSAGE);
+    incoming["message_type"] = json!(0);
+    assert_eq!(one(None, &incoming).sender, Some(Sender::Customer));
+    let mut unknown = parse(INCOMING_MESSAGE);
+    unknown["message_type"] = json!(9);
+    assert!(map_webhook("acme", None, &unknown).is_err());
 }
 
 fn status_change(previous: &str, current: &str, edit: &dyn Fn(&mut Value)) -> Value {
