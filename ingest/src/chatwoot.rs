@@ -13,7 +13,7 @@
 //! | `message_created` | `message.created`; the CSAT survey (`content_type` `input_csat`) → `csat.requested` |
 //! | `message_updated` with a CSAT rating | `csat.submitted` |
 //! | `conversation_status_changed`, `conversation_updated` with a status change | pending → open: `conversation.handoff`; → resolved: `conversation.resolved`; resolved → open/pending: `conversation.reopened` |
-//! | `conversation_updated` with a new assignee | `conversation.assigned` |
+//! | `conversation_updated` with a new assignee or team | `conversation.assigned` |
 //! | `conversation_updated` with labels added | `conversation.tagged` |
 //!
 //! Senders follow Chatwoot's own rule for a human reply
@@ -498,15 +498,35 @@ fn conversation_changed(ids: &Ids, tenant: &str, kind: &str, payload: &Value) ->
             events.push(build(out, &attrs)?);
         }
     }
-    if let Some((_, current)) = assignee_change {
-        let agent = id_text(current).ok_or_else(|| err("changed_attributes.assignee_id", "not an id"))?;
+    // A new assignee, a new team, or both in one save: one assignment.
+    let team_change = changed(payload, "team_id").filter(|(_, c)| !c.is_null());
+    if assignee_change.is_some() || team_change.is_some() {
         let mut out = base.clone();
         out.insert("type".into(), json!("conversation.assigned"));
-        out.insert("event_id".into(), json!(event_id(&format!("assigned-{agent}"))));
-        out.insert("agent_id".into(), json!(ids.id("user", &agent)));
-        if let Some(team) = payload["meta"]["team"]["name"].as_str() {
+        let mut what = String::from("assigned");
+        if let Some((_, current)) = assignee_change {
+            let agent = id_text(current).ok_or_else(|| err("changed_attributes.assignee_id", "not an id"))?;
+            what.push_str(&format!("-{agent}"));
+            out.insert("agent_id".into(), json!(ids.id("user", &agent)));
+        }
+        // The team's name is only in `meta`, read when the job ran: use it
+        // when it is still the team of this change.
+        let meta_team = &payload["meta"]["team"];
+        let team = match team_change {
+            Some((_, current)) => {
+                let id = id_text(current).ok_or_else(|| err("changed_attributes.team_id", "not an id"))?;
+                what.push_str(&format!("-team-{id}"));
+                match meta_team["name"].as_str() {
+                    Some(name) if id_text(&meta_team["id"]).as_deref() == Some(id.as_str()) => Some(name.to_string()),
+                    _ => Some(ids.id("team", &id)),
+                }
+            }
+            None => meta_team["name"].as_str().map(String::from),
+        };
+        if let Some(team) = team {
             out.insert("team".into(), json!(team));
         }
+        out.insert("event_id".into(), json!(event_id(&what)));
         events.push(build(out, &attrs)?);
     }
     if let Some((previous, current)) = changed(payload, "label_list") {

@@ -476,6 +476,26 @@ fn changes_are_read_at_change_time() {
     assert_ne!(first.event_id, second.event_id);
     assert!(second.occurred_at_us > first.occurred_at_us);
     assert_eq!(first.event_id, assign(5, "2026-03-03T14:10:00.250Z").event_id);
+
+    // A team transfer without an agent; the team's name is taken from
+    // `meta` only while it is still the team of the change.
+    let transfer = |team: i64| {
+        let mut v = parse(CONVERSATION_UPDATED);
+        v["changed_attributes"] = json!([
+            {"team_id": {"previous_value": null, "current_value": team}},
+            {"updated_at": {"previous_value": "2026-03-03T14:00:00.000Z", "current_value": "2026-03-03T14:30:00.000Z"}}
+        ]);
+        one(None, &v)
+    };
+    let to_billing = transfer(2);
+    assert_eq!(to_billing.event_type, EventType::ConversationAssigned);
+    assert_eq!(
+        (to_billing.agent_id, to_billing.team.as_deref()),
+        (None, Some("billing"))
+    );
+    let moved_on = transfer(3);
+    assert_eq!(moved_on.team.as_deref(), Some("cw-1-team-3"));
+    assert_ne!(moved_on.event_id, to_billing.event_id);
 }
 
 #[test]
