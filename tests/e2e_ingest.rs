@@ -479,8 +479,8 @@ fn http_contract() {
     assert!(m.contains("cxlake_wal_fsync_seconds_count"), "{m}");
 
     // Chatwoot webhooks: the key may ride in the URL (Chatwoot sends no headers).
-    let hook = br#"{"event":"message_created","id":77,"content":"hi","created_at":"2026-03-03 13:05:57 UTC","message_type":"incoming","private":false,"sender":{"id":9,"type":"contact"},"conversation":{"id":5,"inbox_id":2,"channel":"Channel::Whatsapp","contact_inbox":{"contact_id":9}}}"#;
-    let path = format!("/v1/webhooks/chatwoot?key={admin}");
+    let hook = br#"{"event":"message_created","id":77,"content":"hi","created_at":"2026-03-03 13:05:57 UTC","message_type":"incoming","private":false,"sender":{"id":9,"type":"contact"},"account":{"id":1,"name":"Acme"},"conversation":{"id":5,"inbox_id":2,"channel":"Channel::Whatsapp","contact_inbox":{"contact_id":9}}}"#;
+    let path = format!("/v1/webhooks/chatwoot?key={admin}&account=1");
     let r = server
         .request("POST", &path, &[], hook)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -500,7 +500,7 @@ fn http_contract() {
     assert_eq!(r.status, 401);
     let v = server.sql(
         &admin,
-        "SELECT sender, channel, conversation_id FROM events WHERE event_id = 'cw-msg-77'",
+        "SELECT sender, channel, conversation_id FROM events WHERE event_id = 'cw-1-msg-77'",
     );
-    assert_eq!(v["rows"][0], serde_json::json!(["customer", "whatsapp", "cw-5"]));
+    assert_eq!(v["rows"][0], serde_json::json!(["customer", "whatsapp", "cw-1-5"]));
 }

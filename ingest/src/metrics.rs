@@ -44,6 +44,57 @@ impl Histogram {
     }
 }
 
+/// What became of one webhook: stored, ignored, or why it was refused.
+/// A fixed set, so the label never grows with what senders put in a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Accepted,
+    /// Not a service fact (typing indicators, contact updates, ...).
+    Ignored,
+    Unauthorized,
+    Forbidden,
+    TooLarge,
+    BadBody,
+    /// The account is missing, or the URL and the body disagree on it.
+    Account,
+    /// The body could not be mapped onto valid events.
+    Unmapped,
+    /// An event time outside the accepted window.
+    OutsideWindow,
+    /// The events could not be stored durably.
+    NotDurable,
+}
+
+impl WebhookOutcome {
+    pub const ALL: [WebhookOutcome; 10] = [
+        WebhookOutcome::Accepted,
+        WebhookOutcome::Ignored,
+        WebhookOutcome::Unauthorized,
+        WebhookOutcome::Forbidden,
+        WebhookOutcome::TooLarge,
+        WebhookOutcome::BadBody,
+        WebhookOutcome::Account,
+        WebhookOutcome::Unmapped,
+        WebhookOutcome::OutsideWindow,
+        WebhookOutcome::NotDurable,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            WebhookOutcome::Accepted => "accepted",
+            WebhookOutcome::Ignored => "ignored",
+            WebhookOutcome::Unauthorized => "unauthorized",
+            WebhookOutcome::Forbidden => "forbidden",
+            WebhookOutcome::TooLarge => "too_large",
+            WebhookOutcome::BadBody => "bad_body",
+            WebhookOutcome::Account => "account",
+            WebhookOutcome::Unmapped => "unmapped",
+            WebhookOutcome::OutsideWindow => "outside_window",
+            WebhookOutcome::NotDurable => "not_durable",
+        }
+    }
+}
+
 /// Everything the write path counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -62,9 +113,17 @@ pub struct Metrics {
     pub compactions: AtomicU64,
     pub vacuumed_files: AtomicU64,
     pub ingest_backpressure: AtomicU64,
+    /// Chatwoot webhooks by outcome, indexed like [`WebhookOutcome::ALL`].
+    pub chatwoot_webhooks: [AtomicU64; WebhookOutcome::ALL.len()],
 }
 
 impl Metrics {
+    pub fn count_chatwoot_webhook(&self, outcome: WebhookOutcome) {
+        if let Some(i) = WebhookOutcome::ALL.iter().position(|o| *o == outcome) {
+            self.chatwoot_webhooks[i].fetch_add(1, Relaxed);
+        }
+    }
+
     pub fn observe_wal_fsync(&self, d: Duration) {
         self.wal_fsync.observe(d);
     }
@@ -174,6 +233,45 @@ impl Metrics {
             "Ingest requests answered 503 because the lake fell behind.",
             &self.ingest_backpressure,
         );
+        let name = "cxlake_webhooks_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Webhooks received, by source and outcome (accepted, ignored, or why refused).\n# TYPE {name} counter"
+        );
+        for (o, n) in WebhookOutcome::ALL.iter().zip(&self.chatwoot_webhooks) {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"chatwoot\",outcome=\"{}\"}} {}",
+                o.label(),
+                n.load(Relaxed)
+            );
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhooks_are_counted_by_outcome() {
+        let m = Metrics::default();
+        m.count_chatwoot_webhook(WebhookOutcome::Ignored);
+        m.count_chatwoot_webhook(WebhookOutcome::Ignored);
+        m.count_chatwoot_webhook(WebhookOutcome::Account);
+        let text = m.render();
+        assert!(
+            text.contains("cxlake_webhooks_total{source=\"chatwoot\",outcome=\"ignored\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cxlake_webhooks_total{source=\"chatwoot\",outcome=\"account\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cxlake_webhooks_total{source=\"chatwoot\",outcome=\"accepted\"} 0"),
+            "{text}"
+        );
     }
 }
