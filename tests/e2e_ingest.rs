@@ -426,6 +426,19 @@ fn http_contract() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "event_id,channel\nc1-1,whatsapp\nc2-1,whatsapp\n");
+    // Every column type streams as CSV; a list (tags) as its JSON text.
+    let r = server
+        .request(
+            "POST",
+            "/v1/sql",
+            &[("Authorization", &auth), ("Accept", "text/csv")],
+            br#"{"sql":"SELECT * FROM events ORDER BY event_id"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let csv = r.text();
+    assert!(csv.lines().next().is_some_and(|h| h.contains("tags")), "{csv}");
+    assert!(csv.lines().count() > 2, "{csv}");
     for stmt in [
         "INSERT INTO events (event_id) VALUES ('x')",
         "CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'",

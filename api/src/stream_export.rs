@@ -107,7 +107,7 @@ impl Encoder {
                     let mut w = arrow::csv::WriterBuilder::new()
                         .with_header(!*header_written)
                         .build(&mut buf);
-                    w.write(batch)?;
+                    w.write(&csv_ready(batch)?)?;
                 }
                 *header_written = true;
                 Ok(buf)
@@ -141,7 +141,7 @@ impl Encoder {
                 let mut buf = Vec::new();
                 {
                     let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
-                    w.write(&RecordBatch::new_empty(schema.clone()))?;
+                    w.write(&csv_ready(&RecordBatch::new_empty(schema.clone()))?)?;
                 }
                 Ok(buf)
             }
@@ -156,6 +156,64 @@ impl Encoder {
             }
         }
     }
+}
+
+/// CSV has no lists or structs: such a column leaves as one JSON text per
+/// cell (`["vip","refund"]`), the way Postgres' `COPY ... CSV` writes an
+/// array as its text form. Other columns pass unchanged.
+fn csv_ready(batch: &RecordBatch) -> Result<RecordBatch, BoxError> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let nested = |t: &DataType| {
+        matches!(
+            t,
+            DataType::List(_)
+                | DataType::LargeList(_)
+                | DataType::FixedSizeList(..)
+                | DataType::ListView(_)
+                | DataType::LargeListView(_)
+                | DataType::Struct(_)
+                | DataType::Map(..)
+                | DataType::Union(..)
+        )
+    };
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| nested(f.data_type())) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (f, column) in schema.fields().iter().zip(batch.columns()) {
+        if !nested(f.data_type()) {
+            fields.push(f.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        // One column, written as JSON objects {"v": ...} and read back per row.
+        let one = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("v", f.data_type().clone(), true)])),
+            vec![column.clone()],
+        )?;
+        let mut buf = Vec::new();
+        {
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+            w.write(&one)?;
+            w.finish()?;
+        }
+        let mut texts: Vec<Option<String>> = Vec::with_capacity(batch.num_rows());
+        for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let row: serde_json::Value = serde_json::from_slice(line)?;
+            texts.push(match row.get("v") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => Some(v.to_string()),
+            });
+        }
+        texts.resize(batch.num_rows(), None);
+        fields.push(Field::new(f.name(), DataType::Utf8, true));
+        columns.push(Arc::new(arrow::array::StringArray::from(texts)) as arrow::array::ArrayRef);
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
 /// The state of a body stream.
@@ -217,4 +275,38 @@ pub fn body(
         },
         next_chunk,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn list_columns_leave_as_json_text_in_csv() {
+        let mut tags = ListBuilder::new(StringBuilder::new());
+        tags.values().append_value("vip");
+        tags.values().append_value("refund, \"late\"");
+        tags.append(true);
+        tags.append(true);
+        tags.append(false);
+        let tags: ArrayRef = Arc::new(tags.finish());
+        let ids: ArrayRef = Arc::new(StringArray::from(vec!["e1", "e2", "e3"]));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event_id", DataType::Utf8, false),
+            Field::new("tags", tags.data_type().clone(), true),
+        ]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![ids, tags]).unwrap_or_else(|e| panic!("{e}"));
+        let mut enc = Encoder::new(StreamFormat::Csv, &schema).unwrap_or_else(|e| panic!("{e}"));
+        let csv = String::from_utf8(enc.batch(&batch).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_default();
+        assert_eq!(
+            csv,
+            "event_id,tags\ne1,\"[\"\"vip\"\",\"\"refund, \\\"\"late\\\"\"\"\"]\"\ne2,[]\ne3,\n"
+        );
+        // An empty result still has its header.
+        let enc = Encoder::new(StreamFormat::Csv, &schema).unwrap_or_else(|e| panic!("{e}"));
+        let empty = String::from_utf8(enc.finish(&schema).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_default();
+        assert_eq!(empty, "event_id,tags\n");
+    }
 }
