@@ -330,14 +330,9 @@ impl Ingestor {
             metrics.buffered_events.store(s.buffered_events as u64, Relaxed);
             metrics.buffered_bytes.store(s.buffered_bytes as u64, Relaxed);
             tracing::info!(lake = %lake_url, flushed_seq, replayed_events, known_events = seen.len(), "ingest pipeline open");
-            if replayed_events > 0 {
-                // Move the replayed events into the lake first thing: a
-                // process that keeps dying young must still make progress.
-                flush_wanted.notify_one();
-            }
         }
 
-        Ok(Arc::new(Ingestor {
+        let ingestor = Arc::new(Ingestor {
             cfg,
             lake_url,
             metrics,
@@ -353,7 +348,18 @@ impl Ingestor {
             erase_gate: tokio::sync::RwLock::new(()),
             last_vacuum: Mutex::new(None),
             _lock_file: lock_file,
-        }))
+        });
+        // Recovery ends with the replayed events in the lake, before any
+        // new event is taken (as a database checkpoints after crash
+        // recovery): a start then replays at most what one run took in,
+        // so a process that keeps dying young still converges. If the lake
+        // cannot take them now, they stay in the WAL and the buffer.
+        if lock(&ingestor.shared).buffered_events > 0 {
+            if let Err(e) = ingestor.flush().await {
+                tracing::error!(error = %e, "could not flush the replayed events at start; they stay in the WAL");
+            }
+        }
+        Ok(ingestor)
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -228,9 +228,9 @@ async fn a_large_backlog_reaches_the_lake_in_steps_that_each_survive_a_crash() {
     }
     let mut cfg = config(dir.path(), &Faults::default());
     cfg.flush_max_events = 10;
+    // Recovery itself moves the replayed events into the lake.
     let ingestor = open(cfg).await;
-    let done = ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(done.events, 50);
+    assert!(ingestor.read_view().buffered.is_empty());
     let table = ingestor.read_view().table.unwrap_or_else(|| panic!("a lake"));
     let writes = table
         .history(None)
