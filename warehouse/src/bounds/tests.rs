@@ -67,7 +67,7 @@ async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
 const CROSS_JOIN: &str = "SELECT sum(a.n + b.n) FROM t a CROSS JOIN t b";
 const ROWS: i64 = 200_000;
 
-/// The finding: a cross join emits a batch per row of its build side
+/// A cross join emits a batch per row of its build side
 /// without ever returning `Pending`, so its task never yields; after the
 /// timeout the query went on, both cores busy, for as long as it liked.
 #[test]
