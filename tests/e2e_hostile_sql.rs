@@ -69,14 +69,7 @@ fn start(config: &str) -> Fixture {
     let attacker = create_key(&data, ATTACKER, "analyst");
     let victim = create_key(&data, VICTIM, "analyst");
     let admin = create_key(&data, ATTACKER, "admin");
-    let config_s = config_path.to_string_lossy().to_string();
-    let server = Server::start(
-        &data,
-        &[
-            ("CXLAKE_CONFIG", config_s.as_str()),
-            ("CXLAKE_PG_LISTEN", "127.0.0.1:0"),
-        ],
-    );
+    let server = Server::start_with_pg(&data, &config_path);
     for (key, tenant, n) in [
         (&service_a, ATTACKER, ATTACKER_CONVERSATIONS),
         (&service_v, VICTIM, VICTIM_CONVERSATIONS),
@@ -434,12 +427,7 @@ fn hostile_statements_fail_cleanly_while_another_tenant_is_served() {
 #[test]
 fn huge_values_are_refused_over_the_postgres_wire_too() {
     let f = fixture();
-    let pg = f
-        .server
-        .pg_addr
-        .clone()
-        .unwrap_or_else(|| panic!("the server did not start the Postgres wire"));
-    let (host, port) = pg.rsplit_once(':').unwrap_or_else(|| panic!("{pg}"));
+    let (host, port) = f.server.pg_host_port();
     for sql in [
         "SELECT cardinality(array_repeat(1, 2147483647))",
         "SELECT length(repeat('x', 2147483647))",
@@ -447,7 +435,7 @@ fn huge_values_are_refused_over_the_postgres_wire_too() {
         "SELECT length(string_agg(event_id, repeat('x', 1000000))) FROM events",
     ] {
         let out = std::process::Command::new("psql")
-            .args(["-h", host, "-p", port, "-U", ATTACKER, "-d", "cxlake", "-X"])
+            .args(["-h", &host, "-p", &port, "-U", ATTACKER, "-d", "cxlake", "-X"])
             .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
             .env("PGPASSWORD", &f.attacker)
             .env("PGCONNECT_TIMEOUT", "10")

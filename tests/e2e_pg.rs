@@ -76,18 +76,9 @@ fn fixture() -> &'static Fixture {
         let platform = create_key(&data, "*", "analyst");
         let third = create_key(&data, THIRD, "analyst");
         let neighbour = create_key(&data, NEIGHBOUR, "analyst");
-        let config_s = config.to_string_lossy().to_string();
-        let server = Server::start(
-            &data,
-            &[
-                ("CXLAKE_PG_LISTEN", "127.0.0.1:0"),
-                ("CXLAKE_CONFIG", config_s.as_str()),
-            ],
-        );
-        let pg = server
-            .pg_addr
-            .clone()
-            .unwrap_or_else(|| panic!("the server did not start the Postgres wire"));
+        let server = Server::start_with_pg(&data, &config);
+        let (host, port) = server.pg_host_port();
+        let pg = format!("{host}:{port}");
         Fixture {
             _dir: dir,
             server,
@@ -573,16 +564,8 @@ fn tls_when_a_certificate_is_configured() {
     .unwrap_or_else(|e| panic!("{e}"));
     let data = dir.path().join("data");
     let analyst = create_key(&data, "acme", "analyst");
-    let config_s = config.to_string_lossy().to_string();
-    let server = Server::start(
-        &data,
-        &[
-            ("CXLAKE_PG_LISTEN", "127.0.0.1:0"),
-            ("CXLAKE_CONFIG", config_s.as_str()),
-        ],
-    );
-    let pg = server.pg_addr.clone().unwrap_or_else(|| panic!("no Postgres wire"));
-    let (host, port) = pg.rsplit_once(':').unwrap_or_else(|| panic!("{pg}"));
+    let server = Server::start_with_pg(&data, &config);
+    let (host, port) = server.pg_host_port();
     let out = Command::new("psql")
         .arg(format!(
             "host={host} port={port} user=acme dbname=cxlake sslmode=require"

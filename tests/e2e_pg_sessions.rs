@@ -52,22 +52,11 @@ fn fixture() -> &'static Fixture {
         let config = dir.path().join("cxlake.toml");
         std::fs::write(&config, CONFIG).unwrap_or_else(|e| panic!("{e}"));
         let admin = create_key(&data, "*", "admin");
-        let config_s = config.to_string_lossy().to_string();
-        let server = Server::start(
-            &data,
-            &[
-                ("CXLAKE_PG_LISTEN", "127.0.0.1:0"),
-                ("CXLAKE_CONFIG", config_s.as_str()),
-            ],
-        );
-        let pg = server
-            .pg_addr
-            .clone()
-            .unwrap_or_else(|| panic!("the server did not start the Postgres wire"));
-        let (host, port) = pg.rsplit_once(':').unwrap_or_else(|| panic!("{pg}"));
+        let server = Server::start_with_pg(&data, &config);
+        let (host, port) = server.pg_host_port();
         Fixture {
-            host: host.to_string(),
-            port: port.to_string(),
+            host,
+            port,
             _dir: dir,
             server,
             admin,

@@ -163,6 +163,26 @@ impl Server {
         }
     }
 
+    /// [`Server::start`] with the TOML file `config` and the Postgres wire
+    /// on an ephemeral port.
+    pub fn start_with_pg(data: &Path, config: &Path) -> Server {
+        let config = config.to_string_lossy().to_string();
+        Server::start(
+            data,
+            &[("CXLAKE_PG_LISTEN", "127.0.0.1:0"), ("CXLAKE_CONFIG", config.as_str())],
+        )
+    }
+
+    /// Host and port of the Postgres wire (see [`Server::start_with_pg`]).
+    pub fn pg_host_port(&self) -> (String, String) {
+        let pg = self
+            .pg_addr
+            .clone()
+            .unwrap_or_else(|| panic!("the server did not start the Postgres wire"));
+        let (host, port) = pg.rsplit_once(':').unwrap_or_else(|| panic!("{pg}"));
+        (host.to_string(), port.to_string())
+    }
+
     /// SIGKILL: no flush, no cleanup.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
