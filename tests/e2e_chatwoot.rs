@@ -414,3 +414,319 @@ fn chatwoot_day_of_two_accounts_gives_the_hand_worked_kpis() {
     approx(&k["resolution_rate"]["value"], 0.8);
     approx(&k["conversations_per_agent"]["value"], 4.0 / 3.0);
 }
+
+/// HMAC-SHA256 of `"{timestamp}.{body}"`, as Chatwoot signs a webhook.
+fn chatwoot_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let mut message = format!("{timestamp}.").into_bytes();
+    message.extend_from_slice(body);
+    let tag = ring::hmac::sign(&key, &message);
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// Webhooks of account 1 signed with its secret, posted without a key.
+struct SignedHooks<'a> {
+    server: &'a Server,
+    secret: &'a str,
+}
+
+impl SignedHooks<'_> {
+    fn post_at(&self, url: &str, body: &Value, secret: &str, signed_at: i64) -> support::Response {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let ts = signed_at.to_string();
+        let signature = chatwoot_signature(secret, &ts, &bytes);
+        self.server
+            .request(
+                "POST",
+                url,
+                &[
+                    ("Content-Type", "application/json"),
+                    ("X-Chatwoot-Signature", &signature),
+                    ("X-Chatwoot-Timestamp", &ts),
+                ],
+                &bytes,
+            )
+            .unwrap_or_else(|e| panic!("POST webhook: {e}"))
+    }
+
+    #[track_caller]
+    fn send(&self, body: &Value, accepted: u64, duplicates: u64) {
+        let now = chrono::Utc::now().timestamp();
+        let r = self.post_at("/v1/webhooks/chatwoot?tenant=acme&account=1", body, self.secret, now);
+        assert_eq!(r.status, 200, "{}: {}", body["event"], r.text());
+        let v = r.json();
+        assert_eq!(
+            (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+            (Some(accepted), Some(duplicates)),
+            "{}: {v}",
+            body["event"]
+        );
+    }
+}
+
+/// 2026-03-04 (UTC), account 1 signing its webhooks:
+///
+/// | conversation | what happens | FRT | human FRT | handling |
+/// |---|---|---|---|---|
+/// | F: #201, WhatsApp, browser language de | customer 09:00:00; assigned to user 1 at 09:00:10 and to user 5 at 09:00:20 (both saves carry the same job-time `updated_at`); user 5 09:01:00; label `billing` 09:01:10; resolved 09:05:00; CSAT 3; reopened 09:20:00 when the customer writes again; user 5 09:21:00; resolved 09:30:00 | 60 | 60 | 1800 |
+/// | G: #202, API inbox with an agent bot, conversation language en | customer 10:00:00; bot 10:00:03; resolved from pending 10:01:00; reopened to pending 10:30:00 (a bot inbox); bot 10:30:02; handoff 10:31:00; user 1 10:32:00; resolved 10:40:00 | 3 | 60 (from the handoff) | 2400 |
+///
+/// conversations 2; FRT mean 31.5; reopen rate 2/2; CSAT 3.0 over 1;
+/// transfer rate 1/1 (G); automation rate 0 (G ends with an agent);
+/// handling mean 2100; human FRT mean 60 over 2; conversations per agent
+/// 2 / {user 1, user 5} = 1; by language: de F, en G; by tag: billing F.
+#[test]
+fn signed_webhooks_reopens_reassignments_labels_and_languages() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let key = create_key(&data, "acme", "service");
+    let admin = create_key(&data, "acme", "admin");
+    let server = Server::start(&data, &[]);
+    let admin_auth = format!("Bearer {admin}");
+    let secret = "whsec-account-1";
+    let r = server
+        .request(
+            "PUT",
+            "/v1/settings",
+            &[("Authorization", &admin_auth), ("Content-Type", "application/json")],
+            json!({"chatwoot_webhook_secrets": {"1": secret}})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let signed = SignedHooks {
+        server: &server,
+        secret,
+    };
+    let keyed = Hooks {
+        server: &server,
+        key: key.clone(),
+    };
+    let day = DAY + 86_400;
+    let at = |h: i64, m: i64, s: i64| day + h * 3600 + m * 60 + s;
+
+    // F: WhatsApp, reassigned, labelled, resolved, CSAT 3, reopened.
+    let f = Conv {
+        account: 1,
+        id: 201,
+        contact: 20,
+        inbox: 7,
+        channel: "Channel::Whatsapp",
+    };
+    signed.send(&f.created("open", at(9, 0, 0)), 1, 0);
+    signed.send(
+        &f.message(3001, at(9, 0, 0), "incoming", contact(20), "Falsche Abbuchung"),
+        1,
+        0,
+    );
+    // Both saves are delivered by jobs that read the same top-level
+    // `updated_at`; only `changed_attributes` tells them apart.
+    for (from, to, t) in [(Value::Null, 1, at(9, 0, 10)), (json!(1), 5, at(9, 0, 20))] {
+        let mut v = f.data("open", at(9, 0, 0), at(9, 0, 20) as f64, user(to));
+        v["event"] = json!("conversation_updated");
+        v["changed_attributes"] = json!([
+            {"assignee_id": {"previous_value": from, "current_value": to}},
+            {"updated_at": {"previous_value": iso(t - 10, 0), "current_value": iso(t, 0)}}
+        ]);
+        signed.send(&v, 1, 0);
+    }
+    signed.send(
+        &f.message(3002, at(9, 1, 0), "outgoing", user(5), "Ich prüfe das"),
+        1,
+        0,
+    );
+    let mut labelled = f.data("open", at(9, 0, 0), at(9, 1, 10) as f64, user(5));
+    labelled["event"] = json!("conversation_updated");
+    labelled["labels"] = json!(["billing"]);
+    labelled["changed_attributes"] = json!([
+        {"label_list": {"previous_value": [], "current_value": ["billing"]}},
+        {"updated_at": {"previous_value": iso(at(9, 1, 0), 0), "current_value": iso(at(9, 1, 10), 0)}}
+    ]);
+    signed.send(&labelled, 1, 0);
+    signed.send(&f.status_updated("open", "resolved", at(9, 5, 0), 0, user(5)), 1, 0);
+    let mut survey = f.message(3003, at(9, 5, 1), "template", Value::Null, "Wie war es?");
+    survey["content_type"] = json!("input_csat");
+    signed.send(&survey, 1, 0);
+    let mut answer = survey.clone();
+    answer["event"] = json!("message_updated");
+    answer["content_attributes"] = json!({"submitted_values": {"csat_survey_response": {"rating": 3}}});
+    signed.send(&answer, 1, 0);
+    signed.send(&f.status_updated("resolved", "open", at(9, 20, 0), 0, user(5)), 1, 0);
+    signed.send(
+        &f.message(3004, at(9, 20, 0), "incoming", contact(20), "Immer noch falsch"),
+        1,
+        0,
+    );
+    signed.send(
+        &f.message(3005, at(9, 21, 0), "outgoing", user(5), "Jetzt korrigiert"),
+        1,
+        0,
+    );
+    signed.send(&f.status_updated("open", "resolved", at(9, 30, 0), 0, user(5)), 1, 0);
+
+    // G: a bot inbox; Chatwoot reopens there to pending. Its first
+    // webhook comes with the key in the URL and no signature (the
+    // fallback for Chatwoot versions that do not sign).
+    let g = Conv {
+        account: 1,
+        id: 202,
+        contact: 21,
+        inbox: 8,
+        channel: "Channel::Api",
+    };
+    let mut created = g.created("pending", at(10, 0, 0));
+    created["additional_attributes"] = json!({"conversation_language": "en"});
+    keyed.send(1, &created, 1, 0);
+    signed.send(
+        &g.message(3010, at(10, 0, 0), "incoming", contact(21), "Where is my order?"),
+        1,
+        0,
+    );
+    let bot = json!({"id": 2, "name": "Order bot", "type": "agent_bot"});
+    signed.send(
+        &g.message(3011, at(10, 0, 3), "outgoing", bot.clone(), "It ships today"),
+        1,
+        0,
+    );
+    signed.send(&g.status_changed("pending", "resolved", at(10, 1, 0) as f64), 1, 0);
+    signed.send(
+        &g.status_updated("resolved", "pending", at(10, 30, 0), 0, Value::Null),
+        1,
+        0,
+    );
+    signed.send(&g.message(3012, at(10, 30, 2), "outgoing", bot, "Anything else?"), 1, 0);
+    signed.send(
+        &g.status_updated("pending", "open", at(10, 31, 0), 0, Value::Null),
+        1,
+        0,
+    );
+    signed.send(
+        &g.message(3013, at(10, 32, 0), "outgoing", user(1), "Let me help"),
+        1,
+        0,
+    );
+    signed.send(&g.status_updated("open", "resolved", at(10, 40, 0), 0, user(1)), 1, 0);
+
+    // Refused: a wrong signature even with a valid key in the URL; a
+    // stale one; a signed webhook of an account without a secret and
+    // without a key; an unsigned one without a key.
+    let forged = g.message(3099, at(10, 50, 0), "incoming", contact(21), "forged");
+    let now = chrono::Utc::now().timestamp();
+    let with_key = format!("/v1/webhooks/chatwoot?key={key}&account=1");
+    let r = signed.post_at(&with_key, &forged, "not-the-secret", now);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("bad-signature"), "{}", r.text());
+    let r = signed.post_at(
+        "/v1/webhooks/chatwoot?tenant=acme&account=1",
+        &forged,
+        secret,
+        now - 3600,
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("300 s"), "{}", r.text());
+    let mut other_account = forged.clone();
+    other_account["account"]["id"] = json!(2);
+    let r = signed.post_at(
+        "/v1/webhooks/chatwoot?tenant=acme&account=2",
+        &other_account,
+        secret,
+        now,
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("no webhook secret"), "{}", r.text());
+    let r = server
+        .request(
+            "POST",
+            "/v1/webhooks/chatwoot?tenant=acme&account=1",
+            &[("Content-Type", "application/json")],
+            forged.to_string().as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 401, "{}", r.text());
+
+    let m = server
+        .request("GET", "/metrics", &[], b"")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text();
+    for (outcome, n) in [("accepted", 22), ("bad_signature", 2), ("unauthorized", 2)] {
+        let line = format!("cxlake_webhooks_total{{source=\"chatwoot\",outcome=\"{outcome}\"}} {n}\n");
+        assert!(m.contains(&line), "{line}: {m}");
+    }
+    // The settings' secret never reaches the audit log.
+    let audit = server
+        .request(
+            "GET",
+            "/v1/audit?action=settings.change",
+            &[("Authorization", &admin_auth)],
+            b"",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text();
+    assert!(
+        audit.contains("chatwoot_webhook_secrets") && !audit.contains(secret),
+        "{audit}"
+    );
+
+    let get = |path: &str| {
+        let r = server
+            .request("GET", path, &[("Authorization", &admin_auth)], b"")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        r.json()
+    };
+    // The two reassignments are two events, not one dropped as a duplicate.
+    let r = server
+        .request(
+            "POST",
+            "/v1/sql",
+            &[("Authorization", &admin_auth), ("Content-Type", "application/json")],
+            json!({"sql": "select count(*) as n from events where type = 'conversation.assigned'"})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.json()["rows"], json!([[2]]), "{}", r.text());
+    let v = get("/v1/kpis?from=2026-03-04&to=2026-03-05");
+    let k = &v["kpis"];
+    assert_eq!(k["conversations"]["n"], 2, "{k}");
+    approx(&k["frt_s"]["mean"], 31.5);
+    approx(&k["reopen_rate"]["value"], 1.0);
+    assert_eq!(k["reopen_rate"]["n"], 2, "{k}");
+    approx(&k["csat"]["mean"], 3.0);
+    approx(&k["transfer_rate"]["value"], 1.0);
+    approx(&k["automation_rate"]["value"], 0.0);
+    approx(&k["resolution_rate"]["value"], 1.0);
+    approx(&k["handling_s"]["mean"], 2100.0);
+    approx(&k["human_frt_s"]["mean"], 60.0);
+    assert_eq!(k["human_frt_s"]["n"], 2, "{k}");
+    approx(&k["conversations_per_agent"]["value"], 1.0);
+
+    let group = |by: &str, key: &str| {
+        let v = get(&format!("/v1/kpis?from=2026-03-04&to=2026-03-05&group_by={by}"));
+        v["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["key"][by] == key).cloned())
+            .unwrap_or_else(|| panic!("no {by} group {key}: {v}"))
+    };
+    let de = group("language", "de");
+    assert_eq!(de["kpis"]["conversations"]["n"], 1, "{de}");
+    approx(&de["kpis"]["frt_s"]["mean"], 60.0);
+    let en = group("language", "en");
+    assert_eq!(en["kpis"]["conversations"]["n"], 1, "{en}");
+    approx(&en["kpis"]["frt_s"]["mean"], 3.0);
+    let billing = group("tag", "billing");
+    assert_eq!(billing["kpis"]["conversations"]["n"], 1, "{billing}");
+    approx(&billing["kpis"]["csat"]["mean"], 3.0);
+    let by_agent = get("/v1/kpis?from=2026-03-04&to=2026-03-05&group_by=agent");
+    let agents: Vec<String> = by_agent["groups"]
+        .as_array()
+        .map(|g| {
+            g.iter()
+                .filter_map(|g| g["key"]["agent"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(agents.len(), 2, "{by_agent}");
+}

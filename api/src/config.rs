@@ -13,7 +13,7 @@
 //! flush_max_events = 100000
 //! flush_max_bytes = 67108864
 //! flush_max_age_s = 10
-//! compact_min_files = 8              # rewrite a partition once it has this many small files; 0 = off
+//! compact_min_files = 8              # merge a partition's small files once this many are of about one size; 0 = off
 //! compact_target_file_mb = 128       # size of the files compaction writes
 //! vacuum_retention_s = 3600          # replaced lake files are deleted this long after
 //! max_buffered_mb = 1024             # past this, ingest answers 503 + Retry-After until the lake catches up

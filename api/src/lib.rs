@@ -9,6 +9,7 @@
 pub mod analysis_routes;
 pub mod audit;
 pub mod calc_routes;
+pub mod chatwoot_routes;
 pub mod cli;
 pub mod config;
 pub mod dashboard_routes;

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ingest::Ingestor;
 use ingest::decode::{self, ContentEncoding, DecodeLimits, Rejection};
-use ingest::metrics::WebhookOutcome;
 use serde::Deserialize;
 use serde_json::json;
 use warehouse::Warehouse;
@@ -61,9 +60,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
-        // Chatwoot cannot send headers, so this route also takes `?key=`
-        // and authenticates itself.
-        .route("/v1/webhooks/chatwoot", post(post_chatwoot))
+        // Chatwoot sends no Authorization header: the webhook route
+        // authenticates by signature or `?key=` itself.
+        .merge(crate::chatwoot_routes::routes())
         .route("/metrics", get(metrics))
         // Pages authenticate with their own cookie and redirect to /login.
         .merge(crate::dashboard_routes::routes())
@@ -90,7 +89,7 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut req: Request, next
     }
 }
 
-fn require_role(p: &Principal, allowed: &[Role], what: &str) -> Result<(), Problem> {
+pub(crate) fn require_role(p: &Principal, allowed: &[Role], what: &str) -> Result<(), Problem> {
     if allowed.contains(&p.role) {
         Ok(())
     } else {
@@ -230,153 +229,4 @@ async fn post_events(
         "rejected": rejected,
     });
     Ok((status, axum::Json(body)).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-struct ChatwootParams {
-    tenant: Option<String>,
-    key: Option<String>,
-    /// The Chatwoot account the webhook is configured in: display ids are
-    /// numbered per account, so ids are namespaced by it.
-    account: Option<String>,
-}
-
-/// `POST /v1/webhooks/chatwoot?tenant=T&account=A[&key=K]`: one Chatwoot
-/// webhook, mapped onto the contract (see `ingest::chatwoot`) and ingested
-/// durably. Every outcome is counted in `/metrics`: Chatwoot does not retry
-/// and shows no delivery errors, so a refused webhook is visible only there.
-async fn post_chatwoot(
-    State(state): State<Arc<AppState>>,
-    Query(params): Query<ChatwootParams>,
-    headers: HeaderMap,
-    // Read only after the key is checked, and up to the configured body
-    // limit (not axum's 2 MiB default): Chatwoot does not retry, so an
-    // e-mail with a large HTML body refused here would be lost.
-    body: axum::body::Body,
-) -> Result<Response, Problem> {
-    let (result, outcome) = match chatwoot_webhook(&state, params, headers, body).await {
-        Ok((response, outcome)) => (Ok(response), outcome),
-        Err((problem, outcome)) => (Err(problem), outcome),
-    };
-    state.ingestor.metrics().count_chatwoot_webhook(outcome);
-    result
-}
-
-async fn chatwoot_webhook(
-    state: &Arc<AppState>,
-    params: ChatwootParams,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Result<(Response, WebhookOutcome), (Problem, WebhookOutcome)> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .or(params.key.as_deref());
-    let principal = presented.and_then(|k| state.keys.authenticate(k)).ok_or_else(|| {
-        (
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Missing or invalid API key",
-                "Chatwoot sends no Authorization header: put a service key in the webhook URL, \
-                 /v1/webhooks/chatwoot?key=<key>&account=<Chatwoot account id>; create one with \
-                 `cxlake key create --tenant T --role service`",
-            ),
-            WebhookOutcome::Unauthorized,
-        )
-    })?;
-    require_role(&principal, &[Role::Admin, Role::Service], "sending events")
-        .map_err(|p| (p, WebhookOutcome::Forbidden))?;
-    let tenant = match (&principal.tenant, params.tenant) {
-        (crate::keys::TenantScope::One(t), None) => t.clone(),
-        (scope, Some(t)) if scope.allows(&t) => t,
-        (_, Some(t)) => {
-            return Err((
-                Problem::forbidden(format!("this key cannot send events of tenant {t}")),
-                WebhookOutcome::Forbidden,
-            ));
-        }
-        (crate::keys::TenantScope::All, None) => {
-            return Err((
-                Problem::bad_request("missing-tenant", "a platform-wide key must name the tenant: ?tenant=T"),
-                WebhookOutcome::BadBody,
-            ));
-        }
-    };
-    let limit = state.limits.max_body_bytes;
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        (
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "Body too large",
-                format!(
-                    "the webhook body is larger than the configured max_body_bytes ({limit} bytes); raise max_body_bytes (CXLAKE_MAX_BODY_BYTES) to take it"
-                ),
-            ),
-            WebhookOutcome::TooLarge,
-        )
-    })?;
-    let payload: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        (
-            Problem::bad_request("bad-body", format!("the body must be a Chatwoot webhook (JSON): {e}")),
-            WebhookOutcome::BadBody,
-        )
-    })?;
-    let now_us = chrono::Utc::now().timestamp_micros();
-    let mut why = WebhookOutcome::Unmapped;
-    let mapped = ingest::chatwoot::map_webhook(&tenant, params.account.as_deref(), &payload).and_then(|m| match m {
-        ingest::chatwoot::Mapped::Events(events) => {
-            for e in &events {
-                state.limits.check_occurred_at(e, now_us).map_err(|outside| {
-                    why = WebhookOutcome::OutsideWindow;
-                    vec![outside]
-                })?;
-            }
-            Ok(ingest::chatwoot::Mapped::Events(events))
-        }
-        ignored => Ok(ignored),
-    });
-    let events = match mapped {
-        Ok(ingest::chatwoot::Mapped::Events(events)) => events,
-        Ok(ingest::chatwoot::Mapped::Ignored(what)) => {
-            let body = json!({ "accepted": 0, "duplicates": 0, "ignored": what });
-            return Ok((axum::Json(body).into_response(), WebhookOutcome::Ignored));
-        }
-        Err(errors) => {
-            if errors.iter().any(|e| e.field == "account" || e.field == "account.id") {
-                why = WebhookOutcome::Account;
-            }
-            let rejected: Vec<Rejection> = errors
-                .into_iter()
-                .map(|e| Rejection {
-                    line: 1,
-                    field: e.field,
-                    reason: e.reason,
-                })
-                .collect();
-            let problem = Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "batch-rejected",
-                "Webhook rejected",
-                "the webhook could not be mapped onto an event; see rejected",
-            )
-            .with_extra(json!({ "accepted": 0, "rejected": rejected }));
-            return Err((problem, why));
-        }
-    };
-    let outcome = state
-        .ingestor
-        // One webhook can carry several events; the counts are of events.
-        .ingest(events.into_iter().enumerate().map(|(i, e)| (i + 1, e)).collect())
-        .await
-        .map_err(|e| (Problem::not_durable("Event not stored", &e), WebhookOutcome::NotDurable))?;
-    let body = json!({
-        "accepted": outcome.accepted,
-        "duplicates": outcome.duplicate_lines.len(),
-        "erased": outcome.erased_lines.len(),
-    });
-    Ok((axum::Json(body).into_response(), WebhookOutcome::Accepted))
 }

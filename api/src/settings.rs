@@ -8,6 +8,7 @@
 //! | `hourly_rates` | none | `labor_cost`, `cost_per_conversation` |
 //! | `free_text` | `store` | CSAT comments and message text at rest: `store`, `encrypt` (AES-256-GCM, tenant key) or `drop` |
 //! | `pseudonymize_customer_ids` | `false` | `customer_id` and `unit_id` replaced by a keyed hash at ingest |
+//! | `chatwoot_webhook_secrets` | none | `{"<Chatwoot account id>": "<the webhook's secret>"}`: webhooks of that account must carry a valid `X-Chatwoot-Signature` |
 //!
 //! The last two are applied at ingest, before the write-ahead log (see
 //! `ingest::privacy` and `docs/gdpr.md`); they change what is stored from
@@ -59,6 +60,9 @@ pub struct TenantSettings {
     pub free_text: FreeText,
     /// Replace customer ids (and experiment unit ids) by a keyed hash at ingest.
     pub pseudonymize_customer_ids: bool,
+    /// Per Chatwoot account id, the secret Chatwoot signs that account's
+    /// webhooks with (shown on the webhook in Chatwoot's settings).
+    pub chatwoot_webhook_secrets: std::collections::BTreeMap<String, String>,
 }
 
 /// The hourly labour rate of one team (or, without `team`, the default).
@@ -81,6 +85,7 @@ impl Default for TenantSettings {
             hourly_rates: Vec::new(),
             free_text: FreeText::Store,
             pseudonymize_customer_ids: false,
+            chatwoot_webhook_secrets: Default::default(),
         }
     }
 }
@@ -151,7 +156,35 @@ impl TenantSettings {
             }
             seen.push(r.team.as_deref());
         }
+        for (account, secret) in &self.chatwoot_webhook_secrets {
+            let field = format!("chatwoot_webhook_secrets.{account}");
+            if account.is_empty() || account.len() > 20 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                return bad(
+                    &field,
+                    "the key must be a Chatwoot account id (digits), e.g. \"1\"".into(),
+                );
+            }
+            if secret.is_empty() || secret.len() > 256 || secret.chars().any(char::is_control) {
+                return bad(
+                    &field,
+                    "must be the webhook's secret as Chatwoot shows it (1 to 256 printable characters)".into(),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The settings as the audit log keeps them: webhook secrets replaced
+    /// by a fingerprint, so reading the log does not give them away.
+    pub fn for_audit(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        for (account, secret) in &self.chatwoot_webhook_secrets {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(secret.as_bytes());
+            let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            v["chatwoot_webhook_secrets"][account] = json!(format!("sha256:{short}…"));
+        }
+        v
     }
 
     /// The reporting time zone; the defaults' `UTC` if the stored name no
@@ -361,13 +394,8 @@ async fn put_settings(
     state
         .audit
         .record(
-            crate::audit::Entry::by(
-                &principal,
-                "settings.change",
-                "/v1/settings",
-                serde_json::to_value(&settings).unwrap_or_default(),
-            )
-            .on_tenant(tenant.to_string()),
+            crate::audit::Entry::by(&principal, "settings.change", "/v1/settings", settings.for_audit())
+                .on_tenant(tenant.to_string()),
         )
         .await;
     let data_dir = state.data_dir.clone();

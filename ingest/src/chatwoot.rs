@@ -127,7 +127,7 @@ fn digits(s: &str) -> bool {
 /// The Chatwoot account of a webhook: the one in the URL, checked against
 /// the one the body names (messages carry `account.id`, conversations
 /// `account_id` or the account of their last message).
-fn account(url_account: Option<&str>, payload: &Value) -> Result<String, Vec<FieldError>> {
+pub fn account(url_account: Option<&str>, payload: &Value) -> Result<String, Vec<FieldError>> {
     let body = [
         &payload["account"]["id"],
         &payload["account_id"],

@@ -98,6 +98,15 @@ pub fn file_count(table: &DeltaTable) -> usize {
     table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0)
 }
 
+/// Bytes of the data files in the table's current version (what storage
+/// would hold with every replaced file vacuumed).
+pub fn live_bytes(table: &DeltaTable) -> u64 {
+    table
+        .snapshot()
+        .map(|s| s.log_data().iter().map(|f| f.size().max(0) as u64).sum())
+        .unwrap_or(0)
+}
+
 /// Sorts batches the way lake files are laid out: tenant, date,
 /// conversation, time.
 pub fn sort_for_lake(batches: &[RecordBatch]) -> Result<RecordBatch> {
@@ -181,39 +190,100 @@ pub type TableRef = Arc<DeltaTable>;
 /// One partition of the table: `(tenant_id, event_date as YYYY-MM-DD)`.
 pub type Partition = (String, String);
 
-/// Partitions holding at least `min_files` data files smaller than
-/// `small_bytes`, most such files first. Counting only small files keeps a
-/// partition that compaction already merged into large files (a busy day
-/// splits into several) from being picked again until new data arrives.
+/// Partitions whose small files (under `small_bytes`) hold a size tier
+/// of at least `min_files` files (see [`tiered_bin`]), most small files
+/// first. A partition compaction left without such a tier is not picked
+/// again until new data arrives.
 pub fn fragmented_partitions(table: &DeltaTable, min_files: usize, small_bytes: u64) -> Vec<(Partition, usize)> {
-    let mut counts: std::collections::HashMap<Partition, usize> = std::collections::HashMap::new();
+    let mut sizes: std::collections::HashMap<Partition, Vec<i64>> = std::collections::HashMap::new();
     if let Ok(snapshot) = table.snapshot() {
         for f in snapshot.log_data().iter() {
             if f.size().max(0) as u64 >= small_bytes {
                 continue;
             }
             if let Some(p) = partition_of(&f.object_store_path()) {
-                *counts.entry(p).or_default() += 1;
+                sizes.entry(p).or_default().push(f.size());
             }
         }
     }
-    let mut out: Vec<_> = counts.into_iter().filter(|(_, n)| *n >= min_files).collect();
+    let cap = small_bytes as i64;
+    let mut out: Vec<_> = sizes
+        .into_iter()
+        .filter_map(|(p, mut s)| {
+            s.sort_unstable();
+            (tiered_bin(&s, min_files, cap) >= 2).then_some((p, s.len()))
+        })
+        .collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     out
 }
 
-/// Merges the smallest files of one partition into one sorted file, in
-/// one commit that removes exactly them: files under half of
-/// `target_bytes`, smallest first, as many as fit in half of it together.
-/// Large files are never read again, and memory holds one such bin, not
-/// the partition; small files merge with small ones first, so a byte is
-/// rewritten a few times as its file grows, not once per round. `None`
-/// when fewer than two files qualify. The caller must be the table's only
+/// Size-tiered compaction: how many of a partition's small files
+/// (`sizes`, ascending) to merge into one, 0 when none need it.
+///
+/// Files whose sizes lie within a factor of two of a tier's smallest form
+/// a tier; the first tier holding `min_files` files is merged, with every
+/// smaller file. A byte is therefore rewritten only when its file is
+/// merged with about `min_files` files of its size, so it is rewritten a
+/// logarithmic number of times as a partition grows, not once per round
+/// (merging everything small each round rewrites today's partition after
+/// every few flushes). When the merged file would itself complete the
+/// next tier, or another tier is full too, it is merged in the same pass,
+/// so a partition is never rewritten twice without new data. `cap` bounds
+/// the merged bytes (and so the memory a merge takes).
+pub fn tiered_bin(sizes: &[i64], min_files: usize, cap: i64) -> usize {
+    let min_files = min_files.max(2);
+    let mut taken = 0;
+    let mut merged: Option<i64> = None;
+    loop {
+        // The partition as it would be after merging `taken` files.
+        let mut files: Vec<(i64, bool)> = sizes[taken..].iter().map(|&s| (s, false)).collect();
+        if let Some(m) = merged {
+            let at = files.partition_point(|&(s, _)| s < m);
+            files.insert(at, (m, true));
+        }
+        let mut tier_end = None;
+        let mut start = 0;
+        while start < files.len() {
+            let floor = files[start].0.max(1);
+            let end = start
+                + files[start..]
+                    .iter()
+                    .take_while(|(s, _)| *s <= floor.saturating_mul(2))
+                    .count();
+            if end - start >= min_files {
+                tier_end = Some(end);
+                break;
+            }
+            start = end;
+        }
+        let Some(end) = tier_end else { break };
+        let merging = &files[..end];
+        // The merged file so far goes into this pass's one output file
+        // even when it sits above the tier.
+        let total: i64 = merging.iter().map(|&(s, _)| s).sum::<i64>()
+            + merged.filter(|_| !merging.iter().any(|&(_, v)| v)).unwrap_or(0);
+        if total > cap {
+            break;
+        }
+        taken += merging.iter().filter(|&&(_, v)| !v).count();
+        merged = Some(total);
+    }
+    taken
+}
+
+/// Merges the small files of one partition that [`tiered_bin`] picks
+/// (files under half of `target_bytes`) into one sorted file, in one
+/// commit that removes exactly them. Large files are never read again,
+/// and memory holds one bin, at most half of `target_bytes`, not the
+/// partition.
+/// `None` when no tier needs merging. The caller must be the table's only
 /// writer (the pipeline holds its flush lock).
 pub async fn compact_partition(
     table: &DeltaTable,
     partition: &Partition,
     target_bytes: u64,
+    min_files: usize,
 ) -> Result<Option<DeltaTable>> {
     use deltalake::kernel::Action;
     use deltalake::kernel::transaction::CommitBuilder;
@@ -238,14 +308,9 @@ pub async fn compact_partition(
         .map(|f| (f.size(), f.object_store_path(), f.remove_action(false)))
         .collect();
     small.sort_by_key(|(size, ..)| *size);
-    let mut total = 0;
-    let bin: Vec<_> = small
-        .into_iter()
-        .take_while(|(size, ..)| {
-            total += size;
-            total <= half
-        })
-        .collect();
+    let sizes: Vec<i64> = small.iter().map(|(size, ..)| *size).collect();
+    let take = tiered_bin(&sizes, min_files, half);
+    let bin: Vec<_> = small.into_iter().take(take).collect();
     if bin.len() < 2 {
         return Ok(None);
     }
@@ -564,4 +629,76 @@ pub async fn purge_history(table: DeltaTable) -> Result<(DeltaTable, Purged)> {
             log_files,
         },
     ))
+}
+
+#[cfg(test)]
+mod tiering_tests {
+    use super::tiered_bin;
+
+    /// Applies compaction to a partition's file sizes as the pipeline
+    /// does after a flush; returns the bytes rewritten.
+    fn compact(files: &mut Vec<i64>, min_files: usize, cap: i64) -> i64 {
+        files.sort_unstable();
+        let take = tiered_bin(files, min_files, cap);
+        if take < 2 {
+            return 0;
+        }
+        let merged: i64 = files.drain(..take).sum();
+        files.push(merged);
+        merged
+    }
+
+    #[test]
+    fn a_tier_is_merged_once_it_holds_min_files_with_every_smaller_file() {
+        assert_eq!(tiered_bin(&[10, 10, 10], 4, 1 << 30), 0);
+        assert_eq!(tiered_bin(&[10, 10, 11, 12], 4, 1 << 30), 4);
+        // A tier of four 100s, with the two tiny files below it.
+        assert_eq!(tiered_bin(&[1, 3, 100, 110, 120, 130, 1000], 4, 1 << 30), 6);
+        // Files of ever larger sizes are no tier.
+        assert_eq!(tiered_bin(&[10, 25, 60, 150, 400], 2, 1 << 30), 0);
+        // The cap leaves the tier for later rather than reading too much.
+        assert_eq!(tiered_bin(&[10, 10, 10, 10], 4, 39), 0);
+    }
+
+    #[test]
+    fn steady_ingest_rewrites_each_byte_a_logarithmic_number_of_times() {
+        let (min_files, flush) = (8, 40_000);
+        let mut files = Vec::new();
+        let mut written = 0;
+        let mut rewritten = 0;
+        for _ in 0..4_096 {
+            files.push(flush);
+            written += flush;
+            rewritten += compact(&mut files, min_files, i64::MAX);
+            assert!(files.len() <= 4 * min_files, "{} files: {files:?}", files.len());
+        }
+        // 4,096 flushes = 8^4: each byte is rewritten about four times
+        // (merging every small file each round would rewrite it hundreds).
+        assert!(rewritten <= 5 * written, "rewrote {rewritten} bytes of {written}");
+        assert!(
+            rewritten >= 3 * written,
+            "the tiers did merge: {rewritten} of {written}"
+        );
+    }
+
+    #[test]
+    fn without_new_data_a_compacted_partition_is_not_rewritten_again() {
+        let mut seed: u64 = 7;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as i64
+        };
+        for _ in 0..2_000 {
+            let n = 2 + (next() % 30) as usize;
+            let mut files: Vec<i64> = (0..n).map(|_| 1 + next() % 5_000).collect();
+            let min_files = 2 + (next() % 7) as usize;
+            compact(&mut files, min_files, i64::MAX);
+            files.sort_unstable();
+            assert_eq!(
+                tiered_bin(&files, min_files, i64::MAX),
+                0,
+                "{files:?} min_files {min_files}"
+            );
+        }
+    }
 }

@@ -52,6 +52,9 @@ pub enum WebhookOutcome {
     /// Not a service fact (typing indicators, contact updates, ...).
     Ignored,
     Unauthorized,
+    /// A signature that does not match the account's webhook secret, or
+    /// one too old or too far ahead.
+    BadSignature,
     Forbidden,
     TooLarge,
     BadBody,
@@ -66,10 +69,11 @@ pub enum WebhookOutcome {
 }
 
 impl WebhookOutcome {
-    pub const ALL: [WebhookOutcome; 10] = [
+    pub const ALL: [WebhookOutcome; 11] = [
         WebhookOutcome::Accepted,
         WebhookOutcome::Ignored,
         WebhookOutcome::Unauthorized,
+        WebhookOutcome::BadSignature,
         WebhookOutcome::Forbidden,
         WebhookOutcome::TooLarge,
         WebhookOutcome::BadBody,
@@ -84,6 +88,7 @@ impl WebhookOutcome {
             WebhookOutcome::Accepted => "accepted",
             WebhookOutcome::Ignored => "ignored",
             WebhookOutcome::Unauthorized => "unauthorized",
+            WebhookOutcome::BadSignature => "bad_signature",
             WebhookOutcome::Forbidden => "forbidden",
             WebhookOutcome::TooLarge => "too_large",
             WebhookOutcome::BadBody => "bad_body",
@@ -110,6 +115,7 @@ pub struct Metrics {
     pub buffered_events: AtomicU64,
     pub lake_files: AtomicU64,
     pub lake_version: AtomicU64,
+    pub lake_bytes: AtomicU64,
     pub compactions: AtomicU64,
     pub vacuumed_files: AtomicU64,
     pub ingest_backpressure: AtomicU64,
@@ -118,6 +124,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The lake gauges, from the table's current version.
+    pub fn record_table(&self, table: &deltalake::DeltaTable) {
+        self.lake_files.store(crate::lake::file_count(table) as u64, Relaxed);
+        self.lake_bytes.store(crate::lake::live_bytes(table), Relaxed);
+        self.lake_version
+            .store(table.version().unwrap_or(0).max(0) as u64, Relaxed);
+    }
+
     pub fn count_chatwoot_webhook(&self, outcome: WebhookOutcome) {
         if let Some(i) = WebhookOutcome::ALL.iter().position(|o| *o == outcome) {
             self.chatwoot_webhooks[i].fetch_add(1, Relaxed);
@@ -208,6 +222,12 @@ impl Metrics {
             "cxlake_lake_files",
             "Parquet files in the current lake version.",
             &self.lake_files,
+        );
+        gauge(
+            &mut out,
+            "cxlake_lake_bytes",
+            "Bytes of the Parquet files in the current lake version (replaced files not yet vacuumed are not counted).",
+            &self.lake_bytes,
         );
         gauge(
             &mut out,

@@ -76,9 +76,10 @@ pub struct IngestConfig {
     pub flush_max_bytes: usize,
     /// Flush at least this often while anything is buffered.
     pub flush_max_age: Duration,
-    /// After a flush, a partition with at least this many small files
-    /// (under half of `compact_target_file_bytes`) has its smallest files
-    /// merged into one sorted file (0 turns compaction off).
+    /// After a flush, a partition with this many small files (under half
+    /// of `compact_target_file_bytes`) of about one size (a tier, see
+    /// [`lake::tiered_bin`]) has them merged into one sorted file, with
+    /// every smaller one (0 turns compaction off).
     pub compact_min_files: usize,
     /// Files under half this size are small; compaction merges them into
     /// files of up to about this size.
@@ -271,10 +272,7 @@ impl Ingestor {
         let privacy = Privacy::open(&cfg.data_dir)?;
         let flushed_seq = lake::flushed_seq(table.as_ref()).await?;
         if let Some(t) = &table {
-            metrics.lake_files.store(lake::file_count(t) as u64, Relaxed);
-            metrics
-                .lake_version
-                .store(t.version().unwrap_or(0).max(0) as u64, Relaxed);
+            metrics.record_table(t);
         }
 
         let mut seen = match &table {
@@ -572,6 +570,7 @@ impl Ingestor {
         };
         let files = lake::file_count(&new_table);
         let version = new_table.version().unwrap_or(0).max(0) as u64;
+        self.metrics.record_table(&new_table);
         {
             let mut s = lock(&self.shared);
             s.table = Some(Arc::new(new_table));
@@ -585,8 +584,6 @@ impl Ingestor {
         // The lake's store fsyncs every file before the commit that
         // publishes it returns: the segments are no longer needed.
         self.wal.remove_through(step_through)?;
-        self.metrics.lake_files.store(files as u64, Relaxed);
-        self.metrics.lake_version.store(version, Relaxed);
         self.metrics.flushed_events.fetch_add(events as u64, Relaxed);
         self.metrics.flush.observe(started.elapsed());
         tracing::info!(
@@ -636,7 +633,8 @@ impl Ingestor {
         let mut table = (*table).clone();
         for (partition, small_files) in candidates.into_iter().take(max_partitions) {
             let started = Instant::now();
-            let compacted = match lake::compact_partition(&table, &partition, target).await {
+            let compacted = match lake::compact_partition(&table, &partition, target, self.cfg.compact_min_files).await
+            {
                 Ok(Some(t)) => t,
                 Ok(None) => continue,
                 Err(e) => {
@@ -645,12 +643,8 @@ impl Ingestor {
                     return;
                 }
             };
-            let files = lake::file_count(&compacted);
             lock(&self.shared).table = Some(Arc::new(compacted.clone()));
-            self.metrics.lake_files.store(files as u64, Relaxed);
-            self.metrics
-                .lake_version
-                .store(compacted.version().unwrap_or(0).max(0) as u64, Relaxed);
+            self.metrics.record_table(&compacted);
             self.metrics.compactions.fetch_add(1, Relaxed);
             tracing::info!(
                 tenant = %partition.0,

@@ -36,6 +36,7 @@ fn stored_settings_are_read_back_and_leave_no_temp_file() {
         ],
         free_text: ingest::privacy::FreeText::Encrypt,
         pseudonymize_customer_ids: true,
+        chatwoot_webhook_secrets: [("1".to_string(), "s3cret".to_string())].into(),
     };
     s.validate().unwrap();
     store(dir.path(), &tenant("acme"), &s).unwrap();
@@ -83,5 +84,22 @@ fn validation_names_the_field() {
             .as_deref(),
         Some("hourly_rates[1].team")
     );
+    assert_eq!(
+        field(r#"{"chatwoot_webhook_secrets": {"acme": "x"}}"#).as_deref(),
+        Some("chatwoot_webhook_secrets.acme")
+    );
+    assert_eq!(
+        field(r#"{"chatwoot_webhook_secrets": {"1": ""}}"#).as_deref(),
+        Some("chatwoot_webhook_secrets.1")
+    );
     assert_eq!(field(r#"{"time_zone": "America/New_York", "sla_target_s": 30}"#), None);
+}
+
+#[test]
+fn the_audit_copy_of_settings_holds_no_webhook_secret() {
+    let s: TenantSettings =
+        serde_json::from_str(r#"{"chatwoot_webhook_secrets": {"7": "very-secret-value"}}"#).unwrap();
+    let audited = s.for_audit().to_string();
+    assert!(!audited.contains("very-secret-value"), "{audited}");
+    assert!(audited.contains("\"7\":\"sha256:"), "{audited}");
 }

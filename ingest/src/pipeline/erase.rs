@@ -32,7 +32,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::datatypes::Date32Type;
@@ -338,10 +337,7 @@ impl Ingestor {
             let (t, p) = lake::purge_history(t).await?;
             purged = p;
             version = t.version();
-            self.metrics.lake_files.store(lake::file_count(&t) as u64, Relaxed);
-            self.metrics
-                .lake_version
-                .store(version.unwrap_or(0).max(0) as u64, Relaxed);
+            self.metrics.record_table(&t);
             lock(&self.shared).table = Some(Arc::new(t));
         }
         tracing::info!(

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Posts events at a steady rate to a running cxlake and samples, every
+SAMPLE seconds, the bytes the lake directory holds on disk (data files,
+replaced files not yet vacuumed, the Delta log) against the bytes of the
+table's current version (`cxlake_lake_bytes` in /metrics).
+
+The events are those of `cxlake generate`, in their order, each stamped
+with the wall-clock time it is sent at: a month of demo traffic replayed as
+live traffic, so every batch lands in today's partitions as it would in
+production.
+
+usage: lake_disk.py ADDR KEY EVENTS.ndjson LAKE_DIR MINUTES RATE OUT.csv
+"""
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+addr, key, events_path, lake_dir, minutes, rate, out_csv = sys.argv[1:8]
+minutes, rate = float(minutes), float(rate)
+host, port = addr.split(":")
+SAMPLE = 15.0
+BATCH_EVERY = 0.25
+
+
+def disk_bytes(root):
+    total = 0
+    for d, _, files in os.walk(root):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(d, f)).st_size
+            except FileNotFoundError:
+                pass  # vacuumed while walking
+    return total
+
+
+def metrics():
+    c = http.client.HTTPConnection(host, int(port), timeout=30)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("cxlake_") and " " in line and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+stop = threading.Event()
+samples = []
+sent = [0]
+errors = [0]
+
+
+def sampler(started):
+    while not stop.wait(SAMPLE):
+        m = metrics()
+        live = m.get("cxlake_lake_bytes", 0)
+        disk = disk_bytes(lake_dir)
+        samples.append((time.time() - started, sent[0], live, disk, m.get("cxlake_lake_files", 0),
+                        m.get("cxlake_compactions_total", 0), m.get("cxlake_vacuumed_files_total", 0)))
+        print(f"{samples[-1][0]:7.0f} s  events {sent[0]:>9,}  live {live/1e6:8.2f} MB  "
+              f"disk {disk/1e6:8.2f} MB  ratio {disk/live if live else float('nan'):.2f}  "
+              f"files {samples[-1][4]:.0f}", file=sys.stderr, flush=True)
+
+
+def main():
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
+    started = time.time()
+    threading.Thread(target=sampler, args=(started,), daemon=True).start()
+    per_batch = max(1, int(rate * BATCH_EVERY))
+    with open(events_path) as f:
+        next_at = started
+        while time.time() - started < minutes * 60:
+            lines = []
+            now = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+            for _ in range(per_batch):
+                line = f.readline()
+                if not line:
+                    f.seek(0)
+                    line = f.readline()
+                e = json.loads(line)
+                e["occurred_at"] = now
+                lines.append(json.dumps(e))
+            body = "\n".join(lines).encode()
+            while True:
+                conn.request("POST", "/v1/events", body=body, headers=headers)
+                r = conn.getresponse()
+                r.read()
+                if r.status == 200:
+                    break
+                errors[0] += 1
+                time.sleep(1)
+            sent[0] += per_batch
+            next_at += BATCH_EVERY
+            time.sleep(max(0.0, next_at - time.time()))
+    stop.set()
+    time.sleep(0.5)
+    with open(out_csv, "w") as out:
+        out.write("elapsed_s,events,live_bytes,disk_bytes,lake_files,compactions,vacuumed_files\n")
+        for s in samples:
+            out.write(",".join(f"{v:.0f}" for v in s) + "\n")
+    ratios = [(t, d / l) for (t, _, l, d, *_rest) in samples if l]
+    worst = max(ratios, key=lambda x: x[1]) if ratios else (0, float("nan"))
+    print(json.dumps({
+        "minutes": minutes, "rate": rate, "events": sent[0], "retried_batches": errors[0],
+        "final_live_mb": samples[-1][2] / 1e6 if samples else None,
+        "final_disk_mb": samples[-1][3] / 1e6 if samples else None,
+        "final_ratio": ratios[-1][1] if ratios else None,
+        "max_ratio": worst[1], "max_ratio_at_s": worst[0],
+    }))
+
+
+main()
