@@ -13,7 +13,8 @@
 //!
 //! The session is the one psql gets ([`crate::sql_service`]): same tenant
 //! scope, read-only checks and bounds. Errors before the first row are a
-//! problem document; an error after streaming began cuts the body short.
+//! problem document (a column the format cannot hold: `406`, checked on
+//! the schema); an error after streaming began cuts the body short.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -225,6 +226,14 @@ async fn post_sql(
         return Ok(resp);
     };
 
+    stream_export::check_encodable(format, &schema).map_err(|why| {
+        Problem::new(
+            axum::http::StatusCode::NOT_ACCEPTABLE,
+            "format-cannot-hold-result",
+            "Result not representable in the requested format",
+            format!("{why}; cast the column (e.g. to text) or ask for another format (Accept: application/vnd.apache.arrow.stream holds every type)"),
+        )
+    })?;
     // Wait for the first batch, so a query that fails early (most do:
     // timeouts in a build phase, memory, bad casts) gets a problem document.
     let first = match stream.next().await {

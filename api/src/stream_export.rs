@@ -255,6 +255,34 @@ async fn next_chunk(mut ex: Export) -> Option<(Result<Bytes, BoxError>, Export)>
     }
 }
 
+/// Whether `format` can hold every column of `schema`, tried on one row of
+/// nulls: a type the encoder cannot write (Parquet has no month-day-nano
+/// interval, say) must be refused before the status line is sent, not
+/// discovered at the first batch, when all the client can be given is a
+/// cut-off body. `Err` says which format and why.
+pub fn check_encodable(format: StreamFormat, schema: &SchemaRef) -> Result<(), String> {
+    use arrow::datatypes::{Field, Schema};
+    let nullable: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let probe_schema = Arc::new(Schema::new(nullable));
+    let columns = probe_schema
+        .fields()
+        .iter()
+        .map(|f| arrow::array::new_null_array(f.data_type(), 1))
+        .collect();
+    let attempt = || -> Result<(), BoxError> {
+        let batch = RecordBatch::try_new(probe_schema.clone(), columns)?;
+        let mut encoder = Encoder::new(format, &probe_schema)?;
+        encoder.batch(&batch)?;
+        encoder.finish(&probe_schema)?;
+        Ok(())
+    };
+    attempt().map_err(|e| format!("{} cannot hold this result: {e}", format.extension()))
+}
+
 /// A body that encodes `stream` as `format` while it is read. `what` names
 /// the stream in logs.
 pub fn body(
@@ -282,6 +310,21 @@ mod tests {
     use super::*;
     use arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
     use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn a_type_a_format_cannot_hold_is_found_before_any_byte() {
+        use arrow::datatypes::IntervalUnit;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("gap", DataType::Interval(IntervalUnit::MonthDayNano), false),
+        ]));
+        let refused = check_encodable(StreamFormat::Parquet, &schema)
+            .err()
+            .unwrap_or_default();
+        assert!(refused.starts_with("parquet cannot hold"), "{refused}");
+        assert_eq!(check_encodable(StreamFormat::ArrowIpc, &schema), Ok(()));
+        assert_eq!(check_encodable(StreamFormat::Ndjson, &schema), Ok(()));
+    }
 
     #[test]
     fn list_columns_leave_as_json_text_in_csv() {
