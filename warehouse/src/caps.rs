@@ -77,6 +77,7 @@ const CAPPED: &[(&str, Kind)] = &[
 /// Replaces the value-building functions of `ctx` with capped wrappers
 /// (see the module docs). Call after every function is registered.
 pub fn install(ctx: &SessionContext, limit_bytes: usize) {
+    growing::install(ctx);
     let state = ctx.state();
     for (name, kind) in CAPPED {
         if let Some(inner) = state.scalar_functions().get(*name) {
@@ -596,6 +597,8 @@ pub fn check_aggregates(plan: &Arc<dyn ExecutionPlan>, limit_bytes: usize, batch
         None => Ok(()),
     }
 }
+
+mod growing;
 
 #[cfg(test)]
 mod tests;
