@@ -5,9 +5,11 @@ replaced files not yet vacuumed, the Delta log) against the bytes of the
 table's current version (`cxlake_lake_bytes` in /metrics).
 
 The events are those of `cxlake generate`, in their order, each stamped
-with the wall-clock time it is sent at: a month of demo traffic replayed as
-live traffic, so every batch lands in today's partitions as it would in
-production.
+with the wall-clock time it is sent at and given ids of their own (a
+`live<round>-` prefix, so neither a lake holding the same month as history
+nor a second pass over the file makes them duplicates): a month of demo
+traffic replayed as live traffic, landing in today's partitions as it
+would in production.
 
 usage: lake_disk.py ADDR KEY EVENTS.ndjson LAKE_DIR MINUTES RATE OUT.csv
 """
@@ -74,6 +76,7 @@ def main():
     started = time.time()
     threading.Thread(target=sampler, args=(started,), daemon=True).start()
     per_batch = max(1, int(rate * BATCH_EVERY))
+    rounds = 0
     with open(events_path) as f:
         next_at = started
         while time.time() - started < minutes * 60:
@@ -83,9 +86,13 @@ def main():
                 line = f.readline()
                 if not line:
                     f.seek(0)
+                    rounds += 1
                     line = f.readline()
                 e = json.loads(line)
                 e["occurred_at"] = now
+                for k in ("event_id", "conversation_id"):
+                    if e.get(k):
+                        e[k] = f"live{rounds}-{e[k]}"
                 lines.append(json.dumps(e))
             body = "\n".join(lines).encode()
             while True:

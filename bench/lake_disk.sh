@@ -5,7 +5,9 @@
 # go to $WORK/samples.csv.
 #   bash bench/lake_disk.sh [MINUTES=30] [RATE=1000 events/s]
 # Env: BIN (default target/release/cxlake), PORT, RETENTION_S (the service's
-# vacuum_retention_s, default 3600 as in production), WORK.
+# vacuum_retention_s, default 3600 as in production), WORK, HISTORY=1 to
+# start from a lake holding the month of history first (as a production
+# lake would) instead of an empty one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-30}
@@ -16,6 +18,9 @@ RETENTION_S=${RETENTION_S:-3600}
 PORT=${PORT:-18081}
 rm -rf "$WORK"; mkdir -p "$WORK"
 $BIN generate --days 30 --out "$WORK/events.ndjson" >/dev/null
+if [ -n "${HISTORY:-}" ]; then
+  CXLAKE_LOG=warn $BIN ingest "$WORK/events.ndjson" --data "$WORK/data" >&2
+fi
 KEY=$($BIN key create --data "$WORK/data" --tenant '*' --role service 2>/dev/null | tail -1)
 CXLAKE_LOG=warn CXLAKE_PG_LISTEN=off CXLAKE_VACUUM_RETENTION_S=$RETENTION_S \
   $BIN serve --data "$WORK/data" --listen 127.0.0.1:$PORT > "$WORK/serve.log" 2>&1 &
