@@ -802,7 +802,14 @@ async fn get_conversations(
         ExportFormat::Ndjson => StreamFormat::Ndjson,
         ExportFormat::Parquet => StreamFormat::Parquet,
     };
-    let body = crate::stream_export::body(stream_format, schema, stream, "conversation export").map_err(internal)?;
+    let body = crate::stream_export::body(
+        stream_format,
+        schema,
+        stream,
+        "conversation export",
+        state.sql.engine().runtime(),
+    )
+    .map_err(internal)?;
     let (content_type, ext) = (stream_format.content_type(), stream_format.extension());
     let mut resp = body.into_response();
     resp.headers_mut()

@@ -246,8 +246,8 @@ async fn post_sql(
         .await;
     let rest = futures::stream::iter(first).chain(stream);
     let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rest));
-    let body =
-        stream_export::body(format, schema, stream, "sql result").map_err(|e| Problem::internal(e.to_string()))?;
+    let body = stream_export::body(format, schema, stream, "sql result", state.sql.engine().runtime())
+        .map_err(|e| Problem::internal(e.to_string()))?;
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));

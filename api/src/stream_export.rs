@@ -284,16 +284,20 @@ pub fn check_encodable(format: StreamFormat, schema: &SchemaRef) -> Result<(), S
 }
 
 /// A body that encodes `stream` as `format` while it is read. `what` names
-/// the stream in logs.
+/// the stream in logs. With a `runtime` (the user SQL runtime), encoding
+/// runs there, a few chunks ahead of the client, so a large export takes
+/// no time from the runtime that acknowledges ingest; when the client goes
+/// away the encoding task ends and drops the query's stream.
 pub fn body(
     format: StreamFormat,
     schema: SchemaRef,
     stream: SendableRecordBatchStream,
     what: &'static str,
+    runtime: Option<tokio::runtime::Handle>,
 ) -> Result<Body, BoxError> {
     let mut encoder = Encoder::new(format, &schema)?;
     let head = Some(encoder.head());
-    Ok(Body::from_stream(futures::stream::unfold(
+    let chunks = futures::stream::unfold(
         Export {
             stream,
             encoder: Some(encoder),
@@ -302,7 +306,30 @@ pub fn body(
             what,
         },
         next_chunk,
-    )))
+    );
+    let Some(runtime) = runtime else {
+        return Ok(Body::from_stream(chunks));
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, BoxError>>(2);
+    runtime.spawn(async move {
+        let mut chunks = std::pin::pin!(chunks);
+        loop {
+            tokio::select! {
+                chunk = chunks.next() => match chunk {
+                    Some(chunk) => {
+                        if tx.send(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tx.closed() => break,
+            }
+        }
+    });
+    Ok(Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    })))
 }
 
 #[cfg(test)]
@@ -310,6 +337,48 @@ mod tests {
     use super::*;
     use arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
     use arrow::datatypes::{DataType, Field, Schema};
+
+    /// The stream is pulled and encoded on the runtime given, not on the
+    /// one serving the request (which also acknowledges ingest).
+    #[tokio::test]
+    async fn an_export_is_encoded_on_the_runtime_it_is_given() {
+        use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+        let sql_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("user-sql")
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let pulled_on = Arc::new(Mutex::new(Vec::new()));
+        let seen = pulled_on.clone();
+        let batches = futures::stream::iter(vec![batch.clone(), batch]).map(move |b| {
+            seen.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(std::thread::current().name().map(String::from));
+            Ok(b)
+        });
+        let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), batches));
+        let body = body(
+            StreamFormat::Csv,
+            schema,
+            stream,
+            "test",
+            Some(sql_runtime.handle().clone()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&bytes[..], b"id\na\nb\na\nb\n");
+        let threads = pulled_on.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(threads, vec![Some("user-sql".to_string()); 2]);
+        sql_runtime.shutdown_background();
+    }
 
     #[test]
     fn a_type_a_format_cannot_hold_is_found_before_any_byte() {

@@ -146,6 +146,11 @@ impl SqlEngine {
         })
     }
 
+    /// The runtime user queries run on (`None`: the caller's).
+    pub fn runtime(&self) -> Option<Handle> {
+        self.runtime.clone()
+    }
+
     /// The spill space shared by every session.
     pub fn disk_manager(&self) -> Arc<DiskManager> {
         self.disk.clone()
