@@ -1,6 +1,6 @@
 // The manager dashboards in real headless Chromium (issue 6).
 //
-// Started by tests/e2e_browser.rs, which runs the real `cxlake` binary on
+// Started by tests/e2e/browser.rs, which runs the real `cxlake` binary on
 // generated data and passes:
 //   CXLAKE_URL        http://127.0.0.1:PORT
 //   CXLAKE_KEY        an admin key of one tenant (signs in)
@@ -26,7 +26,7 @@ const KEY = process.env.CXLAKE_KEY;
 const EXPERIMENT = process.env.CXLAKE_EXPERIMENT || 'greeting_v2';
 const ARTIFACTS = process.env.CXLAKE_ARTIFACTS || 'target/browser-artifacts';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-assert.ok(BASE && KEY, 'CXLAKE_URL and CXLAKE_KEY must be set (run through tests/e2e_browser.rs)');
+assert.ok(BASE && KEY, 'CXLAKE_URL and CXLAKE_KEY must be set (run through tests/e2e/browser.rs)');
 
 /// A local date `n` days from today, YYYY-MM-DD.
 function daysFromNow(n) {

@@ -1,6 +1,6 @@
 """psycopg against cxlake's Postgres wire: the extended protocol with bound
 parameters (server-side binding), a prepared statement reused, and a wrong
-password. Prints one JSON object for tests/e2e_pg.rs to check.
+password. Prints one JSON object for tests/e2e/pg.rs to check.
 
 Usage: psycopg_client.py HOST PORT TENANT KEY
 """

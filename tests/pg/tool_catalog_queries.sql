@@ -1,5 +1,5 @@
 -- Catalog and session queries that psql, DBeaver, Metabase and Grafana send
--- on connect or when browsing a schema; tests/e2e_pg.rs runs them all with
+-- on connect or when browsing a schema; tests/e2e/pg.rs runs them all with
 -- ON_ERROR_STOP.
 SELECT version();
 SELECT current_database(), current_schema(), session_user;

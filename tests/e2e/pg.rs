@@ -10,7 +10,7 @@
 //! `psql` and `psycopg` are required: a missing client is a failure, not a
 //! skip (`.ci/run` installs both).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

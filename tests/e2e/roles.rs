@@ -10,7 +10,7 @@
 //! without a key gets 401 (pages: a redirect to `/login`). Last, every
 //! route here must have its row in `docs/roles.md`.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::{Server, create_key};

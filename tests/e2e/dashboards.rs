@@ -8,7 +8,7 @@
 //! `GET /v1/kpis?group_by=channel,<bucket>` (the channels page) for the
 //! same filters. A `part` a page does not have is a 400.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{Response, Server, create_key};

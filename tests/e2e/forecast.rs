@@ -5,7 +5,7 @@
 //! Europe/Berlin springs forward on 2026-03-29 (46 half-hours) and
 //! America/New_York on 2026-03-08 (92 quarter hours, 46 half-hours).
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -9,7 +9,7 @@
 //! key likewise with its agent id. Keys without the scope their role needs
 //! are refused at creation, over the API and the CLI.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

@@ -7,7 +7,7 @@
 //! `CXLAKE_KILL_CYCLES` sets the number of kills (default 20);
 //! `bench/kill_loop.sh` runs a long series and prints the figures.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};

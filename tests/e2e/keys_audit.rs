@@ -7,7 +7,7 @@
 //! where; `GET /v1/audit` shows them to the tenant's admin; `cxlake audit
 //! verify` passes, then fails naming the record after one byte is edited.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! after a restart), and personal data at rest (encrypted or dropped free
 //! text, pseudonymous ids: the raw bytes never reach a file).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

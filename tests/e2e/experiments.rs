@@ -11,7 +11,7 @@
 //! same customers, logging exposures through `log=true`, and checks that it
 //! neither ships nor flags a sample-ratio mismatch.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

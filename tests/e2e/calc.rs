@@ -4,7 +4,7 @@
 //! (`proportions_ztest`, `confint_proportions_2indep(method="wald")`) and
 //! pyworkforce 0.5.1 (`ErlangC.required_positions`).
 
-mod support;
+use crate::support;
 
 use support::{Server, create_key};
 

@@ -11,12 +11,12 @@
 //! 23:00:30 (handling 31 s); agent g3 (team t2) is online 20:00-00:00Z, of
 //! which 3 h fall in that day: 3 h x 10 EUR = 30 EUR for 1 conversation.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{Response, Server, create_key};
 
-const ACME: &str = include_str!("../sql/tests/overview.ndjson");
+const ACME: &str = include_str!("../../sql/tests/overview.ndjson");
 
 /// Tenant beta, same day, same ids as acme where a leak would be visible:
 /// conversation d2 on LINE answered by an agent after 10 s, agent g1 online

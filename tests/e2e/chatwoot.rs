@@ -32,7 +32,7 @@
 //! duplicates); account 2's message posted to account 1's URL, a typing
 //! indicator and a webhook without a key are counted in `/metrics`.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Server, create_key};

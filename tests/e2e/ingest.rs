@@ -7,7 +7,7 @@
 //! - the HTTP contract of `/v1/events`, `/v1/sql`, `/v1/schema/events`,
 //!   `/healthz` and `/metrics`.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
@@ -522,7 +522,6 @@ fn http_contract() {
 /// format's own reader (CSV with quoted newlines, NDJSON line by line,
 /// Arrow IPC and Parquet with arrow-rs).
 fn rows_in(format: &str, body: &[u8]) -> usize {
-    use arrow::array::RecordBatchReader;
     match format {
         "text/csv" => {
             let (schema, _) = arrow::csv::reader::Format::default()
@@ -555,7 +554,6 @@ fn rows_in(format: &str, body: &[u8]) -> usize {
         "application/vnd.apache.arrow.stream" => {
             let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
                 .unwrap_or_else(|e| panic!("Arrow IPC: {e}"));
-            let _ = reader.schema();
             reader
                 .map(|b| b.unwrap_or_else(|e| panic!("Arrow batch: {e}")).num_rows())
                 .sum()

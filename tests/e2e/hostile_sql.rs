@@ -13,7 +13,7 @@
 //! timeout the process goes idle, and SIGTERM ends the process while one
 //! runs.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

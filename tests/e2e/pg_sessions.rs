@@ -14,7 +14,7 @@
 //! `/v1/sql` answers 429 while it does). The role's own timeout is long
 //! (60 s), so only the mechanisms under test can stop a query in time.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};

@@ -7,15 +7,15 @@
 //! acme's conversation ids on the same days, which would change acme's
 //! numbers if they leaked (and the other way round).
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{Response, Server, create_key};
 
-const SCRIPTS: &str = include_str!("../sql/tests/analyses_scripts.ndjson");
-const BOTTLENECKS: &str = include_str!("../sql/tests/analyses_bottlenecks.ndjson");
-const TRAFFIC: &str = include_str!("../sql/tests/analyses_traffic.ndjson");
-const CHANNELS: &str = include_str!("../sql/tests/analyses_channels.ndjson");
+const SCRIPTS: &str = include_str!("../../sql/tests/analyses_scripts.ndjson");
+const BOTTLENECKS: &str = include_str!("../../sql/tests/analyses_bottlenecks.ndjson");
+const TRAFFIC: &str = include_str!("../../sql/tests/analyses_traffic.ndjson");
+const CHANNELS: &str = include_str!("../../sql/tests/analyses_channels.ndjson");
 
 /// Tenant beta, reusing acme's ids: s1 (06-02, LINE, qr_hello, answered
 /// after 7 s, CSAT 1), b1 (06-03, tags complaint + refund, resolved after

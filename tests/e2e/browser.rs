@@ -17,7 +17,7 @@
 //! `tests/browser/node_modules` is installed with `npm ci` (the pinned
 //! `package-lock.json`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
