@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Server time and bytes of every dashboard page (issue 6).
+# Server time and bytes of every dashboard page.
 #
 #   bench/dashboards.sh DATA_DIR TENANT [RUNS]
 #

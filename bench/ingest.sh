@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Durable HTTP ingest benchmark (issue: foundation). Prints the figures that go
+# Durable HTTP ingest benchmark. Prints the figures that go
 # into docs/benchmarks.md. Needs a release build and python3 with duckdb:
 #   pip install duckdb
 #   bash bench/ingest.sh [DAYS]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# KPI benchmark (issue 3): /v1/kpis overview and group_by=channel,day,
+# KPI benchmark: /v1/kpis overview and group_by=channel,day,
 # the conversation export, raw SQL over `conversations`, the same KPI SQL
 # run by DuckDB on the same Parquet files, and the server's peak RSS, for
 # lakes of 100k and 1M conversations (30 days, three demo tenants; the

@@ -1,4 +1,4 @@
-"""KPI benchmark (issue 3): times /v1/kpis (overview, group_by=channel,day),
+"""KPI benchmark: times /v1/kpis (overview, group_by=channel,day),
 the conversation export and raw SQL over `conversations` against a running
 cxlake, and the same KPI SQL run by DuckDB on the same Parquet files (the
 files of the lake's current Delta version, read straight from disk).

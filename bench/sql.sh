@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Analyst SQL benchmark (issue 7): latency over the Postgres wire vs HTTP
+# Analyst SQL benchmark: latency over the Postgres wire vs HTTP
 # for a small and a large result, rows per second streamed, and the
 # overhead of tenant isolation. Needs a release build, python3 with psycopg:
 #   pip install 'psycopg[binary]'

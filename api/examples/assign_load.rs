@@ -1,4 +1,4 @@
-//! Load generator for the HTTP assignment benchmark (issue 4).
+//! Load generator for the HTTP assignment benchmark.
 //!
 //! Sends `GET /v1/experiments/{key}/assignment?unit=cus_N` at a fixed
 //! arrival rate (`--rate` requests per second, open loop) for `--seconds`

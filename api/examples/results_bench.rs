@@ -1,4 +1,4 @@
-//! Benchmark of the experiment results computation (issue 4): `--exposures`
+//! Benchmark of the experiment results computation: `--exposures`
 //! exposed conversations (default 1,000,000) and 6 metrics.
 //!
 //! Builds synthetic `exposures` and `conversations` tables in memory with

@@ -1,4 +1,4 @@
-//! The optimization analyses (issue 3 item 4): what managers act on, each a
+//! The optimization analyses: what managers act on, each a
 //! documented query in `sql/analyses/` (pinned by `sql/tests/analyses_*.slt`)
 //! served under `/v1/analyses/`.
 //!

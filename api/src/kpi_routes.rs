@@ -1,4 +1,4 @@
-//! The KPI API (issue 3): the glossary KPIs of `../shared/DESIGN.md` over a
+//! The KPI API: the glossary KPIs of `../shared/DESIGN.md` over a
 //! window, with the previous period, grouping and filters
 //! (`GET /v1/kpis`); the one-row-per-conversation export
 //! (`GET /v1/conversations`); and tenant settings (`/v1/settings`, in

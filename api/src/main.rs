@@ -9,7 +9,7 @@ use clap::Parser;
 
 /// mimalloc returns freed memory to the system; glibc's malloc kept the
 /// freed buffers of builds and queries resident (docs/benchmarks.md,
-/// KPIs, session 5).
+/// rollup build memory).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,4 +1,4 @@
-// The manager dashboards in real headless Chromium (issue 6).
+// The manager dashboards in real headless Chromium.
 //
 // Started by tests/e2e/browser.rs, which runs the real `cxlake` binary on
 // generated data and passes:

@@ -1,4 +1,4 @@
-//! End to end: the optimization analyses (`/v1/analyses/*`, issue 3 item 4)
+//! End to end: the optimization analyses (`/v1/analyses/*`)
 //! against the real binary.
 //!
 //! Each test ingests one fixture of `sql/tests/analyses_*.ndjson` (tenant

@@ -1,4 +1,4 @@
-//! The dashboards in real headless Chromium (issue 6).
+//! The dashboards in real headless Chromium.
 //!
 //! Starts the real `cxlake` binary on three weeks of generated traffic of
 //! one tenant, registers and starts the generator's `greeting_v2`

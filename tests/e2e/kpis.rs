@@ -1,4 +1,4 @@
-//! End to end: the KPI API (issue 3) against the real binary.
+//! End to end: the KPI API against the real binary.
 //!
 //! Fixture: `sql/tests/overview.ndjson` (tenant `acme`, hand-worked in
 //! `sql/tests/overview.slt` for the local day 2025-03-30 in Europe/Berlin,
@@ -581,7 +581,7 @@ fn conversations_export_as_csv_ndjson_and_parquet() {
     assert_eq!(r.text().lines().count(), 1);
 }
 
-/// Issue 3 item 5: the KPIs come from rollups kept up to date as events
+/// The KPIs come from rollups kept up to date as events
 /// arrive. A conversation whose events come in three requests, across
 /// flushes (one event per flush) and across midnight UTC, comes out as if
 /// all its events had come at once.

@@ -1,4 +1,4 @@
-//! End to end: analyst SQL (issue 7) against the real binary, with the real
+//! End to end: analyst SQL against the real binary, with the real
 //! clients: Debian's `psql`, Python's `psycopg`, and HTTP `/v1/sql`.
 //!
 //! The lake holds a week of generated traffic of the three demo tenants

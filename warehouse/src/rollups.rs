@@ -1,4 +1,4 @@
-//! Materialized KPI facts and hourly rollups (issue 3 item 5): the KPI
+//! Materialized KPI facts and hourly rollups: the KPI
 //! overview in time proportional to the hours of the window, not to the
 //! events behind it.
 //!

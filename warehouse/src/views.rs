@@ -9,7 +9,7 @@
 //! [`KPI_OVERVIEW_SQL`]: a query with two parameters, `$1` (window start,
 //! inclusive) and `$2` (window end, exclusive), both UTC instants.
 //!
-//! The optimization analyses of `sql/analyses/` (issue 3 item 4) are
+//! The optimization analyses of `sql/analyses/` are
 //! embedded as [`ANALYSES`], with the same two leading parameters.
 
 use datafusion::error::Result;
