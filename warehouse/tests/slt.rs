@@ -42,6 +42,12 @@
 //!
 //! Every mismatch in a file is reported (file, line, SQL, expected and
 //! actual rows), not just the first.
+//!
+//! `SLT_COMPLETE=1 cargo test --workspace --test slt` rewrites the expected
+//! rows of every query whose result differs with what it returns now (the
+//! `--complete` mode of sqllogictest runners): for a new query, or after a
+//! deliberate change, then review the diff. Statements and declared column
+//! types are still checked.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -328,7 +334,28 @@ fn diff(expected: &[String], got: &[String]) -> String {
     out
 }
 
-async fn run_record(ctx: &SessionContext, record: &Record, file: &str) -> Result<(), String> {
+/// Why a record failed: a query whose rows differ carries what it
+/// returned, so the file can be completed with it.
+enum Failure {
+    Other(String),
+    Rows { message: String, got: Vec<String> },
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Other(message)
+    }
+}
+
+impl Failure {
+    fn message(&self) -> &str {
+        match self {
+            Failure::Other(m) | Failure::Rows { message: m, .. } => m,
+        }
+    }
+}
+
+async fn run_record(ctx: &SessionContext, record: &Record, file: &str) -> Result<(), Failure> {
     match record {
         Record::StatementOk { line, sql } => {
             let outcome = match ctx.sql(sql).await {
@@ -338,7 +365,7 @@ async fn run_record(ctx: &SessionContext, record: &Record, file: &str) -> Result
             outcome.map_err(|e| format!("{file}:{line}: statement failed: {e}\n{sql}"))?;
             prepare_statements(ctx, true)
                 .await
-                .map_err(|e| format!("{file}:{line}: {e}"))
+                .map_err(|e| Failure::Other(format!("{file}:{line}: {e}")))
         }
         Record::StatementError { line, sql, expected } => {
             let outcome = match ctx.sql(sql).await {
@@ -346,11 +373,9 @@ async fn run_record(ctx: &SessionContext, record: &Record, file: &str) -> Result
                 Err(e) => Err(e),
             };
             match outcome {
-                Ok(()) => Err(format!("{file}:{line}: statement succeeded, expected an error\n{sql}")),
+                Ok(()) => Err(format!("{file}:{line}: statement succeeded, expected an error\n{sql}").into()),
                 Err(e) if e.to_string().contains(expected.as_str()) => Ok(()),
-                Err(e) => Err(format!(
-                    "{file}:{line}: error {e:?} does not contain {expected:?}\n{sql}"
-                )),
+                Err(e) => Err(format!("{file}:{line}: error {e:?} does not contain {expected:?}\n{sql}").into()),
             }
         }
         Record::Query {
@@ -376,7 +401,8 @@ async fn run_record(ctx: &SessionContext, record: &Record, file: &str) -> Result
                     letters.len(),
                     schema.fields().len(),
                     schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>()
-                ));
+                )
+                .into());
             }
             for (letter, field) in letters.iter().zip(schema.fields()) {
                 if !type_matches(*letter, field.data_type()) {
@@ -384,7 +410,8 @@ async fn run_record(ctx: &SessionContext, record: &Record, file: &str) -> Result
                         "{file}:{line}: column {} is {}, declared {letter}\n{sql}",
                         field.name(),
                         field.data_type()
-                    ));
+                    )
+                    .into());
                 }
             }
             let mut got = render(&batches)?;
@@ -396,10 +423,13 @@ async fn run_record(ctx: &SessionContext, record: &Record, file: &str) -> Result
             if got == expected {
                 Ok(())
             } else {
-                Err(format!(
-                    "{file}:{line}: query result mismatch (- expected, + got)\n{sql}\n{}",
-                    diff(&expected, &got)
-                ))
+                Err(Failure::Rows {
+                    message: format!(
+                        "{file}:{line}: query result mismatch (- expected, + got)\n{sql}\n{}",
+                        diff(&expected, &got)
+                    ),
+                    got,
+                })
             }
         }
     }
@@ -417,11 +447,23 @@ async fn run_slt(name: &str) {
     let ctx = session_for(&dir.join(format!("{name}.ndjson")))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let complete = std::env::var("SLT_COMPLETE").is_ok_and(|v| v == "1");
     let mut failures = Vec::new();
+    let mut completed = Vec::new();
     for record in &records {
-        if let Err(e) = run_record(&ctx, record, &file).await {
-            failures.push(e);
+        match run_record(&ctx, record, &file).await {
+            Ok(()) => {}
+            Err(Failure::Rows { got, .. }) if complete => {
+                if let Record::Query { line, .. } = record {
+                    completed.push((*line, got));
+                }
+            }
+            Err(e) => failures.push(e.message().to_string()),
         }
+    }
+    if !completed.is_empty() {
+        std::fs::write(&slt_path, with_expected_rows(&text, &completed)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        eprintln!("{file}: rewrote the expected rows of {} queries", completed.len());
     }
     assert!(
         failures.is_empty(),
@@ -430,6 +472,49 @@ async fn run_slt(name: &str) {
         records.len(),
         failures.join("\n")
     );
+}
+
+/// `text` with the expected rows of the queries whose header is on each
+/// given (1-based) line replaced by `rows`.
+fn with_expected_rows(text: &str, completed: &[(usize, Vec<String>)]) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let rows = completed.iter().find(|(line, _)| *line == i + 1).map(|(_, rows)| rows);
+        out.push(lines[i].to_string());
+        i += 1;
+        let Some(rows) = rows else { continue };
+        while i < lines.len() && lines[i].trim() != "----" {
+            out.push(lines[i].to_string());
+            i += 1;
+        }
+        if i < lines.len() {
+            out.push(lines[i].to_string());
+            i += 1;
+        }
+        while i < lines.len() && !lines[i].trim().is_empty() {
+            i += 1;
+        }
+        out.extend(rows.iter().cloned());
+    }
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    joined
+}
+
+#[test]
+fn completing_replaces_only_the_expected_rows_of_the_queries_named() {
+    let text = "statement ok\nCREATE VIEW v AS SELECT 1\n\nquery I\nSELECT 1\n----\n2\n3\n\nquery T rowsort\nSELECT 'a'\n----\na\n";
+    let done = with_expected_rows(text, &[(4, vec!["1".to_string()])]);
+    assert_eq!(
+        done,
+        "statement ok\nCREATE VIEW v AS SELECT 1\n\nquery I\nSELECT 1\n----\n1\n\nquery T rowsort\nSELECT 'a'\n----\na\n"
+    );
+    let records = parse_slt(&done, "t.slt").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(records.len(), 3);
 }
 
 macro_rules! slt_files {
