@@ -2,7 +2,8 @@
 """Posts events at a steady rate to a running cxlake and samples, every
 SAMPLE seconds, the bytes the lake directory holds on disk (data files,
 replaced files not yet vacuumed, the Delta log) against the bytes of the
-table's current version (`cxlake_lake_bytes` in /metrics).
+table's current version, read from the Delta log itself (adds minus
+removes), so any build of the service can be measured.
 
 The events are those of `cxlake generate`, in their order, each stamped
 with the wall-clock time it is sent at and given ids of their own (a
@@ -39,6 +40,24 @@ def disk_bytes(root):
     return total
 
 
+def live_bytes(root):
+    """Bytes of the data files of the table's current version."""
+    log = os.path.join(root, "_delta_log")
+    files = {}
+    for name in sorted(n for n in os.listdir(log) if n.endswith(".json")):
+        try:
+            with open(os.path.join(log, name)) as f:
+                for line in f:
+                    a = json.loads(line)
+                    if "add" in a:
+                        files[a["add"]["path"]] = a["add"]["size"]
+                    elif "remove" in a:
+                        files.pop(a["remove"]["path"], None)
+        except FileNotFoundError:
+            pass
+    return sum(files.values())
+
+
 def metrics():
     c = http.client.HTTPConnection(host, int(port), timeout=30)
     c.request("GET", "/metrics")
@@ -61,7 +80,7 @@ errors = [0]
 def sampler(started):
     while not stop.wait(SAMPLE):
         m = metrics()
-        live = m.get("cxlake_lake_bytes", 0)
+        live = live_bytes(lake_dir)
         disk = disk_bytes(lake_dir)
         samples.append((time.time() - started, sent[0], live, disk, m.get("cxlake_lake_files", 0),
                         m.get("cxlake_compactions_total", 0), m.get("cxlake_vacuumed_files_total", 0)))
