@@ -12,7 +12,7 @@
 //! max_event_future_s = 86400         # latest accepted occurred_at, seconds after it
 //! flush_max_events = 100000
 //! flush_max_bytes = 67108864
-//! flush_max_age_s = 10
+//! flush_max_age_s = 60             # reads see buffered events; a longer age means fewer, larger lake files to rewrite
 //! compact_min_files = 8              # merge a partition's small files once this many are of about one size; 0 = off
 //! compact_target_file_mb = 128       # size of the files compaction writes
 //! vacuum_retention_s = 3600          # replaced lake files are deleted this long after
@@ -87,7 +87,7 @@ impl Default for Config {
             max_event_future_s: ingest::contract::EventWindow::DEFAULT.max_future_s,
             flush_max_events: 100_000,
             flush_max_bytes: 64 << 20,
-            flush_max_age_s: 10.0,
+            flush_max_age_s: 60.0,
             compact_min_files: 8,
             compact_target_file_mb: 128,
             vacuum_retention_s: 3600.0,

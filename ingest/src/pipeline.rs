@@ -107,7 +107,7 @@ impl IngestConfig {
             lake_location: None,
             flush_max_events: 100_000,
             flush_max_bytes: 64 << 20,
-            flush_max_age: Duration::from_secs(10),
+            flush_max_age: Duration::from_secs(60),
             compact_min_files: 8,
             compact_target_file_bytes: 128 << 20,
             vacuum_retention: Duration::from_secs(3600),
