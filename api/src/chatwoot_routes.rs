@@ -158,14 +158,9 @@ async fn secret_of(state: &AppState, tenant: &str, account: &str) -> Result<Opti
     let Some(tenant) = TenantId::parse(tenant) else {
         return Ok(None);
     };
-    let data_dir = state.data_dir.clone();
-    let settings = tokio::task::spawn_blocking(move || crate::settings::load(&data_dir, &tenant))
+    let settings = crate::kpi_routes::load_settings(state, &tenant)
         .await
-        .map_err(|e| (Problem::internal(e.to_string()), WebhookOutcome::NotDurable))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "settings store");
-            (Problem::internal(e.to_string()), WebhookOutcome::NotDurable)
-        })?;
+        .map_err(|p| (p, WebhookOutcome::NotDurable))?;
     Ok(settings.chatwoot_webhook_secrets.get(account).cloned())
 }
 

@@ -124,12 +124,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The lake gauges, from the table's current version.
-    pub fn record_table(&self, table: &deltalake::DeltaTable) {
-        self.lake_files.store(crate::lake::file_count(table) as u64, Relaxed);
+    /// The lake gauges, from the table's current version; returns the
+    /// file count and version it recorded.
+    pub fn record_table(&self, table: &deltalake::DeltaTable) -> (usize, u64) {
+        let files = crate::lake::file_count(table);
+        let version = table.version().unwrap_or(0).max(0) as u64;
+        self.lake_files.store(files as u64, Relaxed);
         self.lake_bytes.store(crate::lake::live_bytes(table), Relaxed);
-        self.lake_version
-            .store(table.version().unwrap_or(0).max(0) as u64, Relaxed);
+        self.lake_version.store(version, Relaxed);
+        (files, version)
     }
 
     pub fn count_chatwoot_webhook(&self, outcome: WebhookOutcome) {

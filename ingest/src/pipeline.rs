@@ -568,9 +568,7 @@ impl Ingestor {
                 }
             }
         };
-        let files = lake::file_count(&new_table);
-        let version = new_table.version().unwrap_or(0).max(0) as u64;
-        self.metrics.record_table(&new_table);
+        let (files, version) = self.metrics.record_table(&new_table);
         {
             let mut s = lock(&self.shared);
             s.table = Some(Arc::new(new_table));

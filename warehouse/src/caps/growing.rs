@@ -43,17 +43,13 @@ pub(super) fn install(ctx: &SessionContext) {
     let batch_rows = state.config().batch_size().max(1);
     for name in GROWING {
         if let Some(inner) = state.aggregate_functions().get(name) {
-            ctx.register_udaf(wrap(inner.clone(), &pool, batch_rows));
+            ctx.register_udaf(AggregateUDF::new_from_impl(Accounted {
+                inner: inner.clone(),
+                pool: pool.clone(),
+                batch_rows,
+            }));
         }
     }
-}
-
-fn wrap(inner: Arc<AggregateUDF>, pool: &Arc<dyn MemoryPool>, batch_rows: usize) -> AggregateUDF {
-    AggregateUDF::new_from_impl(Accounted {
-        inner,
-        pool: pool.clone(),
-        batch_rows,
-    })
 }
 
 #[derive(Debug)]
@@ -83,8 +79,14 @@ impl Accounted {
         self.inner.inner()
     }
 
-    fn rewrap(&self, inner: Arc<AggregateUDF>) -> Arc<AggregateUDF> {
-        Arc::new(wrap(inner, &self.pool, self.batch_rows))
+    /// The same accounting around another function (a reversed or
+    /// reordered form of this one).
+    fn around(&self, inner: Arc<AggregateUDF>) -> Accounted {
+        Accounted {
+            inner,
+            pool: self.pool.clone(),
+            batch_rows: self.batch_rows,
+        }
     }
 
     fn accounted(&self, inner: Box<dyn Accumulator>, sliding: bool) -> Box<dyn Accumulator> {
@@ -156,12 +158,9 @@ impl AggregateUDFImpl for Accounted {
         let Some(inner) = self.imp().clone().with_beneficial_ordering(beneficial_ordering)? else {
             return Ok(None);
         };
-        let rewrapped = Accounted {
-            inner: Arc::new(AggregateUDF::new_from_shared_impl(inner)),
-            pool: self.pool.clone(),
-            batch_rows: self.batch_rows,
-        };
-        Ok(Some(Arc::new(rewrapped)))
+        Ok(Some(Arc::new(
+            self.around(Arc::new(AggregateUDF::new_from_shared_impl(inner))),
+        )))
     }
     fn order_sensitivity(&self) -> AggregateOrderSensitivity {
         self.imp().order_sensitivity()
@@ -182,7 +181,9 @@ impl AggregateUDFImpl for Accounted {
     }
     fn reverse_expr(&self) -> ReversedUDAF {
         match self.imp().reverse_expr() {
-            ReversedUDAF::Reversed(inner) => ReversedUDAF::Reversed(self.rewrap(inner)),
+            ReversedUDAF::Reversed(inner) => {
+                ReversedUDAF::Reversed(Arc::new(AggregateUDF::new_from_impl(self.around(inner))))
+            }
             other => other,
         }
     }
