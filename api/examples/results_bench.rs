@@ -28,8 +28,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use api::experiment_results::{self, ResultsOptions, ResultsWindow};
-use api::experiment_store::{ExperimentDefinition, Registry};
 use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
@@ -37,6 +35,8 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use services::experiment::results::{self as experiment_results, ResultsOptions, ResultsWindow};
+use services::experiment::store::{ExperimentDefinition, Registry};
 
 const TENANT: &str = "bench";
 const KEY: &str = "greeting_v3";
@@ -253,7 +253,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let facts = experiment_results::facts_table(&ctx, TENANT).await?;
         ctx.deregister_table(experiment_results::FACTS_TABLE)?;
         ctx.register_table(experiment_results::FACTS_TABLE, Arc::new(facts))?;
-        let batches = ctx.sql(&sql).await?.collect().await?;
+        let batches = sql.plan(&ctx).await?.collect().await?;
         let t1 = Instant::now();
         let units = experiment_results::units_from_batches(&batches)?;
         let t2 = Instant::now();

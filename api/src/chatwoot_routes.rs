@@ -30,10 +30,10 @@ use ingest::metrics::WebhookOutcome;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::keys::{Role, TenantScope};
 use crate::problem::Problem;
 use crate::server::{AppState, require_role};
-use crate::tenant::TenantId;
+use services::keys::{Role, TenantScope};
+use services::tenant::TenantId;
 
 /// How far a signed webhook's timestamp may be from the server's clock:
 /// wide enough for clock skew and Chatwoot's job queue, narrow enough that
@@ -158,9 +158,10 @@ async fn secret_of(state: &AppState, tenant: &str, account: &str) -> Result<Opti
     let Some(tenant) = TenantId::parse(tenant) else {
         return Ok(None);
     };
-    let settings = crate::kpi_routes::load_settings(state, &tenant)
+    let settings = state
+        .load_settings(&tenant)
         .await
-        .map_err(|p| (p, WebhookOutcome::NotDurable))?;
+        .map_err(|p| (Problem::from(p), WebhookOutcome::NotDurable))?;
     Ok(settings.chatwoot_webhook_secrets.get(account).cloned())
 }
 

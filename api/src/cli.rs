@@ -12,8 +12,8 @@ use ingest::decode::{self, DecodeLimits};
 use ingest::metrics::Metrics;
 
 use crate::config::{Config, ConfigArgs};
-use crate::keys::{KeyStore, Role};
 use crate::server::{self, AppState};
+use services::keys::{KeyStore, Role};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -231,7 +231,7 @@ pub async fn open_ingestor(cfg: &Config) -> Result<Arc<Ingestor>> {
     // privacy settings before the WAL.
     ingestor
         .privacy()
-        .set_policy_source(crate::settings::privacy_policy_source(&cfg.data_dir));
+        .set_policy_source(services::settings::privacy_policy_source(&cfg.data_dir));
     Ok(ingestor)
 }
 
@@ -257,21 +257,23 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
             .context("cannot start the SQL runtime")?,
     ));
     let state = Arc::new(AppState {
-        data_dir: cfg.data_dir.clone(),
-        ingestor: ingestor.clone(),
-        warehouse: warehouse::Warehouse::new(ingestor.clone()),
-        keys: KeyStore::open(&cfg.data_dir),
+        services: services::Services::new(
+            cfg.data_dir.clone(),
+            ingestor.clone(),
+            KeyStore::open(&cfg.data_dir),
+            services::experiment::store::ExperimentStore::open(&cfg.data_dir),
+            services::sql::SqlService::with_runtime(cfg.sql.clone(), sql_runtime.handle())?
+                .with_catalogs(Arc::new(crate::pg_server::setup_catalog)),
+            services::audit::AuditLog::open(&cfg.data_dir)?,
+        ),
         limits: cfg.decode_limits(),
-        experiments: crate::experiment_store::ExperimentStore::open(&cfg.data_dir),
-        sql: crate::sql_service::SqlService::with_runtime(cfg.sql.clone(), sql_runtime.handle())?,
-        audit: crate::audit::AuditLog::open(&cfg.data_dir)?,
         erasures: crate::erasure_jobs::ErasureJobs::open(&cfg.data_dir)?,
         dashboard_sessions: crate::dashboard_routes::Sessions::default(),
     });
     crate::erasure_jobs::ErasureJobs::start(state.clone());
     let last_used = spawn_last_used_writer(state.clone());
     start_pg(cfg, state.clone()).await?;
-    crate::kpi_routes::fast::warm(state.clone());
+    crate::kpi_routes::warm(state.clone());
     if std::env::var_os("CXLAKE_EXIT_ON_STDIN_EOF").is_some() {
         // For supervisors and tests: when whoever started us goes away (our
         // stdin closes), stop — acknowledged events are in the WAL already.
@@ -600,14 +602,14 @@ async fn load_generated(ingestor: &Arc<Ingestor>, args: &GenArgs, limits: &Decod
 /// experiment, registered and started when its generated traffic begins,
 /// so the dashboards answer "which greeting wins" from the first visit.
 fn demo_tenants(data_dir: &Path, gen_cfg: &datagen::GenConfig) -> Result<()> {
-    use crate::experiment_store::{Action, ExperimentDefinition, ExperimentStore, timestamp};
-    use crate::settings::{HourlyRate, TenantSettings};
+    use services::experiment::store::{Action, ExperimentDefinition, ExperimentStore, timestamp};
+    use services::settings::{HourlyRate, TenantSettings};
     let experiments = ExperimentStore::open(data_dir);
     for profile in &gen_cfg.tenants {
-        let Some(tenant) = crate::tenant::TenantId::parse(&profile.tenant_id) else {
+        let Some(tenant) = services::tenant::TenantId::parse(&profile.tenant_id) else {
             continue;
         };
-        if !crate::settings::settings_path(data_dir, &tenant).exists() {
+        if !services::settings::settings_path(data_dir, &tenant).exists() {
             let rate = match profile.currency.as_str() {
                 "CNY" => 45.0,
                 "JPY" => 2500.0,
@@ -622,7 +624,7 @@ fn demo_tenants(data_dir: &Path, gen_cfg: &datagen::GenConfig) -> Result<()> {
                 }],
                 ..TenantSettings::default()
             };
-            crate::settings::store(data_dir, &tenant, &settings)?;
+            services::settings::store(data_dir, &tenant, &settings)?;
         }
         let Some(exp) = gen_cfg.experiment.as_ref().filter(|_| profile.runs_experiment) else {
             continue;

@@ -72,7 +72,7 @@ pub struct Config {
     pub pg_listen: String,
     pub pg_tls_cert: Option<PathBuf>,
     pub pg_tls_key: Option<PathBuf>,
-    pub sql: crate::sql_service::SqlConfig,
+    pub sql: services::sql::SqlConfig,
 }
 
 impl Default for Config {
@@ -95,7 +95,7 @@ impl Default for Config {
             pg_listen: DEFAULT_PG_LISTEN.into(),
             pg_tls_cert: None,
             pg_tls_key: None,
-            sql: crate::sql_service::SqlConfig::default(),
+            sql: services::sql::SqlConfig::default(),
         }
     }
 }
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(cfg.sql.runtime_threads(), 3);
         assert_eq!(cfg.sql.analyst.max_json_mb, 2);
         // Unset: a share of the machine's memory, one thread per core.
-        let default = crate::sql_service::SqlConfig::default();
+        let default = services::sql::SqlConfig::default();
         assert!(default.engine_config().memory_total_bytes > 0);
         assert!(default.runtime_threads() >= 1);
     }

@@ -13,14 +13,14 @@
 //! (platform-wide keys are refused: a dashboard is one tenant's). Without
 //! a live session a page redirects to `/login`. Roles: those that read KPIs (admin, supervisor, analyst). A
 //! supervisor's pages show its team only: the overview forces the team
-//! onto its filters ([`crate::scope`]), the other pages get it from the
+//! onto its filters ([`services::scope`]), the other pages get it from the
 //! handlers they call.
 //!
 //! # Numbers
 //!
 //! The overview resolves `from`/`to` in the tenant's reporting time zone
 //! with [`kpi_routes::windows`] and asks the tenant's materialized rollups
-//! ([`kpi_routes::fast`], what `GET /v1/kpis` answers from) for the
+//! ([`services::kpis::fast`], what `GET /v1/kpis` answers from) for the
 //! period, the previous period and each bucket of the trend, so a tile
 //! equals the API's figure for the same `from`, `to` and filters. `format=csv` downloads what the page shows.
 //!
@@ -70,13 +70,13 @@ use dashboards::{
 };
 use serde::Deserialize;
 
-use crate::keys::{Principal, TenantScope};
-use crate::kpi_routes::lake::{Constraint, KpiRow};
-use crate::kpi_routes::params::{self, Window};
 use crate::kpi_routes::{self, MAX_GROUPS};
 use crate::problem::Problem;
 use crate::server::AppState;
-use crate::tenant::TenantId;
+use services::keys::{Principal, TenantScope};
+use services::kpis::lake::{Constraint, KpiRow};
+use services::kpis::params::{self, Window};
+use services::tenant::TenantId;
 
 /// The cookie holding the session id.
 const COOKIE: &str = "cxlake_session";
@@ -383,7 +383,7 @@ async fn post_login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form
         tracing::info!("dashboard sign-in refused: unknown key");
         state
             .audit
-            .record(crate::audit::sign_in(
+            .record(services::audit::sign_in(
                 "page",
                 Err((key, "unknown, revoked or expired key")),
             ))
@@ -393,12 +393,15 @@ async fn post_login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form
     if let Err(p) = dashboard_tenant(&principal) {
         state
             .audit
-            .record(crate::audit::sign_in("page", Err((key, &p.detail))))
+            .record(services::audit::sign_in("page", Err((key, &p.detail))))
             .await;
-        return refused(p.detail);
+        return refused(p.0.detail);
     }
     tracing::info!(key = %principal.key_id, tenant = %principal.tenant, "dashboard sign-in");
-    state.audit.record(crate::audit::sign_in("page", Ok(&principal))).await;
+    state
+        .audit
+        .record(services::audit::sign_in("page", Ok(&principal)))
+        .await;
     let session = state.dashboard_sessions.start(&principal.key_id, Instant::now());
     let mut cookies = vec![session_cookie(
         &session,
@@ -516,7 +519,7 @@ async fn overview(
     accept_language: Option<&str>,
 ) -> Result<Response, Problem> {
     let tenant = dashboard_tenant(principal)?;
-    let settings = kpi_routes::load_settings(state, &tenant).await?;
+    let settings = state.load_settings(&tenant).await?;
     let tz = settings.tz();
     // Default view: the last 7 full local days.
     let today = Utc::now().with_timezone(&tz).date_naive();
@@ -542,18 +545,17 @@ async fn overview(
     .collect();
     let windows = kpi_routes::windows(&q, &settings)?;
     let mut filters: Vec<Constraint> = Vec::new();
-    for (d, value) in &ctx.controls.filters {
-        let Some(dimension) = params::Dimension::parse(d.name()) else {
-            continue;
-        };
+    for &(dimension, ref value) in &ctx.controls.filters {
         let values = params::parse_filter(dimension, value).map_err(kpi_routes::param_problem)?;
         filters.push(Constraint {
             dimension,
             values: Some(values),
         });
     }
-    let filters = crate::scope::scoped_filters(principal, filters)?;
-    let bucket = params::Bucket::parse(ctx.controls.bucket.name()).unwrap_or(params::Bucket::Day);
+    let filters = services::scope::scoped_filters(principal, filters)?;
+    let bucket = Some(ctx.controls.bucket)
+        .filter(|b| params::Bucket::TRENDS.contains(b))
+        .unwrap_or(params::Bucket::Day);
     if params::bucket_count(&windows.current, bucket) > MAX_GROUPS as i64 + 2 {
         return Err(kpi_routes::param_problem(params::ParamError::new(
             "bucket",
@@ -565,15 +567,15 @@ async fn overview(
     }
 
     // The numbers of `/v1/kpis`, from the same materialized rollups.
-    let rollup = kpi_routes::fast::rollup(&state.ingestor, &state.warehouse, &tenant, &settings)
+    let rollup = services::kpis::fast::rollup(&state.ingestor, &state.warehouse, &tenant, &settings)
         .await
         .map_err(kpi_routes::internal)?;
     let now_us = Utc::now().timestamp_micros();
     let filtered = !filters.is_empty();
     let run = |window: Window| {
-        let mut rows = kpi_routes::fast::run_overview(&rollup, &settings, &window, &filters, !filtered, now_us);
+        let mut rows = services::kpis::fast::run_overview(&rollup, &settings, &window, &filters, !filtered, now_us);
         if filtered {
-            rows.retain(|r| !kpi_routes::is_time_based(r));
+            rows.retain(|r| !services::kpis::lake::is_time_based(r));
         }
         std::future::ready(Ok::<_, Problem>(rows))
     };

@@ -18,8 +18,8 @@ use ingest::pipeline::ErasureReceipt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{Actor, Entry};
 use crate::server::AppState;
+use services::audit::{Actor, Entry};
 
 /// Attempts before a job is given up (with backoff: about ten minutes).
 const MAX_ATTEMPTS: u32 = 12;
@@ -109,7 +109,7 @@ impl ErasureJobs {
 
     fn save(&self, job: &Job) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(job).map_err(std::io::Error::other)?;
-        crate::fsutil::write_atomic(&self.dir.join(format!("{}.json", job.id)), &bytes)?;
+        services::fsutil::write_atomic(&self.dir.join(format!("{}.json", job.id)), &bytes)?;
         self.jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -36,14 +36,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::experiment_results::{self, DEFAULT_WINSORIZE_PERCENTILE, ResultsOptions, ResultsWindow};
-use crate::experiment_store::{
-    Action, Experiment, ExperimentDefinition, State as ExpState, StoreError, UnitAttributes, VariantDefinition,
-    merge_patch, timestamp, valid_tenant,
-};
-use crate::keys::{Principal, Role, TenantScope};
 use crate::problem::Problem;
 use crate::server::AppState;
+use services::experiment::results::{self, DEFAULT_WINSORIZE_PERCENTILE, ResultsOptions, ResultsWindow};
+use services::experiment::store::{
+    Action, Experiment, ExperimentDefinition, State as ExpState, StoreError, UnitAttributes, VariantDefinition,
+    merge_patch, timestamp,
+};
+use services::keys::{Principal, Role, TenantScope};
 
 /// Most units in one batch assignment request.
 pub const MAX_BATCH_UNITS: usize = 10_000;
@@ -106,7 +106,7 @@ fn tenant_of(p: &Principal, params: &HashMap<String, String>) -> Result<String, 
             ));
         }
     };
-    if !valid_tenant(&tenant) {
+    if !model::TenantId::is_valid(&tenant) {
         return Err(parameter_problem("tenant", "must match [a-z0-9_-]{1,64}"));
     }
     Ok(tenant)
@@ -149,7 +149,7 @@ fn store_problem(e: StoreError) -> Problem {
 async fn update<T: Send + 'static>(
     state: &Arc<AppState>,
     tenant: String,
-    change: impl FnOnce(&mut crate::experiment_store::Registry) -> Result<T, StoreError> + Send + 'static,
+    change: impl FnOnce(&mut services::experiment::store::Registry) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Problem> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || state.experiments.update(&tenant, change))
@@ -207,9 +207,9 @@ fn locate_type_error(value: &Value) -> Option<String> {
             "variants" | "guardrail_metrics" => v.is_array(),
             "traffic_share" | "alpha" | "minimum_useful_effect" => v.is_number() || v.is_null(),
             "min_sample_per_variant" | "planned_duration_days" => v.is_u64() || v.is_null(),
-            "targeting" => serde_json::from_value::<crate::experiment_store::Targeting>(v.clone()).is_ok(),
+            "targeting" => serde_json::from_value::<services::experiment::store::Targeting>(v.clone()).is_ok(),
             "layer" => {
-                v.is_null() || serde_json::from_value::<crate::experiment_store::LayerRequest>(v.clone()).is_ok()
+                v.is_null() || serde_json::from_value::<services::experiment::store::LayerRequest>(v.clone()).is_ok()
             }
             _ => false,
         };
@@ -287,7 +287,7 @@ async fn create(
     state
         .audit
         .record(
-            crate::audit::Entry::by(
+            services::audit::Entry::by(
                 &principal,
                 "experiment.create",
                 created.key.clone(),
@@ -360,7 +360,7 @@ async fn save_edit(
     state
         .audit
         .record(
-            crate::audit::Entry::by(
+            services::audit::Entry::by(
                 principal,
                 "experiment.edit",
                 edited.key.clone(),
@@ -407,7 +407,7 @@ async fn transition(
     let by = principal.key_id.clone();
     let now = timestamp(Utc::now());
     let changed = update(&state, tenant, move |r| r.transition(&key, action, &by, &now).cloned()).await?;
-    state.audit.record(crate::audit::Entry::by(&principal, "experiment.transition", changed.key.clone(), json!({ "action": format!("{action:?}").to_lowercase(), "version": changed.version, "state": changed.state })).on_tenant(tenant_of(&principal, &params)?)).await;
+    state.audit.record(services::audit::Entry::by(&principal, "experiment.transition", changed.key.clone(), json!({ "action": format!("{action:?}").to_lowercase(), "version": changed.version, "state": changed.state })).on_tenant(tenant_of(&principal, &params)?)).await;
     Ok(experiment_response(StatusCode::OK, &changed))
 }
 
@@ -767,7 +767,7 @@ const RESULTS_KEPT: usize = 256;
 #[derive(Default)]
 struct ResultsCache(HashMap<String, (std::time::Instant, u64, Value)>);
 
-static RESULTS_CACHE: crate::per_ingestor::PerIngestor<ResultsCache> = crate::per_ingestor::PerIngestor::new();
+static RESULTS_CACHE: services::per_ingestor::PerIngestor<ResultsCache> = services::per_ingestor::PerIngestor::new();
 
 /// The results of `experiment` for a request's `params` (window,
 /// options), computed from the tenant's materialized exposures and
@@ -794,8 +794,8 @@ async fn compute_results(
         planned_duration_reached: experiment.planned_duration_reached(Utc::now()),
     };
     let window = results_window(state, tenant, &experiment, params).await?;
-    let id = crate::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
-    let (_, version) = crate::kpi_routes::data_version(state, &id).await?;
+    let id = services::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
+    let (_, version) = state.data_version(&id).await?;
     let mut request: Vec<(&String, &String)> = params.iter().collect();
     request.sort();
     let cache_key = serde_json::to_string(&json!([
@@ -816,17 +816,17 @@ async fn compute_results(
             return Ok(answer);
         }
     }
-    let sql = experiment_results::units_sql(tenant, &experiment.key, window);
-    let ctx = crate::kpi_routes::served_session(state, tenant).await?;
+    let sql = results::units_sql(tenant, &experiment.key, window);
+    let ctx = state.served_session(tenant).await?;
     let batches = async {
-        let facts = experiment_results::facts_table(&ctx, tenant).await?;
-        ctx.register_table(experiment_results::FACTS_TABLE, std::sync::Arc::new(facts))?;
-        ctx.sql(&sql).await?.collect().await
+        let facts = results::facts_table(&ctx, tenant).await?;
+        ctx.register_table(results::FACTS_TABLE, std::sync::Arc::new(facts))?;
+        sql.plan(&ctx).await?.collect().await
     }
     .await
     .map_err(|e| Problem::internal(format!("results query failed: {e}")))?;
-    let units = experiment_results::units_from_batches(&batches).map_err(Problem::internal)?;
-    let mut out = tokio::task::spawn_blocking(move || experiment_results::analyze(&experiment, &units, options))
+    let units = results::units_from_batches(&batches).map_err(Problem::internal)?;
+    let mut out = tokio::task::spawn_blocking(move || results::analyze(&experiment, &units, options))
         .await
         .map_err(|e| Problem::internal(e.to_string()))?;
     out["tenant"] = json!(tenant);
@@ -882,7 +882,7 @@ async fn results_window(
     experiment: &Experiment,
     params: &HashMap<String, String>,
 ) -> Result<Option<ResultsWindow>, Problem> {
-    use crate::kpi_routes::params::{Bound, local_midnight, parse_bound};
+    use services::kpis::params::{Bound, local_midnight, parse_bound};
     let given = |name: &str| -> Result<Option<Bound>, Problem> {
         params
             .get(name)
@@ -891,8 +891,9 @@ async fn results_window(
     };
     let (from, to) = (given("from")?, given("to")?);
     let tz = if matches!(from, Some(Bound::Date(_))) || matches!(to, Some(Bound::Date(_))) {
-        let id = crate::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
-        Some(crate::kpi_routes::load_settings(state, &id).await?.tz())
+        let id =
+            services::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
+        Some(state.load_settings(&id).await?.tz())
     } else {
         None
     };

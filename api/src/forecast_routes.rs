@@ -34,7 +34,7 @@
 //! (measured; a number, or `none` for Erlang C), `human_share` (measured:
 //! only conversations that need a human are staffed) and `staff_for`
 //! (`mean`, `p50` or `p90`; default `mean`). What the lake measures is
-//! defined in `forecast_routes/lake.rs`.
+//! defined in `services/src/forecasts/lake.rs`.
 //!
 //! **Asynchronous queues** (email, messaging with long response windows)
 //! are staffed by workload and backlog against a response deadline, not by
@@ -65,17 +65,15 @@ use serde_json::{Value, json};
 use staffing::erlang::{BacklogRequest, StaffingRequest, StaffingResult, backlog_staffing, staff};
 use staffing::forecast::{self as fc, ForecastConfig, HorizonSlot, Point, Series, Special};
 
-use crate::keys::{Principal, Role, TenantScope};
 use crate::problem::Problem;
 use crate::server::AppState;
+use services::keys::{Principal, Role, TenantScope};
 
 pub mod backtest;
 pub(crate) mod cache;
-pub(crate) mod lake;
-mod slots;
 
-use lake::QueueKey;
-use slots::{IntervalLength, Slot, SpecialDay, SpecialKind, Zone};
+use services::forecasts::lake::{self, QueueKey};
+use services::forecasts::slots::{self, IntervalLength, Slot, SpecialDay, SpecialKind, Zone};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -110,7 +108,7 @@ fn require_reader(p: &Principal) -> Result<(), Problem> {
 /// key the required `tenant` parameter.
 fn resolve_tenant(p: &Principal, tenant: Option<&str>) -> Result<String, Problem> {
     if let Some(t) = tenant
-        && !lake::valid_tenant(t)
+        && !model::TenantId::is_valid(t)
     {
         return Err(invalid("tenant", format!("{t:?} must match [a-z0-9_-]{{1,64}}")));
     }
@@ -392,7 +390,7 @@ async fn lake_forecast(state: &AppState, principal: &Principal, q: &ForecastQuer
     let tenant = resolve_tenant(principal, q.tenant.as_deref())?;
     let key = QueueKey::parse(q.queue.as_deref().unwrap_or("")).map_err(|e| invalid("queue", e))?;
     // A supervisor forecasts its team's queues only.
-    let key = crate::scope::scoped_queue(principal, key)?;
+    let key = services::scope::scoped_queue(principal, key)?;
     let interval = parse_interval(q.interval.as_deref())?;
     let special = match &q.special_days {
         Some(t) => slots::parse_special_days(t).map_err(|e| invalid("special_days", e))?,
@@ -403,9 +401,9 @@ async fn lake_forecast(state: &AppState, principal: &Principal, q: &ForecastQuer
     let tz = match &q.tz {
         Some(tz) => tz.clone(),
         None => {
-            let id = crate::tenant::TenantId::parse(&tenant)
+            let id = services::tenant::TenantId::parse(&tenant)
                 .ok_or_else(|| invalid("tenant", format!("{tenant:?} is not a tenant id")))?;
-            crate::kpi_routes::load_settings(state, &id).await?.time_zone
+            state.load_settings(&id).await?.time_zone
         }
     };
     let horizon = parse_horizon(Some(&tz), interval, q.from.as_deref(), q.to.as_deref(), special)?;
@@ -944,8 +942,8 @@ async fn post_forecast(
     // platform-wide key).
     let tz = match (&req.tz, &principal.tenant) {
         (Some(tz), _) => tz.clone(),
-        (None, TenantScope::One(t)) => match crate::tenant::TenantId::parse(t) {
-            Some(id) => crate::kpi_routes::load_settings(&state, &id).await?.time_zone,
+        (None, TenantScope::One(t)) => match services::tenant::TenantId::parse(t) {
+            Some(id) => state.load_settings(&id).await?.time_zone,
             None => "UTC".into(),
         },
         (None, TenantScope::All) => "UTC".into(),

@@ -26,11 +26,11 @@ use ingest::privacy::{ENCRYPTED_PREFIX, TenantKey, edit_text_attrs, hex};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::audit::Entry;
-use crate::keys::{Principal, Role, TenantScope};
 use crate::problem::Problem;
 use crate::server::AppState;
-use crate::tenant::{TenantId, resolve_tenant};
+use services::audit::Entry;
+use services::keys::{Principal, Role, TenantScope};
+use services::tenant::{TenantId, resolve_tenant};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()

@@ -16,10 +16,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::audit::{self, Entry};
-use crate::keys::{KeyError, KeyRecord, NewKey, Principal, Role, TenantScope};
 use crate::problem::Problem;
 use crate::server::AppState;
+use services::audit::{self, Entry};
+use services::keys::{KeyError, KeyRecord, NewKey, Principal, Role, TenantScope};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -402,7 +402,7 @@ pub fn run_key_command(data_dir: &std::path::Path, command: crate::cli::KeyComma
     use anyhow::Context;
 
     use crate::cli::KeyCommand;
-    let store = crate::keys::KeyStore::open(data_dir);
+    let store = services::keys::KeyStore::open(data_dir);
     let days = |d: Option<u32>| expiry(d, None).map_err(|p| anyhow::anyhow!("{}", p.detail));
     match command {
         KeyCommand::Create {

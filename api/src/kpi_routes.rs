@@ -2,7 +2,7 @@
 //! window, with the previous period, grouping and filters
 //! (`GET /v1/kpis`); the one-row-per-conversation export
 //! (`GET /v1/conversations`); and tenant settings (`/v1/settings`, in
-//! [`crate::settings`]).
+//! [`services::settings`]).
 //!
 //! # `GET /v1/kpis`
 //!
@@ -43,7 +43,7 @@
 //! lake and the buffer at the start of each request; they equal what
 //! `sql/kpis/overview.sql` over the views answers ([`lake::run_overview`],
 //! still the definition, pinned against the fast path by
-//! `kpi_routes/fast/tests.rs`), except that windows of more than
+//! `services/src/kpis/fast/tests.rs`), except that windows of more than
 //! [`warehouse::rollups::EXACT_BELOW`] conversations get medians and p90s
 //! from mergeable sketches, within 1 % relative.
 //!
@@ -57,16 +57,12 @@
 //! # Scoped keys
 //!
 //! A supervisor key reads only its team's conversations and an agent key
-//! (KPIs only) its own: [`crate::scope`] forces `team=` / `agent=` onto the
+//! (KPIs only) its own: [`services::scope`] forces `team=` / `agent=` onto the
 //! filters of both endpoints, and a request that names another team or
 //! agent gets 403. The forced filter shows in `filters` of the answer and,
 //! like any filter, leaves out the time-based keys.
 
-pub(crate) mod fast;
-pub(crate) mod lake;
-pub(crate) mod params;
-
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::stream_export::StreamFormat;
@@ -76,17 +72,16 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value, json};
 
-use self::lake::{Constraint, KpiRow};
-use self::params::{Bound, Dimension, GroupBy, ParamError, Window, Windows};
-use crate::keys::{Principal, Role};
-use crate::per_ingestor::PerIngestor;
 use crate::problem::Problem;
 use crate::server::AppState;
-use crate::settings::{self, TenantSettings};
-use crate::tenant::{TenantId, resolve_tenant};
+use services::keys::{Principal, Role};
+use services::kpis::lake::{Constraint, KpiRow, is_time_based};
+use services::kpis::params::{Bound, Dimension, GroupBy, ParamError, Window, Windows};
+use services::kpis::{fast, lake, params};
+use services::settings::TenantSettings;
+use services::tenant::{TenantId, resolve_tenant};
 
 /// Most groups one `/v1/kpis` request may ask for (buckets × dimension values).
 ///
@@ -112,7 +107,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/kpis", get(get_kpis))
         .route("/v1/conversations", get(get_conversations))
-        .merge(settings::routes())
+        .merge(crate::settings_routes::routes())
 }
 
 const READERS: [Role; 3] = [Role::Admin, Role::Supervisor, Role::Analyst];
@@ -162,59 +157,6 @@ pub(crate) fn query_map(
     Ok(map)
 }
 
-/// The session features read a tenant's data through: `events` and the
-/// views hold only the tenant's rows, with its settings applied, and
-/// `conversations` reads the materialized rows ([`lake::tenant_session`]).
-pub(crate) async fn served_session(state: &AppState, tenant: &str) -> Result<SessionContext, Problem> {
-    let tenant = TenantId::parse(tenant).ok_or_else(|| Problem::internal(format!("bad tenant id {tenant:?}")))?;
-    let settings = load_settings(state, &tenant).await?;
-    lake::tenant_session(&state.warehouse, &tenant, &settings)
-        .await
-        .map_err(internal)
-}
-
-/// [`served_session`] for callers that only run queries (they must not
-/// register anything into it): cached per tenant and settings, since
-/// building one plans every view (tens of milliseconds), and current all
-/// the same, because every scan reads the lake's latest version and
-/// refreshes the materialized rows.
-pub(crate) async fn shared_served_session(state: &AppState, tenant: &str) -> Result<SessionContext, Problem> {
-    type Sessions = HashMap<(String, String), SessionContext>;
-    static CACHE: PerIngestor<Sessions> = PerIngestor::new();
-    let id = TenantId::parse(tenant).ok_or_else(|| Problem::internal(format!("bad tenant id {tenant:?}")))?;
-    let settings = load_settings(state, &id).await?;
-    let key = (tenant.to_string(), serde_json::to_string(&settings).map_err(internal)?);
-    if let Some(ctx) = CACHE.with(&state.ingestor, |s| s.get(&key).cloned()) {
-        return Ok(ctx);
-    }
-    let ctx = lake::tenant_session(&state.warehouse, &id, &settings)
-        .await
-        .map_err(internal)?;
-    CACHE.with(&state.ingestor, |s| {
-        // Settings changed: the tenant's older sessions go.
-        s.retain(|k, _| k.0 != key.0);
-        s.insert(key, ctx.clone());
-    });
-    Ok(ctx)
-}
-
-/// The tenant's settings and the version of its materialized data
-/// ([`warehouse::rollups::TenantRollup::data_version`]), brought up to date
-/// with the lake and the buffer first (as a scan would): what caches of
-/// answers computed from that data key on. `None` before anything is
-/// materialized.
-pub(crate) async fn data_version(
-    state: &AppState,
-    tenant: &TenantId,
-) -> Result<(TenantSettings, Option<u64>), Problem> {
-    let settings = load_settings(state, tenant).await?;
-    let version = fast::rollup(&state.ingestor, &state.warehouse, tenant, &settings)
-        .await
-        .map_err(internal)?
-        .data_version();
-    Ok((settings, version))
-}
-
 /// `filters` and, for each dimension of a group's key, its value.
 fn combo_constraints(filters: &[Constraint], combo: &[(Dimension, Option<String>)]) -> Vec<Constraint> {
     let mut constraints = filters.to_vec();
@@ -223,14 +165,6 @@ fn combo_constraints(filters: &[Constraint], combo: &[(Dimension, Option<String>
         values: v.clone().map(|v| vec![v]),
     }));
     constraints
-}
-
-pub(crate) async fn load_settings(state: &AppState, tenant: &TenantId) -> Result<TenantSettings, Problem> {
-    let (dir, t) = (state.data_dir.clone(), tenant.clone());
-    tokio::task::spawn_blocking(move || settings::load(&dir, &t))
-        .await
-        .map_err(internal)?
-        .map_err(internal)
 }
 
 /// `from` and `to` of a request, resolved in the tenant's time zone.
@@ -275,19 +209,9 @@ impl KpiFormat {
     }
 }
 
-/// The keys that are about time, not about conversations (see module docs).
-pub(crate) fn is_time_based(row: &KpiRow) -> bool {
-    matches!(
-        row.kpi.as_str(),
-        "repurchase_rate" | "labor_cost" | "cost_per_conversation"
-    ) || (row.kpi == "conversations_per_agent" && row.measure == "per_online_hour")
-}
-
 const TIME_BASED_NOTE: &str = "repurchase_rate, labor_cost, cost_per_conversation and \
     conversations_per_agent.per_online_hour are left out where a dimension filters or groups: orders placed, \
     agent time online and costs incurred are not attributable to a dimension value";
-
-const DURATIONS: [&str; 4] = ["frt_s", "human_frt_s", "handling_s", "response_s"];
 
 fn obj(v: &mut Value) -> &mut Map<String, Value> {
     if !v.is_object() {
@@ -317,7 +241,7 @@ fn shape_kpis(rows: &[KpiRow]) -> Map<String, Value> {
     for r in rows {
         let kpi = r.kpi.as_str();
         let m = child(&mut out, kpi);
-        if DURATIONS.contains(&kpi) {
+        if model::Kpi::parse(kpi).is_some_and(|k| k.measure() == model::Measure::Duration) {
             let target = if r.segment == "all" { m } else { child(m, &r.segment) };
             target.insert(r.measure.clone(), num(r.value));
             target.insert("n".into(), json!(r.n));
@@ -435,7 +359,7 @@ pub(crate) async fn kpis(
     answer: Answer,
 ) -> Result<Response, Problem> {
     let whole = answer == Answer::Whole;
-    // Agents read KPIs too: their own conversations' (see `crate::scope`).
+    // Agents read KPIs too: their own conversations' (see `services::scope`).
     if principal.role != Role::Agent {
         require_reader(&principal, "reading KPIs")?;
     }
@@ -457,8 +381,8 @@ pub(crate) async fn kpis(
             });
         }
     }
-    let filters = crate::scope::scoped_filters(&principal, filters)?;
-    let settings = load_settings(&state, &tenant).await?;
+    let filters = services::scope::scoped_filters(&principal, filters)?;
+    let settings = state.load_settings(&tenant).await?;
     let windows = windows(&q, &settings)?;
     let tz = settings.tz();
     let buckets = match group_by.bucket {
@@ -740,7 +664,7 @@ async fn get_conversations(
     require_reader(&principal, "exporting conversations")?;
     let q = query_map(query, &["from", "to", "tenant", "format"])?;
     let tenant = resolve_tenant(&principal, q.get("tenant").map(String::as_str))?;
-    let scope = crate::scope::scoped_filters(&principal, Vec::new())?;
+    let scope = services::scope::scoped_filters(&principal, Vec::new())?;
     let format = match q.get("format").map(String::as_str) {
         None | Some("csv") => ExportFormat::Csv,
         Some("ndjson") => ExportFormat::Ndjson,
@@ -752,7 +676,7 @@ async fn get_conversations(
             )));
         }
     };
-    let settings = load_settings(&state, &tenant).await?;
+    let settings = state.load_settings(&tenant).await?;
     let windows = windows(&q, &settings)?;
     let ctx = lake::tenant_session(&state.warehouse, &tenant, &settings)
         .await
@@ -765,12 +689,13 @@ async fn get_conversations(
     };
     let scoped = lake::constraints_predicate(&ctx, &scope, "conversations").map_err(internal)?;
     let sql = format!(
-        "SELECT {columns} FROM conversations WHERE started_at >= {} AND started_at < {} AND {scoped} \
-         ORDER BY started_at, conversation_id",
-        lake::ts_literal(windows.current.from),
-        lake::ts_literal(windows.current.to)
+        "SELECT {columns} FROM conversations WHERE started_at >= $1 AND started_at < $2 AND {scoped} \
+         ORDER BY started_at, conversation_id"
     );
-    let df = ctx.sql(&sql).await.map_err(internal)?;
+    let df = lake::in_window(sql, &windows.current)
+        .plan(&ctx)
+        .await
+        .map_err(internal)?;
     let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await.map_err(internal)?;
     tracing::info!(
@@ -783,7 +708,7 @@ async fn get_conversations(
     state
         .audit
         .record(
-            crate::audit::Entry::by(
+            services::audit::Entry::by(
                 &principal,
                 "export.conversations",
                 "/v1/conversations",
@@ -821,6 +746,32 @@ async fn get_conversations(
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
+}
+
+/// Keeps every tenant's rollup built and current in the background: at
+/// start (so the first dashboard or KPI call does not pay for the build)
+/// and then every [`fast::WARM_EVERY`] (a no-op for a tenant whose data did not
+/// change), so requests after a flush find little to recompute; then the
+/// default results of the tenant's started experiments, when their data
+/// changed. A tenant's settings are read afresh each round.
+pub(crate) fn warm(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        loop {
+            let tenants = warehouse::rollups::tenants(&state.ingestor.read_view());
+            for t in tenants {
+                let Some(tenant) = TenantId::parse(&t) else { continue };
+                let Ok(settings) = state.load_settings(&tenant).await else {
+                    continue;
+                };
+                if let Err(e) = fast::rollup(&state.ingestor, &state.warehouse, &tenant, &settings).await {
+                    tracing::warn!(tenant = %tenant, error = %e, "background KPI rollup refresh failed");
+                    continue;
+                }
+                crate::experiment_routes::warm_results(&state, tenant.as_str()).await;
+            }
+            tokio::time::sleep(fast::WARM_EVERY).await;
+        }
+    });
 }
 
 #[cfg(test)]

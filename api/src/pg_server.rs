@@ -7,7 +7,7 @@
 //!   the key's tenant (a platform-wide key: the tenant to read, or `*` for
 //!   every tenant), the database is `cxlake`.
 //! - **Session**: after authentication the connection gets its own
-//!   sandboxed session ([`crate::sql_service`]): only its tenant's rows,
+//!   sandboxed session ([`services::sql`]): only its tenant's rows,
 //!   read-only, bounded. The planned session is shared by the tenant's
 //!   queries (HTTP and Postgres), so each connection works on its own copy
 //!   of its state: what a connection `SET`s (time zone, statement timeout;
@@ -59,16 +59,29 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use warehouse::bounds::BoundError;
 use warehouse::sandbox::{Scope, check_statement};
 
-use crate::keys::{Principal, TenantScope};
 use crate::server::AppState;
-use crate::sql_service::require_sql_role;
+use services::keys::{Principal, TenantScope};
+use services::sql::require_sql_role;
 
+pub mod audit;
 mod cancel;
 mod settings;
 mod stop;
 
 /// The database name clients connect to.
-pub const DATABASE: &str = "cxlake";
+pub use services::sql::DATABASE;
+
+/// The Postgres catalog (`pg_catalog`, `information_schema` as Postgres
+/// tools read them) on an analyst session, over HTTP too.
+pub fn setup_catalog(ctx: &SessionContext) -> datafusion::error::Result<()> {
+    datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog(
+        ctx,
+        DATABASE,
+        datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
+    )
+    .map(|_| ())
+    .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+}
 
 type DfStatement = (String, Option<(Statement, LogicalPlan)>);
 
@@ -251,7 +264,7 @@ impl KeyStartup {
                 return Err(format!("this key is for tenant {t}: connect with user name \"{t}\""));
             }
             TenantScope::All if user == "*" || user.is_empty() => Scope::Platform,
-            TenantScope::All => match crate::tenant::TenantId::parse(user) {
+            TenantScope::All => match services::tenant::TenantId::parse(user) {
                 Some(t) => Scope::Tenant(t.as_str().to_string()),
                 None => return Err(format!("user name {user:?} is not a tenant id (or * for every tenant)")),
             },
@@ -274,7 +287,7 @@ impl KeyStartup {
     fn service(&self, ctx: Arc<SessionContext>, principal: &Principal, scope: &Scope) -> Arc<DfSessionService> {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnlyGuard),
-            Arc::new(crate::audit::pg::QueryAudit::new(
+            Arc::new(crate::pg_server::audit::QueryAudit::new(
                 self.state.audit.clone(),
                 principal,
                 scope,
@@ -317,7 +330,7 @@ impl StartupHandler for KeyStartup {
                         self.state
                             .audit
                             .record(
-                                crate::audit::sign_in("postgres", Err((&pwd.password, &reason)))
+                                services::audit::sign_in("postgres", Err((&pwd.password, &reason)))
                                     .from_addr(client.socket_addr()),
                             )
                             .await;
@@ -347,7 +360,7 @@ impl StartupHandler for KeyStartup {
                 tracing::info!(key = %principal.key_id, scope = ?scope, pid, "postgres session opened");
                 self.state
                     .audit
-                    .record(crate::audit::sign_in("postgres", Ok(&principal)).from_addr(client.socket_addr()))
+                    .record(services::audit::sign_in("postgres", Ok(&principal)).from_addr(client.socket_addr()))
                     .await;
                 client.session_extensions().insert(Conn {
                     service,

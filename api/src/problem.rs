@@ -1,109 +1,94 @@
 //! RFC 9457 problem details: every HTTP error is
 //! `application/problem+json` with a stable `type` and a `detail` that says
-//! what to change.
+//! what to change. A [`Problem`] is a [`ServiceError`] on its way out:
+//! this is the one place that maps one to the other.
+
+use std::ops::{Deref, DerefMut};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use services::ServiceError;
 
 /// One HTTP error.
 #[derive(Debug, Clone)]
-pub struct Problem {
-    pub status: StatusCode,
-    /// Stable machine-readable slug; the `type` URI is `/problems/<kind>`.
-    pub kind: &'static str,
-    pub title: &'static str,
-    pub detail: String,
-    /// Extra members (e.g. the rejected lines of an atomic batch).
-    pub extra: Option<Value>,
-    /// Seconds after which a retry may succeed (`Retry-After`).
-    pub retry_after_s: Option<u32>,
+pub struct Problem(pub ServiceError);
+
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Self {
+        Problem(e)
+    }
+}
+
+impl Deref for Problem {
+    type Target = ServiceError;
+    fn deref(&self) -> &ServiceError {
+        &self.0
+    }
+}
+
+impl DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ServiceError {
+        &mut self.0
+    }
 }
 
 impl Problem {
     pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            title,
-            detail: detail.into(),
-            extra: None,
-            retry_after_s: None,
-        }
+        Problem(ServiceError::new(status, kind, title, detail))
     }
 
-    pub fn with_retry_after(mut self, seconds: u32) -> Self {
-        self.retry_after_s = Some(seconds);
-        self
+    pub fn with_retry_after(self, seconds: u32) -> Self {
+        Problem(self.0.with_retry_after(seconds))
     }
 
-    /// Events that could not be made durable: nothing of them was
-    /// accepted, and the client should send them again after a moment.
-    /// `what` names them for the title ("Events", "Exposure", …).
+    /// See [`ServiceError::not_durable`].
     pub fn not_durable(title: &'static str, e: &ingest::pipeline::IngestError) -> Self {
-        use ingest::pipeline::IngestError;
-        let (kind, detail) = match e {
-            IngestError::Backpressure { .. } => (
-                "ingest-backpressure",
-                format!(
-                    "the lake is not keeping up ({e}); nothing of this request was accepted, retry it after the delay in Retry-After"
-                ),
-            ),
-            _ => (
-                "not-durable",
-                format!("the events could not be made durable ({e}); nothing of this request was accepted, retry it"),
-            ),
-        };
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, kind, title, detail).with_retry_after(1)
+        Problem(ServiceError::not_durable(title, e))
     }
 
-    pub fn with_extra(mut self, extra: Value) -> Self {
-        self.extra = Some(extra);
-        self
+    pub fn with_extra(self, extra: Value) -> Self {
+        Problem(self.0.with_extra(extra))
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Missing or invalid API key",
-            "send `Authorization: Bearer <key>`; create a key with `cxlake key create --tenant T --role R`",
-        )
+        Problem(ServiceError::unauthorized())
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "This key may not do that", detail)
+        Problem(ServiceError::forbidden(detail))
     }
 
     pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
+        Problem(ServiceError::bad_request(kind, detail))
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
+        Problem(ServiceError::internal(detail))
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let Problem(e) = self;
         let mut body = json!({
-            "type": format!("/problems/{}", self.kind),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
+            "type": format!("/problems/{}", e.kind),
+            "title": e.title,
+            "status": e.status.as_u16(),
+            "detail": e.detail,
         });
-        if let (Some(Value::Object(extra)), Value::Object(b)) = (self.extra, &mut body) {
+        if let (Some(Value::Object(extra)), Value::Object(b)) = (e.extra, &mut body) {
             b.extend(extra);
         }
-        let mut resp = (self.status, body.to_string()).into_response();
+        let mut resp = (e.status, body.to_string()).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(s) = self.retry_after_s {
+        if let Some(s) = e.retry_after_s {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if e.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -11,34 +11,31 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ingest::Ingestor;
 use ingest::decode::{self, ContentEncoding, DecodeLimits, Rejection};
 use serde::Deserialize;
 use serde_json::json;
-use warehouse::Warehouse;
 
-use crate::keys::{KeyStore, Principal, Role};
 use crate::problem::Problem;
+use services::Services;
+use services::keys::{Principal, Role};
 
-/// Shared by every handler.
+/// Shared by every handler: the services, and what only HTTP needs.
+/// Dereferences to [`Services`], so `state.warehouse` is the services'.
 #[derive(Debug)]
 pub struct AppState {
-    /// The data directory (keys, WAL, lake, and any store a feature keeps).
-    pub data_dir: std::path::PathBuf,
-    pub ingestor: Arc<Ingestor>,
-    pub warehouse: Warehouse,
-    pub keys: KeyStore,
+    pub services: Services,
     pub limits: DecodeLimits,
-    /// The experiment registry (`<data_dir>/experiments/`).
-    pub experiments: crate::experiment_store::ExperimentStore,
-    /// Analyst SQL sessions and their per-tenant gates (HTTP and Postgres).
-    pub sql: crate::sql_service::SqlService,
-    /// The tamper-evident audit log (`<data_dir>/audit/`).
-    pub audit: crate::audit::AuditLog,
     /// GDPR erasures, as durable jobs (`<data_dir>/erasures/`).
     pub erasures: crate::erasure_jobs::ErasureJobs,
     /// Signed-in dashboard sessions (in memory).
     pub dashboard_sessions: crate::dashboard_routes::Sessions,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -68,7 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::dashboard_routes::routes())
         .merge(v1)
         // The client address becomes the `source` of audit records.
-        .layer(middleware::from_fn(crate::audit::source_layer))
+        .layer(middleware::from_fn(audit_source_layer))
         .with_state(state)
 }
 
@@ -229,4 +226,24 @@ async fn post_events(
         "rejected": rejected,
     });
     Ok((status, axum::Json(body)).into_response())
+}
+
+/// Middleware: makes the client address (and any `X-Forwarded-For` a
+/// proxy added) the `source` of audit records made while serving the
+/// request. Needs the server to run with connect info.
+async fn audit_source_layer(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string());
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string());
+    let source = match (peer, forwarded) {
+        (Some(p), Some(f)) => Some(format!("{f} via {p}")),
+        (p, f) => p.or(f),
+    };
+    services::audit::with_source(source, next.run(req)).await
 }

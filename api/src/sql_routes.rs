@@ -11,7 +11,7 @@
 //! | `application/vnd.apache.arrow.stream` | Arrow IPC stream, streamed |
 //! | `application/vnd.apache.parquet` | a Parquet file, streamed row group by row group |
 //!
-//! The session is the one psql gets ([`crate::sql_service`]): same tenant
+//! The session is the one psql gets ([`services::sql`]): same tenant
 //! scope, read-only checks and bounds. Errors before the first row are a
 //! problem document (a column the format cannot hold: `406`, checked on
 //! the schema); an error after streaming began cuts the body short.
@@ -36,11 +36,11 @@ use warehouse::bounds::BoundError;
 use warehouse::format::JsonResult;
 use warehouse::sandbox::{check_statement, plan_options};
 
-use crate::keys::Principal;
 use crate::problem::Problem;
 use crate::server::AppState;
-use crate::sql_service::{require_sql_role, sql_scope};
 use crate::stream_export::{self, StreamFormat};
+use services::keys::Principal;
+use services::sql::{require_sql_role, sql_scope};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/v1/sql", post(post_sql))
@@ -207,7 +207,7 @@ async fn post_sql(
         let rows = encoded.rows();
         state
             .audit
-            .record(crate::audit::sql_query(
+            .record(services::audit::sql_query(
                 &principal,
                 &scope,
                 "http",
@@ -242,7 +242,7 @@ async fn post_sql(
     };
     state
         .audit
-        .record(crate::audit::sql_query(&principal, &scope, "http", &req.sql, None))
+        .record(services::audit::sql_query(&principal, &scope, "http", &req.sql, None))
         .await;
     let rest = futures::stream::iter(first).chain(stream);
     let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rest));

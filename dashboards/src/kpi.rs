@@ -1,6 +1,8 @@
 //! What the pages know about KPIs: units, which direction is better, the
 //! reference targets of `DESIGN.md`, and the period-over-period change.
 
+use model::{Kpi, Measure};
+
 /// How a KPI value is measured and shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unit {
@@ -78,59 +80,29 @@ pub fn target_status(key: &str, value: Option<f64>) -> TargetStatus {
 /// Whether a higher value of the glossary KPI `key` is better; `None` when
 /// neither direction is (volume) or the key is unknown.
 pub fn higher_is_better(key: &str) -> Option<bool> {
-    match key {
-        "frt_s"
-        | "human_frt_s"
-        | "response_s"
-        | "handling_s"
-        | "reopen_rate"
-        | "transfer_rate"
-        | "labor_cost"
-        | "cost_per_conversation" => Some(false),
-        "sla_attainment"
-        | "csat"
-        | "resolution_rate"
-        | "automation_rate"
-        | "conversion_rate"
-        | "aov"
-        | "repurchase_rate"
-        | "conversations_per_agent"
-        | "copilot_adoption" => Some(true),
-        _ => None,
-    }
+    Kpi::parse(key)?.higher_is_better()
 }
 
 /// The 18 KPI keys of the glossary, in the order the overview shows them.
-pub const KPI_KEYS: [&str; 18] = [
-    "conversations",
-    "frt_s",
-    "human_frt_s",
-    "response_s",
-    "handling_s",
-    "sla_attainment",
-    "csat",
-    "resolution_rate",
-    "reopen_rate",
-    "transfer_rate",
-    "automation_rate",
-    "conversion_rate",
-    "aov",
-    "repurchase_rate",
-    "conversations_per_agent",
-    "copilot_adoption",
-    "labor_cost",
-    "cost_per_conversation",
-];
+pub const KPI_KEYS: [&str; 18] = {
+    let mut keys = [""; 18];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = Kpi::ALL[i].key();
+        i += 1;
+    }
+    keys
+};
 
 /// The unit of a glossary KPI key (`aov` and the costs in `currency`).
 pub fn unit_of(key: &str, currency: &str) -> Unit {
-    match key {
-        "conversations" => Unit::Count,
-        k if k.ends_with("_s") => Unit::Seconds,
-        "csat" => Unit::Score,
-        "aov" | "labor_cost" | "cost_per_conversation" => Unit::Money(currency.to_string()),
-        "conversations_per_agent" => Unit::Decimal,
-        _ => Unit::Fraction,
+    match Kpi::parse(key).map(Kpi::measure) {
+        Some(Measure::Count) => Unit::Count,
+        Some(Measure::Duration) => Unit::Seconds,
+        Some(Measure::Score) => Unit::Score,
+        Some(Measure::Money) => Unit::Money(currency.to_string()),
+        Some(Measure::Decimal) => Unit::Decimal,
+        Some(Measure::Rate) | None => Unit::Fraction,
     }
 }
 

@@ -18,132 +18,26 @@ use std::fmt::Write as _;
 use crate::html::{escape, href};
 use crate::i18n::{Lang, Strings};
 
-/// A dimension KPIs can be filtered by; `name()` is the URL parameter,
-/// the same as `GET /v1/kpis`'s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Dimension {
-    Channel,
-    ChannelAccount,
-    Queue,
-    Team,
-    Agent,
-    Language,
-    Region,
-    CustomerTier,
-    Tag,
-    Variant,
+pub use model::{Bucket, Dimension};
+
+fn dimension_label(d: Dimension, s: &Strings) -> &'static str {
+    s.dimensions[d as usize]
 }
 
-impl Dimension {
-    /// Every dimension, in the order the controls show them.
-    pub const ALL: [Dimension; 10] = [
-        Dimension::Channel,
-        Dimension::ChannelAccount,
-        Dimension::Queue,
-        Dimension::Team,
-        Dimension::Agent,
-        Dimension::Language,
-        Dimension::Region,
-        Dimension::CustomerTier,
-        Dimension::Tag,
-        Dimension::Variant,
-    ];
-
-    /// The URL parameter name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dimension::Channel => "channel",
-            Dimension::ChannelAccount => "channel_account",
-            Dimension::Queue => "queue",
-            Dimension::Team => "team",
-            Dimension::Agent => "agent",
-            Dimension::Language => "language",
-            Dimension::Region => "region",
-            Dimension::CustomerTier => "customer_tier",
-            Dimension::Tag => "tag",
-            Dimension::Variant => "variant",
-        }
-    }
-
-    /// The dimension named `name`.
-    pub fn parse(name: &str) -> Option<Dimension> {
-        Dimension::ALL.into_iter().find(|d| d.name() == name)
-    }
-
-    fn label(self, s: &Strings) -> &'static str {
-        s.dimensions[self as usize]
-    }
+/// Whether `a` and `b` are choices of the same control (a trend bucket for
+/// a trend bucket, an interval for an interval).
+fn same_kind(a: Bucket, b: Bucket) -> bool {
+    a.interval_minutes().is_some() == b.interval_minutes().is_some()
 }
 
-/// The time bucket of trends, or the interval of a staffing forecast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Bucket {
-    /// Staffing intervals (`GET /v1/forecast/staffing`'s `interval`).
-    Minutes15,
-    Minutes30,
-    Hour,
-    #[default]
-    Day,
-    Week,
-    Month,
-}
-
-impl Bucket {
-    pub const ALL: [Bucket; 6] = [
-        Bucket::Minutes15,
-        Bucket::Minutes30,
-        Bucket::Hour,
-        Bucket::Day,
-        Bucket::Week,
-        Bucket::Month,
-    ];
-
-    /// The buckets of KPI trends (`GET /v1/kpis`'s time `group_by`).
-    pub const TRENDS: [Bucket; 4] = [Bucket::Hour, Bucket::Day, Bucket::Week, Bucket::Month];
-
-    /// The intervals of a staffing forecast.
-    pub const INTERVALS: [Bucket; 2] = [Bucket::Minutes15, Bucket::Minutes30];
-
-    /// The URL value (for trends also `GET /v1/kpis`'s `group_by` bucket name).
-    pub fn name(self) -> &'static str {
-        match self {
-            Bucket::Minutes15 => "15min",
-            Bucket::Minutes30 => "30min",
-            Bucket::Hour => "hour",
-            Bucket::Day => "day",
-            Bucket::Week => "week",
-            Bucket::Month => "month",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Bucket> {
-        Bucket::ALL.into_iter().find(|b| b.name() == s)
-    }
-
-    /// Minutes of a staffing interval; `None` for a trend bucket.
-    pub fn interval_minutes(self) -> Option<u32> {
-        match self {
-            Bucket::Minutes15 => Some(15),
-            Bucket::Minutes30 => Some(30),
-            _ => None,
-        }
-    }
-
-    /// Whether `other` is a choice of the same control (a trend bucket for
-    /// a trend bucket, an interval for an interval).
-    fn same_kind(self, other: Bucket) -> bool {
-        self.interval_minutes().is_some() == other.interval_minutes().is_some()
-    }
-
-    fn label(self, s: &Strings) -> &'static str {
-        match self {
-            Bucket::Minutes15 => s.minutes_15,
-            Bucket::Minutes30 => s.minutes_30,
-            Bucket::Hour => s.hour,
-            Bucket::Day => s.day,
-            Bucket::Week => s.week,
-            Bucket::Month => s.month,
-        }
+fn bucket_label(b: Bucket, s: &Strings) -> &'static str {
+    match b {
+        Bucket::Minutes15 => s.minutes_15,
+        Bucket::Minutes30 => s.minutes_30,
+        Bucket::Hour => s.hour,
+        Bucket::Day => s.day,
+        Bucket::Week => s.week,
+        Bucket::Month => s.month,
     }
 }
 
@@ -313,7 +207,7 @@ impl PageContext {
                 to: get("to").map_or_else(|| defaults.to.clone(), str::to_string),
                 bucket: get("bucket")
                     .and_then(Bucket::parse)
-                    .filter(|b| b.same_kind(defaults.bucket))
+                    .filter(|b| same_kind(*b, defaults.bucket))
                     .unwrap_or(defaults.bucket),
                 time_zone: get("tz").map_or_else(|| defaults.time_zone.clone(), str::to_string),
                 filters: if filters.is_empty() {
@@ -656,7 +550,7 @@ fn controls_form(b: &mut String, ctx: &PageContext, page: Page, path: &str) {
                 b,
                 r#"<option value="{}"{sel}>{}</option>"#,
                 bucket.name(),
-                escape(bucket.label(s))
+                escape(bucket_label(bucket, s))
             );
         }
         b.push_str("</select></label>");
@@ -706,7 +600,7 @@ fn controls_form(b: &mut String, ctx: &PageContext, page: Page, path: &str) {
         .filters
         .iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(d, v)| format!("{} = {v}", d.label(s)))
+        .map(|(d, v)| format!("{} = {v}", dimension_label(*d, s)))
         .collect();
     let _ = write!(
         b,
@@ -728,7 +622,7 @@ fn controls_form(b: &mut String, ctx: &PageContext, page: Page, path: &str) {
         let _ = write!(
             b,
             r#"<label>{}<input type="text" name="{}" value="{}"{list} autocomplete="off"></label>"#,
-            escape(d.label(s)),
+            escape(dimension_label(d, s)),
             d.name(),
             escape(c.filter(d))
         );

@@ -135,14 +135,6 @@ fn serves(languages: &[String], language: &str) -> bool {
     languages.is_empty() || languages.iter().any(|l| l == language)
 }
 
-fn valid_tenant_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
 impl World {
     pub(crate) fn new(cfg: &GenConfig) -> Result<World, ConfigError> {
         if cfg.tenants.is_empty() {
@@ -201,7 +193,7 @@ impl World {
 impl TenantWorld {
     fn new(cfg: &GenConfig, index: u16, p: &TenantProfile, daily_mean: f64) -> Result<Self, ConfigError> {
         let name = &p.tenant_id;
-        if !valid_tenant_id(name) {
+        if !model::TenantId::is_valid(name) {
             return err(format!("tenant_id {name:?} must match [a-z0-9_-]{{1,64}}"));
         }
         if p.locales.is_empty() || p.locales.iter().all(|l| l.weight <= 0.0) {

@@ -461,14 +461,6 @@ fn kind_or_value(v: &Value) -> String {
     }
 }
 
-/// `tenant_id` is `[a-z0-9_-]{1,64}`.
-pub fn valid_tenant_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
 /// Parses an RFC 3339 timestamp that carries an offset into UTC microseconds.
 pub fn parse_timestamp_us(s: &str) -> Result<i64, String> {
     let dt = chrono::DateTime::parse_from_rfc3339(s).map_err(|e| {
@@ -633,7 +625,7 @@ impl Event {
             e.event_id = id;
         }
         if let Some(t) = r.required_string("tenant_id", 64) {
-            if valid_tenant_id(&t) {
+            if model::TenantId::is_valid(&t) {
                 e.tenant_id = t;
             } else {
                 r.fail("tenant_id", format!("{t:?} must match [a-z0-9_-]{{1,64}}"));

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use deltalake::DeltaTable;
+use deltalake::datafusion::prelude::Expr;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
@@ -457,24 +458,43 @@ pub async fn ensure_stats_columns(table: DeltaTable) -> Result<DeltaTable> {
     Ok(table.set_tbl_properties().with_properties(properties).await?)
 }
 
-/// Runs `sql` over the table (registered as `events`) and hands each
-/// result batch, cast to the `events` types where it has those columns,
-/// to `visit`.
-pub async fn scan(table: &DeltaTable, sql: &str, mut visit: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+/// The rows of a tenant's partitions: `tenant_id = tenant` and, when
+/// `days` is given, `event_date` in it (days since the epoch). Values are
+/// typed literals, never SQL text, so partitions are pruned on them.
+pub fn tenant_rows(tenant: &str, days: Option<&std::collections::BTreeSet<i32>>) -> Expr {
+    use deltalake::datafusion::prelude::{col, lit};
+    use deltalake::datafusion::scalar::ScalarValue;
+    let rows = col("tenant_id").eq(lit(tenant));
+    match days {
+        None => rows,
+        Some(days) => rows
+            .and(col("event_date").in_list(days.iter().map(|d| lit(ScalarValue::Date32(Some(*d)))).collect(), false)),
+    }
+}
+
+/// Reads `columns` (all when `None`) of the table's rows that meet
+/// `filter` and hands each batch, cast to the `events` types where it has
+/// those columns, to `visit`.
+pub async fn scan(
+    table: &DeltaTable,
+    columns: Option<&[&str]>,
+    filter: Option<Expr>,
+    mut visit: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
     use deltalake::datafusion::prelude::SessionContext;
     use futures::StreamExt;
     let df_err = |e: deltalake::datafusion::error::DataFusionError| LakeError::Query(e.to_string());
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state())?;
     let provider = table.table_provider().await.map_err(df_err)?;
-    ctx.register_table("events", provider).map_err(df_err)?;
-    let mut stream = ctx
-        .sql(sql)
-        .await
-        .map_err(df_err)?
-        .execute_stream()
-        .await
-        .map_err(df_err)?;
+    let mut df = ctx.read_table(provider).map_err(df_err)?;
+    if let Some(filter) = filter {
+        df = df.filter(filter).map_err(df_err)?;
+    }
+    if let Some(columns) = columns {
+        df = df.select_columns(columns).map_err(df_err)?;
+    }
+    let mut stream = df.execute_stream().await.map_err(df_err)?;
     while let Some(batch) = stream.next().await {
         visit(conform_columns(&batch.map_err(df_err)?)?)?;
     }
@@ -505,12 +525,6 @@ fn conform_columns(batch: &RecordBatch) -> Result<RecordBatch> {
     )?)
 }
 
-/// `DATE 'YYYY-MM-DD'` of a day since the epoch.
-pub(crate) fn date_literal(day: i32) -> String {
-    let d = chrono::NaiveDate::default() + chrono::Duration::days(i64::from(day));
-    format!("DATE '{}'", d.format("%Y-%m-%d"))
-}
-
 /// Rewrites the tenant's partitions `days` (days since the epoch) without
 /// the rows `remove` marks, in one commit: a `replaceWhere` overwrite (or,
 /// when nothing is left, a delete) whose predicate names only the tenant
@@ -523,22 +537,16 @@ pub async fn rewrite_partitions(
     days: &std::collections::BTreeSet<i32>,
     remove: impl Fn(&RecordBatch) -> arrow::array::BooleanArray,
 ) -> Result<(DeltaTable, usize)> {
-    use deltalake::datafusion::prelude::{col, lit};
-    use deltalake::datafusion::scalar::ScalarValue;
-    if !crate::contract::valid_tenant_id(tenant) {
+    if !model::TenantId::is_valid(tenant) {
         return Err(LakeError::Location(tenant.into(), "not a tenant id".into()));
     }
     if days.is_empty() {
         return Ok((table.clone(), 0));
     }
-    let list: Vec<String> = days.iter().map(|d| date_literal(*d)).collect();
-    let sql = format!(
-        "SELECT * FROM events WHERE tenant_id = '{tenant}' AND event_date IN ({})",
-        list.join(", ")
-    );
+    let predicate = tenant_rows(tenant, Some(days));
     let mut kept = Vec::new();
     let mut removed = 0usize;
-    scan(table, &sql, |batch| {
+    scan(table, None, Some(predicate.clone()), |batch| {
         let batch = conform_to_events_schema(&batch)?;
         let gone = remove(&batch);
         removed += gone.true_count();
@@ -547,9 +555,6 @@ pub async fn rewrite_partitions(
         Ok(())
     })
     .await?;
-    let predicate = col("tenant_id")
-        .eq(lit(tenant))
-        .and(col("event_date").in_list(days.iter().map(|d| lit(ScalarValue::Date32(Some(*d)))).collect(), false));
     if kept.iter().all(|b| b.num_rows() == 0) {
         let (table, _) = table.clone().delete().with_predicate(predicate).await?;
         return Ok((table, removed));

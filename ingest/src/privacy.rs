@@ -518,7 +518,7 @@ impl Privacy {
         }
         let dir = self.dir.join("keys");
         let path = dir.join(format!("{tenant}.key"));
-        if !crate::contract::valid_tenant_id(tenant) {
+        if !model::TenantId::is_valid(tenant) {
             return Err(PrivacyError::Corrupt {
                 path,
                 detail: "not a tenant id".into(),

@@ -19,6 +19,7 @@ pub mod format;
 pub mod rollups;
 pub mod sandbox;
 pub mod scoped;
+pub mod statement;
 pub mod views;
 
 use std::sync::Arc;

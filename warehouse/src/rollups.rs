@@ -88,6 +88,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
@@ -1076,21 +1077,27 @@ impl TenantRollup {
         let ctx = source.session(EventRange::default()).await?;
         let mut lo = i64::from(first_day) * DAY_US;
         let aw_us = i64::from(config.attribution_window_days) * DAY_US;
-        let list: Vec<String> = days.iter().map(|d| day_literal(*d)).collect();
+        let placeholders: Vec<String> = (1..=days.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT conversation_id, type, arrow_cast(occurred_at, 'Int64') AS at, order_id, agent_id \
              FROM events WHERE event_date IN ({})",
-            list.join(", ")
+            placeholders.join(", ")
         );
-        let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+        let day_params: Vec<ScalarValue> = days.iter().map(|d| ScalarValue::Date32(Some(*d))).collect();
+        let mut stream = ctx
+            .sql(&sql)
+            .await?
+            .with_param_values(day_params)?
+            .execute_stream()
+            .await?;
         while let Some(batch) = stream.next().await {
             let b = batch?;
             let (conv, typ, at, order, agent) = (
-                strings(&b, 0)?,
-                strings(&b, 1)?,
-                int64s(&b, 2)?,
-                strings(&b, 3)?,
-                strings(&b, 4)?,
+                strings(&b, "conversation_id")?,
+                strings(&b, "type")?,
+                int64s(&b, "at")?,
+                strings(&b, "order_id")?,
+                strings(&b, "agent_id")?,
             );
             let (conv, typ, order, agent) = (
                 conv.as_string::<i32>(),
@@ -1184,7 +1191,7 @@ impl TenantRollup {
         let mut stream = ctx.sql(sql).await?.execute_stream().await?;
         while let Some(batch) = stream.next().await {
             let b = batch?;
-            let (f, l) = (int64s(&b, 0)?, int64s(&b, 1)?);
+            let (f, l) = (int64s(&b, "f")?, int64s(&b, "l")?);
             let (f, l) = (f.as_primitive::<Int64Type>(), l.as_primitive::<Int64Type>());
             for r in 0..b.num_rows() {
                 if f.is_valid(r) && l.is_valid(r) {
@@ -1264,10 +1271,12 @@ impl TenantRollup {
         }
         let mut loaded: HashMap<Arc<str>, Fact> = HashMap::new();
         let conv_sql = format!(
-            "SELECT conversation_id, arrow_cast(first_event_at, 'Int64'), arrow_cast(last_event_at, 'Int64'), \
-                arrow_cast(started_at, 'Int64'), channel, channel_account, queue, team, agent_id, language, region, \
+            "SELECT conversation_id, arrow_cast(first_event_at, 'Int64') AS first_event_us, \
+                arrow_cast(last_event_at, 'Int64') AS last_event_us, arrow_cast(started_at, 'Int64') AS started_us, \
+                channel, channel_account, queue, team, agent_id, language, region, \
                 customer_tier, tags, experiment_variants, frt_s, human_frt_s, handling_s, \
-                arrow_cast(first_customer_message_at, 'Int64'), arrow_cast(first_reply_at, 'Int64'), \
+                arrow_cast(first_customer_message_at, 'Int64') AS first_customer_message_us, \
+                arrow_cast(first_reply_at, 'Int64') AS first_reply_us, \
                 is_resolved, resolves, reopened_within_7d, bot_replies, handoffs, bot_only, attributed_orders, \
                 agent_replies, copilot_replies, csat_score, csat_requested \
              FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= {lo}"
@@ -1289,7 +1298,11 @@ impl TenantRollup {
         let mut stream = ctx.sql(turns_sql).await?.execute_stream().await?;
         while let Some(batch) = stream.next().await {
             let b = batch?;
-            let (c, w, s) = (strings(&b, 0)?, float64s(&b, 1)?, strings(&b, 2)?);
+            let (c, w, s) = (
+                strings(&b, "conversation_id")?,
+                float64s(&b, "turn_response_s")?,
+                strings(&b, "turn_reply_sender")?,
+            );
             let (c, w, s) = (
                 c.as_string::<i32>(),
                 w.as_primitive::<Float64Type>(),
@@ -1316,7 +1329,7 @@ impl TenantRollup {
         let mut stream = ctx.sql(agents_sql).await?.execute_stream().await?;
         while let Some(batch) = stream.next().await {
             let b = batch?;
-            let (c, a) = (strings(&b, 0)?, strings(&b, 1)?);
+            let (c, a) = (strings(&b, "conversation_id")?, strings(&b, "agent_id")?);
             let (c, a) = (c.as_string::<i32>(), a.as_string::<i32>());
             for r in 0..b.num_rows() {
                 if c.is_null(r) || a.is_null(r) {
@@ -1337,20 +1350,20 @@ impl TenantRollup {
             .collect();
         let keep = self.orders.partition_point(|o| o.placed_us < lo);
         self.orders.truncate(keep);
-        let orders_sql = "SELECT order_id, arrow_cast(placed_at, 'Int64'), customer_id, attributed_conversation_id, \
-                          currency, CAST(net_amount AS DOUBLE) FROM orders";
+        let orders_sql = "SELECT order_id, arrow_cast(placed_at, 'Int64') AS placed_us, customer_id, \
+                          attributed_conversation_id, currency, CAST(net_amount AS DOUBLE) AS net_amount FROM orders";
         let mut conv_orders: HashMap<Arc<str>, Vec<(u32, f64, u32)>> = HashMap::new();
         let mut new_orders = Vec::new();
         let mut stream = ctx.sql(orders_sql).await?.execute_stream().await?;
         while let Some(batch) = stream.next().await {
             let b = batch?;
             let (id, placed, cust, attr, cur, net) = (
-                strings(&b, 0)?,
-                int64s(&b, 1)?,
-                strings(&b, 2)?,
-                strings(&b, 3)?,
-                strings(&b, 4)?,
-                float64s(&b, 5)?,
+                strings(&b, "order_id")?,
+                int64s(&b, "placed_us")?,
+                strings(&b, "customer_id")?,
+                strings(&b, "attributed_conversation_id")?,
+                strings(&b, "currency")?,
+                float64s(&b, "net_amount")?,
             );
             let (id, placed, cust, attr, cur, net) = (
                 id.as_string::<i32>(),
@@ -1404,13 +1417,18 @@ impl TenantRollup {
 
         let keep = self.online.partition_point(|s| s.start_us < lo);
         self.online.truncate(keep);
-        let sessions_sql = "SELECT agent_id, team, arrow_cast(started_at, 'Int64'), arrow_cast(ended_at, 'Int64') \
-                            FROM agent_sessions";
+        let sessions_sql = "SELECT agent_id, team, arrow_cast(started_at, 'Int64') AS started_us, \
+                            arrow_cast(ended_at, 'Int64') AS ended_us FROM agent_sessions";
         let mut new_online = Vec::new();
         let mut stream = ctx.sql(sessions_sql).await?.execute_stream().await?;
         while let Some(batch) = stream.next().await {
             let b = batch?;
-            let (a, t, s, e) = (strings(&b, 0)?, strings(&b, 1)?, int64s(&b, 2)?, int64s(&b, 3)?);
+            let (a, t, s, e) = (
+                strings(&b, "agent_id")?,
+                strings(&b, "team")?,
+                int64s(&b, "started_us")?,
+                int64s(&b, "ended_us")?,
+            );
             let (a, t, s, e) = (
                 a.as_string::<i32>(),
                 t.as_string::<i32>(),
@@ -1434,13 +1452,13 @@ impl TenantRollup {
 
         let keep = self.costs.partition_point(|c| c.0 < lo);
         self.costs.truncate(keep);
-        let costs_sql = "SELECT arrow_cast(occurred_at, 'Int64'), currency, CAST(amount AS DOUBLE) \
+        let costs_sql = "SELECT arrow_cast(occurred_at, 'Int64') AS at, currency, CAST(amount AS DOUBLE) AS amount \
                          FROM events WHERE type = 'cost.incurred'";
         let mut new_costs = Vec::new();
         let mut stream = ctx.sql(costs_sql).await?.execute_stream().await?;
         while let Some(batch) = stream.next().await {
             let b = batch?;
-            let (at, cur, amount) = (int64s(&b, 0)?, strings(&b, 1)?, float64s(&b, 2)?);
+            let (at, cur, amount) = (int64s(&b, "at")?, strings(&b, "currency")?, float64s(&b, "amount")?);
             let (at, cur, amount) = (
                 at.as_primitive::<Int64Type>(),
                 cur.as_string::<i32>(),
@@ -1516,7 +1534,7 @@ impl TenantRollup {
         self.script_uses.set_schema(schema.clone());
         let mut keep = Vec::new();
         for b in df.collect().await? {
-            let ids = strings(&b, 1)?;
+            let ids = strings(&b, "conversation_id")?;
             let ids = ids.as_string::<i32>();
             let first = TimestampMicrosecondArray::from(
                 (0..b.num_rows())
@@ -1579,21 +1597,49 @@ impl TenantRollup {
     }
 
     fn read_conversations(&mut self, b: &RecordBatch, out: &mut HashMap<Arc<str>, Fact>) -> Result<()> {
-        let s = |i: usize| strings(b, i);
-        let id = s(0)?;
-        let (first, last, started) = (int64s(b, 1)?, int64s(b, 2)?, int64s(b, 3)?);
-        let dims: Vec<_> = (4..12).map(s).collect::<Result<_>>()?;
-        let (tags, variants) = (string_lists(b, 12)?, string_lists(b, 13)?);
-        let (frt, human, handling) = (float64s(b, 14)?, float64s(b, 15)?, float64s(b, 16)?);
-        let (fcm, reply) = (int64s(b, 17)?, int64s(b, 18)?);
-        let bools: Vec<_> = [19, 21, 24, 29]
+        let id = strings(b, "conversation_id")?;
+        let (first, last, started) = (
+            int64s(b, "first_event_us")?,
+            int64s(b, "last_event_us")?,
+            int64s(b, "started_us")?,
+        );
+        // In the order of `Fact::dims`.
+        let dims: Vec<_> = [
+            "channel",
+            "channel_account",
+            "queue",
+            "team",
+            "agent_id",
+            "language",
+            "region",
+            "customer_tier",
+        ]
+        .iter()
+        .map(|c| strings(b, c))
+        .collect::<Result<_>>()?;
+        let (tags, variants) = (string_lists(b, "tags")?, string_lists(b, "experiment_variants")?);
+        let (frt, human, handling) = (
+            float64s(b, "frt_s")?,
+            float64s(b, "human_frt_s")?,
+            float64s(b, "handling_s")?,
+        );
+        let (fcm, reply) = (int64s(b, "first_customer_message_us")?, int64s(b, "first_reply_us")?);
+        let bools: Vec<_> = ["is_resolved", "reopened_within_7d", "bot_only", "csat_requested"]
             .iter()
-            .map(|&i| booleans(b, i))
+            .map(|c| booleans(b, c))
             .collect::<Result<_>>()?;
-        let ints: Vec<_> = [20, 22, 23, 25, 26, 27, 28]
-            .iter()
-            .map(|&i| int64s(b, i))
-            .collect::<Result<_>>()?;
+        let ints: Vec<_> = [
+            "resolves",
+            "bot_replies",
+            "handoffs",
+            "attributed_orders",
+            "agent_replies",
+            "copilot_replies",
+            "csat_score",
+        ]
+        .iter()
+        .map(|c| int64s(b, c))
+        .collect::<Result<_>>()?;
         let id = id.as_string::<i32>();
         let (first, last, started) = (
             first.as_primitive::<Int64Type>(),
@@ -2201,28 +2247,31 @@ fn nullable_schema(schema: &Schema) -> SchemaRef {
     ))
 }
 
-fn cast(b: &RecordBatch, i: usize, t: &DataType) -> Result<Arc<dyn Array>> {
-    if i >= b.num_columns() {
-        return Err(DataFusionError::Internal(format!("rollup query lacks column {i}")));
-    }
-    Ok(arrow::compute::cast(b.column(i), t)?)
+/// The column `name` of a rollup query's result, cast to `t`. Columns are
+/// read by name, so a query can change its column order, and one that
+/// loses a column fails here rather than reading another.
+fn cast(b: &RecordBatch, name: &str, t: &DataType) -> Result<Arc<dyn Array>> {
+    let column = b
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Internal(format!("rollup query lacks column {name}")))?;
+    Ok(arrow::compute::cast(column, t)?)
 }
-fn strings(b: &RecordBatch, i: usize) -> Result<Arc<dyn Array>> {
-    cast(b, i, &DataType::Utf8)
+fn strings(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
+    cast(b, name, &DataType::Utf8)
 }
-fn int64s(b: &RecordBatch, i: usize) -> Result<Arc<dyn Array>> {
-    cast(b, i, &DataType::Int64)
+fn int64s(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
+    cast(b, name, &DataType::Int64)
 }
-fn float64s(b: &RecordBatch, i: usize) -> Result<Arc<dyn Array>> {
-    cast(b, i, &DataType::Float64)
+fn float64s(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
+    cast(b, name, &DataType::Float64)
 }
-fn booleans(b: &RecordBatch, i: usize) -> Result<Arc<dyn Array>> {
-    cast(b, i, &DataType::Boolean)
+fn booleans(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
+    cast(b, name, &DataType::Boolean)
 }
-fn string_lists(b: &RecordBatch, i: usize) -> Result<Arc<dyn Array>> {
+fn string_lists(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
     cast(
         b,
-        i,
+        name,
         &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
     )
 }

@@ -53,11 +53,11 @@ use dashboards::{
 use serde_json::Value;
 
 use super::{accept_language, csv_part, csv_response, dashboard_tenant, error_page, html, num, signed_in};
-use crate::keys::Principal;
 use crate::kpi_routes::{self, csv_field};
 use crate::problem::Problem;
 use crate::server::AppState;
-use crate::tenant::TenantId;
+use services::keys::Principal;
+use services::tenant::TenantId;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -237,7 +237,7 @@ async fn render(
     accept_language: Option<&str>,
 ) -> Result<Response, Problem> {
     let tenant = dashboard_tenant(principal)?;
-    let settings = kpi_routes::load_settings(state, &tenant).await?;
+    let settings = state.load_settings(&tenant).await?;
     let tz = settings.tz();
     let today = Utc::now().with_timezone(&tz).date_naive();
     let date = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
@@ -1101,7 +1101,7 @@ async fn staffing(view: &View) -> Result<(String, String), Problem> {
     if let (Some(from_us), Some(to_us)) = (from_us, to_us)
         && from_us < now_us
     {
-        let key = crate::forecast_routes::lake::QueueKey::parse(&queue)
+        let key = services::forecasts::lake::QueueKey::parse(&queue)
             .map_err(|e| Problem::bad_request("invalid-parameter", format!("queue: {e}")))?;
         let past_to = to_us.min(now_us - now_us.rem_euclid(step_us));
         if past_to > from_us {

@@ -6,7 +6,7 @@
 //! holds an API key (an admin key in a cookie jar would be a bearer token
 //! for the whole API), signing out ends the session on the server (a
 //! copied cookie stops working), and every request looks the key up again
-//! by id ([`crate::keys::KeyStore::principal_by_id`]): revoking or expiring
+//! by id ([`services::keys::KeyStore::principal_by_id`]): revoking or expiring
 //! the key ends its sessions at once.
 //!
 //! A session ends after [`IDLE_TIMEOUT`] without a request, or

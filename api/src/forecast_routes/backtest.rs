@@ -31,9 +31,9 @@ use staffing::forecast::{
     self as fc, Criterion, ForecastConfig, HorizonSlot, METHODS, Method, Point, Series, method_name,
 };
 
-use super::lake;
-use super::slots::{self, IntervalLength, Zone};
 use crate::config::Config;
+use services::forecasts::lake;
+use services::forecasts::slots::{self, IntervalLength, Zone};
 
 /// What to backtest.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ pub async fn run(cfg: &Config, args: &BacktestArgs, out: &mut dyn Write) -> Resu
         None => None,
     };
     if let Some(t) = &args.tenant
-        && !lake::valid_tenant(t)
+        && !model::TenantId::is_valid(t)
     {
         bail!("--tenant {t:?} must match [a-z0-9_-]{{1,64}}");
     }
@@ -357,8 +357,9 @@ fn summary(out: &mut dyn Write, who: &str, t: &Tally) -> Result<()> {
 
 /// The tenant's reporting time zone from its settings (UTC without any).
 fn tenant_zone(cfg: &Config, tenant: &str) -> Result<Zone> {
-    let id = crate::tenant::TenantId::parse(tenant).with_context(|| format!("tenant id {tenant:?}"))?;
-    let settings = crate::settings::load(&cfg.data_dir, &id).with_context(|| format!("settings of tenant {tenant}"))?;
+    let id = services::tenant::TenantId::parse(tenant).with_context(|| format!("tenant id {tenant:?}"))?;
+    let settings =
+        services::settings::load(&cfg.data_dir, &id).with_context(|| format!("settings of tenant {tenant}"))?;
     Zone::parse(&settings.time_zone).map_err(|e| anyhow::anyhow!("time zone of tenant {tenant}: {e}"))
 }
 

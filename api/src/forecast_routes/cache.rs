@@ -8,7 +8,7 @@
 //! memory, and the cells are kept until the tenant's data changes.
 //!
 //! **Freshness.** `conversations` is a view over the tenant's rollup rows
-//! (`kpi_routes::fast`), brought up to date with the lake and the buffer
+//! (`services::kpis::fast`), brought up to date with the lake and the buffer
 //! whenever it is scanned: the rows change exactly when the tenant's lake
 //! files or buffered rows do, and the rollup's version
 //! (`TenantRollup::data_version`) with them. Before answering, each request
@@ -25,10 +25,10 @@
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use super::lake::{Cells, History, QueueKey};
 use crate::problem::Problem;
 use crate::server::AppState;
-use crate::tenant::TenantId;
+use services::forecasts::lake::{Cells, History, QueueKey};
+use services::tenant::TenantId;
 
 /// Windows kept per tenant (a routing core asks for one or two: the
 /// staffing plan's and the arrivals').
@@ -111,7 +111,7 @@ fn internal(e: impl std::fmt::Display) -> Problem {
 }
 
 /// The history of `key` in `tenant` per interval of `interval_us` over
-/// `[from_us, to_us)`: what [`super::lake::history`] computes, from the tenant's
+/// `[from_us, to_us)`: what [`services::forecasts::lake::history`] computes, from the tenant's
 /// cached [`Cells`] of that window (read once per data version).
 pub(crate) async fn history(
     state: &AppState,
@@ -122,10 +122,10 @@ pub(crate) async fn history(
     interval_us: i64,
 ) -> Result<History, Problem> {
     let id = TenantId::parse(tenant).ok_or_else(|| Problem::internal(format!("bad tenant id {tenant:?}")))?;
-    let (settings, data_version) = crate::kpi_routes::data_version(state, &id).await?;
+    let (settings, data_version) = state.data_version(&id).await?;
     let read = || async {
         let started = std::time::Instant::now();
-        let ctx = crate::kpi_routes::shared_served_session(state, tenant).await?;
+        let ctx = state.shared_served_session(tenant).await?;
         let cells = Cells::read(&ctx, tenant, from_us, to_us, interval_us)
             .await
             .map_err(internal)?;

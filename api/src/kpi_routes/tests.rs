@@ -8,7 +8,7 @@ use super::params::*;
 use super::{csv_field, shape_kpis};
 
 fn tz(name: &str) -> Tz {
-    crate::settings::parse_time_zone(name).unwrap()
+    services::settings::parse_time_zone(name).unwrap()
 }
 
 fn at(s: &str) -> DateTime<Utc> {

@@ -333,8 +333,8 @@ mod properties {
 
         #[test]
         fn valid_tenant_ids_are_accepted_and_others_rejected(t in "[a-z0-9_-]{1,64}", bad in "[A-Z .!]{1,10}") {
-            prop_assert!(valid_tenant_id(&t));
-            prop_assert!(!valid_tenant_id(&bad));
+            prop_assert!(model::TenantId::is_valid(&t));
+            prop_assert!(!model::TenantId::is_valid(&bad));
         }
 
         #[test]

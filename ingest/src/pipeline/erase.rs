@@ -83,7 +83,14 @@ struct Matcher {
     orders: HashSet<String>,
 }
 
-const LOCATE_COLUMNS: &str = "tenant_id, customer_id, unit_id, conversation_id, order_id, event_date";
+const LOCATE_COLUMNS: [&str; 6] = [
+    "tenant_id",
+    "customer_id",
+    "unit_id",
+    "conversation_id",
+    "order_id",
+    "event_date",
+];
 
 /// The identifying columns of one batch (any of them may be absent).
 struct Ids<'a> {
@@ -188,12 +195,9 @@ impl Ingestor {
     /// buffer, and the UTC days of the lake partitions holding their rows.
     async fn locate(&self, m: &mut Matcher) -> Result<BTreeSet<i32>> {
         let view = self.read_view();
-        let sql = format!(
-            "SELECT {LOCATE_COLUMNS} FROM events WHERE tenant_id = '{}'",
-            m.tenant.replace('\'', "''")
-        );
+        let rows = lake::tenant_rows(&m.tenant, None);
         if let Some(t) = &view.table {
-            lake::scan(t, &sql, |b| {
+            lake::scan(t, Some(&LOCATE_COLUMNS), Some(rows.clone()), |b| {
                 m.learn(&b);
                 Ok(())
             })
@@ -204,7 +208,7 @@ impl Ingestor {
         }
         let mut days = BTreeSet::new();
         if let Some(t) = &view.table {
-            lake::scan(t, &sql, |b| {
+            lake::scan(t, Some(&LOCATE_COLUMNS), Some(rows), |b| {
                 let mask = m.mask(&b);
                 if let Some(d) = b
                     .column_by_name("event_date")
@@ -232,13 +236,7 @@ impl Ingestor {
         let view = self.read_view();
         let mut batches = Vec::new();
         if let (Some(t), false) = (&view.table, days.is_empty()) {
-            let list: Vec<String> = days.iter().map(|d| lake::date_literal(*d)).collect();
-            let sql = format!(
-                "SELECT * FROM events WHERE tenant_id = '{}' AND event_date IN ({})",
-                tenant.replace('\'', "''"),
-                list.join(", ")
-            );
-            lake::scan(t, &sql, |b| {
+            lake::scan(t, None, Some(lake::tenant_rows(tenant, Some(&days))), |b| {
                 let mask = m.mask(&b);
                 batches.push(arrow::compute::filter_record_batch(&b, &mask)?);
                 Ok(())

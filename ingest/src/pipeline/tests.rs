@@ -54,7 +54,7 @@ async fn stored(ingestor: &Ingestor) -> HashMap<String, usize> {
         count(b);
     }
     if let Some(t) = &view.table {
-        lake::scan(t, "SELECT event_id FROM events", |b| {
+        lake::scan(t, Some(&["event_id"]), None, |b| {
             count(&b);
             Ok(())
         })

@@ -1,0 +1,5 @@
+//! What a staffing forecast reads from the lake: the history of a queue
+//! per interval ([`lake`]) on the tenant's local interval grid ([`slots`]).
+
+pub mod lake;
+pub mod slots;

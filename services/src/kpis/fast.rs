@@ -1,0 +1,475 @@
+//! The fast path of `/v1/kpis`: the materialized facts and hourly rollups
+//! of [`warehouse::rollups`], one per tenant, refreshed from the lake on
+//! each request that finds new data (only what the new data can change is
+//! recomputed), then asked for each window and group in memory.
+//!
+//! The SQL path ([`super::lake::run_overview`] over `sql/kpis/overview.sql`)
+//! stays the definition: the facts are read from the same views, and the
+//! tests in `fast/tests.rs` compare both on generated data.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use ingest::Ingestor;
+use warehouse::Warehouse;
+use warehouse::rollups::{
+    Dim, EventRange, FactFilter, HourlyRate, Kept, KeptSnapshot, RefreshStats, SessionSource, TagCounts, TenantConfig,
+    TenantRollup,
+};
+
+use super::lake::{self, Constraint, KpiRow};
+use super::params::{Dimension, Window};
+use crate::per_ingestor::PerIngestor;
+use crate::settings::TenantSettings;
+use crate::tenant::TenantId;
+
+type Slot = Arc<tokio::sync::Mutex<TenantRollup>>;
+
+/// The rollups of one running service (one ingestor), per tenant.
+#[derive(Debug, Default)]
+struct Registry {
+    tenants: HashMap<String, Slot>,
+}
+
+/// Rollups live as long as their ingestor (see [`PerIngestor`]).
+fn slot(ingestor: &Arc<Ingestor>, tenant: &TenantId) -> Slot {
+    static ALL: PerIngestor<Registry> = PerIngestor::new();
+    ALL.with(ingestor, |r| {
+        r.tenants.entry(tenant.as_str().to_string()).or_default().clone()
+    })
+}
+
+struct Source<'a> {
+    warehouse: &'a Warehouse,
+    tenant: &'a TenantId,
+    settings: &'a TenantSettings,
+    /// The long-horizon events, read once per refresh (see
+    /// [`EventRange::long_horizon_predicate`]).
+    long: tokio::sync::OnceCell<Arc<MemTable>>,
+}
+
+impl SessionSource for Source<'_> {
+    async fn session(&self, range: EventRange) -> Result<SessionContext> {
+        let long = match range.long_horizon_predicate() {
+            Some(_) => Some(
+                self.long
+                    .get_or_try_init(|| lake::long_horizon_events(self.warehouse, self.tenant, self.settings))
+                    .await?
+                    .clone(),
+            ),
+            None => None,
+        };
+        lake::tenant_session_with(self.warehouse, self.tenant, self.settings, range, long).await
+    }
+}
+
+/// A tenant's materialized rows as a table: each scan first brings the
+/// rollup up to date with the lake and the buffer (only what new data can
+/// change is recomputed), then reads the rows of that moment.
+#[derive(Debug)]
+struct Materialized {
+    warehouse: Warehouse,
+    tenant: TenantId,
+    settings: TenantSettings,
+    kept: Kept,
+    schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for Materialized {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    /// Filters go on to the snapshot's files (see [`KeptSnapshot`]).
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let guard = rollup(self.warehouse.ingestor(), &self.warehouse, &self.tenant, &self.settings).await?;
+        let snapshot = guard.snapshot(self.kept);
+        drop(guard);
+        match snapshot {
+            Some(s) => s.scan(state, projection, filters, limit).await,
+            None => {
+                MemTable::try_new(self.schema.clone(), vec![vec![]])?
+                    .scan(state, projection, filters, limit)
+                    .await
+            }
+        }
+    }
+}
+
+/// Whether the materialized tables of [`use_materialized`] follow new data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// Each scan first brings the rollup up to date with the lake and the
+    /// buffer: for sessions that live on (SQL, Postgres wire).
+    Current,
+    /// The rows of this moment, for every query of a short-lived session
+    /// (one analysis request): its queries agree with each other, and a
+    /// query reads only the columns and files it needs.
+    Pinned,
+}
+
+/// Makes `conversations`, `exposures` and `script_uses` in `ctx` (a
+/// [`lake::tenant_session_in`] session of `tenant`, or an analyst session)
+/// read the materialized rows instead of computing the views from
+/// events (as of each scan or pinned to this moment: see [`Rows`]).
+/// `conversations` becomes a view over the rollup's rows that
+/// recomputes `sla_met`, which depends on the clock, at query time;
+/// `exposures` is its own definition (`sql/views/exposures.sql`) over the
+/// kept `experiment.exposed` events; `script_uses` reads the kept rows of
+/// that view. The tables are held by the views'
+/// plans under no name SQL could use. A tenant with no data yet keeps the
+/// views over events, and the answer is false.
+pub async fn use_materialized(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+    reads: Rows,
+) -> Result<bool> {
+    let guard = rollup(warehouse.ingestor(), warehouse, tenant, settings).await?;
+    let (Some(rows), Some(exposures), Some(script_uses)) = (
+        guard.snapshot(Kept::Conversations),
+        guard.snapshot(Kept::ExposureEvents),
+        guard.snapshot(Kept::ScriptUses),
+    ) else {
+        return Ok(false);
+    };
+    drop(guard);
+    let table = |kept: Kept, snapshot: KeptSnapshot| -> Arc<dyn TableProvider> {
+        match reads {
+            Rows::Pinned => Arc::new(snapshot),
+            Rows::Current => Arc::new(Materialized {
+                warehouse: warehouse.clone(),
+                tenant: tenant.clone(),
+                settings: settings.clone(),
+                kept,
+                schema: snapshot.schema(),
+            }),
+        }
+    };
+    ctx.register_table("conversations_rows", table(Kept::Conversations, rows))?;
+    ctx.deregister_table("conversations")?;
+    ctx.sql(&format!(
+        "CREATE VIEW conversations AS SELECT * REPLACE ({} AS sla_met) FROM conversations_rows",
+        lake::sla_met_sql(settings.sla_target_us())
+    ))
+    .await?;
+    ctx.register_table("exposure_events", table(Kept::ExposureEvents, exposures))?;
+    ctx.deregister_table("exposures")?;
+    ctx.sql(&exposures_view_over("exposure_events")?).await?;
+    ctx.register_table("script_uses_rows", table(Kept::ScriptUses, script_uses))?;
+    ctx.deregister_table("script_uses")?;
+    ctx.sql("CREATE VIEW script_uses AS SELECT tenant_id, conversation_id, kind, \"key\" FROM script_uses_rows")
+        .await?;
+    // The views' plans hold the tables themselves; SQL sees only the views.
+    for t in ["conversations_rows", "exposure_events", "script_uses_rows"] {
+        ctx.deregister_table(t)?;
+    }
+    Ok(true)
+}
+
+/// `sql/views/exposures.sql` reading `table` instead of `events`.
+fn exposures_view_over(table: &str) -> Result<String> {
+    let sql = warehouse::views::VIEWS
+        .iter()
+        .find(|(name, _)| *name == "exposures")
+        .map(|(_, sql)| *sql)
+        .ok_or_else(|| DataFusionError::Internal("no exposures view".into()))?;
+    if sql.matches("FROM events").count() != 1 {
+        return Err(DataFusionError::Internal(
+            "sql/views/exposures.sql must read `events` exactly once".into(),
+        ));
+    }
+    Ok(sql.replacen("FROM events", &format!("FROM {table}"), 1))
+}
+
+/// How often the server's background warming looks for new data.
+pub const WARM_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Conversations per slice of a first build: `CXLAKE_ROLLUP_SLICE`
+/// (default [`warehouse::rollups::SLICE_CONVERSATIONS`]). Smaller slices
+/// hold less memory at once and take longer in all.
+fn slice_conversations() -> u64 {
+    static N: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let default = warehouse::rollups::SLICE_CONVERSATIONS;
+    *N.get_or_init(|| match std::env::var("CXLAKE_ROLLUP_SLICE") {
+        Ok(v) => v.trim().parse().ok().filter(|n| *n > 0).unwrap_or_else(|| {
+            tracing::warn!(value = %v, "CXLAKE_ROLLUP_SLICE is not a positive whole number; using {default}");
+            default
+        }),
+        Err(_) => default,
+    })
+}
+
+pub fn config(settings: &TenantSettings) -> TenantConfig {
+    TenantConfig {
+        sla_target_us: settings.sla_target_us(),
+        attribution_window_days: settings.attribution_window_days,
+    }
+}
+
+/// The tenant's rollup, brought up to date with the lake and the buffer;
+/// held locked for the request (every answer comes from one state).
+pub async fn rollup(
+    ingestor: &Arc<Ingestor>,
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
+    // One first build at a time in the process: each is bounded by its
+    // slice, not by the number of tenants building at once.
+    static FIRST_BUILDS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let mut guard = slot(ingestor, tenant).lock_owned().await;
+    let _permit = if guard.is_built() {
+        None
+    } else {
+        guard.set_slice_conversations(slice_conversations());
+        Some(
+            FIRST_BUILDS
+                .acquire()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+        )
+    };
+    let view = ingestor.read_view();
+    let started = std::time::Instant::now();
+    let stats: RefreshStats = guard
+        .refresh(
+            &view,
+            tenant.as_str(),
+            config(settings),
+            &Source {
+                warehouse,
+                tenant,
+                settings,
+                long: Default::default(),
+            },
+        )
+        .await?;
+    if stats != RefreshStats::default() {
+        tracing::info!(
+            tenant = %tenant,
+            full = stats.full,
+            conversations = stats.conversations,
+            since_us = ?stats.since_us,
+            rows = guard.rows_held().0,
+            rows_bytes = guard.rows_held().1,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "KPI rollup refreshed"
+        );
+    }
+    Ok(guard)
+}
+
+pub fn dim(d: Dimension) -> Dim {
+    match d {
+        Dimension::Channel => Dim::Channel,
+        Dimension::ChannelAccount => Dim::ChannelAccount,
+        Dimension::Queue => Dim::Queue,
+        Dimension::Team => Dim::Team,
+        Dimension::Agent => Dim::Agent,
+        Dimension::Language => Dim::Language,
+        Dimension::Region => Dim::Region,
+        Dimension::CustomerTier => Dim::CustomerTier,
+        Dimension::Tag => Dim::Tag,
+        Dimension::Variant => Dim::Variant,
+    }
+}
+
+fn dims_of(dimensions: &[Dimension]) -> Vec<Dim> {
+    dimensions.iter().map(|d| dim(*d)).collect()
+}
+
+pub fn filters(constraints: &[Constraint]) -> Vec<FactFilter> {
+    constraints
+        .iter()
+        .map(|c| FactFilter {
+            dim: dim(c.dimension),
+            values: c.values.clone(),
+        })
+        .collect()
+}
+
+fn rates(settings: &TenantSettings) -> Vec<HourlyRate> {
+    settings
+        .hourly_rates
+        .iter()
+        .map(|r| HourlyRate {
+            team: r.team.clone(),
+            rate: r.rate,
+            currency: r.currency.clone(),
+        })
+        .collect()
+}
+
+/// The overview rows of one window and set of constraints, as
+/// [`lake::run_overview`] would return them.
+pub fn run_overview(
+    rollup: &TenantRollup,
+    settings: &TenantSettings,
+    window: &Window,
+    constraints: &[Constraint],
+    time_based: bool,
+    now_us: i64,
+) -> Vec<KpiRow> {
+    rollup
+        .overview(
+            window.from.timestamp_micros(),
+            window.to.timestamp_micros(),
+            &filters(constraints),
+            time_based,
+            &rates(settings),
+            now_us,
+        )
+        .into_iter()
+        .map(kpi_row)
+        .collect()
+}
+
+/// The rows of each group of `dims` (a value per dimension, `None` for
+/// NULL or empty) among the conversations started in `window` that meet
+/// `constraints`, in one pass over the facts
+/// ([`TenantRollup::overview_groups`]): what [`run_overview`] answers for
+/// `constraints` plus the group's values, without the time-based keys.
+/// `None` when every dimension is the channel: those runs read the hourly
+/// cells, one per group.
+pub fn run_groups(
+    rollup: &TenantRollup,
+    window: &Window,
+    constraints: &[Constraint],
+    dims: &[Dimension],
+    groups: &[Vec<Option<String>>],
+    now_us: i64,
+) -> Option<Vec<Vec<KpiRow>>> {
+    if dims.iter().all(|d| *d == Dimension::Channel) {
+        return None;
+    }
+    let dims = dims_of(dims);
+    let answers = rollup.overview_groups(
+        window.from.timestamp_micros(),
+        window.to.timestamp_micros(),
+        &filters(constraints),
+        &dims,
+        groups,
+        now_us,
+    );
+    Some(
+        answers
+            .into_iter()
+            .map(|rows| rows.into_iter().map(kpi_row).collect())
+            .collect(),
+    )
+}
+
+fn kpi_row(r: warehouse::rollups::OverviewRow) -> KpiRow {
+    KpiRow {
+        kpi: r.kpi,
+        measure: r.measure,
+        segment: r.segment,
+        value: r.value,
+        n: r.n,
+    }
+}
+
+/// [`lake::dimension_values`] from the facts.
+#[cfg(test)]
+pub fn dimension_values(
+    rollup: &TenantRollup,
+    window: &Window,
+    constraints: &[Constraint],
+    d: Dimension,
+) -> (Vec<String>, bool) {
+    rollup.dimension_values(
+        window.from.timestamp_micros(),
+        window.to.timestamp_micros(),
+        &filters(constraints),
+        dim(d),
+    )
+}
+
+/// [`run_groups`] of every group of `dims` that occurs in each of
+/// `windows` (a window's buckets, contiguous), in one pass
+/// ([`TenantRollup::overview_occurring`]): `(group, rows per window)`;
+/// `None` when more than `limit` groups occur.
+pub fn run_occurring(
+    rollup: &TenantRollup,
+    windows: &[Window],
+    constraints: &[Constraint],
+    dims: &[Dimension],
+    limit: usize,
+    now_us: i64,
+) -> Option<Vec<(Vec<Option<String>>, Vec<Vec<KpiRow>>)>> {
+    let spans: Vec<(i64, i64)> = windows
+        .iter()
+        .map(|w| (w.from.timestamp_micros(), w.to.timestamp_micros()))
+        .collect();
+    let dims = dims_of(dims);
+    let all = rollup.overview_occurring(&spans, &filters(constraints), &dims, limit, now_us)?;
+    Some(
+        all.into_iter()
+            .map(|(group, per_window)| {
+                let rows = per_window
+                    .into_iter()
+                    .map(|rows| rows.into_iter().map(kpi_row).collect())
+                    .collect();
+                (group, rows)
+            })
+            .collect(),
+    )
+}
+
+/// The combinations of values of `dims` that occur among the
+/// conversations started in `window` that meet `constraints`
+/// ([`TenantRollup::occurring_groups`]); `None` when more than `limit`.
+pub fn occurring_groups(
+    rollup: &TenantRollup,
+    window: &Window,
+    constraints: &[Constraint],
+    dims: &[Dimension],
+    limit: usize,
+) -> Option<Vec<Vec<Option<String>>>> {
+    let dims = dims_of(dims);
+    rollup.occurring_groups(
+        window.from.timestamp_micros(),
+        window.to.timestamp_micros(),
+        &filters(constraints),
+        &dims,
+        limit,
+    )
+}
+
+/// The tag counts behind `bottlenecks_pairs.sql` of the conversations
+/// started in `window` that meet `constraints`
+/// ([`TenantRollup::tag_counts`]).
+pub fn tag_counts(rollup: &TenantRollup, window: &Window, constraints: &[Constraint]) -> TagCounts {
+    rollup.tag_counts(
+        window.from.timestamp_micros(),
+        window.to.timestamp_micros(),
+        &filters(constraints),
+    )
+}
+
+#[cfg(test)]
+mod tests;

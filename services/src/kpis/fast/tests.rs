@@ -1,0 +1,468 @@
+//! The fast path against the SQL path (`sql/kpis/overview.sql` over the
+//! views) on generated traffic: rates, counts and means equal, medians and
+//! p90s within the sketch's documented relative error; and an incremental
+//! refresh across flushes equal to a build from scratch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ingest::decode::{DecodeLimits, decode_events};
+use ingest::metrics::Metrics;
+use ingest::{Event, IngestConfig, Ingestor};
+use warehouse::Warehouse;
+use warehouse::rollups::TenantRollup;
+use warehouse::rollups::sketch::{RELATIVE_ERROR, ZERO_BELOW};
+
+use super::super::lake::{self, Constraint, KpiRow};
+use super::super::params::{Dimension, Window};
+use super::Source;
+use crate::settings::{HourlyRate, TenantSettings};
+use crate::tenant::TenantId;
+
+const TENANT: &str = "dragon-mart";
+
+fn generated(days: u32, per_day: f64) -> Vec<(usize, Event)> {
+    let mut cfg = datagen::GenConfig::demo_with(7, days, per_day);
+    cfg.start = NaiveDate::from_ymd_opt(2026, 3, 27).unwrap();
+    let mut out = Vec::new();
+    datagen::generate(&cfg, &mut out).unwrap();
+    decode_events(&out, &DecodeLimits::default()).unwrap().events
+}
+
+async fn open(dir: &std::path::Path) -> Arc<Ingestor> {
+    let mut cfg = IngestConfig::new(dir);
+    cfg.flush_max_age = std::time::Duration::from_secs(3600);
+    cfg.flush_max_events = usize::MAX;
+    cfg.flush_max_bytes = usize::MAX;
+    Ingestor::open(cfg, Arc::new(Metrics::default())).await.unwrap()
+}
+
+fn settings() -> TenantSettings {
+    TenantSettings {
+        hourly_rates: vec![
+            HourlyRate {
+                team: None,
+                rate: 20.0,
+                currency: "EUR".into(),
+            },
+            HourlyRate {
+                team: Some("cn_service".into()),
+                rate: 31.5,
+                currency: "EUR".into(),
+            },
+        ],
+        ..TenantSettings::default()
+    }
+}
+
+async fn refresh(ingestor: &Arc<Ingestor>, rollup: &mut TenantRollup) -> warehouse::rollups::RefreshStats {
+    let (warehouse, tenant, settings) = (Warehouse::new(ingestor.clone()), tid(), settings());
+    let source = Source {
+        warehouse: &warehouse,
+        tenant: &tenant,
+        settings: &settings,
+        long: Default::default(),
+    };
+    rollup
+        .refresh(&ingestor.read_view(), TENANT, super::config(&settings), &source)
+        .await
+        .unwrap()
+}
+
+fn tid() -> TenantId {
+    TenantId::parse(TENANT).unwrap()
+}
+
+type Keyed = BTreeMap<(String, String, String), (Option<f64>, i64)>;
+
+fn keyed(rows: Vec<KpiRow>) -> Keyed {
+    rows.into_iter()
+        .map(|r| ((r.kpi, r.measure, r.segment), (r.value, r.n)))
+        .collect()
+}
+
+fn assert_same(what: &str, fast: Keyed, sql: Keyed) {
+    assert_close(what, fast, sql, RELATIVE_ERROR)
+}
+
+/// `quantile_error`: the relative error allowed on medians and p90s.
+fn assert_close(what: &str, fast: Keyed, sql: Keyed, quantile_error: f64) {
+    assert_eq!(
+        fast.keys().collect::<Vec<_>>(),
+        sql.keys().collect::<Vec<_>>(),
+        "{what}: the same rows"
+    );
+    for (k, (fv, fn_)) in &fast {
+        let (sv, sn) = &sql[k];
+        assert_eq!(fn_, sn, "{what} {k:?}: n");
+        match (fv, sv) {
+            (None, None) => {}
+            (Some(f), Some(s)) => {
+                let tolerance = if k.1 == "median" || k.1 == "p90" {
+                    quantile_error * s.abs() + ZERO_BELOW
+                } else {
+                    1e-9 * s.abs().max(1.0)
+                };
+                assert!((f - s).abs() <= tolerance, "{what} {k:?}: fast {f} vs sql {s}");
+            }
+            _ => panic!("{what} {k:?}: fast {fv:?} vs sql {sv:?}"),
+        }
+    }
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// Runs both paths over each window × constraints and compares them.
+async fn compare(
+    ingestor: &Arc<Ingestor>,
+    rollup: &TenantRollup,
+    cases: &[(Window, Vec<Constraint>)],
+    quantile_error: f64,
+) {
+    let (warehouse, tenant, settings) = (Warehouse::new(ingestor.clone()), tid(), settings());
+    // The definition: the views computed from events, not the materialized rows.
+    let tctx = lake::tenant_session_in(&warehouse, &tenant, &settings, Default::default())
+        .await
+        .unwrap();
+    let span = Window {
+        from: cases.iter().map(|c| c.0.from).min().unwrap(),
+        to: cases.iter().map(|c| c.0.to).max().unwrap(),
+    };
+    let kctx = lake::snapshot(&tctx, &tenant, &settings, &span, &lake::SNAPSHOT_TABLES, false)
+        .await
+        .unwrap();
+    let now = Utc::now().timestamp_micros();
+    for (window, constraints) in cases {
+        let what = format!("{} .. {} {constraints:?}", window.from, window.to);
+        let time_based = constraints.is_empty();
+        let mut sql = lake::run_overview(&kctx, window, constraints).await.unwrap();
+        if !time_based {
+            sql.retain(|r| !lake::is_time_based(r));
+        }
+        let fast = super::run_overview(rollup, &settings, window, constraints, time_based, now);
+        assert!(
+            fast.iter().any(|r| r.kpi == "conversations" && r.n > 0),
+            "{what}: the case has conversations"
+        );
+        assert_close(&what, keyed(fast), keyed(sql), quantile_error);
+        for d in [Dimension::Team, Dimension::Tag] {
+            let sql = lake::dimension_values(&kctx, window, constraints, d).await.unwrap();
+            assert_eq!(
+                super::dimension_values(rollup, window, constraints, d),
+                sql,
+                "{what} {d}"
+            );
+        }
+        // the tag pairs of `/v1/analyses/bottlenecks`
+        lake::restrict_conversations(&kctx, constraints).await.unwrap();
+        let pairs_sql = warehouse::views::analysis_sql("bottlenecks_pairs").unwrap();
+        for min_count in [1, 3] {
+            let sql = crate::analyses::run_sql(&kctx, pairs_sql, window, Some(min_count))
+                .await
+                .unwrap();
+            let untagged = constraints
+                .iter()
+                .any(|c| c.dimension == Dimension::Tag && c.values.is_none());
+            assert_eq!(sql.rows.is_empty(), untagged, "{what}: pairs");
+            let fast = crate::analyses::pairs_table(&super::tag_counts(rollup, window, constraints), min_count);
+            // the same rows; the measures to the last bits of a DOUBLE
+            assert_eq!(fast.columns, sql.columns);
+            assert_eq!(
+                fast.rows.len(),
+                sql.rows.len(),
+                "{what}: pairs with min_count {min_count}"
+            );
+            for (f, s) in fast.rows.iter().zip(&sql.rows) {
+                for (a, b) in f.iter().zip(s) {
+                    match (a.as_f64(), b.as_f64()) {
+                        (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-12 * y.abs(), "{what}: {f:?} vs {s:?}"),
+                        _ => assert_eq!(a, b, "{what}: {f:?} vs {s:?}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn cases() -> Vec<(Window, Vec<Constraint>)> {
+    let whatsapp = Constraint {
+        dimension: Dimension::Channel,
+        values: Some(vec!["whatsapp".into(), "webchat".into()]),
+    };
+    let team = Constraint {
+        dimension: Dimension::Team,
+        values: Some(vec!["cn_service".into()]),
+    };
+    let no_tag = Constraint {
+        dimension: Dimension::Tag,
+        values: None,
+    };
+    let all = Window {
+        from: at("2026-03-27T00:00:00Z"),
+        to: at("2026-03-30T00:00:00Z"),
+    };
+    // edges off the hour: cells for the whole hours, facts for the rest
+    let ragged = Window {
+        from: at("2026-03-27T05:30:00Z"),
+        to: at("2026-03-29T17:45:10Z"),
+    };
+    vec![
+        (all, vec![]),
+        (ragged, vec![]),
+        (ragged, vec![whatsapp.clone()]),
+        (all, vec![team]),
+        (ragged, vec![no_tag, whatsapp]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_path_equals_the_sql_path_and_refreshes_incrementally() {
+    let events = generated(3, 240.0);
+    let dir = tempfile::tempdir().unwrap();
+    let ingestor = open(dir.path()).await;
+
+    // Part one flushed, part two flushed later, part three still buffered:
+    // conversations span every cut (and midnights).
+    let cut1 = events.len() * 5 / 10;
+    let cut2 = events.len() * 8 / 10;
+    ingestor.ingest(events[..cut1].to_vec()).await.unwrap();
+    ingestor.flush().await.unwrap();
+    let mut incremental = TenantRollup::new();
+    // always the sketches (small windows would be answered exactly)
+    incremental.set_exact_below(0);
+    assert!(refresh(&ingestor, &mut incremental).await.full);
+    ingestor.ingest(events[cut1..cut2].to_vec()).await.unwrap();
+    ingestor.flush().await.unwrap();
+    let stats = refresh(&ingestor, &mut incremental).await;
+    assert!(!stats.full && stats.conversations > 0, "{stats:?}");
+    ingestor.ingest(events[cut2..].to_vec()).await.unwrap();
+    let stats = refresh(&ingestor, &mut incremental).await;
+    assert!(!stats.full && stats.conversations > 0, "{stats:?}");
+    assert_eq!(
+        refresh(&ingestor, &mut incremental).await,
+        Default::default(),
+        "nothing new"
+    );
+
+    let mut scratch = TenantRollup::new();
+    refresh(&ingestor, &mut scratch).await;
+    assert_eq!(incremental.conversations(), scratch.conversations());
+    let now = Utc::now().timestamp_micros();
+    for (window, constraints) in cases() {
+        let (a, b) = (
+            super::run_overview(&incremental, &settings(), &window, &constraints, true, now),
+            super::run_overview(&scratch, &settings(), &window, &constraints, true, now),
+        );
+        // same facts, same cells: the same numbers (up to summation order)
+        assert_same("incremental vs scratch", keyed(a), keyed(b));
+    }
+    compare(&ingestor, &incremental, &cases(), RELATIVE_ERROR).await;
+    // small windows: exact quantiles, like the SQL path's
+    compare(&ingestor, &scratch, &cases(), 1e-7).await;
+
+    // and once the rest is flushed, still the same
+    ingestor.flush().await.unwrap();
+    refresh(&ingestor, &mut incremental).await;
+    assert_eq!(incremental.conversations(), scratch.conversations());
+    let (w, c) = &cases()[1];
+    assert_same(
+        "after the last flush",
+        keyed(super::run_overview(&incremental, &settings(), w, c, true, now)),
+        keyed(super::run_overview(&scratch, &settings(), w, c, true, now)),
+    );
+}
+
+/// The rows of `sql` in `ctx`, as text.
+async fn table_text(ctx: &datafusion::prelude::SessionContext, sql: &str) -> String {
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_in_slices_and_its_materialized_rows_equal_the_views() {
+    let events = generated(3, 240.0);
+    let dir = tempfile::tempdir().unwrap();
+    let ingestor = open(dir.path()).await;
+    let cut = events.len() * 9 / 10;
+    ingestor.ingest(events[..cut].to_vec()).await.unwrap();
+    ingestor.flush().await.unwrap();
+    ingestor.ingest(events[cut..].to_vec()).await.unwrap();
+
+    let mut sliced = TenantRollup::new();
+    sliced.set_slice_conversations(40);
+    let stats = refresh(&ingestor, &mut sliced).await;
+    assert!(stats.full && stats.slices > 3, "{stats:?}");
+    let mut whole = TenantRollup::new();
+    whole.set_slice_conversations(u64::MAX);
+    assert_eq!(refresh(&ingestor, &mut whole).await.slices, 1);
+    assert_eq!(sliced.conversations(), whole.conversations());
+    // windows this small are answered with exact quantiles
+    compare(&ingestor, &sliced, &cases(), 1e-7).await;
+
+    // the materialized rows are the view's rows
+    let (warehouse, tenant, settings) = (Warehouse::new(ingestor.clone()), tid(), settings());
+    let views = lake::tenant_session_in(&warehouse, &tenant, &settings, Default::default())
+        .await
+        .unwrap();
+    let all = "SELECT * EXCLUDE (sla_met) FROM conversations ORDER BY conversation_id";
+    let expected = table_text(&views, all).await;
+    assert!(expected.lines().count() > 200, "{} lines", expected.lines().count());
+    let (schema, rows) = sliced.conversations_table().unwrap();
+    let rows_ctx = datafusion::prelude::SessionContext::new();
+    rows_ctx
+        .register_table(
+            "conversations",
+            Arc::new(datafusion::datasource::MemTable::try_new(schema, vec![rows]).unwrap()),
+        )
+        .unwrap();
+    assert_eq!(table_text(&rows_ctx, all).await, expected, "sliced rows");
+
+    // and a tenant session reads them, `sla_met` included, refreshed as
+    // new events arrive
+    let with_sla = "SELECT * FROM conversations ORDER BY conversation_id";
+    let served = lake::tenant_session(&warehouse, &tenant, &settings).await.unwrap();
+    assert_eq!(table_text(&served, with_sla).await, table_text(&views, with_sla).await);
+    ingestor.flush().await.unwrap();
+    let late = "{\"event_id\":\"late-1\",\"tenant_id\":\"dragon-mart\",\"type\":\"conversation.started\",\"occurred_at\":\"2026-03-29T23:59:00Z\",\"conversation_id\":\"late-conv\",\"customer_id\":\"late-cust\",\"channel\":\"whatsapp\"}";
+    let late = decode_events(late.as_bytes(), &DecodeLimits::default()).unwrap().events;
+    ingestor.ingest(late).await.unwrap();
+    let count = "SELECT count(*) AS n FROM conversations WHERE conversation_id = 'late-conv'";
+    assert_eq!(table_text(&served, count).await, table_text(&views, count).await);
+    assert!(table_text(&served, count).await.contains("| 1 "));
+
+    // script uses are read from the kept rows of their view
+    let uses = "SELECT * FROM script_uses ORDER BY conversation_id, kind, \"key\"";
+    let expected = table_text(&views, uses).await;
+    assert!(expected.lines().count() > 20, "{} lines", expected.lines().count());
+    assert_eq!(table_text(&served, uses).await, expected);
+
+    // exposures are read from the kept exposure events, late ones included
+    let exposures = "SELECT * FROM exposures ORDER BY experiment_key, unit_id, conversation_id, variant_key";
+    let expected = table_text(&views, exposures).await;
+    assert!(expected.lines().count() > 50, "{} lines", expected.lines().count());
+    assert_eq!(table_text(&served, exposures).await, expected);
+    let late = "{\"event_id\":\"late-2\",\"tenant_id\":\"dragon-mart\",\"type\":\"experiment.exposed\",\"occurred_at\":\"2026-03-29T23:59:30Z\",\"conversation_id\":\"late-conv\",\"customer_id\":\"late-cust\",\"experiment_key\":\"greeting_v2\",\"variant_key\":\"control\"}";
+    let late = decode_events(late.as_bytes(), &DecodeLimits::default()).unwrap().events;
+    ingestor.ingest(late).await.unwrap();
+    let count = "SELECT count(*) AS n FROM exposures WHERE conversation_id = 'late-conv'";
+    assert!(table_text(&views, count).await.contains("| 1 "));
+    assert_eq!(table_text(&served, count).await, table_text(&views, count).await);
+    assert_eq!(
+        table_text(&served, exposures).await,
+        table_text(&views, exposures).await
+    );
+}
+
+/// The groups of one pass ([`super::run_groups`]) are, row for row, the
+/// runs with each group's values as filters (`/v1/kpis` answers a
+/// `group_by` either way): scalar and list dimensions, NULL and empty
+/// values, a filter, and a value no conversation has; the groups that
+/// occur ([`super::occurring_groups`]) are those with conversations, and
+/// found and summed per bucket in one pass ([`super::run_occurring`]) they
+/// are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_in_one_pass_equal_a_run_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingestor = open(dir.path()).await;
+    ingestor.ingest(generated(3, 240.0)).await.unwrap();
+    let mut rollup = TenantRollup::new();
+    refresh(&ingestor, &mut rollup).await;
+    let window = Window {
+        from: at("2026-03-27T05:30:00Z"),
+        to: at("2026-03-29T17:45:10Z"),
+    };
+    let now = Utc::now().timestamp_micros();
+    let whatsapp = Constraint {
+        dimension: Dimension::Channel,
+        values: Some(vec!["whatsapp".into(), "webchat".into()]),
+    };
+    for (filters, dims) in [
+        (vec![], vec![Dimension::Team, Dimension::Agent]),
+        (vec![], vec![Dimension::Tag]),
+        (vec![whatsapp.clone()], vec![Dimension::Tag, Dimension::Channel]),
+        (vec![whatsapp], vec![Dimension::Variant, Dimension::Queue]),
+    ] {
+        // every combination of each dimension's values, and one nobody has
+        let mut groups: Vec<Vec<Option<String>>> = vec![vec![]];
+        for &d in &dims {
+            let (values, none) = super::dimension_values(&rollup, &window, &filters, d);
+            let options: Vec<Option<String>> = values.into_iter().map(Some).chain(none.then_some(None)).collect();
+            groups = groups
+                .into_iter()
+                .flat_map(|g| {
+                    options.iter().map(move |o| {
+                        let mut g = g.clone();
+                        g.push(o.clone());
+                        g
+                    })
+                })
+                .collect();
+        }
+        groups.push(dims.iter().map(|_| Some("nobody".to_string())).collect());
+        assert!(groups.len() > 3, "{dims:?}: {} groups", groups.len());
+        let all = super::run_groups(&rollup, &window, &filters, &dims, &groups, now).unwrap();
+        let mut non_empty = Vec::new();
+        for (g, rows) in groups.iter().zip(all) {
+            let mut constraints = filters.clone();
+            constraints.extend(dims.iter().zip(g).map(|(d, v)| Constraint {
+                dimension: *d,
+                values: v.clone().map(|v| vec![v]),
+            }));
+            let one = super::run_overview(&rollup, &settings(), &window, &constraints, false, now);
+            let conversations = one.iter().find(|r| r.kpi == "conversations").map_or(0, |r| r.n);
+            if conversations > 0 {
+                non_empty.push(g.clone());
+            }
+            assert_close(&format!("{dims:?} {g:?}"), keyed(rows), keyed(one), 0.0);
+        }
+        assert!(non_empty.len() > 1, "{dims:?}: groups with conversations");
+        // the groups `/v1/kpis` lists: those with conversations, in the
+        // order of the product of each dimension's values
+        assert_eq!(
+            super::occurring_groups(&rollup, &window, &filters, &dims, usize::MAX),
+            Some(non_empty.clone()),
+            "{dims:?}"
+        );
+        assert_eq!(
+            super::occurring_groups(&rollup, &window, &filters, &dims, non_empty.len() - 1),
+            None,
+            "{dims:?}: over the limit"
+        );
+        // the same groups in buckets, found and summed in one pass, equal
+        // a pass per bucket
+        let edges = [
+            window.from,
+            at("2026-03-28T00:00:00Z"),
+            at("2026-03-28T13:00:00Z"),
+            window.to,
+        ];
+        let buckets: Vec<Window> = edges.windows(2).map(|e| Window { from: e[0], to: e[1] }).collect();
+        let one = super::run_occurring(&rollup, &buckets, &filters, &dims, usize::MAX, now).unwrap();
+        let found: Vec<Vec<Option<String>>> = one.iter().map(|(g, _)| g.clone()).collect();
+        assert_eq!(found, non_empty, "{dims:?}: groups in buckets");
+        for (b, bucket) in buckets.iter().enumerate() {
+            let each = super::run_groups(&rollup, bucket, &filters, &dims, &found, now).unwrap();
+            for ((g, rows), expected) in one.iter().zip(each) {
+                assert_close(
+                    &format!("{dims:?} {g:?} bucket {b}"),
+                    keyed(rows[b].clone()),
+                    keyed(expected),
+                    0.0,
+                );
+            }
+        }
+        assert!(
+            super::run_occurring(&rollup, &buckets, &filters, &dims, non_empty.len() - 1, now).is_none(),
+            "{dims:?}: over the limit in buckets"
+        );
+    }
+    assert!(
+        super::run_groups(&rollup, &window, &[], &[Dimension::Channel], &[vec![None]], now).is_none(),
+        "channel groups read the cells"
+    );
+}
