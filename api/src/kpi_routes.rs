@@ -77,17 +77,14 @@ use serde_json::{Map, Value, json};
 use crate::problem::Problem;
 use crate::server::AppState;
 use services::keys::{Principal, Role};
-use services::kpis::lake::{Constraint, KpiRow, is_time_based};
+use services::kpis::answer::{Answer, GroupResult, KpiRequest};
+use services::kpis::lake::{Constraint, KpiRow};
 use services::kpis::params::{Bound, Dimension, GroupBy, ParamError, Window, Windows};
 use services::kpis::{fast, lake, params};
 use services::settings::TenantSettings;
 use services::tenant::{TenantId, resolve_tenant};
 
-/// Most groups one `/v1/kpis` request may ask for (buckets × dimension values).
-///
-/// Each group is one pass over the rollup cells (channel, time buckets)
-/// or the facts of the window (other dimensions).
-pub const MAX_GROUPS: usize = 400;
+pub use services::kpis::answer::MAX_GROUPS;
 
 /// Default of `CXLAKE_KPI_MAX_DAYS`, the longest window.
 pub const DEFAULT_MAX_DAYS: u32 = 400;
@@ -124,8 +121,7 @@ pub(crate) fn require_reader(p: &Principal, what: &str) -> Result<(), Problem> {
 }
 
 pub(crate) fn param_problem(e: ParamError) -> Problem {
-    Problem::bad_request("invalid-parameter", format!("{}: {}", e.parameter, e.detail))
-        .with_extra(json!({ "parameter": e.parameter }))
+    Problem::from(services::kpis::answer::param_error(e))
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> Problem {
@@ -155,16 +151,6 @@ pub(crate) fn query_map(
         }
     }
     Ok(map)
-}
-
-/// `filters` and, for each dimension of a group's key, its value.
-fn combo_constraints(filters: &[Constraint], combo: &[(Dimension, Option<String>)]) -> Vec<Constraint> {
-    let mut constraints = filters.to_vec();
-    constraints.extend(combo.iter().map(|(d, v)| Constraint {
-        dimension: *d,
-        values: v.clone().map(|v| vec![v]),
-    }));
-    constraints
 }
 
 /// `from` and `to` of a request, resolved in the tenant's time zone.
@@ -284,54 +270,6 @@ fn shape_kpis(rows: &[KpiRow]) -> Map<String, Value> {
     out
 }
 
-/// One overview run: a window and the constraints on its conversations.
-#[derive(Debug)]
-struct Run {
-    window: Window,
-    constraints: Vec<Constraint>,
-    /// Leave out the time-based keys (a dimension restricts the run).
-    dimension_scoped: bool,
-}
-
-/// A group's rows as [`run`] gives them for a dimension-scoped run.
-fn scoped(mut rows: Vec<KpiRow>) -> Vec<KpiRow> {
-    rows.retain(|row| !is_time_based(row));
-    rows
-}
-
-/// The fast path's overview of one run (see [`fast`]): what
-/// `sql/kpis/overview.sql` answers, from the materialized rollups.
-async fn run(kctx: &KpiSource<'_>, r: &Run) -> Result<Vec<KpiRow>, Problem> {
-    let mut rows = fast::run_overview(
-        kctx.rollup,
-        kctx.settings,
-        &r.window,
-        &r.constraints,
-        !r.dimension_scoped,
-        kctx.now_us,
-    );
-    if r.dimension_scoped {
-        rows.retain(|row| !is_time_based(row));
-    }
-    Ok(rows)
-}
-
-/// What every run of one request reads.
-struct KpiSource<'a> {
-    rollup: &'a warehouse::rollups::TenantRollup,
-    settings: &'a TenantSettings,
-    now_us: i64,
-}
-
-/// A computed group: its key, window and rows (current, maybe previous).
-#[derive(Debug)]
-struct GroupResult {
-    key: Vec<(String, Option<String>)>,
-    window: Window,
-    current: Vec<KpiRow>,
-    previous: Option<(Window, Vec<KpiRow>)>,
-}
-
 pub(crate) async fn get_kpis(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
@@ -340,33 +278,22 @@ pub(crate) async fn get_kpis(
     kpis(&state, &principal, query, Answer::Whole).await
 }
 
-/// What a caller of [`kpis`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Answer {
-    /// All of `GET /v1/kpis`.
-    Whole,
-    /// The groups' current KPIs alone (the pages' breakdowns and trends):
-    /// no totals and no previous period, which would cost passes they do
-    /// not show (`kpis` and `previous` are empty).
-    GroupsOnly,
-}
-
-/// The answer of `GET /v1/kpis`, whole or only what `answer` says.
-pub(crate) async fn kpis(
-    state: &Arc<AppState>,
+/// Parses and checks the parameters of `GET /v1/kpis` for `principal`:
+/// the request (with the key's scope forced onto the filters) and the
+/// answer's format.
+pub(crate) async fn kpi_request(
+    state: &AppState,
     principal: &Principal,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    answer: Answer,
-) -> Result<Response, Problem> {
-    let whole = answer == Answer::Whole;
+) -> Result<(KpiRequest, KpiFormat), Problem> {
     // Agents read KPIs too: their own conversations' (see `services::scope`).
     if principal.role != Role::Agent {
-        require_reader(&principal, "reading KPIs")?;
+        require_reader(principal, "reading KPIs")?;
     }
     let mut accepted = vec!["from", "to", "tenant", "group_by", "format"];
     accepted.extend(Dimension::ALL.iter().map(|d| d.name()));
     let q = query_map(query, &accepted)?;
-    let tenant = resolve_tenant(&principal, q.get("tenant").map(String::as_str))?;
+    let tenant = resolve_tenant(principal, q.get("tenant").map(String::as_str))?;
     let format = KpiFormat::parse(q.get("format").map(String::as_str))?;
     let group_by = match q.get("group_by") {
         Some(s) => params::parse_group_by(s).map_err(param_problem)?,
@@ -381,160 +308,32 @@ pub(crate) async fn kpis(
             });
         }
     }
-    let filters = services::scope::scoped_filters(&principal, filters)?;
+    let filters = services::scope::scoped_filters(principal, filters)?;
     let settings = state.load_settings(&tenant).await?;
     let windows = windows(&q, &settings)?;
-    let tz = settings.tz();
-    let buckets = match group_by.bucket {
-        Some(b) => {
-            if params::bucket_count(&windows.current, b) > MAX_GROUPS as i64 + 2 {
-                return Err(param_problem(ParamError::new(
-                    "group_by",
-                    format!(
-                        "{} buckets over this window would be more than {MAX_GROUPS} groups; use a coarser bucket or a shorter window",
-                        b.name()
-                    ),
-                )));
-            }
-            Some(params::buckets(&windows.current, b, &tz))
-        }
-        None => None,
+    let request = KpiRequest {
+        tenant,
+        settings,
+        windows,
+        filters,
+        group_by,
     };
+    Ok((request, format))
+}
 
-    let rollup = fast::rollup(&state.ingestor, &state.warehouse, &tenant, &settings)
-        .await
-        .map_err(internal)?;
-    let kctx = KpiSource {
-        rollup: &rollup,
-        settings: &settings,
-        now_us: chrono::Utc::now().timestamp_micros(),
-    };
-
-    let filtered = !filters.is_empty();
-    let overall = Run {
-        window: windows.current,
-        constraints: filters.clone(),
-        dimension_scoped: filtered,
-    };
-    let (current, previous) = if whole {
-        let current = run(&kctx, &overall).await?;
-        let previous = run(
-            &kctx,
-            &Run {
-                window: windows.previous,
-                ..overall
-            },
-        )
-        .await?;
-        (current, previous)
-    } else {
-        (Vec::new(), Vec::new())
-    };
-
-    // Groups: every combination of dimension values that occurs in the
-    // window (a NULL / empty value is a value of its own), times each
-    // bucket; combinations that never occur are not enumerated (teams ×
-    // agents is about as many groups as agents, not their product).
-    let mut groups: Vec<GroupResult> = Vec::new();
-    if !group_by.is_empty() {
-        let bucket_windows: Vec<Option<params::BucketWindow>> = match &buckets {
-            Some(b) => b.iter().cloned().map(Some).collect(),
-            None => vec![None],
-        };
-        let too_many = || {
-            param_problem(ParamError::new(
-                "group_by",
-                format!(
-                    "more than {MAX_GROUPS} groups (combinations of dimension values × {} buckets); filter, group by fewer dimensions or use a coarser bucket",
-                    bucket_windows.len()
-                ),
-            ))
-        };
-        let limit = MAX_GROUPS / bucket_windows.len();
-        let spans: Vec<Window> = bucket_windows
-            .iter()
-            .map(|bw| bw.as_ref().map_or(windows.current, |b| b.window))
-            .collect();
-        // Every group of every bucket in one pass over the window's facts,
-        // found as they occur (except groups of the channel alone, which
-        // read the hourly cells, a run each); `batched[c][b]`.
-        let dims = &group_by.dimensions;
-        let one_pass = dims.iter().any(|d| *d != Dimension::Channel);
-        let (values, mut batched): (Vec<Vec<Option<String>>>, Option<Vec<Vec<Vec<KpiRow>>>>) = if one_pass {
-            let all = fast::run_occurring(&rollup, &spans, &filters, dims, limit, kctx.now_us).ok_or_else(too_many)?;
-            let (values, rows) = all.into_iter().unzip();
-            (values, Some(rows))
-        } else if dims.is_empty() {
-            (vec![Vec::new()], None)
-        } else {
-            let values =
-                fast::occurring_groups(&rollup, &windows.current, &filters, dims, limit).ok_or_else(too_many)?;
-            (values, None)
-        };
-        let combos: Vec<Vec<(Dimension, Option<String>)>> = values
-            .iter()
-            .map(|g| dims.iter().copied().zip(g.iter().cloned()).collect())
-            .collect();
-        let dimension_scoped = filtered || !dims.is_empty();
-        let with_previous = whole && buckets.is_none();
-        let mut batched_previous = if with_previous {
-            fast::run_groups(&rollup, &windows.previous, &filters, dims, &values, kctx.now_us)
-        } else {
-            None
-        };
-        for (c, combo) in combos.iter().enumerate() {
-            let constraints = combo_constraints(&filters, combo);
-            for (b, bw) in bucket_windows.iter().enumerate() {
-                let window = bw.as_ref().map_or(windows.current, |b| b.window);
-                let r = Run {
-                    window,
-                    constraints: constraints.clone(),
-                    dimension_scoped,
-                };
-                let current = match batched.as_mut() {
-                    Some(all) => scoped(std::mem::take(&mut all[c][b])),
-                    None => run(&kctx, &r).await?,
-                };
-                let conversations = current
-                    .iter()
-                    .find(|row| row.kpi == "conversations")
-                    .map_or(0, |row| row.n);
-                // Combinations of several dimensions that never occur together.
-                if bw.is_none() && conversations == 0 {
-                    continue;
-                }
-                let previous = if with_previous {
-                    let p = Run {
-                        window: windows.previous,
-                        ..r
-                    };
-                    let rows = match batched_previous.as_mut() {
-                        Some(all) => scoped(std::mem::take(&mut all[c])),
-                        None => run(&kctx, &p).await?,
-                    };
-                    Some((windows.previous, rows))
-                } else {
-                    None
-                };
-                let mut key: Vec<(String, Option<String>)> =
-                    combo.iter().map(|(d, v)| (d.name().to_string(), v.clone())).collect();
-                if let (Some(b), Some(bw)) = (group_by.bucket, bw) {
-                    key.push((b.name().to_string(), Some(bw.label.clone())));
-                }
-                groups.push(GroupResult {
-                    key,
-                    window,
-                    current,
-                    previous,
-                });
-            }
-        }
-    }
-
-    let dimension_scoped = filtered || !group_by.dimensions.is_empty();
+/// The answer of `GET /v1/kpis`, whole or only what `answer` says.
+pub(crate) async fn kpis(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    answer: Answer,
+) -> Result<Response, Problem> {
+    let (req, format) = kpi_request(state, principal, query).await?;
+    let a = services::kpis::answer::answer(&state.ingestor, &state.warehouse, &req, answer).await?;
+    let (windows, group_by) = (&req.windows, &req.group_by);
     match format {
         KpiFormat::Csv => {
-            let csv = kpis_csv(&group_by, &windows, &current, &previous, &groups);
+            let csv = kpis_csv(group_by, windows, &a.current, &a.previous, &a.groups);
             let mut resp = csv.into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -545,26 +344,28 @@ pub(crate) async fn kpis(
         KpiFormat::Json => {
             let mut window = window_json(&windows.current);
             window["previous"] = window_json(&windows.previous);
-            window["time_zone"] = json!(settings.time_zone);
-            window["tenant"] = json!(tenant.as_str());
-            let filters_json: Map<String, Value> = filters
+            window["time_zone"] = json!(req.settings.time_zone);
+            window["tenant"] = json!(req.tenant.as_str());
+            let filters_json: Map<String, Value> = req
+                .filters
                 .iter()
                 .map(|c| (c.dimension.name().to_string(), json!(c.values)))
                 .collect();
             let mut body = json!({
                 "window": window,
                 "filters": filters_json,
-                "kpis": shape_kpis(&current),
-                "previous": shape_kpis(&previous),
+                "kpis": shape_kpis(&a.current),
+                "previous": shape_kpis(&a.previous),
             });
-            if dimension_scoped {
+            if a.dimension_scoped {
                 body["notes"] = json!([TIME_BASED_NOTE]);
             }
             if !group_by.is_empty() {
                 let mut names: Vec<&str> = group_by.dimensions.iter().map(|d| d.name()).collect();
                 names.extend(group_by.bucket.map(|b| b.name()));
                 body["group_by"] = json!(names);
-                body["groups"] = groups
+                body["groups"] = a
+                    .groups
                     .iter()
                     .map(|g| {
                         let key: Map<String, Value> = g.key.iter().map(|(k, v)| (k.clone(), json!(v))).collect();

@@ -56,7 +56,10 @@ use super::{accept_language, csv_part, csv_response, dashboard_tenant, error_pag
 use crate::kpi_routes::{self, csv_field};
 use crate::problem::Problem;
 use crate::server::AppState;
+use model::Kpi;
 use services::keys::Principal;
+use services::kpis::answer::{Answer, GroupResult, conversations_of, value_of};
+use services::kpis::lake::KpiRow;
 use services::tenant::TenantId;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -361,48 +364,58 @@ fn stat_fields(s: &BreakdownStats) -> Vec<String> {
 
 // ------------------------------------------------------- breakdowns
 
-/// What a breakdown row shows, from a `kpis` object of `/v1/kpis`.
-fn stats_of(k: &Value) -> BreakdownStats {
+/// What a breakdown row shows, from a group's KPI rows.
+fn stats_of(rows: &[KpiRow]) -> BreakdownStats {
     BreakdownStats {
-        conversations: k["conversations"]["value"].as_f64().unwrap_or(0.0).max(0.0) as u64,
-        frt_s: k["frt_s"]["mean"].as_f64(),
-        response_s: k["response_s"]["mean"].as_f64(),
-        handling_s: k["handling_s"]["mean"].as_f64(),
-        csat: k["csat"]["mean"].as_f64(),
-        resolution_rate: k["resolution_rate"]["value"].as_f64(),
-        transfer_rate: k["transfer_rate"]["value"].as_f64(),
+        conversations: u64::try_from(conversations_of(rows)).unwrap_or(0),
+        frt_s: value_of(rows, Kpi::Frt, "mean"),
+        response_s: value_of(rows, Kpi::Response, "mean"),
+        handling_s: value_of(rows, Kpi::Handling, "mean"),
+        csat: value_of(rows, Kpi::Csat, "mean"),
+        resolution_rate: value_of(rows, Kpi::ResolutionRate, "value"),
+        transfer_rate: value_of(rows, Kpi::TransferRate, "value"),
     }
 }
 
+/// The groups' KPIs of `GET /v1/kpis` with `query`, as the API computes
+/// them for this key (no totals, no previous period).
+async fn groups_of(view: &View, query: Pairs) -> Result<Vec<GroupResult>, Problem> {
+    let (request, _) = kpi_routes::kpi_request(&view.state, &view.principal, Ok(Query(query))).await?;
+    let answer = services::kpis::answer::answer(
+        &view.state.ingestor,
+        &view.state.warehouse,
+        &request,
+        Answer::GroupsOnly,
+    )
+    .await?;
+    Ok(answer.groups)
+}
+
+/// The value of `name` in a group's key; `None` for a conversation
+/// without one (and for a name the key lacks).
+fn key_value<'a>(g: &'a GroupResult, name: &str) -> Option<&'a str> {
+    g.key.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+}
+
 /// A dimension value as shown: conversations without one are "(none)".
-fn label(v: &Value) -> String {
-    v.as_str().map_or_else(|| "(none)".to_string(), str::to_string)
+fn label(v: Option<&str>) -> String {
+    v.map_or_else(|| "(none)".to_string(), str::to_string)
 }
 
 /// `/v1/kpis` grouped by `group_by` for the view: each group's key and stats,
 /// most conversations first.
 async fn grouped(view: &View, group_by: &str) -> Result<Vec<(Vec<String>, BreakdownStats)>, Problem> {
-    let answer = kpi_routes::kpis(
-        &view.state,
-        &view.principal,
-        view.with(&[("group_by", group_by)]),
-        kpi_routes::Answer::GroupsOnly,
-    )
-    .await;
-    let body = json_of(answer).await?;
+    let mut query = view.api_pairs();
+    query.push(("group_by".to_string(), group_by.to_string()));
     let names: Vec<&str> = group_by.split(',').collect();
-    let mut rows: Vec<(Vec<String>, BreakdownStats)> = body["groups"]
-        .as_array()
-        .map(|groups| {
-            groups
-                .iter()
-                .map(|g| {
-                    let key = names.iter().map(|n| label(&g["key"][*n])).collect();
-                    (key, stats_of(&g["kpis"]))
-                })
-                .collect()
+    let mut rows: Vec<(Vec<String>, BreakdownStats)> = groups_of(view, query)
+        .await?
+        .iter()
+        .map(|g| {
+            let key = names.iter().map(|n| label(key_value(g, n))).collect();
+            (key, stats_of(&g.current))
         })
-        .unwrap_or_default();
+        .collect();
     rows.sort_by(|a, b| b.1.conversations.cmp(&a.1.conversations).then_with(|| a.0.cmp(&b.0)));
     Ok(rows)
 }
@@ -479,23 +492,13 @@ async fn key_trend(view: &View, dimension: Dimension, rows: &[BreakdownRow]) -> 
         .collect();
     pairs.push((dimension.name().to_string(), keys.join(",")));
     pairs.push(("group_by".to_string(), format!("{},{bucket}", dimension.name())));
-    let answer = kpi_routes::kpis(
-        &view.state,
-        &view.principal,
-        Ok(Query(pairs)),
-        kpi_routes::Answer::GroupsOnly,
-    )
-    .await;
-    let body = json_of(answer).await?;
-    let groups: Vec<(&str, &str, f64)> = body["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let answered = groups_of(view, pairs).await?;
+    let groups: Vec<(&str, &str, f64)> = answered
+        .iter()
         .filter_map(|g| {
-            let key = g["key"][dimension.name()].as_str()?;
-            let start = g["key"][bucket].as_str()?;
-            let n = g["kpis"]["conversations"]["value"].as_f64().unwrap_or(0.0);
-            Some((key, start, n))
+            let key = key_value(g, dimension.name())?;
+            let start = key_value(g, bucket)?;
+            Some((key, start, conversations_of(&g.current) as f64))
         })
         .collect();
     // The buckets in the API's order (each value's groups run through
@@ -744,7 +747,7 @@ async fn scripts(view: &View) -> Result<(String, String), Problem> {
         let ci = |low: &str, high: &str| g[low].as_f64().zip(g[high].as_f64());
         let row = ScriptRow {
             kind,
-            id: label(&g["key"]),
+            id: label(g["key"].as_str()),
             conversations: g["conversations"].as_f64().unwrap_or(0.0).max(0.0) as u64,
             csat: g["csat_mean"].as_f64(),
             csat_ci: ci("csat_low", "csat_high"),
@@ -1182,20 +1185,29 @@ mod tests {
     }
 
     #[test]
-    fn breakdown_stats_come_from_the_kpis_object_of_the_api() {
-        let k = serde_json::json!({
-            "conversations": {"value": 12.0, "n": 12},
-            "frt_s": {"mean": 30.5, "median": 20.0, "p90": 80.0, "n": 10},
-            "csat": {"mean": 4.25, "n": 4},
-            "resolution_rate": {"value": 0.75, "n": 12},
-        });
+    fn breakdown_stats_come_from_the_kpi_rows_of_the_group() {
+        let row = |kpi: &str, measure: &str, segment: &str, value: f64, n: i64| KpiRow {
+            kpi: kpi.into(),
+            measure: measure.into(),
+            segment: segment.into(),
+            value: Some(value),
+            n,
+        };
+        let k = vec![
+            row("conversations", "value", "all", 12.0, 12),
+            row("frt_s", "mean", "all", 30.5, 10),
+            row("frt_s", "median", "all", 20.0, 10),
+            row("frt_s", "mean", "bot", 99.0, 3),
+            row("csat", "mean", "all", 4.25, 4),
+            row("resolution_rate", "value", "all", 0.75, 12),
+        ];
         let s = stats_of(&k);
         assert_eq!(s.conversations, 12);
         assert_eq!(s.frt_s, Some(30.5));
         assert_eq!(s.csat, Some(4.25));
         assert_eq!(s.resolution_rate, Some(0.75));
         assert_eq!(s.transfer_rate, None);
-        assert_eq!(label(&Value::Null), "(none)");
+        assert_eq!(label(None), "(none)");
     }
 
     #[test]

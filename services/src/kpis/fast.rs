@@ -20,7 +20,7 @@ use datafusion::prelude::SessionContext;
 use ingest::Ingestor;
 use warehouse::Warehouse;
 use warehouse::rollups::{
-    Dim, EventRange, FactFilter, HourlyRate, Kept, KeptSnapshot, RefreshStats, SessionSource, TagCounts, TenantConfig,
+    EventRange, FactFilter, HourlyRate, Kept, KeptSnapshot, RefreshStats, SessionSource, TagCounts, TenantConfig,
     TenantRollup,
 };
 
@@ -283,30 +283,11 @@ pub async fn rollup(
     Ok(guard)
 }
 
-pub fn dim(d: Dimension) -> Dim {
-    match d {
-        Dimension::Channel => Dim::Channel,
-        Dimension::ChannelAccount => Dim::ChannelAccount,
-        Dimension::Queue => Dim::Queue,
-        Dimension::Team => Dim::Team,
-        Dimension::Agent => Dim::Agent,
-        Dimension::Language => Dim::Language,
-        Dimension::Region => Dim::Region,
-        Dimension::CustomerTier => Dim::CustomerTier,
-        Dimension::Tag => Dim::Tag,
-        Dimension::Variant => Dim::Variant,
-    }
-}
-
-fn dims_of(dimensions: &[Dimension]) -> Vec<Dim> {
-    dimensions.iter().map(|d| dim(*d)).collect()
-}
-
 pub fn filters(constraints: &[Constraint]) -> Vec<FactFilter> {
     constraints
         .iter()
         .map(|c| FactFilter {
-            dim: dim(c.dimension),
+            dim: c.dimension,
             values: c.values.clone(),
         })
         .collect()
@@ -366,12 +347,11 @@ pub fn run_groups(
     if dims.iter().all(|d| *d == Dimension::Channel) {
         return None;
     }
-    let dims = dims_of(dims);
     let answers = rollup.overview_groups(
         window.from.timestamp_micros(),
         window.to.timestamp_micros(),
         &filters(constraints),
-        &dims,
+        dims,
         groups,
         now_us,
     );
@@ -405,7 +385,7 @@ pub fn dimension_values(
         window.from.timestamp_micros(),
         window.to.timestamp_micros(),
         &filters(constraints),
-        dim(d),
+        d,
     )
 }
 
@@ -425,8 +405,7 @@ pub fn run_occurring(
         .iter()
         .map(|w| (w.from.timestamp_micros(), w.to.timestamp_micros()))
         .collect();
-    let dims = dims_of(dims);
-    let all = rollup.overview_occurring(&spans, &filters(constraints), &dims, limit, now_us)?;
+    let all = rollup.overview_occurring(&spans, &filters(constraints), dims, limit, now_us)?;
     Some(
         all.into_iter()
             .map(|(group, per_window)| {
@@ -450,12 +429,11 @@ pub fn occurring_groups(
     dims: &[Dimension],
     limit: usize,
 ) -> Option<Vec<Vec<Option<String>>>> {
-    let dims = dims_of(dims);
     rollup.occurring_groups(
         window.from.timestamp_micros(),
         window.to.timestamp_micros(),
         &filters(constraints),
-        &dims,
+        dims,
         limit,
     )
 }

@@ -1,0 +1,800 @@
+//! Building and refreshing a rollup from the lake: the slices of a first
+//! build, and the conversations, messages, orders, agent sessions and
+//! costs read since `lo`, into facts, kept rows and hourly cells. Query
+//! results are read by column name.
+
+use super::*;
+
+impl TenantRollup {
+    /// Brings the rollup up to date with `view` (see the module docs).
+    /// `source` gives sessions over the tenant's events only.
+    pub async fn refresh(
+        &mut self,
+        view: &ReadView,
+        tenant: &str,
+        config: TenantConfig,
+        source: &impl SessionSource,
+    ) -> Result<RefreshStats> {
+        let mark = lake_mark(view, tenant);
+        let full = self
+            .config
+            .is_none_or(|c| c.attribution_window_days != config.attribution_window_days);
+        if full {
+            *self = TenantRollup {
+                exact_below: self.exact_below,
+                slice_conversations: self.slice_conversations,
+                ..TenantRollup::default()
+            };
+            self.config = Some(config);
+            let slices = self.slices(source).await?;
+            for (i, range) in slices.iter().enumerate() {
+                let ctx = source.session(*range).await?;
+                // What starts at the next slice's start is that slice's.
+                let hi = slices.get(i + 1).and_then(|r| r.since_us);
+                self.load(&ctx, range.since_us.unwrap_or(i64::MIN), hi).await?;
+            }
+            let n = self.by_id.len();
+            self.rebuild_cells(i64::MIN);
+            self.mark = mark;
+            return Ok(RefreshStats {
+                full: true,
+                conversations: n,
+                since_us: None,
+                slices: slices.len(),
+            });
+        }
+        if self.config.is_some_and(|c| c.sla_target_us != config.sla_target_us) {
+            self.config = Some(config);
+            self.rebuild_cells(i64::MIN);
+        }
+        if mark == self.mark {
+            return Ok(RefreshStats::default());
+        }
+        let mut days: BTreeSet<i32> = BTreeSet::new();
+        for (path, date) in &mark.files {
+            if !self.mark.files.contains_key(path) {
+                days.extend(partition_day(date));
+            }
+        }
+        for (path, date) in &self.mark.files {
+            if !mark.files.contains_key(path) {
+                days.extend(partition_day(date));
+            }
+        }
+        if mark.buffer != self.mark.buffer {
+            days.extend(mark.buffer_days.iter().copied());
+            days.extend(self.mark.buffer_days.iter().copied());
+        }
+        let Some(&first_day) = days.first() else {
+            self.mark = mark;
+            return Ok(RefreshStats::default());
+        };
+        let ctx = source.session(EventRange::default()).await?;
+        let mut lo = i64::from(first_day) * DAY_US;
+        let aw_us = i64::from(config.attribution_window_days) * DAY_US;
+        let placeholders: Vec<String> = (1..=days.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT conversation_id, type, arrow_cast(occurred_at, 'Int64') AS at, order_id, agent_id \
+             FROM events WHERE event_date IN ({})",
+            placeholders.join(", ")
+        );
+        let day_params: Vec<ScalarValue> = days.iter().map(|d| ScalarValue::Date32(Some(*d))).collect();
+        let mut stream = ctx
+            .sql(&sql)
+            .await?
+            .with_param_values(day_params)?
+            .execute_stream()
+            .await?;
+        while let Some(batch) = stream.next().await {
+            let b = batch?;
+            let (conv, typ, at, order, agent) = (
+                strings(&b, "conversation_id")?,
+                strings(&b, "type")?,
+                int64s(&b, "at")?,
+                strings(&b, "order_id")?,
+                strings(&b, "agent_id")?,
+            );
+            let (conv, typ, order, agent) = (
+                conv.as_string::<i32>(),
+                typ.as_string::<i32>(),
+                order.as_string::<i32>(),
+                agent.as_string::<i32>(),
+            );
+            let at = at.as_primitive::<Int64Type>();
+            for r in 0..b.num_rows() {
+                let t = at.value(r);
+                lo = lo.min(t);
+                if conv.is_valid(r) {
+                    if let Some(f) = self.by_id.get(conv.value(r)).and_then(|&i| self.facts[i].as_ref()) {
+                        lo = lo.min(f.first_event_us);
+                    }
+                }
+                match typ.value(r) {
+                    "order.placed" if conv.is_null(r) => lo = lo.min(t - aw_us),
+                    "order.refunded" if order.is_valid(r) => {
+                        if let Some(o) = self.order_index.get(order.value(r)).map(|&i| &self.orders[i]) {
+                            lo = lo.min(o.placed_us - aw_us);
+                            if let Some(f) = o
+                                .attributed
+                                .as_ref()
+                                .and_then(|c| self.by_id.get(c))
+                                .and_then(|&i| self.facts[i].as_ref())
+                            {
+                                lo = lo.min(f.first_event_us);
+                            }
+                        }
+                    }
+                    "agent.status_changed" if agent.is_valid(r) => {
+                        if let Some(id) = self.names.get(agent.value(r)) {
+                            for s in self.online.iter().filter(|s| s.agent == id && s.end_us.is_none()) {
+                                lo = lo.min(s.start_us);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Conversations with events in a touched day whose events are gone
+        // (erased, or rewritten by compaction) are recomputed whole too.
+        let touched: Vec<(i64, i64)> = days
+            .iter()
+            .map(|d| (i64::from(*d) * DAY_US, (i64::from(*d) + 1) * DAY_US))
+            .collect();
+        for f in self.facts.iter().flatten() {
+            if f.first_event_us < lo
+                && touched
+                    .iter()
+                    .any(|(start, end)| f.first_event_us < *end && f.last_event_us >= *start)
+            {
+                lo = f.first_event_us;
+            }
+        }
+        let ctx = source
+            .session(EventRange {
+                since_us: Some(lo),
+                ..EventRange::default()
+            })
+            .await?;
+        let n = self.load(&ctx, lo, None).await?;
+        self.rebuild_cells(lo);
+        self.mark = mark;
+        Ok(RefreshStats {
+            full: false,
+            conversations: n,
+            since_us: Some(lo),
+            slices: 0,
+        })
+    }
+
+    /// The ranges a full build reads, in order: each holds the whole of
+    /// the conversations whose first event falls in it (up to about
+    /// [`SLICE_CONVERSATIONS`] of them), its events end after the last of
+    /// those conversations' events, and the order, start and agent events
+    /// run on to the end ([`LONG_HORIZON_TYPES`]) so that orders placed
+    /// later are credited as a whole build would. Conversations that start
+    /// before a slice's end and are seen only in part are loaded again,
+    /// whole, by the next slice ([`Self::load`] replaces everything from
+    /// its `lo` on).
+    pub(super) async fn slices(&self, source: &impl SessionSource) -> Result<Vec<EventRange>> {
+        let budget = self.slice_conversations.unwrap_or(SLICE_CONVERSATIONS);
+        let ctx = source.session(EventRange::default()).await?;
+        let sql = "SELECT arrow_cast(min(occurred_at), 'Int64') AS f, arrow_cast(max(occurred_at), 'Int64') AS l \
+                   FROM events WHERE conversation_id IS NOT NULL GROUP BY conversation_id";
+        // first-event day → (conversations, latest event of any of them)
+        let mut days: BTreeMap<i64, (u64, i64)> = BTreeMap::new();
+        let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let b = batch?;
+            let (f, l) = (int64s(&b, "f")?, int64s(&b, "l")?);
+            let (f, l) = (f.as_primitive::<Int64Type>(), l.as_primitive::<Int64Type>());
+            for r in 0..b.num_rows() {
+                if f.is_valid(r) && l.is_valid(r) {
+                    let e = days.entry(f.value(r).div_euclid(DAY_US)).or_insert((0, i64::MIN));
+                    e.0 += 1;
+                    e.1 = e.1.max(l.value(r));
+                }
+            }
+        }
+        // An order placed before `hi + window` may credit a conversation
+        // of the slice (one that started before `hi`); later ones cannot.
+        let window_us = i64::from(self.config.map_or(7, |c| c.attribution_window_days)) * DAY_US;
+        let mut ranges = Vec::new();
+        let (mut since, mut count, mut last) = (None, 0u64, i64::MIN);
+        for (day, (n, day_last)) in days {
+            if count > 0 && count + n > budget {
+                let hi = day * DAY_US;
+                let until = hi.max(last.saturating_add(1));
+                ranges.push(EventRange {
+                    since_us: since,
+                    until_us: Some(until),
+                    credit_until_us: Some(until.max(hi.saturating_add(window_us).saturating_add(DAY_US))),
+                });
+                (since, count, last) = (Some(hi), 0, i64::MIN);
+            }
+            count += n;
+            last = last.max(day_last);
+        }
+        ranges.push(EventRange {
+            since_us: since,
+            until_us: None,
+            credit_until_us: None,
+        });
+        Ok(ranges)
+    }
+
+    /// Replaces everything from `lo` on with what `ctx` computes (its
+    /// events start at `lo`); returns the conversations loaded. With `hi`
+    /// (a slice of a full build), conversations whose first event is at or
+    /// after `hi` and exposure events from `hi` on are not kept: the next
+    /// slice, which starts there, loads them whole (a slice also sees the
+    /// starts of an attribution window past its end, for the credit of
+    /// orders; keeping their partial conversations only to drop them
+    /// again cost memory and time).
+    pub(super) async fn load(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<usize> {
+        let below = |column: &str| hi.map_or(String::new(), |hi| format!(" AND arrow_cast({column}, 'Int64') < {hi}"));
+        // facts with first_event >= lo go
+        let gone: Vec<(i64, usize)> = self.by_first_event.range((lo, 0)..).copied().collect();
+        for (_, i) in gone {
+            if let Some(f) = self.facts[i].take() {
+                self.by_id.remove(&f.id);
+                self.by_first_event.remove(&(f.first_event_us, i));
+                if let Some(s) = f.started() {
+                    self.by_start.remove(&(s, i));
+                }
+                self.free.push(i);
+            }
+        }
+        self.drop_rows_from(lo).await?;
+        self.load_exposure_events(ctx, lo, &below("occurred_at")).await?;
+        // The view is computed once; its rows are kept and the facts read
+        // from them.
+        let new_rows = ctx
+            .sql(&format!(
+                "SELECT * FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= {lo}{}",
+                below("first_event_at")
+            ))
+            .await?
+            .collect()
+            .await?;
+        let rows_ctx = SessionContext::new();
+        if let Some(first) = new_rows.first() {
+            rows_ctx.register_table(
+                "conversations",
+                Arc::new(MemTable::try_new(first.schema(), vec![new_rows.clone()])?),
+            )?;
+        }
+        let mut loaded: HashMap<Arc<str>, Fact> = HashMap::new();
+        let conv_sql = format!(
+            "SELECT conversation_id, arrow_cast(first_event_at, 'Int64') AS first_event_us, \
+                arrow_cast(last_event_at, 'Int64') AS last_event_us, arrow_cast(started_at, 'Int64') AS started_us, \
+                channel, channel_account, queue, team, agent_id, language, region, \
+                customer_tier, tags, experiment_variants, frt_s, human_frt_s, handling_s, \
+                arrow_cast(first_customer_message_at, 'Int64') AS first_customer_message_us, \
+                arrow_cast(first_reply_at, 'Int64') AS first_reply_us, \
+                is_resolved, resolves, reopened_within_7d, bot_replies, handoffs, bot_only, attributed_orders, \
+                agent_replies, copilot_replies, csat_score, csat_requested \
+             FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= {lo}"
+        );
+        if !new_rows.is_empty() {
+            for b in rows_ctx.sql(&conv_sql).await?.collect().await? {
+                self.read_conversations(&b, &mut loaded)?;
+            }
+        }
+        // A conversation that began before `lo` is seen only in part from
+        // here; no new event touched it (else `lo` would be before its
+        // first), so it keeps its fact.
+        loaded.retain(|id, _| !self.by_id.contains_key(id));
+        self.keep_rows(new_rows, &loaded).await?;
+        self.load_script_uses(ctx, &loaded).await?;
+        let turns_sql = "SELECT conversation_id, turn_response_s, turn_reply_sender FROM messages \
+                         WHERE turn_response_s IS NOT NULL";
+        let mut turns: HashMap<Arc<str>, Vec<(f64, u8)>> = HashMap::new();
+        let mut stream = ctx.sql(turns_sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let b = batch?;
+            let (c, w, s) = (
+                strings(&b, "conversation_id")?,
+                float64s(&b, "turn_response_s")?,
+                strings(&b, "turn_reply_sender")?,
+            );
+            let (c, w, s) = (
+                c.as_string::<i32>(),
+                w.as_primitive::<Float64Type>(),
+                s.as_string::<i32>(),
+            );
+            for r in 0..b.num_rows() {
+                if c.is_null(r) || w.is_null(r) {
+                    continue;
+                }
+                if let Some((k, _)) = loaded.get_key_value(c.value(r)) {
+                    let seg = match s.is_valid(r).then(|| s.value(r)) {
+                        Some("bot") => SEG_BOT,
+                        Some("agent") => SEG_HUMAN,
+                        _ => SEG_OTHER,
+                    };
+                    turns.entry(k.clone()).or_default().push((w.value(r), seg));
+                }
+            }
+        }
+        let agents_sql = "SELECT conversation_id, agent_id FROM messages \
+                          WHERE is_reply AND sender = 'agent' AND agent_id IS NOT NULL \
+                          GROUP BY conversation_id, agent_id";
+        let mut agents: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
+        let mut stream = ctx.sql(agents_sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let b = batch?;
+            let (c, a) = (strings(&b, "conversation_id")?, strings(&b, "agent_id")?);
+            let (c, a) = (c.as_string::<i32>(), a.as_string::<i32>());
+            for r in 0..b.num_rows() {
+                if c.is_null(r) || a.is_null(r) {
+                    continue;
+                }
+                if let Some((k, _)) = loaded.get_key_value(c.value(r)) {
+                    let id = self.names.intern(a.value(r));
+                    agents.entry(k.clone()).or_default().push(id);
+                }
+            }
+        }
+        // orders: placed since lo are recomputed; attributed ones feed facts
+        let old_attribution: HashMap<Arc<str>, Arc<str>> = self
+            .orders
+            .iter()
+            .filter(|o| o.placed_us >= lo)
+            .filter_map(|o| o.attributed.clone().map(|a| (o.order_id.clone(), a)))
+            .collect();
+        let keep = self.orders.partition_point(|o| o.placed_us < lo);
+        self.orders.truncate(keep);
+        let orders_sql = "SELECT order_id, arrow_cast(placed_at, 'Int64') AS placed_us, customer_id, \
+                          attributed_conversation_id, currency, CAST(net_amount AS DOUBLE) AS net_amount FROM orders";
+        let mut conv_orders: HashMap<Arc<str>, Vec<(u32, f64, u32)>> = HashMap::new();
+        let mut new_orders = Vec::new();
+        let mut stream = ctx.sql(orders_sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let b = batch?;
+            let (id, placed, cust, attr, cur, net) = (
+                strings(&b, "order_id")?,
+                int64s(&b, "placed_us")?,
+                strings(&b, "customer_id")?,
+                strings(&b, "attributed_conversation_id")?,
+                strings(&b, "currency")?,
+                float64s(&b, "net_amount")?,
+            );
+            let (id, placed, cust, attr, cur, net) = (
+                id.as_string::<i32>(),
+                placed.as_primitive::<Int64Type>(),
+                cust.as_string::<i32>(),
+                attr.as_string::<i32>(),
+                cur.as_string::<i32>(),
+                net.as_primitive::<Float64Type>(),
+            );
+            for r in 0..b.num_rows() {
+                if id.is_null(r) || placed.is_null(r) || placed.value(r) < lo {
+                    continue;
+                }
+                let order_id: Arc<str> = Arc::from(id.value(r));
+                let mut attributed: Option<Arc<str>> = attr.is_valid(r).then(|| Arc::from(attr.value(r)));
+                if let Some((k, _)) = attributed.as_ref().and_then(|a| loaded.get_key_value(a.as_ref())) {
+                    let currency = self.names.opt(cur.is_valid(r).then(|| cur.value(r)));
+                    let amount = if net.is_valid(r) { net.value(r) } else { f64::NAN };
+                    let list = conv_orders.entry(k.clone()).or_default();
+                    match list.iter_mut().find(|(c, _, _)| *c == currency) {
+                        Some(e) => {
+                            e.1 += amount;
+                            e.2 += 1;
+                        }
+                        None => list.push((currency, amount, 1)),
+                    }
+                } else if attributed.is_none() {
+                    // credited to a conversation older than `lo`: keep what was known
+                    attributed = old_attribution.get(&order_id).cloned();
+                }
+                new_orders.push(OrderRec {
+                    order_id,
+                    placed_us: placed.value(r),
+                    customer: if cust.is_valid(r) {
+                        self.customers.intern(cust.value(r))
+                    } else {
+                        NONE
+                    },
+                    attributed,
+                });
+            }
+        }
+        new_orders.sort_by_key(|o| o.placed_us);
+        self.orders.extend(new_orders);
+        self.order_index = self
+            .orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.order_id.clone(), i))
+            .collect();
+
+        let keep = self.online.partition_point(|s| s.start_us < lo);
+        self.online.truncate(keep);
+        let sessions_sql = "SELECT agent_id, team, arrow_cast(started_at, 'Int64') AS started_us, \
+                            arrow_cast(ended_at, 'Int64') AS ended_us FROM agent_sessions";
+        let mut new_online = Vec::new();
+        let mut stream = ctx.sql(sessions_sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let b = batch?;
+            let (a, t, s, e) = (
+                strings(&b, "agent_id")?,
+                strings(&b, "team")?,
+                int64s(&b, "started_us")?,
+                int64s(&b, "ended_us")?,
+            );
+            let (a, t, s, e) = (
+                a.as_string::<i32>(),
+                t.as_string::<i32>(),
+                s.as_primitive::<Int64Type>(),
+                e.as_primitive::<Int64Type>(),
+            );
+            for r in 0..b.num_rows() {
+                if s.is_null(r) || s.value(r) < lo {
+                    continue;
+                }
+                new_online.push(OnlineInterval {
+                    agent: self.names.opt(a.is_valid(r).then(|| a.value(r))),
+                    team: self.names.opt(t.is_valid(r).then(|| t.value(r))),
+                    start_us: s.value(r),
+                    end_us: e.is_valid(r).then(|| e.value(r)),
+                });
+            }
+        }
+        new_online.sort_by_key(|s| s.start_us);
+        self.online.extend(new_online);
+
+        let keep = self.costs.partition_point(|c| c.0 < lo);
+        self.costs.truncate(keep);
+        let costs_sql = "SELECT arrow_cast(occurred_at, 'Int64') AS at, currency, CAST(amount AS DOUBLE) AS amount \
+                         FROM events WHERE type = 'cost.incurred'";
+        let mut new_costs = Vec::new();
+        let mut stream = ctx.sql(costs_sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let b = batch?;
+            let (at, cur, amount) = (int64s(&b, "at")?, strings(&b, "currency")?, float64s(&b, "amount")?);
+            let (at, cur, amount) = (
+                at.as_primitive::<Int64Type>(),
+                cur.as_string::<i32>(),
+                amount.as_primitive::<Float64Type>(),
+            );
+            for r in 0..b.num_rows() {
+                if at.is_null(r) || at.value(r) < lo || amount.is_null(r) {
+                    continue;
+                }
+                let c = self.names.opt(cur.is_valid(r).then(|| cur.value(r)));
+                new_costs.push((at.value(r), c, amount.value(r)));
+            }
+        }
+        new_costs.sort_by_key(|c| c.0);
+        self.costs.extend(new_costs);
+
+        let n = loaded.len();
+        for (id, mut f) in loaded {
+            if let Some(t) = turns.remove(&id) {
+                f.turns = t.into_boxed_slice();
+            }
+            if let Some(a) = agents.remove(&id) {
+                f.set_replying_agents(&a);
+            }
+            if let Some(o) = conv_orders.remove(&id) {
+                f.orders = o.into_boxed_slice();
+            }
+            self.insert_fact(f);
+        }
+        Ok(n)
+    }
+
+    /// Replaces the kept exposure events from `lo` on with those of `ctx`.
+    pub(super) async fn load_exposure_events(&mut self, ctx: &SessionContext, lo: i64, below: &str) -> Result<()> {
+        self.exposure_events.drop_from(lo).await?;
+        let df = ctx
+            .sql(&format!(
+                "SELECT {EXPOSURE_COLUMNS} FROM events \
+                 WHERE type = 'experiment.exposed' AND arrow_cast(occurred_at, 'Int64') >= {lo}{below}"
+            ))
+            .await?;
+        self.exposure_events.set_schema(nullable_schema(df.schema().as_arrow()));
+        let batches = df.collect().await?;
+        self.exposure_events.push(&batches).await
+    }
+
+    /// Drops the materialized rows of conversations whose first event is
+    /// at or after `lo`.
+    pub(super) async fn drop_rows_from(&mut self, lo: i64) -> Result<()> {
+        self.rows.drop_from(lo).await?;
+        self.script_uses.drop_from(lo).await
+    }
+
+    /// Keeps the `script_uses` rows of the conversations in `loaded`, each
+    /// with its conversation's first event.
+    pub(super) async fn load_script_uses(
+        &mut self,
+        ctx: &SessionContext,
+        loaded: &HashMap<Arc<str>, Fact>,
+    ) -> Result<()> {
+        let df = ctx
+            .sql("SELECT tenant_id, conversation_id, kind, \"key\" FROM script_uses")
+            .await?;
+        let mut fields: Vec<Field> = df
+            .schema()
+            .as_arrow()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        fields.push(Field::new(
+            "first_event_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ));
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        self.script_uses.set_schema(schema.clone());
+        let mut keep = Vec::new();
+        for b in df.collect().await? {
+            let ids = strings(&b, "conversation_id")?;
+            let ids = ids.as_string::<i32>();
+            let first = TimestampMicrosecondArray::from(
+                (0..b.num_rows())
+                    .map(|r| {
+                        ids.is_valid(r)
+                            .then(|| loaded.get(ids.value(r)).map(|f| f.first_event_us))
+                            .flatten()
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC");
+            let mask: BooleanArray = first.iter().map(|v| Some(v.is_some())).collect();
+            let mut columns = b.columns().to_vec();
+            columns.push(Arc::new(first));
+            keep.push(filter_record_batch(
+                &RecordBatch::try_new(schema.clone(), columns)?,
+                &mask,
+            )?);
+        }
+        self.script_uses.push(&keep).await
+    }
+
+    /// Keeps the rows of `batches` whose conversation is in `loaded`, under
+    /// the all-nullable schema.
+    pub(super) async fn keep_rows(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        loaded: &HashMap<Arc<str>, Fact>,
+    ) -> Result<()> {
+        if let Some(first) = batches.first() {
+            self.rows.set_schema(nullable_schema(&first.schema()));
+        }
+        let mut keep = Vec::with_capacity(batches.len());
+        for b in batches {
+            let Some(ids) = b
+                .column_by_name("conversation_id")
+                .and_then(|c| c.as_string_opt::<i32>())
+            else {
+                continue;
+            };
+            let mask: BooleanArray = ids
+                .iter()
+                .map(|id| Some(id.is_some_and(|id| loaded.contains_key(id))))
+                .collect();
+            keep.push(filter_record_batch(&b, &mask)?);
+        }
+        self.rows.push(&keep).await
+    }
+
+    pub(super) fn insert_fact(&mut self, f: Fact) {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.facts.push(None);
+                self.facts.len() - 1
+            }
+        };
+        self.by_id.insert(f.id.clone(), i);
+        self.by_first_event.insert((f.first_event_us, i));
+        if let Some(s) = f.started() {
+            self.by_start.insert((s, i));
+        }
+        self.facts[i] = Some(f);
+    }
+
+    pub(super) fn read_conversations(&mut self, b: &RecordBatch, out: &mut HashMap<Arc<str>, Fact>) -> Result<()> {
+        let id = strings(b, "conversation_id")?;
+        let (first, last, started) = (
+            int64s(b, "first_event_us")?,
+            int64s(b, "last_event_us")?,
+            int64s(b, "started_us")?,
+        );
+        // In the order of `Fact::dims`.
+        let dims: Vec<_> = [
+            "channel",
+            "channel_account",
+            "queue",
+            "team",
+            "agent_id",
+            "language",
+            "region",
+            "customer_tier",
+        ]
+        .iter()
+        .map(|c| strings(b, c))
+        .collect::<Result<_>>()?;
+        let (tags, variants) = (string_lists(b, "tags")?, string_lists(b, "experiment_variants")?);
+        let (frt, human, handling) = (
+            float64s(b, "frt_s")?,
+            float64s(b, "human_frt_s")?,
+            float64s(b, "handling_s")?,
+        );
+        let (fcm, reply) = (int64s(b, "first_customer_message_us")?, int64s(b, "first_reply_us")?);
+        let bools: Vec<_> = ["is_resolved", "reopened_within_7d", "bot_only", "csat_requested"]
+            .iter()
+            .map(|c| booleans(b, c))
+            .collect::<Result<_>>()?;
+        let ints: Vec<_> = [
+            "resolves",
+            "bot_replies",
+            "handoffs",
+            "attributed_orders",
+            "agent_replies",
+            "copilot_replies",
+            "csat_score",
+        ]
+        .iter()
+        .map(|c| int64s(b, c))
+        .collect::<Result<_>>()?;
+        let id = id.as_string::<i32>();
+        let (first, last, started) = (
+            first.as_primitive::<Int64Type>(),
+            last.as_primitive::<Int64Type>(),
+            started.as_primitive::<Int64Type>(),
+        );
+        let dims: Vec<_> = dims.iter().map(|d| d.as_string::<i32>()).collect();
+        let (frt, human, handling) = (
+            frt.as_primitive::<Float64Type>(),
+            human.as_primitive::<Float64Type>(),
+            handling.as_primitive::<Float64Type>(),
+        );
+        let (fcm, reply) = (fcm.as_primitive::<Int64Type>(), reply.as_primitive::<Int64Type>());
+        let bools: Vec<_> = bools.iter().map(|a| a.as_boolean()).collect();
+        let ints: Vec<_> = ints.iter().map(|a| a.as_primitive::<Int64Type>()).collect();
+        let int = |k: usize, r: usize| if ints[k].is_valid(r) { ints[k].value(r) } else { 0 };
+        let boolean = |k: usize, r: usize| bools[k].is_valid(r) && bools[k].value(r);
+        let opt_f = |a: &arrow::array::Float64Array, r: usize| if a.is_valid(r) { a.value(r) } else { f64::NAN };
+        let opt_i = |a: &arrow::array::Int64Array, r: usize| if a.is_valid(r) { a.value(r) } else { NO_US };
+        for r in 0..b.num_rows() {
+            if id.is_null(r) || first.is_null(r) {
+                continue;
+            }
+            let mut d = [NONE; 8];
+            for (k, col) in dims.iter().enumerate() {
+                d[k] = self.names.opt(col.is_valid(r).then(|| col.value(r)));
+            }
+            let mut ids = Vec::new();
+            let mut list = |lists: &arrow::array::ListArray, names: &mut Interner| -> u16 {
+                if lists.is_null(r) {
+                    return 0;
+                }
+                let v = lists.value(r);
+                let v = v.as_string::<i32>();
+                let before = ids.len();
+                ids.extend(
+                    (0..v.len())
+                        .filter(|&i| v.is_valid(i))
+                        .map(|i| names.intern(v.value(i)))
+                        .take(usize::from(u16::MAX)),
+                );
+                (ids.len() - before) as u16
+            };
+            let n_tags = list(tags.as_list::<i32>(), &mut self.names);
+            let n_variants = list(variants.as_list::<i32>(), &mut self.names);
+            // resolves 0, bot_replies 1, handoffs 2, attributed_orders 3,
+            // agent_replies 4, copilot_replies 5, csat_score 6
+            let mut flags = 0u16;
+            let mut set = |bit: u16, on: bool| {
+                if on {
+                    flags |= bit;
+                }
+            };
+            set(RESOLVED, boolean(0, r));
+            set(EVER_RESOLVED, int(0, r) > 0);
+            set(REOPENED_7D, boolean(1, r));
+            set(BOT_REPLIED, int(1, r) > 0);
+            set(HANDED_OFF, int(2, r) > 0);
+            set(BOT_ONLY, boolean(2, r));
+            set(CONVERTED, int(3, r) > 0);
+            set(CSAT_REQUESTED, boolean(3, r));
+            set(HUMAN_HANDLED, int(4, r) > 0);
+            let fact = Fact {
+                id: Arc::from(id.value(r)),
+                first_event_us: first.value(r),
+                last_event_us: if last.is_valid(r) {
+                    last.value(r)
+                } else {
+                    first.value(r)
+                },
+                started_us: opt_i(started, r),
+                dims: d,
+                ids: ids.into_boxed_slice(),
+                n_tags,
+                n_variants,
+                durations: [opt_f(frt, r), opt_f(human, r), opt_f(handling, r)],
+                first_customer_message_us: opt_i(fcm, r),
+                first_reply_us: opt_i(reply, r),
+                flags,
+                agent_replies: int(4, r).max(0) as u32,
+                copilot_replies: int(5, r).max(0) as u32,
+                csat_score: if ints[6].is_valid(r) {
+                    ints[6].value(r) as i32
+                } else {
+                    NO_SCORE
+                },
+                turns: Box::new([]),
+                orders: Box::new([]),
+            };
+            out.insert(fact.id.clone(), fact);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the cells of the hours from `lo`'s on.
+    pub(super) fn rebuild_cells(&mut self, lo: i64) {
+        let target = self.config.map_or(120_000_000, |c| c.sla_target_us);
+        let h0 = if lo == i64::MIN {
+            i64::MIN
+        } else {
+            lo.div_euclid(HOUR_US) * HOUR_US
+        };
+        self.cells.split_off(&(h0, 0));
+        let mut cells: BTreeMap<(i64, u32), Summary<Sketch>> = BTreeMap::new();
+        for &(start, i) in self.by_start.range((h0, 0)..) {
+            let Some(f) = self.facts[i].as_ref() else { continue };
+            let key = (start.div_euclid(HOUR_US) * HOUR_US, f.dims[0]);
+            cells.entry(key).or_default().add_fact(f, target);
+        }
+        for (k, mut c) in cells {
+            c.shrink();
+            self.cells.insert(k, c);
+        }
+    }
+}
+
+/// `schema` with every top-level field nullable.
+pub(super) fn nullable_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<Field>>(),
+    ))
+}
+
+/// The column `name` of a rollup query's result, cast to `t`. Columns are
+/// read by name, so a query can change its column order, and one that
+/// loses a column fails here rather than reading another.
+pub(super) fn cast(b: &RecordBatch, name: &str, t: &DataType) -> Result<Arc<dyn Array>> {
+    let column = b
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Internal(format!("rollup query lacks column {name}")))?;
+    Ok(arrow::compute::cast(column, t)?)
+}
+pub(super) fn strings(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
+    cast(b, name, &DataType::Utf8)
+}
+pub(super) fn int64s(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
+    cast(b, name, &DataType::Int64)
+}
+pub(super) fn float64s(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
+    cast(b, name, &DataType::Float64)
+}
+pub(super) fn booleans(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
+    cast(b, name, &DataType::Boolean)
+}
+pub(super) fn string_lists(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>> {
+    cast(
+        b,
+        name,
+        &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+    )
+}

@@ -1,0 +1,113 @@
+//! Which events a rollup session holds ([`EventRange`]), as conditions
+//! over the columns of `events`.
+
+use super::*;
+
+/// The events a rollup session holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventRange {
+    /// Events at or after this instant (µs since the epoch); `None`: all.
+    pub since_us: Option<i64>,
+    /// Events before this instant, except those of [`CREDIT_TYPES`] (read
+    /// up to `credit_until_us`) and [`LONG_HORIZON_TYPES`] (read to the
+    /// end); `None`: no bound.
+    pub until_us: Option<i64>,
+    /// With `until_us`: where [`CREDIT_TYPES`] end (at least `until_us`).
+    pub credit_until_us: Option<i64>,
+}
+
+/// `occurred_at` at or after `us` (µs since the epoch), with the
+/// `event_date` term that lets the lake prune partitions.
+pub(super) fn at_or_after(us: i64) -> String {
+    format!(
+        "event_date >= {} AND occurred_at >= {}",
+        day_literal(us.div_euclid(DAY_US) as i32),
+        instant_literal(us)
+    )
+}
+
+/// `occurred_at` before `us`, with its `event_date` term.
+pub(super) fn before(us: i64) -> String {
+    format!(
+        "event_date <= {} AND occurred_at < {}",
+        day_literal(us.div_euclid(DAY_US) as i32),
+        instant_literal(us)
+    )
+}
+
+pub(super) fn instant_literal(us: i64) -> String {
+    format!("arrow_cast(arrow_cast({us}, 'Int64'), 'Timestamp(Microsecond, Some(\"UTC\"))')")
+}
+
+impl EventRange {
+    /// The events of [`LONG_HORIZON_TYPES`] a bounded range needs beyond
+    /// [`Self::predicate`]: the condition over them (they are read once per
+    /// build and kept in memory, not re-read from the lake per slice).
+    pub fn long_horizon_predicate(&self) -> Option<String> {
+        let until = self.until_us?;
+        let types: Vec<String> = LONG_HORIZON_TYPES.iter().map(|t| format!("'{t}'")).collect();
+        Some(format!(
+            "occurred_at >= {} AND type IN ({})",
+            instant_literal(until),
+            types.join(", ")
+        ))
+    }
+
+    /// Where [`CREDIT_TYPES`] end: `credit_until_us`, at least `until_us`.
+    pub(super) fn credit_until(&self, until: i64) -> i64 {
+        self.credit_until_us.unwrap_or(until).max(until)
+    }
+
+    /// The condition over the columns of `events` that selects the range
+    /// from the lake (`TRUE` when unbounded), apart from the events of
+    /// [`Self::long_horizon_predicate`]. Bounds are whole numbers this
+    /// crate formats, never user input; `event_date` terms let the lake
+    /// prune partitions.
+    pub fn predicate(&self) -> String {
+        let mut terms = Vec::new();
+        if let Some(since) = self.since_us {
+            terms.push(at_or_after(since));
+        }
+        if let Some(until) = self.until_us {
+            let [start, placed] = CREDIT_TYPES;
+            terms.push(format!(
+                "(({}) OR ({} AND (type = '{placed}' OR (type = '{start}' AND customer_id IN (SELECT customer_id FROM {CREDIT_CUSTOMERS})))))",
+                before(until),
+                before(self.credit_until(until)),
+            ));
+        }
+        if terms.is_empty() {
+            "TRUE".to_string()
+        } else {
+            terms.join(" AND ")
+        }
+    }
+
+    /// With `until_us`: the query over `source` (all events, restricted by
+    /// `scope`, a condition on its columns) of the [`CREDIT_CUSTOMERS`]
+    /// the [`Self::predicate`] reads, to be held in the session under
+    /// that name: customers who started a conversation in the range and
+    /// placed an order between its end and `credit_until_us`.
+    pub fn credit_customers_sql(&self, source: &str, scope: &str) -> Option<String> {
+        let until = self.until_us?;
+        let since = self
+            .since_us
+            .map_or(String::new(), |s| format!(" AND {}", at_or_after(s)));
+        let [start, placed] = CREDIT_TYPES;
+        Some(format!(
+            "SELECT DISTINCT customer_id FROM {source} \
+             WHERE {scope} AND type = '{placed}' AND customer_id IS NOT NULL AND {} AND {} \
+             AND customer_id IN (SELECT customer_id FROM {source} WHERE {scope} AND type = '{start}'{since} AND {})",
+            at_or_after(until),
+            before(self.credit_until(until)),
+            before(until),
+        ))
+    }
+}
+
+fn day_literal(day: i32) -> String {
+    let d = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(day))))
+        .unwrap_or_default();
+    format!("CAST('{}' AS DATE)", d.format("%Y-%m-%d"))
+}
