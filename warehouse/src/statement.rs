@@ -37,3 +37,26 @@ impl Statement {
 pub fn utc_micros(t_us: i64) -> ScalarValue {
     ScalarValue::TimestampMicrosecond(Some(t_us), Some("UTC".into()))
 }
+
+/// Collects the parameters of a statement being written: each value gets
+/// the next placeholder, which goes into the text in its place.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Binder {
+    params: Vec<ScalarValue>,
+}
+
+impl Binder {
+    /// The placeholder (`$n`) that stands for `value`.
+    pub fn bind(&mut self, value: ScalarValue) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    /// The statement `sql` with the values bound so far.
+    pub fn statement(self, sql: impl Into<String>) -> Statement {
+        Statement {
+            sql: sql.into(),
+            params: self.params,
+        }
+    }
+}

@@ -51,20 +51,20 @@ struct Source<'a> {
     tenant: &'a TenantId,
     settings: &'a TenantSettings,
     /// The long-horizon events, read once per refresh (see
-    /// [`EventRange::long_horizon_predicate`]).
+    /// [`EventRange::is_bounded`]).
     long: tokio::sync::OnceCell<Arc<MemTable>>,
 }
 
 impl SessionSource for Source<'_> {
     async fn session(&self, range: EventRange) -> Result<SessionContext> {
-        let long = match range.long_horizon_predicate() {
-            Some(_) => Some(
+        let long = match range.is_bounded() {
+            true => Some(
                 self.long
                     .get_or_try_init(|| lake::long_horizon_events(self.warehouse, self.tenant, self.settings))
                     .await?
                     .clone(),
             ),
-            None => None,
+            false => None,
         };
         lake::tenant_session_with(self.warehouse, self.tenant, self.settings, range, long).await
     }

@@ -35,7 +35,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use warehouse::Warehouse;
 use warehouse::rollups::EventRange;
-use warehouse::statement::{self, Statement};
+use warehouse::statement::{self, Binder, Statement};
 #[cfg(test)]
 use warehouse::views::KPI_OVERVIEW_SQL;
 use warehouse::views::VIEWS;
@@ -188,8 +188,9 @@ pub async fn tenant_events_session(
         ctx.sql("SET datafusion.execution.parquet.reorder_filters = true")
             .await?;
     }
-    // `tenant` is [a-z0-9_-]{1,64}: nothing in it can end the literal.
-    let long_part = match (range.long_horizon_predicate(), long) {
+    let mut b = Binder::default();
+    let scope = format!("tenant_id = {}", b.bind(ScalarValue::from(tenant.as_str())));
+    let long_part = match (range.long_horizon_predicate(&mut b), long) {
         (Some(condition), Some(table)) => {
             ctx.register_table("long_horizon_events", table)?;
             format!(" UNION ALL SELECT * FROM long_horizon_events WHERE {condition}")
@@ -201,18 +202,22 @@ pub async fn tenant_events_session(
         }
         _ => String::new(),
     };
-    let scope = format!("tenant_id = '{}'", tenant.as_str());
-    if let Some(sql) = range.credit_customers_sql("lake_events", &scope) {
+    let mut credit = Binder::default();
+    let credit_scope = format!("tenant_id = {}", credit.bind(ScalarValue::from(tenant.as_str())));
+    if let Some(sql) = range.credit_customers_sql("lake_events", &credit_scope, &mut credit) {
         ctx.register_table(
             warehouse::rollups::CREDIT_CUSTOMERS,
-            Arc::new(collect_table(&ctx, &Statement::text(sql)).await?),
+            Arc::new(collect_table(&ctx, &credit.statement(sql)).await?),
         )?;
     }
-    ctx.sql(&format!(
-        "CREATE VIEW events AS SELECT * FROM lake_events WHERE {scope} AND {}{long_part}",
-        range.predicate()
-    ))
-    .await?;
+    let predicate = range.predicate(&mut b);
+    let events = b
+        .statement(format!(
+            "SELECT * FROM lake_events WHERE {scope} AND {predicate}{long_part}"
+        ))
+        .plan(&ctx)
+        .await?;
+    ctx.register_table("events", events.into_view())?;
     Ok(ctx)
 }
 

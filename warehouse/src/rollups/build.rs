@@ -232,7 +232,7 @@ impl TenantRollup {
     /// orders; keeping their partial conversations only to drop them
     /// again cost memory and time).
     pub(super) async fn load(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<usize> {
-        let below = |column: &str| hi.map_or(String::new(), |hi| format!(" AND arrow_cast({column}, 'Int64') < {hi}"));
+        let params = bound_params(lo, hi);
         // facts with first_event >= lo go
         let gone: Vec<(i64, usize)> = self.by_first_event.range((lo, 0)..).copied().collect();
         for (_, i) in gone {
@@ -246,15 +246,16 @@ impl TenantRollup {
             }
         }
         self.drop_rows_from(lo).await?;
-        self.load_exposure_events(ctx, lo, &below("occurred_at")).await?;
+        self.load_exposure_events(ctx, lo, hi).await?;
         // The view is computed once; its rows are kept and the facts read
         // from them.
         let new_rows = ctx
             .sql(&format!(
-                "SELECT * FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= {lo}{}",
-                below("first_event_at")
+                "SELECT * FROM conversations WHERE {}",
+                in_bounds("first_event_at", hi)
             ))
             .await?
+            .with_param_values(params.clone())?
             .collect()
             .await?;
         let rows_ctx = SessionContext::new();
@@ -274,10 +275,11 @@ impl TenantRollup {
                 arrow_cast(first_reply_at, 'Int64') AS first_reply_us, \
                 is_resolved, resolves, reopened_within_7d, bot_replies, handoffs, bot_only, attributed_orders, \
                 agent_replies, copilot_replies, csat_score, csat_requested \
-             FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= {lo}"
+             FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= $1"
         );
         if !new_rows.is_empty() {
-            for b in rows_ctx.sql(&conv_sql).await?.collect().await? {
+            let lo = vec![ScalarValue::Int64(Some(lo))];
+            for b in rows_ctx.sql(&conv_sql).await?.with_param_values(lo)?.collect().await? {
                 self.read_conversations(&b, &mut loaded)?;
             }
         }
@@ -487,14 +489,15 @@ impl TenantRollup {
     }
 
     /// Replaces the kept exposure events from `lo` on with those of `ctx`.
-    pub(super) async fn load_exposure_events(&mut self, ctx: &SessionContext, lo: i64, below: &str) -> Result<()> {
+    pub(super) async fn load_exposure_events(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<()> {
         self.exposure_events.drop_from(lo).await?;
         let df = ctx
             .sql(&format!(
-                "SELECT {EXPOSURE_COLUMNS} FROM events \
-                 WHERE type = 'experiment.exposed' AND arrow_cast(occurred_at, 'Int64') >= {lo}{below}"
+                "SELECT {EXPOSURE_COLUMNS} FROM events WHERE type = 'experiment.exposed' AND {}",
+                in_bounds("occurred_at", hi)
             ))
-            .await?;
+            .await?
+            .with_param_values(bound_params(lo, hi))?;
         self.exposure_events.set_schema(nullable_schema(df.schema().as_arrow()));
         let batches = df.collect().await?;
         self.exposure_events.push(&batches).await
@@ -797,4 +800,22 @@ pub(super) fn string_lists(b: &RecordBatch, name: &str) -> Result<Arc<dyn Array>
         name,
         &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
     )
+}
+
+/// `column` (an instant) at or after `$1` and, with `hi`, before `$2`, in
+/// microseconds since the epoch: the bounds of [`bound_params`].
+fn in_bounds(column: &str, hi: Option<i64>) -> String {
+    let lo = format!("arrow_cast({column}, 'Int64') >= $1");
+    match hi {
+        Some(_) => format!("{lo} AND arrow_cast({column}, 'Int64') < $2"),
+        None => lo,
+    }
+}
+
+/// The parameters of [`in_bounds`].
+fn bound_params(lo: i64, hi: Option<i64>) -> Vec<ScalarValue> {
+    std::iter::once(lo)
+        .chain(hi)
+        .map(|us| ScalarValue::Int64(Some(us)))
+        .collect()
 }
