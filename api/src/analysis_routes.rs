@@ -388,7 +388,7 @@ pub(crate) async fn bottleneck_pairs(
 /// pass over the KPI rollup's facts (what the SQL would read from the
 /// snapshot; `services/src/kpis/fast/tests.rs` compares both).
 async fn pairs_of(state: &AppState, req: &Request) -> Result<Table, Problem> {
-    let rollup = services::kpis::fast::rollup(&state.ingestor, &state.warehouse, &req.tenant, &req.settings)
+    let rollup = services::kpis::fast::rollup(&state.warehouse, &req.tenant, &req.settings)
         .await
         .map_err(internal)?;
     let counts = services::kpis::fast::tag_counts(&rollup, &req.window, &req.filters);

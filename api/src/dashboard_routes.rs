@@ -567,7 +567,7 @@ async fn overview(
     }
 
     // The numbers of `/v1/kpis`, from the same materialized rollups.
-    let rollup = services::kpis::fast::rollup(&state.ingestor, &state.warehouse, &tenant, &settings)
+    let rollup = services::kpis::fast::rollup(&state.warehouse, &tenant, &settings)
         .await
         .map_err(kpi_routes::internal)?;
     let now_us = Utc::now().timestamp_micros();

@@ -755,20 +755,6 @@ pub(crate) async fn results(
     Ok(axum::Json(compute_results(&state, &tenant, experiment, &params).await?).into_response())
 }
 
-/// How long a results answer is served again while nothing it reads
-/// changed (a window that ends "now" moves; beyond this it is recomputed).
-const RESULTS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// Results answers kept at most, per service.
-const RESULTS_KEPT: usize = 256;
-
-/// Results answers by request, with the tenant's data version they were
-/// computed at and when.
-#[derive(Default)]
-struct ResultsCache(HashMap<String, (std::time::Instant, u64, Value)>);
-
-static RESULTS_CACHE: services::per_ingestor::PerIngestor<ResultsCache> = services::per_ingestor::PerIngestor::new();
-
 /// The results of `experiment` for a request's `params` (window,
 /// options), computed from the tenant's materialized exposures and
 /// conversations; the same answer again while the tenant's materialized
@@ -807,11 +793,7 @@ async fn compute_results(
     ]))
     .map_err(|e| Problem::internal(e.to_string()))?;
     if let Some(v) = version {
-        let hit = RESULTS_CACHE.with(&state.ingestor, |c| {
-            c.0.get(&cache_key)
-                .filter(|(at, at_version, _)| *at_version == v && at.elapsed() < RESULTS_FRESH_FOR)
-                .map(|(_, _, answer)| answer.clone())
-        });
+        let hit = state.experiment_results.get(&cache_key, v);
         if let Some(answer) = hit {
             return Ok(answer);
         }
@@ -840,14 +822,7 @@ async fn compute_results(
         json!({ "from": timestamp(p.from), "to": timestamp(p.to) })
     });
     if let Some(v) = version {
-        RESULTS_CACHE.with(&state.ingestor, |c| {
-            if c.0.len() >= RESULTS_KEPT {
-                if let Some(oldest) = c.0.iter().min_by_key(|(_, (at, _, _))| *at).map(|(k, _)| k.clone()) {
-                    c.0.remove(&oldest);
-                }
-            }
-            c.0.insert(cache_key, (std::time::Instant::now(), v, out.clone()));
-        });
+        state.experiment_results.insert(cache_key, v, out.clone());
     }
     Ok(out)
 }

@@ -329,7 +329,7 @@ pub(crate) async fn kpis(
     answer: Answer,
 ) -> Result<Response, Problem> {
     let (req, format) = kpi_request(state, principal, query).await?;
-    let a = services::kpis::answer::answer(&state.ingestor, &state.warehouse, &req, answer).await?;
+    let a = services::kpis::answer::answer(&state.warehouse, &req, answer).await?;
     let (windows, group_by) = (&req.windows, &req.group_by);
     match format {
         KpiFormat::Csv => {
@@ -564,7 +564,7 @@ pub(crate) fn warm(state: Arc<AppState>) {
                 let Ok(settings) = state.load_settings(&tenant).await else {
                     continue;
                 };
-                if let Err(e) = fast::rollup(&state.ingestor, &state.warehouse, &tenant, &settings).await {
+                if let Err(e) = fast::rollup(&state.warehouse, &tenant, &settings).await {
                     tracing::warn!(tenant = %tenant, error = %e, "background KPI rollup refresh failed");
                     continue;
                 }

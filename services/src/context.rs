@@ -15,6 +15,7 @@ use ingest::Ingestor;
 use warehouse::Warehouse;
 
 use crate::audit::AuditLog;
+use crate::cache::VersionedCache;
 use crate::error::ServiceError;
 use crate::experiment::store::ExperimentStore;
 use crate::keys::KeyStore;
@@ -36,9 +37,18 @@ pub struct Services {
     pub sql: SqlService,
     /// The tamper-evident audit log (`<data_dir>/audit/`).
     pub audit: AuditLog,
+    /// Experiment results answers by request (see `experiment_routes`).
+    pub experiment_results: VersionedCache<serde_json::Value>,
     /// Read-only tenant sessions by (tenant, settings as stored).
     shared_sessions: Mutex<HashMap<(String, String), SessionContext>>,
 }
+
+/// Experiment results answers kept at most, per service.
+const RESULTS_KEPT: usize = 256;
+
+/// How long a results answer is served again while nothing it reads
+/// changed (a window that ends "now" moves; beyond this it is recomputed).
+const RESULTS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,6 +85,7 @@ impl Services {
             experiments,
             sql,
             audit,
+            experiment_results: VersionedCache::new(RESULTS_KEPT, RESULTS_FRESH_FOR),
             shared_sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -134,7 +145,7 @@ impl Services {
     /// anything is materialized.
     pub async fn data_version(&self, tenant: &TenantId) -> Result<(TenantSettings, Option<u64>), ServiceError> {
         let settings = self.load_settings(tenant).await?;
-        let version = fast::rollup(&self.ingestor, &self.warehouse, tenant, &settings)
+        let version = fast::rollup(&self.warehouse, tenant, &settings)
             .await
             .map_err(internal)?
             .data_version();

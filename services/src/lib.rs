@@ -8,8 +8,8 @@
 //! Layers, bottom up (a module imports only modules above it in this
 //! list; `layout/tests/rules.rs` checks there are no cycles):
 //!
-//! - [`error`], [`fsutil`], [`per_ingestor`]: the error type, atomic file
-//!   replacement, caches that live as long as one ingestor;
+//! - [`error`], [`fsutil`], [`cache`]: the error type, atomic file
+//!   replacement, answers kept per tenant data version;
 //! - [`keys`], [`audit`], [`settings`], [`tenant`]: who is asking, what
 //!   they did, each tenant's knobs, which tenant a request is about;
 //! - [`kpis`], [`analyses`], [`forecasts`], [`experiment`]: KPI parameters
@@ -24,6 +24,7 @@
 
 pub mod analyses;
 pub mod audit;
+pub mod cache;
 pub mod context;
 pub mod error;
 pub mod experiment;
@@ -31,7 +32,6 @@ pub mod forecasts;
 pub mod fsutil;
 pub mod keys;
 pub mod kpis;
-pub mod per_ingestor;
 pub mod scope;
 pub mod settings;
 pub mod sql;

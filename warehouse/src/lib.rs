@@ -57,15 +57,30 @@ impl QueryResult {
     }
 }
 
-/// Entry point for SQL over the lake.
+/// The rollup of one tenant, locked while it is refreshed or read.
+pub type RollupSlot = Arc<tokio::sync::Mutex<rollups::TenantRollup>>;
+
+/// Entry point for SQL over the lake. Clones share the ingestor and the
+/// tenants' rollups.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     ingestor: Arc<Ingestor>,
+    rollups: Arc<std::sync::Mutex<std::collections::HashMap<String, RollupSlot>>>,
 }
 
 impl Warehouse {
     pub fn new(ingestor: Arc<Ingestor>) -> Self {
-        Self { ingestor }
+        Self {
+            ingestor,
+            rollups: Arc::default(),
+        }
+    }
+
+    /// The KPI rollup of `tenant` (empty until first refreshed): one per
+    /// tenant for as long as this warehouse and its clones live.
+    pub fn rollup_slot(&self, tenant: &str) -> RollupSlot {
+        let mut all = self.rollups.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(tenant.to_string()).or_default().clone()
     }
 
     /// The ingestor whose lake and buffer this warehouse reads.

@@ -381,13 +381,7 @@ fn stats_of(rows: &[KpiRow]) -> BreakdownStats {
 /// them for this key (no totals, no previous period).
 async fn groups_of(view: &View, query: Pairs) -> Result<Vec<GroupResult>, Problem> {
     let (request, _) = kpi_routes::kpi_request(&view.state, &view.principal, Ok(Query(query))).await?;
-    let answer = services::kpis::answer::answer(
-        &view.state.ingestor,
-        &view.state.warehouse,
-        &request,
-        Answer::GroupsOnly,
-    )
-    .await?;
+    let answer = services::kpis::answer::answer(&view.state.warehouse, &request, Answer::GroupsOnly).await?;
     Ok(answer.groups)
 }
 

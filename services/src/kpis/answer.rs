@@ -4,9 +4,6 @@
 //! from the tenant's rollup ([`super::fast`]). The API renders it as JSON
 //! or CSV; the pages read its rows.
 
-use std::sync::Arc;
-
-use ingest::Ingestor;
 use model::{Dimension, Kpi};
 use serde_json::json;
 use warehouse::Warehouse;
@@ -164,15 +161,10 @@ pub fn bucket_windows(req: &KpiRequest) -> Result<Option<Vec<BucketWindow>>, Ser
 }
 
 /// The KPIs of `req` from the tenant's rollup, brought up to date first.
-pub async fn answer(
-    ingestor: &Arc<Ingestor>,
-    warehouse: &Warehouse,
-    req: &KpiRequest,
-    answer: Answer,
-) -> Result<KpiAnswer, ServiceError> {
+pub async fn answer(warehouse: &Warehouse, req: &KpiRequest, answer: Answer) -> Result<KpiAnswer, ServiceError> {
     let whole = answer == Answer::Whole;
     let buckets = bucket_windows(req)?;
-    let rollup = fast::rollup(ingestor, warehouse, &req.tenant, &req.settings)
+    let rollup = fast::rollup(warehouse, &req.tenant, &req.settings)
         .await
         .map_err(internal)?;
     let source = Source {

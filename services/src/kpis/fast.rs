@@ -7,7 +7,6 @@
 //! stays the definition: the facts are read from the same views, and the
 //! tests in `fast/tests.rs` compare both on generated data.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -17,7 +16,6 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
-use ingest::Ingestor;
 use warehouse::Warehouse;
 use warehouse::rollups::{
     EventRange, FactFilter, HourlyRate, Kept, KeptSnapshot, RefreshStats, SessionSource, TagCounts, TenantConfig,
@@ -26,25 +24,8 @@ use warehouse::rollups::{
 
 use super::lake::{self, Constraint, KpiRow};
 use super::params::{Dimension, Window};
-use crate::per_ingestor::PerIngestor;
 use crate::settings::TenantSettings;
 use crate::tenant::TenantId;
-
-type Slot = Arc<tokio::sync::Mutex<TenantRollup>>;
-
-/// The rollups of one running service (one ingestor), per tenant.
-#[derive(Debug, Default)]
-struct Registry {
-    tenants: HashMap<String, Slot>,
-}
-
-/// Rollups live as long as their ingestor (see [`PerIngestor`]).
-fn slot(ingestor: &Arc<Ingestor>, tenant: &TenantId) -> Slot {
-    static ALL: PerIngestor<Registry> = PerIngestor::new();
-    ALL.with(ingestor, |r| {
-        r.tenants.entry(tenant.as_str().to_string()).or_default().clone()
-    })
-}
 
 struct Source<'a> {
     warehouse: &'a Warehouse,
@@ -104,7 +85,7 @@ impl TableProvider for Materialized {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let guard = rollup(self.warehouse.ingestor(), &self.warehouse, &self.tenant, &self.settings).await?;
+        let guard = rollup(&self.warehouse, &self.tenant, &self.settings).await?;
         let snapshot = guard.snapshot(self.kept);
         drop(guard);
         match snapshot {
@@ -148,7 +129,7 @@ pub async fn use_materialized(
     settings: &TenantSettings,
     reads: Rows,
 ) -> Result<bool> {
-    let guard = rollup(warehouse.ingestor(), warehouse, tenant, settings).await?;
+    let guard = rollup(warehouse, tenant, settings).await?;
     let (Some(rows), Some(exposures), Some(script_uses)) = (
         guard.snapshot(Kept::Conversations),
         guard.snapshot(Kept::ExposureEvents),
@@ -233,7 +214,6 @@ pub fn config(settings: &TenantSettings) -> TenantConfig {
 /// The tenant's rollup, brought up to date with the lake and the buffer;
 /// held locked for the request (every answer comes from one state).
 pub async fn rollup(
-    ingestor: &Arc<Ingestor>,
     warehouse: &Warehouse,
     tenant: &TenantId,
     settings: &TenantSettings,
@@ -241,7 +221,7 @@ pub async fn rollup(
     // One first build at a time in the process: each is bounded by its
     // slice, not by the number of tenants building at once.
     static FIRST_BUILDS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-    let mut guard = slot(ingestor, tenant).lock_owned().await;
+    let mut guard = warehouse.rollup_slot(tenant.as_str()).lock_owned().await;
     let _permit = if guard.is_built() {
         None
     } else {
@@ -253,7 +233,7 @@ pub async fn rollup(
                 .map_err(|e| DataFusionError::External(Box::new(e)))?,
         )
     };
-    let view = ingestor.read_view();
+    let view = warehouse.ingestor().read_view();
     let started = std::time::Instant::now();
     let stats: RefreshStats = guard
         .refresh(
