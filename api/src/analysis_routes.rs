@@ -75,7 +75,7 @@ use crate::kpi_routes::{
     KpiFormat, csv_field, internal, param_problem, query_map, require_reader, window_json, windows,
 };
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use services::analyses::{
     ALPHA, Table, add_comparisons, add_csat_intervals, analysis_sql, best_and_worst, full_grid, pairs_table, run_sql,
     traffic_sql,

@@ -31,7 +31,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::problem::Problem;
-use crate::server::{AppState, require_role};
+use crate::state::AppState;
+use services::keys::require_role;
 use services::keys::{Role, TenantScope};
 use services::tenant::TenantId;
 
@@ -188,7 +189,7 @@ async fn chatwoot_webhook(
         Some(k) => {
             let principal = state.keys.authenticate(k).ok_or_else(|| unauthorized(how_to))?;
             require_role(&principal, &[Role::Admin, Role::Service], "sending events")
-                .map_err(|p| (p, WebhookOutcome::Forbidden))?;
+                .map_err(|p| (Problem::from(p), WebhookOutcome::Forbidden))?;
             match (&principal.tenant, params.tenant) {
                 (TenantScope::One(t), None) => t.clone(),
                 (scope, Some(t)) if scope.allows(&t) => t,

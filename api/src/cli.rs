@@ -9,10 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ingest::Ingestor;
 use ingest::decode::{self, DecodeLimits};
-use ingest::metrics::Metrics;
 
-use crate::config::{Config, ConfigArgs};
-use crate::server::{self, AppState};
+use crate::config::{Config, ConfigArgs, open_ingestor};
+use crate::key_routes::KeyCommand;
+use crate::server;
+use crate::state::AppState;
 use services::keys::{KeyStore, Role};
 
 #[derive(Debug, Parser)]
@@ -122,47 +123,6 @@ impl GenArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum KeyCommand {
-    /// Create a key; the key is printed as the last line.
-    Create {
-        /// Tenant id, or '*' for a platform-wide key.
-        #[arg(long)]
-        tenant: String,
-        /// admin, supervisor, agent, operations, analyst or service.
-        #[arg(long)]
-        role: String,
-        /// A note to recognise the key by.
-        #[arg(long)]
-        label: Option<String>,
-        /// The key stops working after this many days.
-        #[arg(long)]
-        expires_in_days: Option<u32>,
-        /// Supervisor keys (required): the team whose conversations the key reaches.
-        #[arg(long)]
-        team: Option<String>,
-        /// Agent keys (required): the agent id whose own conversations the key reaches.
-        #[arg(long)]
-        agent: Option<String>,
-    },
-    /// List keys (never their secrets): id, tenant, role, label, times, state.
-    List {
-        /// Only this tenant's keys.
-        #[arg(long)]
-        tenant: Option<String>,
-    },
-    /// Replace a key: a new key (printed as the last line) with the same
-    /// tenant, role and label; the old one is revoked.
-    Rotate {
-        id: String,
-        /// The new key stops working after this many days (default: the old expiry).
-        #[arg(long)]
-        expires_in_days: Option<u32>,
-    },
-    /// Revoke a key: it is refused (401) from now on.
-    Revoke { id: String },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain of `<data>/audit/`; exits non-zero and names the
     /// first record that was edited, deleted or reordered.
@@ -223,18 +183,6 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-pub async fn open_ingestor(cfg: &Config) -> Result<Arc<Ingestor>> {
-    let ingestor = Ingestor::open(cfg.ingest_config(), Arc::new(Metrics::default()))
-        .await
-        .with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))?;
-    // Every way in (HTTP, webhooks, `cxlake ingest`) applies the tenant's
-    // privacy settings before the WAL.
-    ingestor
-        .privacy()
-        .set_policy_source(services::settings::privacy_policy_source(&cfg.data_dir));
-    Ok(ingestor)
-}
-
 /// Serves until Ctrl-C or SIGTERM, then flushes the buffer into the lake.
 pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>) -> Result<()> {
     let addr: SocketAddr = cfg
@@ -267,10 +215,10 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
             services::audit::AuditLog::open(&cfg.data_dir)?,
         ),
         limits: cfg.decode_limits(),
-        erasures: crate::erasure_jobs::ErasureJobs::open(&cfg.data_dir)?,
+        erasures: Arc::new(crate::erasure_jobs::ErasureJobs::open(&cfg.data_dir)?),
         dashboard_sessions: crate::dashboard_routes::Sessions::default(),
     });
-    crate::erasure_jobs::ErasureJobs::start(state.clone());
+    crate::erasure_jobs::ErasureJobs::start(state.erasures.clone(), state.ingestor.clone(), state.audit.clone());
     let last_used = spawn_last_used_writer(state.clone());
     start_pg(cfg, state.clone()).await?;
     crate::kpi_routes::warm(state.clone());

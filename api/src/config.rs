@@ -219,6 +219,23 @@ impl Config {
     }
 }
 
+/// Opens the data directory's ingestor (WAL, buffer, lake) with the
+/// tenants' privacy settings applied before the WAL, as every way in
+/// (HTTP, webhooks, `cxlake ingest`, `cxlake backtest`) needs it.
+pub async fn open_ingestor(cfg: &Config) -> anyhow::Result<std::sync::Arc<ingest::Ingestor>> {
+    use anyhow::Context;
+    let ingestor = ingest::Ingestor::open(
+        cfg.ingest_config(),
+        std::sync::Arc::new(ingest::metrics::Metrics::default()),
+    )
+    .await
+    .with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))?;
+    ingestor
+        .privacy()
+        .set_policy_source(services::settings::privacy_policy_source(&cfg.data_dir));
+    Ok(ingestor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

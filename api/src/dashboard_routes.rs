@@ -72,7 +72,7 @@ use serde::Deserialize;
 
 use crate::kpi_routes::{self, MAX_GROUPS};
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use services::keys::{Principal, TenantScope};
 use services::kpis::lake::{Constraint, KpiRow};
 use services::kpis::params::{self, Window};
@@ -86,9 +86,8 @@ const COOKIE: &str = "cxlake_session";
 const LEGACY_KEY_COOKIE: &str = "cxlake_key";
 
 mod pages;
-mod session;
 
-pub use session::Sessions;
+pub use crate::page_sessions::Sessions;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -405,7 +404,7 @@ async fn post_login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form
     let session = state.dashboard_sessions.start(&principal.key_id, Instant::now());
     let mut cookies = vec![session_cookie(
         &session,
-        session::MAX_LIFETIME.as_secs(),
+        crate::page_sessions::MAX_LIFETIME.as_secs(),
         secure_cookie(&headers),
     )];
     cookies.extend(clear_legacy_key_cookie(&headers));

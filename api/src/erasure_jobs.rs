@@ -18,7 +18,8 @@ use ingest::pipeline::ErasureReceipt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::server::AppState;
+use ingest::Ingestor;
+use services::audit::AuditLog;
 use services::audit::{Actor, Entry};
 
 /// Attempts before a job is given up (with backoff: about ten minutes).
@@ -145,12 +146,17 @@ impl ErasureJobs {
 
     /// Starts the worker: first the jobs a previous run left unfinished,
     /// oldest first, then each new one as it comes.
-    pub fn start(state: Arc<AppState>) {
-        let Some(mut rx) = state.erasures.receiver.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+    pub fn start(jobs: Arc<ErasureJobs>, ingestor: Arc<Ingestor>, audit_log: AuditLog) {
+        let Some(mut rx) = jobs.receiver.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;
         };
+        let worker = Worker {
+            jobs,
+            ingestor,
+            audit_log,
+        };
         let mut unfinished: Vec<Job> = {
-            let jobs = state.erasures.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let jobs = worker.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner());
             jobs.values()
                 .filter(|j| matches!(j.state, JobState::Queued | JobState::Running))
                 .cloned()
@@ -160,18 +166,25 @@ impl ErasureJobs {
         tokio::spawn(async move {
             for job in unfinished {
                 tracing::info!(job = %job.id, "resuming an interrupted erasure");
-                run(&state, job.id).await;
+                run(&worker, job.id).await;
             }
             while let Some(id) = rx.recv().await {
-                run(&state, id).await;
+                run(&worker, id).await;
             }
         });
     }
 }
 
+/// What the worker needs.
+struct Worker {
+    jobs: Arc<ErasureJobs>,
+    ingestor: Arc<Ingestor>,
+    audit_log: AuditLog,
+}
+
 /// Runs one job to its end (done, or failed after every attempt).
-async fn run(state: &AppState, id: String) {
-    let jobs = &state.erasures;
+async fn run(state: &Worker, id: String) {
+    let jobs = &state.jobs;
     loop {
         let Some(mut job) = jobs.get(&id, None) else { return };
         let Some(customer_id) = job.customer_id.clone() else {
@@ -221,7 +234,7 @@ async fn run(state: &AppState, id: String) {
     }
 }
 
-async fn audit(state: &AppState, job: &Job, action: &str, detail: serde_json::Value) {
+async fn audit(state: &Worker, job: &Job, action: &str, detail: serde_json::Value) {
     let entry = Entry {
         tenant: job.tenant.clone(),
         actor: job.requested_by.clone(),
@@ -230,5 +243,5 @@ async fn audit(state: &AppState, job: &Job, action: &str, detail: serde_json::Va
         detail,
         source: None,
     };
-    state.audit.record(entry).await;
+    state.audit_log.record(entry).await;
 }

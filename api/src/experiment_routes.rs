@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use services::experiment::results::{self, DEFAULT_WINSORIZE_PERCENTILE, ResultsOptions, ResultsWindow};
 use services::experiment::store::{
     Action, Experiment, ExperimentDefinition, State as ExpState, StoreError, UnitAttributes, VariantDefinition,

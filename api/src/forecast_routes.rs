@@ -66,7 +66,7 @@ use staffing::erlang::{BacklogRequest, StaffingRequest, StaffingResult, backlog_
 use staffing::forecast::{self as fc, ForecastConfig, HorizonSlot, Point, Series, Special};
 
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use services::keys::{Principal, Role, TenantScope};
 
 pub mod backtest;

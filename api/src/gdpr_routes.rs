@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use services::audit::Entry;
 use services::keys::{Principal, Role, TenantScope};
 use services::tenant::{TenantId, resolve_tenant};

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use services::audit::{self, Entry};
 use services::keys::{KeyError, KeyRecord, NewKey, Principal, Role, TenantScope};
 
@@ -396,12 +396,53 @@ fn scope_text(k: &KeyRecord) -> Option<String> {
     }
 }
 
+/// `cxlake key ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; the key is printed as the last line.
+    Create {
+        /// Tenant id, or '*' for a platform-wide key.
+        #[arg(long)]
+        tenant: String,
+        /// admin, supervisor, agent, operations, analyst or service.
+        #[arg(long)]
+        role: String,
+        /// A note to recognise the key by.
+        #[arg(long)]
+        label: Option<String>,
+        /// The key stops working after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Supervisor keys (required): the team whose conversations the key reaches.
+        #[arg(long)]
+        team: Option<String>,
+        /// Agent keys (required): the agent id whose own conversations the key reaches.
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// List keys (never their secrets): id, tenant, role, label, times, state.
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Replace a key: a new key (printed as the last line) with the same
+    /// tenant, role and label; the old one is revoked.
+    Rotate {
+        id: String,
+        /// The new key stops working after this many days (default: the old expiry).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke a key: it is refused (401) from now on.
+    Revoke { id: String },
+}
+
 /// `cxlake key create|list|rotate|revoke`; changes are audited like the
 /// API's (actor without a key, source `cli`).
-pub fn run_key_command(data_dir: &std::path::Path, command: crate::cli::KeyCommand) -> anyhow::Result<()> {
+pub fn run_key_command(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
     use anyhow::Context;
 
-    use crate::cli::KeyCommand;
     let store = services::keys::KeyStore::open(data_dir);
     let days = |d: Option<u32>| expiry(d, None).map_err(|p| anyhow::anyhow!("{}", p.detail));
     match command {

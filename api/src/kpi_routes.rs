@@ -75,7 +75,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use services::keys::{Principal, Role};
 use services::kpis::answer::{Answer, GroupResult, KpiRequest};
 use services::kpis::lake::{Constraint, KpiRow};

@@ -3,7 +3,7 @@
 //! HTTP, pages, the Postgres wire and the CLI over [`services`]; nothing
 //! depends on it. `cli` parses the command line, `config` merges defaults,
 //! file, environment and flags, `server` holds the router, authentication
-//! and [`server::AppState`] (the [`services::Services`] plus what only HTTP
+//! and [`state::AppState`] (the [`services::Services`] plus what only HTTP
 //! needs), the `*_routes` modules are the handlers of one area each,
 //! `problem` renders a [`services::ServiceError`] as RFC 9457 problem
 //! details, `pg_server` speaks the Postgres wire protocol.
@@ -20,9 +20,11 @@ pub mod forecast_routes;
 pub mod gdpr_routes;
 pub mod key_routes;
 pub mod kpi_routes;
+pub mod page_sessions;
 pub mod pg_server;
 pub mod problem;
 pub mod server;
 pub mod settings_routes;
 pub mod sql_routes;
+pub mod state;
 pub mod stream_export;

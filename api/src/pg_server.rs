@@ -59,7 +59,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use warehouse::bounds::BoundError;
 use warehouse::sandbox::{Scope, check_statement};
 
-use crate::server::AppState;
+use crate::state::AppState;
 use services::keys::{Principal, TenantScope};
 use services::sql::require_sql_role;
 

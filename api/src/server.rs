@@ -11,32 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ingest::decode::{self, ContentEncoding, DecodeLimits, Rejection};
+use ingest::decode::{self, ContentEncoding, Rejection};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::problem::Problem;
-use services::Services;
-use services::keys::{Principal, Role};
-
-/// Shared by every handler: the services, and what only HTTP needs.
-/// Dereferences to [`Services`], so `state.warehouse` is the services'.
-#[derive(Debug)]
-pub struct AppState {
-    pub services: Services,
-    pub limits: DecodeLimits,
-    /// GDPR erasures, as durable jobs (`<data_dir>/erasures/`).
-    pub erasures: crate::erasure_jobs::ErasureJobs,
-    /// Signed-in dashboard sessions (in memory).
-    pub dashboard_sessions: crate::dashboard_routes::Sessions,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
-        &self.services
-    }
-}
+use crate::state::AppState;
+use services::keys::{Principal, Role, require_role};
 
 pub fn router(state: Arc<AppState>) -> Router {
     // The raw body may be compressed; decompression enforces the same
@@ -83,19 +64,6 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut req: Request, next
             next.run(req).await
         }
         None => Problem::unauthorized().into_response(),
-    }
-}
-
-pub(crate) fn require_role(p: &Principal, allowed: &[Role], what: &str) -> Result<(), Problem> {
-    if allowed.contains(&p.role) {
-        Ok(())
-    } else {
-        let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-        Err(Problem::forbidden(format!(
-            "{what} needs a key with role {}; this key has role {}",
-            names.join(" or "),
-            p.role
-        )))
     }
 }
 

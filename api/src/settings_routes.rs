@@ -16,7 +16,7 @@ use services::settings::{SettingsError, TenantSettings, load, store};
 use services::tenant::resolve_tenant;
 
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// `GET /v1/settings` and `PUT /v1/settings`, admin keys only.
 pub fn routes() -> Router<Arc<AppState>> {

@@ -37,7 +37,7 @@ use warehouse::format::JsonResult;
 use warehouse::sandbox::{check_statement, plan_options};
 
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::stream_export::{self, StreamFormat};
 use services::keys::Principal;
 use services::sql::{require_sql_role, sql_scope};

@@ -118,3 +118,13 @@ fn the_modules_of_services_import_each_other_without_cycles() {
         "import cycles between modules of services: {cycles:?}"
     );
 }
+
+#[test]
+fn the_modules_of_api_import_each_other_without_cycles() {
+    // The router imports every handler module; a handler that imported the
+    // router (or the CLI) back would tie them all into one knot again.
+    let graph = layout::module_graph(&root().join("api/src")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(graph.len() > 3, "api/src has too few modules to check: {graph:?}");
+    let cycles = layout::cycles(&graph);
+    assert!(cycles.is_empty(), "import cycles between modules of api: {cycles:?}");
+}

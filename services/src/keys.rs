@@ -592,6 +592,20 @@ impl KeyStore {
     }
 }
 
+/// Refuses a key whose role is not among `allowed`, saying which would do.
+pub fn require_role(p: &Principal, allowed: &[Role], what: &str) -> Result<(), crate::error::ServiceError> {
+    if allowed.contains(&p.role) {
+        Ok(())
+    } else {
+        let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+        Err(crate::error::ServiceError::forbidden(format!(
+            "{what} needs a key with role {}; this key has role {}",
+            names.join(" or "),
+            p.role
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,7 +55,7 @@ use serde_json::Value;
 use super::{accept_language, csv_part, csv_response, dashboard_tenant, error_page, html, num, signed_in};
 use crate::kpi_routes::{self, csv_field};
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use model::Kpi;
 use services::keys::Principal;
 use services::kpis::answer::{Answer, GroupResult, conversations_of, value_of};

@@ -101,7 +101,7 @@ pub async fn run(cfg: &Config, args: &BacktestArgs, out: &mut dyn Write) -> Resu
     {
         bail!("--tenant {t:?} must match [a-z0-9_-]{{1,64}}");
     }
-    let ingestor = crate::cli::open_ingestor(cfg).await?;
+    let ingestor = crate::config::open_ingestor(cfg).await?;
     let warehouse = warehouse::Warehouse::new(Arc::clone(&ingestor));
     let ctx = warehouse.session().context("opening a SQL session")?;
     let ranges = lake::tenant_ranges(&ctx, args.tenant.as_deref())

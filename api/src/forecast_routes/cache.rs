@@ -26,7 +26,7 @@
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::problem::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 use services::forecasts::lake::{Cells, History, QueueKey};
 use services::tenant::TenantId;
 
