@@ -163,13 +163,18 @@ impl Handlers {
 
     /// The handlers of one connection: the shared ones, and a startup that
     /// hands the connection its socket watch.
-    fn connection(self: &Arc<Self>, peer: Option<Arc<tokio::net::TcpStream>>) -> ConnHandlers {
+    fn connection(
+        self: &Arc<Self>,
+        peer: Option<Arc<tokio::net::TcpStream>>,
+        key_id: Arc<std::sync::OnceLock<String>>,
+    ) -> ConnHandlers {
         ConnHandlers {
             shared: self.clone(),
             startup: Arc::new(KeyStartup {
                 state: self.state.clone(),
                 cancels: self.cancels.clone(),
                 peer,
+                key_id,
             }),
         }
     }
@@ -244,6 +249,8 @@ struct KeyStartup {
     state: Arc<AppState>,
     cancels: Arc<cancel::Registry>,
     peer: Option<Arc<tokio::net::TcpStream>>,
+    /// The id of the key the connection signed in with, once it has.
+    key_id: Arc<std::sync::OnceLock<String>>,
 }
 
 impl KeyStartup {
@@ -358,6 +365,7 @@ impl StartupHandler for KeyStartup {
                 let (pid, secret, registration) = self.cancels.register(client.protocol_version(), &current);
                 client.set_pid_and_secret_key(pid, secret);
                 tracing::info!(key = %principal.key_id, scope = ?scope, pid, "postgres session opened");
+                let _ = self.key_id.set(principal.key_id.clone());
                 self.state
                     .audit
                     .record(services::audit::sign_in("postgres", Ok(&principal)).from_addr(client.socket_addr()))
@@ -577,13 +585,41 @@ pub async fn serve(
                 None
             }
         };
-        let handlers = handlers.connection(watch);
+        let key_id: Arc<std::sync::OnceLock<String>> = Arc::default();
+        let conn_handlers = handlers.connection(watch, key_id.clone());
         let tls = tls.clone();
+        let state = handlers.state.clone();
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                tracing::debug!(%peer, error = %e, "postgres connection ended with an error");
+            tokio::select! {
+                ended = pgwire::tokio::process_socket(socket, tls, conn_handlers) => {
+                    if let Err(e) = ended {
+                        tracing::debug!(%peer, error = %e, "postgres connection ended with an error");
+                    }
+                }
+                // Dropping the connection closes its socket: an idle session
+                // ends too, not only at its next statement.
+                lapse = key_lapsed(&state, &key_id) => {
+                    tracing::info!(%peer, key = %key_id.get().map_or("", String::as_str), %lapse, "postgres connection closed: its key lapsed");
+                }
             }
         });
+    }
+}
+
+/// How often a connection's key is checked while the connection is idle.
+const KEY_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Returns once the key the connection signed in with is revoked, expired
+/// or gone: within [`KEY_CHECK_EVERY`] of that, also when no statement comes.
+async fn key_lapsed(state: &AppState, key_id: &std::sync::OnceLock<String>) -> services::keys::KeyLapse {
+    let mut tick = tokio::time::interval(KEY_CHECK_EVERY);
+    loop {
+        tick.tick().await;
+        if let Some(id) = key_id.get()
+            && let Err(lapse) = state.keys.standing(id)
+        {
+            return lapse;
+        }
     }
 }
 
