@@ -38,14 +38,15 @@ struct Source<'a> {
 
 impl SessionSource for Source<'_> {
     async fn session(&self, range: EventRange) -> Result<SessionContext> {
-        let long = match range.is_bounded() {
-            true => Some(
+        let long = if range.is_bounded() {
+            Some(
                 self.long
                     .get_or_try_init(|| lake::long_horizon_events(self.warehouse, self.tenant, self.settings))
                     .await?
                     .clone(),
-            ),
-            false => None,
+            )
+        } else {
+            None
         };
         lake::tenant_session_with(self.warehouse, self.tenant, self.settings, range, long).await
     }
