@@ -85,6 +85,12 @@ impl ErasureJobs {
     pub fn open(data_dir: &Path) -> std::io::Result<ErasureJobs> {
         let dir = data_dir.join("erasures");
         std::fs::create_dir_all(&dir)?;
+        // A job file being replaced when the process died may be left
+        // beside it as a temp file still naming the customer.
+        let removed = services::fsutil::remove_leftover_temps(&dir)?;
+        if removed > 0 {
+            tracing::info!(removed, "removed erasure job files a crash left half-written");
+        }
         let mut jobs = HashMap::new();
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();

@@ -39,6 +39,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Deletes the temp files [`write_atomic`] left in `dir` when the process
+/// died between writing one and renaming it (they may hold what the file
+/// held, personal data included). Call it before any writer of `dir`
+/// starts; the data directory is one process's at a time.
+pub fn remove_leftover_temps(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp-") && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -52,5 +69,19 @@ mod tests {
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn leftover_temp_files_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let keep = dir.path().join("job.json");
+        super::write_atomic(&keep, b"kept").unwrap_or_else(|e| panic!("{e}"));
+        let left = dir.path().join(".job.json.tmp-4242-7");
+        std::fs::write(&left, b"what a crash left").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join(".hidden"), b"not ours").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(super::remove_leftover_temps(dir.path()).ok(), Some(1));
+        assert!(!left.exists());
+        assert_eq!(std::fs::read(&keep).ok().as_deref(), Some(&b"kept"[..]));
+        assert!(dir.path().join(".hidden").exists());
     }
 }
