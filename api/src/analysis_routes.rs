@@ -397,14 +397,29 @@ async fn pairs_of(state: &AppState, req: &Request) -> Result<Table, Problem> {
 
 // ------------------------------------------------------------- traffic
 
+/// The traffic heatmap of a request: every cell of the grid.
+async fn traffic_of(p: &Prepared) -> Result<Table, Problem> {
+    let sql = traffic_sql(analysis_sql("traffic")?, &p.req.settings.time_zone)?;
+    Ok(full_grid(&run(p, &sql, false).await?))
+}
+
+/// The cells of `GET /v1/analyses/traffic` with `query`, for the pages.
+pub(crate) async fn traffic_cells(
+    state: &AppState,
+    principal: &Principal,
+    query: QueryParams,
+) -> Result<Vec<services::analyses::TrafficCell>, Problem> {
+    let p = prepare(Analysis::Traffic, state, principal, query).await?;
+    Ok(services::analyses::traffic_cells(&traffic_of(&p).await?))
+}
+
 pub(crate) async fn get_traffic(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: QueryParams,
 ) -> Result<Response, Problem> {
     let p = prepare(Analysis::Traffic, &state, &principal, query).await?;
-    let sql = traffic_sql(analysis_sql("traffic")?, &p.req.settings.time_zone)?;
-    let cells = full_grid(&run(&p, &sql, false).await?);
+    let cells = traffic_of(&p).await?;
     if p.req.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("cells", &cells)])));
     }

@@ -429,5 +429,41 @@ pub fn add_comparisons(t: &mut Table) {
     }
 }
 
+/// One cell of the traffic heatmap: the conversations started in one
+/// local weekday and hour of the window, and their waiting times.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrafficCell {
+    /// 1 = Monday … 7 = Sunday.
+    pub weekday: u8,
+    /// 0–23, local.
+    pub hour: u8,
+    pub conversations: u64,
+    pub wait_mean_s: Option<f64>,
+    pub wait_median_s: Option<f64>,
+    pub wait_p90_s: Option<f64>,
+}
+
+/// The cells of [`full_grid`]'s table (the columns of `traffic.sql`), in
+/// its order; a row without a valid weekday and hour is no cell.
+pub fn traffic_cells(t: &Table) -> Vec<TrafficCell> {
+    t.rows
+        .iter()
+        .filter_map(|r| {
+            let weekday = u8::try_from(t.cell(r, "weekday").as_u64()?)
+                .ok()
+                .filter(|d| (1..=7).contains(d))?;
+            let hour = u8::try_from(t.cell(r, "hour").as_u64()?).ok().filter(|h| *h < 24)?;
+            Some(TrafficCell {
+                weekday,
+                hour,
+                conversations: t.cell(r, "conversations").as_u64().unwrap_or(0),
+                wait_mean_s: t.cell(r, "wait_mean_s").as_f64(),
+                wait_median_s: t.cell(r, "wait_median_s").as_f64(),
+                wait_p90_s: t.cell(r, "wait_p90_s").as_f64(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

@@ -671,34 +671,20 @@ async fn tags(view: &View) -> Result<(String, String), Problem> {
 // ----------------------------------------------------------- traffic
 
 async fn traffic(view: &View) -> Result<(String, String), Problem> {
-    let answer = crate::analysis_routes::get_traffic(
-        State(view.state.clone()),
-        axum::Extension(view.principal.clone()),
-        view.with(&[]),
-    )
-    .await;
-    let body = json_of(answer).await?;
+    let cells = crate::analysis_routes::traffic_cells(&view.state, &view.principal, view.with(&[])).await?;
     let mut data = TrafficData::default();
     let mut rows = Vec::new();
-    for cell in body["cells"].as_array().into_iter().flatten() {
-        let (Some(weekday), Some(hour)) = (cell["weekday"].as_u64(), cell["hour"].as_u64()) else {
-            continue;
-        };
-        let n = cell["conversations"].as_f64().unwrap_or(0.0).max(0.0) as u64;
-        if let Some(slot) = (1..=7)
-            .contains(&weekday)
-            .then(|| data.conversations[weekday as usize - 1].get_mut(hour as usize))
-            .flatten()
-        {
-            *slot = n;
+    for cell in cells {
+        if let Some(slot) = data.conversations[usize::from(cell.weekday) - 1].get_mut(usize::from(cell.hour)) {
+            *slot = cell.conversations;
         }
         rows.push(vec![
-            weekday.to_string(),
-            hour.to_string(),
-            n.to_string(),
-            num(cell["wait_mean_s"].as_f64()),
-            num(cell["wait_median_s"].as_f64()),
-            num(cell["wait_p90_s"].as_f64()),
+            cell.weekday.to_string(),
+            cell.hour.to_string(),
+            cell.conversations.to_string(),
+            num(cell.wait_mean_s),
+            num(cell.wait_median_s),
+            num(cell.wait_p90_s),
         ]);
     }
     let csv_body = csv(

@@ -268,3 +268,48 @@ fn the_heatmap_has_every_cell() {
     assert_eq!(grid.rows[167], t.rows[1]);
     assert_eq!(grid.rows[24][..2], [json!(2), json!(0)]);
 }
+
+#[test]
+fn traffic_cells_are_the_grid_typed() {
+    let cols = [
+        "weekday",
+        "hour",
+        "conversations",
+        "wait_mean_s",
+        "wait_median_s",
+        "wait_p90_s",
+    ];
+    let t = table(
+        &cols,
+        vec![vec![
+            json!(3),
+            json!(14),
+            json!(5),
+            json!(62.5),
+            json!(40.0),
+            json!(120.0),
+        ]],
+    );
+    let cells = traffic_cells(&full_grid(&t));
+    assert_eq!(cells.len(), 7 * 24);
+    let busy = cells[2 * 24 + 14];
+    assert_eq!(
+        busy,
+        TrafficCell {
+            weekday: 3,
+            hour: 14,
+            conversations: 5,
+            wait_mean_s: Some(62.5),
+            wait_median_s: Some(40.0),
+            wait_p90_s: Some(120.0),
+        }
+    );
+    assert_eq!((cells[0].weekday, cells[0].hour, cells[0].conversations), (1, 0, 0));
+    assert_eq!(cells[0].wait_mean_s, None);
+    // A row that is no cell of the week is left out.
+    let odd = table(
+        &cols,
+        vec![vec![json!(8), json!(1), json!(1), json!(1.0), json!(1.0), json!(1.0)]],
+    );
+    assert!(traffic_cells(&odd).is_empty());
+}
