@@ -335,14 +335,31 @@ type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 // ------------------------------------------------------------- scripts
 
+/// The scripts table of a request, with the CSAT intervals.
+async fn scripts_of(p: &Prepared) -> Result<Table, Problem> {
+    let mut groups = run(p, analysis_sql("scripts")?, true).await?;
+    add_csat_intervals(&mut groups);
+    Ok(groups)
+}
+
+/// The groups of `GET /v1/analyses/scripts` with `query` and its table,
+/// for the pages.
+pub(crate) async fn scripts_groups(
+    state: &AppState,
+    principal: &Principal,
+    query: QueryParams,
+) -> Result<Table, Problem> {
+    let p = prepare(Analysis::Scripts, state, principal, query).await?;
+    scripts_of(&p).await
+}
+
 pub(crate) async fn get_scripts(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: QueryParams,
 ) -> Result<Response, Problem> {
     let p = prepare(Analysis::Scripts, &state, &principal, query).await?;
-    let mut groups = run(&p, analysis_sql("scripts")?, true).await?;
-    add_csat_intervals(&mut groups);
+    let groups = scripts_of(&p).await?;
     if p.req.format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("groups", &groups)])));
     }

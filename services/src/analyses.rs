@@ -429,6 +429,47 @@ pub fn add_comparisons(t: &mut Table) {
     }
 }
 
+/// One group of `scripts.sql` (a quick reply or a template) with the
+/// intervals [`add_csat_intervals`] adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptGroup {
+    /// `quick_reply` or `template`.
+    pub kind: String,
+    pub key: Option<String>,
+    pub conversations: u64,
+    pub csat_mean: Option<f64>,
+    pub csat_n: u64,
+    /// The 95 % t interval of the CSAT mean.
+    pub csat_ci: Option<(f64, f64)>,
+    pub resolution_rate: Option<f64>,
+    /// The 95 % Wilson interval of the resolution rate.
+    pub resolution_ci: Option<(f64, f64)>,
+    /// Fewer CSAT scores than `min_count` (a group without the column is small).
+    pub small_sample: bool,
+}
+
+/// The groups of a scripts table, in its order (best first per kind).
+pub fn script_groups(t: &Table) -> Vec<ScriptGroup> {
+    t.rows
+        .iter()
+        .map(|r| {
+            let f = |c: &str| t.cell(r, c).as_f64();
+            let ci = |low: &str, high: &str| f(low).zip(f(high));
+            ScriptGroup {
+                kind: t.cell(r, "kind").as_str().unwrap_or_default().to_string(),
+                key: t.cell(r, "key").as_str().map(str::to_string),
+                conversations: t.cell(r, "conversations").as_u64().unwrap_or(0),
+                csat_mean: f("csat_mean"),
+                csat_n: t.cell(r, "csat_n").as_u64().unwrap_or(0),
+                csat_ci: ci("csat_low", "csat_high"),
+                resolution_rate: f("resolution_rate"),
+                resolution_ci: ci("resolution_low", "resolution_high"),
+                small_sample: t.cell(r, "small_sample").as_bool().unwrap_or(true),
+            }
+        })
+        .collect()
+}
+
 /// One cell of the traffic heatmap: the conversations started in one
 /// local weekday and hour of the window, and their waiting times.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -709,38 +709,31 @@ async fn traffic(view: &View) -> Result<(String, String), Problem> {
 // ----------------------------------------------------------- scripts
 
 async fn scripts(view: &View) -> Result<(String, String), Problem> {
-    let answer = crate::analysis_routes::get_scripts(
-        State(view.state.clone()),
-        axum::Extension(view.principal.clone()),
-        view.with(&[]),
-    )
-    .await;
-    let body = json_of(answer).await?;
+    let table = crate::analysis_routes::scripts_groups(&view.state, &view.principal, view.with(&[])).await?;
     let mut data = ScriptsData::default();
     let mut rows = Vec::new();
-    for g in body["groups"].as_array().into_iter().flatten() {
-        let kind = match g["kind"].as_str() {
-            Some("template") => ScriptKind::Template,
-            Some("quick_reply") => ScriptKind::QuickReply,
+    for g in services::analyses::script_groups(&table) {
+        let kind = match g.kind.as_str() {
+            "template" => ScriptKind::Template,
+            "quick_reply" => ScriptKind::QuickReply,
             _ => continue,
         };
-        let ci = |low: &str, high: &str| g[low].as_f64().zip(g[high].as_f64());
         let row = ScriptRow {
             kind,
-            id: label(g["key"].as_str()),
-            conversations: g["conversations"].as_f64().unwrap_or(0.0).max(0.0) as u64,
-            csat: g["csat_mean"].as_f64(),
-            csat_ci: ci("csat_low", "csat_high"),
-            csat_n: g["csat_n"].as_f64().unwrap_or(0.0).max(0.0) as u64,
-            resolution_rate: g["resolution_rate"].as_f64(),
-            resolution_ci: ci("resolution_low", "resolution_high"),
-            small_sample: g["small_sample"].as_bool().unwrap_or(true),
+            id: label(g.key.as_deref()),
+            conversations: g.conversations,
+            csat: g.csat_mean,
+            csat_ci: g.csat_ci,
+            csat_n: g.csat_n,
+            resolution_rate: g.resolution_rate,
+            resolution_ci: g.resolution_ci,
+            small_sample: g.small_sample,
         };
         let (cl, ch) = (row.csat_ci.map(|c| c.0), row.csat_ci.map(|c| c.1));
         let (rl, rh) = (row.resolution_ci.map(|c| c.0), row.resolution_ci.map(|c| c.1));
         rows.push(vec![
             row.id.clone(),
-            g["kind"].as_str().unwrap_or_default().to_string(),
+            g.kind.clone(),
             row.conversations.to_string(),
             num(row.csat),
             row.csat_n.to_string(),
@@ -753,14 +746,15 @@ async fn scripts(view: &View) -> Result<(String, String), Problem> {
         ]);
         data.scripts.push(row);
     }
+    let (best, worst) = services::analyses::best_and_worst(&table);
     for (kind, name) in [
         (ScriptKind::QuickReply, "quick_reply"),
         (ScriptKind::Template, "template"),
     ] {
-        if let Some(id) = body["best"][name].as_str() {
+        if let Some(id) = best.get(name).and_then(Value::as_str) {
             data.best.push((kind, id.to_string()));
         }
-        if let Some(id) = body["worst"][name].as_str() {
+        if let Some(id) = worst.get(name).and_then(Value::as_str) {
             data.worst.push((kind, id.to_string()));
         }
     }

@@ -313,3 +313,74 @@ fn traffic_cells_are_the_grid_typed() {
     );
     assert!(traffic_cells(&odd).is_empty());
 }
+
+#[test]
+fn script_groups_are_the_rows_typed() {
+    let cols = [
+        "kind",
+        "key",
+        "conversations",
+        "csat_n",
+        "csat_mean",
+        "csat_low",
+        "csat_high",
+        "resolution_rate",
+        "resolution_low",
+        "resolution_high",
+        "small_sample",
+    ];
+    let t = table(
+        &cols,
+        vec![
+            vec![
+                json!("quick_reply"),
+                json!("qr_refund"),
+                json!(40),
+                json!(31),
+                json!(4.5),
+                json!(4.2),
+                json!(4.8),
+                json!(0.9),
+                json!(0.8),
+                json!(0.95),
+                json!(false),
+            ],
+            vec![
+                json!("template"),
+                Value::Null,
+                json!(2),
+                json!(1),
+                json!(3.0),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                json!(true),
+            ],
+        ],
+    );
+    let g = script_groups(&t);
+    assert_eq!(g.len(), 2);
+    assert_eq!(
+        g[0],
+        ScriptGroup {
+            kind: "quick_reply".into(),
+            key: Some("qr_refund".into()),
+            conversations: 40,
+            csat_mean: Some(4.5),
+            csat_n: 31,
+            csat_ci: Some((4.2, 4.8)),
+            resolution_rate: Some(0.9),
+            resolution_ci: Some((0.8, 0.95)),
+            small_sample: false,
+        }
+    );
+    assert_eq!(
+        (g[1].key.as_deref(), g[1].csat_ci, g[1].small_sample),
+        (None, None, true)
+    );
+    // Without the column a group counts as small.
+    let bare = table(&["kind", "key"], vec![vec![json!("template"), json!("t1")]]);
+    assert!(script_groups(&bare)[0].small_sample);
+}
