@@ -823,7 +823,7 @@ mod tests {
         }
     }
 
-    fn row(kpi: &str, measure: &str, segment: &str, value: f64, n: i64) -> KpiRow {
+    pub(super) fn row(kpi: &str, measure: &str, segment: &str, value: f64, n: i64) -> KpiRow {
         KpiRow {
             kpi: kpi.into(),
             measure: measure.into(),

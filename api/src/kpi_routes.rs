@@ -125,8 +125,7 @@ pub(crate) fn param_problem(e: ParamError) -> Problem {
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> Problem {
-    tracing::error!(error = %e, "KPI query failed");
-    Problem::internal(e.to_string())
+    Problem::from(services::ServiceError::failed("KPI query failed", e))
 }
 
 /// The query string as name → value, refusing unknown and repeated names.

@@ -19,7 +19,7 @@ use crate::error::ServiceError;
 use crate::kpis::params::Window;
 
 fn internal(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal(e.to_string())
+    ServiceError::failed("KPI query failed", e)
 }
 
 /// Significance level of the channel comparisons.
@@ -103,10 +103,7 @@ pub async fn run_sql(
     window: &Window,
     min_count: Option<i64>,
 ) -> Result<Table, ServiceError> {
-    let ts = |t: chrono::DateTime<chrono::Utc>| {
-        ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
-    };
-    let mut values = vec![ts(window.from), ts(window.to)];
+    let mut values = crate::kpis::lake::window_params(window);
     if let Some(n) = min_count {
         values.push(ScalarValue::Int64(Some(n)));
     }

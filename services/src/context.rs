@@ -60,8 +60,7 @@ impl std::fmt::Debug for Services {
 }
 
 fn internal(e: impl std::fmt::Display) -> ServiceError {
-    tracing::error!(error = %e, "tenant data");
-    ServiceError::internal(e.to_string())
+    ServiceError::failed("tenant data", e)
 }
 
 fn tenant_id(tenant: &str) -> Result<TenantId, ServiceError> {

@@ -82,6 +82,12 @@ impl ServiceError {
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
     }
+
+    /// An internal error from `e`, logged with `what` failed.
+    pub fn failed(what: &str, e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "{what}");
+        Self::internal(e.to_string())
+    }
 }
 
 impl std::fmt::Display for ServiceError {

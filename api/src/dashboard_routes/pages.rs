@@ -1160,13 +1160,7 @@ mod tests {
 
     #[test]
     fn breakdown_stats_come_from_the_kpi_rows_of_the_group() {
-        let row = |kpi: &str, measure: &str, segment: &str, value: f64, n: i64| KpiRow {
-            kpi: kpi.into(),
-            measure: measure.into(),
-            segment: segment.into(),
-            value: Some(value),
-            n,
-        };
+        use super::super::tests::row;
         let k = vec![
             row("conversations", "value", "all", 12.0, 12),
             row("frt_s", "mean", "all", 30.5, 10),

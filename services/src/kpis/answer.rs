@@ -28,8 +28,7 @@ pub fn param_error(e: ParamError) -> ServiceError {
 }
 
 fn internal(e: impl std::fmt::Display) -> ServiceError {
-    tracing::error!(error = %e, "KPI query failed");
-    ServiceError::internal(e.to_string())
+    ServiceError::failed("KPI query failed", e)
 }
 
 /// A KPI request, parsed and checked.

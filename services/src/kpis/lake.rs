@@ -426,13 +426,9 @@ fn string_column(batch: &RecordBatch, i: usize) -> Result<Arc<dyn Array>> {
 #[cfg(test)]
 pub async fn run_overview(kctx: &SessionContext, window: &Window, constraints: &[Constraint]) -> Result<Vec<KpiRow>> {
     restrict_conversations(kctx, constraints).await?;
-    let ts = |t: chrono::DateTime<chrono::Utc>| {
-        ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
-    };
-    let batches = kctx
-        .sql(KPI_OVERVIEW_SQL)
+    let batches = in_window(KPI_OVERVIEW_SQL.to_string(), window)
+        .plan(kctx)
         .await?
-        .with_param_values(vec![ts(window.from), ts(window.to)])?
         .collect()
         .await?;
     let mut rows = Vec::new();
