@@ -12,7 +12,11 @@ nor a second pass over the file makes them duplicates): a month of demo
 traffic replayed as live traffic, landing in today's partitions as it
 would in production.
 
-usage: lake_disk.py ADDR KEY EVENTS.ndjson LAKE_DIR MINUTES RATE OUT.csv
+Meanwhile a reader (an analyst key) runs a query over every event, one
+after the other, as dashboards and analysts would: with a short
+retention, vacuum must keep the files those queries still read.
+
+usage: lake_disk.py ADDR KEY EVENTS.ndjson LAKE_DIR MINUTES RATE OUT.csv [READ_KEY]
 """
 import http.client
 import json
@@ -23,6 +27,7 @@ import time
 from datetime import datetime, timezone
 
 addr, key, events_path, lake_dir, minutes, rate, out_csv = sys.argv[1:8]
+read_key = sys.argv[8] if len(sys.argv) > 8 else None
 minutes, rate = float(minutes), float(rate)
 host, port = addr.split(":")
 SAMPLE = 15.0
@@ -79,6 +84,8 @@ errors = [0]
 
 def sampler(started):
     while not stop.wait(SAMPLE):
+        if not os.path.isdir(os.path.join(lake_dir, "_delta_log")):
+            continue  # an empty lake until the first flush
         m = metrics()
         live = live_bytes(lake_dir)
         disk = disk_bytes(lake_dir)
@@ -89,11 +96,42 @@ def sampler(started):
               f"files {samples[-1][4]:.0f}", file=sys.stderr, flush=True)
 
 
+queries = {"ok": 0, "failed": 0, "errors": []}
+READ_SQL = "SELECT channel, count(*), max(occurred_at) FROM events GROUP BY channel"
+
+
+def reader():
+    """Queries every event back to back until the run ends."""
+    body = json.dumps({"sql": READ_SQL}).encode()
+    headers = {"Authorization": f"Bearer {read_key}", "Content-Type": "application/json"}
+    while not stop.is_set():
+        try:
+            c = http.client.HTTPConnection(host, int(port), timeout=120)
+            c.request("POST", "/v1/sql", body=body, headers=headers)
+            r = c.getresponse()
+            text = r.read().decode(errors="replace")
+            c.close()
+            if r.status == 200:
+                queries["ok"] += 1
+            elif r.status == 429:
+                time.sleep(0.1)  # the tenant's query slots are busy: not a failure
+            else:
+                queries["failed"] += 1
+                if len(queries["errors"]) < 3:
+                    queries["errors"].append(f"{r.status}: {text[:300]}")
+        except OSError as e:
+            queries["failed"] += 1
+            if len(queries["errors"]) < 3:
+                queries["errors"].append(str(e))
+
+
 def main():
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
     started = time.time()
     threading.Thread(target=sampler, args=(started,), daemon=True).start()
+    if read_key:
+        threading.Thread(target=reader, daemon=True).start()
     per_batch = max(1, int(rate * BATCH_EVERY))
     rounds = 0
     with open(events_path) as f:
@@ -139,6 +177,7 @@ def main():
         "final_disk_mb": samples[-1][3] / 1e6 if samples else None,
         "final_ratio": ratios[-1][1] if ratios else None,
         "max_ratio": worst[1], "max_ratio_at_s": worst[0],
+        "queries": queries["ok"], "failed_queries": queries["failed"], "query_errors": queries["errors"],
     }))
 
 

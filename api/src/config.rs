@@ -15,7 +15,7 @@
 //! flush_max_age_s = 60             # reads see buffered events; a longer age means fewer, larger lake files to rewrite
 //! compact_min_files = 8              # merge a partition's small files once this many are of about one size; 0 = off
 //! compact_target_file_mb = 128       # size of the files compaction writes
-//! vacuum_retention_s = 3600          # replaced lake files are deleted this long after
+//! vacuum_retention_s = 3600          # replaced lake files stay this long for readers outside cxlake (its own queries are tracked)
 //! max_buffered_mb = 1024             # past this, ingest answers 503 + Retry-After until the lake catches up
 //! pg_listen = "127.0.0.1:5433"       # Postgres wire; "off" to disable
 //! # pg_tls_cert = "server.crt"       # PEM; with pg_tls_key, TLS on the Postgres port

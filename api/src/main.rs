@@ -16,7 +16,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CXLAKE_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,deltalake=warn,datafusion=warn,buoyant_kernel=warn")
+        tracing_subscriber::EnvFilter::new(
+            "info,deltalake=warn,datafusion=warn,buoyant_kernel=warn,deltalake_core::operations::vacuum=error",
+        )
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -23,6 +23,9 @@
 //!   (simple query, extended parse, extended execute) and refuses anything
 //!   [`warehouse::sandbox::check_statement`] refuses; `SET` of client
 //!   parameters, `SHOW`, transactions and cursors go to the stock hooks.
+//! - **Runtime**: each connection runs on the SQL runtime, where pgwire
+//!   parses and plans its statements; the threads that acknowledge ingest
+//!   only accept the socket.
 //! - **Catalog**: `pg_catalog` and `information_schema`, so `psql`'s `\dt`
 //!   and `\d`, DBeaver, Metabase and Grafana can list tables and columns.
 
@@ -578,31 +581,64 @@ pub async fn serve(
                 continue;
             }
         };
-        let watch = match watch_handle(&socket) {
-            Ok(w) => Some(Arc::new(w)),
+        // The connection runs on the SQL runtime: pgwire parses and plans a
+        // statement inside the connection's task, so planning a huge
+        // statement takes SQL threads, never the ones that acknowledge
+        // ingest. The socket moves to that runtime's reactor with it.
+        let socket = match socket.into_std() {
+            Ok(s) => s,
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "cannot watch a postgres socket; a vanished client's statement runs to its bounds");
-                None
+                tracing::warn!(%peer, error = %e, "cannot hand a postgres connection to the SQL runtime");
+                continue;
             }
         };
         let key_id: Arc<std::sync::OnceLock<String>> = Arc::default();
-        let conn_handlers = handlers.connection(watch, key_id.clone());
-        let tls = tls.clone();
+        let connection = connection(handlers.clone(), socket, peer, tls.clone(), key_id.clone());
+        let task = match handlers.state.sql.engine().runtime() {
+            Some(runtime) => runtime.spawn(connection),
+            None => tokio::spawn(connection),
+        };
         let state = handlers.state.clone();
         tokio::spawn(async move {
+            let abort = task.abort_handle();
             tokio::select! {
-                ended = pgwire::tokio::process_socket(socket, tls, conn_handlers) => {
-                    if let Err(e) = ended {
-                        tracing::debug!(%peer, error = %e, "postgres connection ended with an error");
-                    }
-                }
-                // Dropping the connection closes its socket: an idle session
-                // ends too, not only at its next statement.
+                _ = task => {}
+                // Aborting the connection's task drops its socket: an idle
+                // session ends too, not only at its next statement.
                 lapse = key_lapsed(&state, &key_id) => {
+                    abort.abort();
                     tracing::info!(%peer, key = %key_id.get().map_or("", String::as_str), %lapse, "postgres connection closed: its key lapsed");
                 }
             }
         });
+    }
+}
+
+/// One connection, from the socket's hand-over to its end.
+async fn connection(
+    handlers: Arc<Handlers>,
+    socket: std::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+    key_id: Arc<std::sync::OnceLock<String>>,
+) {
+    let socket = match tokio::net::TcpStream::from_std(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot register a postgres connection with the SQL runtime");
+            return;
+        }
+    };
+    let watch = match watch_handle(&socket) {
+        Ok(w) => Some(Arc::new(w)),
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot watch a postgres socket; a vanished client's statement runs to its bounds");
+            None
+        }
+    };
+    let conn_handlers = handlers.connection(watch, key_id);
+    if let Err(e) = pgwire::tokio::process_socket(socket, tls, conn_handlers).await {
+        tracing::debug!(%peer, error = %e, "postgres connection ended with an error");
     }
 }
 

@@ -401,19 +401,25 @@ fn with_partition_values(batch: &RecordBatch, tenant: &str, epoch_days: i32) -> 
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// Deletes data files that left the table more than `retention` ago, and
-/// files no commit references (left by writes that never committed) once
-/// they are as old. Returns the table and how many files were deleted.
-pub async fn vacuum(table: &DeltaTable, retention: std::time::Duration) -> Result<(DeltaTable, usize)> {
+/// Deletes data files that left the table more than `retention` ago,
+/// and files no commit references (left by writes that never committed)
+/// once they are as old, except the files of the versions in `keep`
+/// (older versions that readers still hold). Returns the table and how
+/// many files were deleted.
+pub async fn vacuum(table: &DeltaTable, retention: std::time::Duration, keep: &[u64]) -> Result<(DeltaTable, usize)> {
     use deltalake::operations::vacuum::VacuumMode;
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::hours(1));
-    let (table, metrics) = table
+    let mut vacuum = table
         .clone()
         .vacuum()
         .with_mode(VacuumMode::Full)
         .with_retention_period(retention)
-        .with_enforce_retention_duration(false)
-        .await?;
+        .with_enforce_retention_duration(false);
+    if !keep.is_empty() {
+        let versions: Vec<_> = keep.iter().map(|v| *v as _).collect();
+        vacuum = vacuum.with_keep_versions(&versions);
+    }
+    let (table, metrics) = vacuum.await?;
     Ok((table, metrics.files_deleted.len()))
 }
 

@@ -12,6 +12,8 @@
 //! - [`pipeline`]: dedup by `(tenant_id, event_id)`, the queryable buffer,
 //!   the flusher that commits to the lake and truncates the WAL;
 //! - [`lake`]: the Delta Lake table on `object_store`;
+//! - [`readers`]: the lake versions queries of this process read, which
+//!   vacuum keeps;
 //! - [`schema`]: the Arrow schema of `events`;
 //! - [`privacy`]: tenant keys, pseudonyms, encrypted free text, erasure
 //!   tombstones;
@@ -43,6 +45,7 @@ pub mod lake;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
+pub mod readers;
 pub mod schema;
 pub mod store;
 pub mod wal;

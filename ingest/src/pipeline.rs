@@ -35,6 +35,7 @@ use crate::faults::Faults;
 use crate::lake::{self, LakeError};
 use crate::metrics::Metrics;
 use crate::privacy::{Privacy, PrivacyError};
+use crate::readers::{Pin, Readers};
 use crate::schema::events_to_batch;
 use crate::wal::{Wal, WalError};
 use seen::{KeyMap, SeenSet, event_key};
@@ -84,8 +85,10 @@ pub struct IngestConfig {
     /// Files under half this size are small; compaction merges them into
     /// files of up to about this size.
     pub compact_target_file_bytes: u64,
-    /// Files replaced by compaction or erasure stay on storage this long,
-    /// for readers still scanning an older version, then are deleted.
+    /// Files replaced by compaction stay on storage this long, for readers
+    /// outside this process still scanning an older version, then are
+    /// deleted. Queries of this process keep the files of the version they
+    /// read in any case ([`Readers`]).
     pub vacuum_retention: Duration,
     /// Past this many bytes of acknowledged events not yet in the lake
     /// (the lake is slow or unreachable), ingest answers "retry later"
@@ -139,6 +142,9 @@ pub struct IngestOutcome {
 pub struct ReadView {
     pub table: Option<Arc<DeltaTable>>,
     pub buffered: Vec<RecordBatch>,
+    /// Holds `table`'s version against vacuum while the view (or a query
+    /// plan given the pin) lives.
+    pub pin: Option<Arc<Pin>>,
 }
 
 /// Result of one flush.
@@ -174,6 +180,8 @@ pub struct Ingestor {
     /// (and the erasure sees it) or is checked against them.
     erase_gate: tokio::sync::RwLock<()>,
     last_vacuum: Mutex<Option<Instant>>,
+    /// Lake versions that queries of this process read.
+    readers: Arc<Readers>,
     _lock_file: std::fs::File,
 }
 
@@ -345,6 +353,7 @@ impl Ingestor {
             privacy,
             erase_gate: tokio::sync::RwLock::new(()),
             last_vacuum: Mutex::new(None),
+            readers: Arc::default(),
             _lock_file: lock_file,
         });
         // Recovery ends with the replayed events in the lake, before any
@@ -479,8 +488,11 @@ impl Ingestor {
 
     /// The lake version and the buffered batches it does not hold.
     pub fn read_view(&self) -> ReadView {
+        // Pinned under the same lock that installs new versions: a vacuum
+        // after the next install sees this pin.
         let s = lock(&self.shared);
         ReadView {
+            pin: s.table.as_ref().and_then(|t| t.version()).map(|v| self.readers.pin(v)),
             table: s.table.clone(),
             buffered: s.buffer.iter().map(|(_, b)| b.clone()).collect(),
         }
@@ -657,7 +669,8 @@ impl Ingestor {
 
     /// Deletes files that left the table more than `vacuum_retention` ago
     /// (and files of commits that never landed), at most once per tenth of
-    /// the retention. The caller holds the flush lock.
+    /// the retention, except files of versions that queries of this process
+    /// still read ([`Readers`]). The caller holds the flush lock.
     async fn vacuum_if_due(&self) {
         let interval = (self.cfg.vacuum_retention / 10).max(Duration::from_secs(1));
         {
@@ -670,7 +683,14 @@ impl Ingestor {
         let Some(table) = lock(&self.shared).table.clone() else {
             return;
         };
-        match lake::vacuum(&table, self.cfg.vacuum_retention).await {
+        let current = table.version();
+        let held: Vec<u64> = self
+            .readers
+            .versions()
+            .into_iter()
+            .filter(|v| Some(*v) != current)
+            .collect();
+        match lake::vacuum(&table, self.cfg.vacuum_retention, &held).await {
             Ok((t, deleted)) => {
                 if deleted > 0 {
                     self.metrics.vacuumed_files.fetch_add(deleted as u64, Relaxed);

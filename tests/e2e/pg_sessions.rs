@@ -8,7 +8,9 @@
 //!   and a bad value is refused when set;
 //! - a statement stops on a cancel request (psql's Ctrl-C, psycopg's
 //!   `conn.cancel()`), on the connection's `statement_timeout`, and when its
-//!   client goes away, and its concurrency slot is free right after.
+//!   client goes away, and its concurrency slot is free right after;
+//! - a statement is parsed and planned on the SQL runtime, apart from the
+//!   threads that acknowledge ingest.
 //!
 //! Each test uses tenants of its own: the bound of one query at a time per
 //! tenant lets a test see whether its query still holds the slot (HTTP
@@ -561,5 +563,68 @@ fn the_query_of_a_vanished_client_is_stopped() {
     assert!(
         slot_frees(f, &key),
         "the query of a vanished client still holds its slot"
+    );
+}
+
+/// CPU seconds used so far by the server's threads: (the main runtime's
+/// workers, which acknowledge ingest and answer HTTP; the SQL runtime's).
+fn runtime_cpu(pid: u32) -> (f64, f64) {
+    let ticks = 100.0; // USER_HZ on Linux
+    let (mut main, mut sql) = (0.0, 0.0);
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap_or_else(|e| panic!("{e}"));
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // After the command in parentheses: state, then utime and stime
+        // as the 12th and 13th fields.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let used = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / ticks;
+        let cpu = used(11) + used(12);
+        match comm.trim() {
+            "tokio-runtime-w" => main += cpu,
+            "cxlake-sql" => sql += cpu,
+            _ => {}
+        }
+    }
+    (main, sql)
+}
+
+/// A statement that costs seconds to plan and nothing to run: a long
+/// `IN` list the optimizer works through.
+fn slow_to_plan() -> String {
+    let list: Vec<String> = (0..SLOW_PLAN_ITEMS).map(|i| i.to_string()).collect();
+    format!("SELECT count(*) FROM (SELECT 1 AS x) t WHERE x IN ({})", list.join(","))
+}
+
+const SLOW_PLAN_ITEMS: usize = 200_000;
+
+#[test]
+fn statements_are_planned_on_the_sql_runtime_not_on_the_one_that_acknowledges_ingest() {
+    let f = fixture();
+    let (key, _) = analyst_key(f, "plan-a", None);
+    let pid = f.server.child.id();
+    // Too long for one command-line argument: psql reads it from a file.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("slow.sql");
+    std::fs::write(&file, slow_to_plan() + ";\n").unwrap_or_else(|e| panic!("{e}"));
+    let file = file.to_string_lossy().to_string();
+    let (main_before, sql_before) = runtime_cpu(pid);
+    let (ok, out, err) = psql(f, "plan-a", &key, &["-At", "-f", &file]);
+    let (main_after, sql_after) = runtime_cpu(pid);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "1");
+    let (main, sql) = (main_after - main_before, sql_after - sql_before);
+    assert!(
+        main + sql > 0.5,
+        "the statement cost {:.2} s of CPU; make it cost more to plan",
+        main + sql
+    );
+    assert!(
+        main < sql / 4.0,
+        "the main runtime spent {main:.2} s of CPU on it, the SQL runtime {sql:.2} s: planning ran on the threads that acknowledge ingest"
     );
 }

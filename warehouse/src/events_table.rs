@@ -24,6 +24,8 @@ use deltalake::DeltaTable;
 use ingest::Ingestor;
 use ingest::schema::events_schema;
 
+use crate::pinned::PinnedExec;
+
 /// The `events` table provider.
 #[derive(Debug)]
 pub struct EventsTable {
@@ -127,8 +129,15 @@ impl TableProvider for EventsTable {
                 .iter()
                 .map(|f| lake_schema.index_of(f.name()))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let plan = provider.scan(state, Some(&lake_projection), filters, limit).await?;
-            inputs.push(conform(plan, &projected)?);
+            let mut plan = conform(
+                provider.scan(state, Some(&lake_projection), filters, limit).await?,
+                &projected,
+            )?;
+            if let Some(pin) = &view.pin {
+                // The plan reads this version's files until it is dropped.
+                plan = Arc::new(PinnedExec::new(plan, pin.clone()));
+            }
+            inputs.push(plan);
         }
         if !view.buffered.is_empty() {
             let partitions = split_round_robin(view.buffered, state.config().target_partitions().max(1));
