@@ -38,12 +38,13 @@ use sha2::{Digest, Sha256};
 
 use crate::problem::Problem;
 use crate::state::AppState;
-use services::experiment::results::{self, DEFAULT_WINSORIZE_PERCENTILE, ResultsOptions, ResultsWindow};
 use services::experiment::store::{
     Action, Experiment, ExperimentDefinition, State as ExpState, StoreError, UnitAttributes, VariantDefinition,
     merge_patch, timestamp,
 };
-use services::keys::{Principal, Role, TenantScope};
+use services::keys::{Principal, Role, TenantScope, require_role};
+use services::served::experiments::{self as served, ResultsQuery, flag};
+use services::tenant::TenantId;
 
 /// Most units in one batch assignment request.
 pub const MAX_BATCH_UNITS: usize = 10_000;
@@ -57,7 +58,7 @@ const READ: &[Role] = &[
     Role::Service,
 ];
 const ASSIGN: &[Role] = &[Role::Admin, Role::Service];
-const RESULTS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Analyst, Role::Operations];
+const RESULTS: &[Role] = served::READERS;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -73,18 +74,6 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 type Params = Query<HashMap<String, String>>;
-
-fn require(p: &Principal, allowed: &[Role], what: &str) -> Result<(), Problem> {
-    if allowed.contains(&p.role) {
-        return Ok(());
-    }
-    let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-    Err(Problem::forbidden(format!(
-        "{what} needs a key with role {}; this key has role {}",
-        names.join(" or "),
-        p.role
-    )))
-}
 
 /// The tenant a request works on: the key's own, or `?tenant=` for a
 /// platform-wide key.
@@ -251,12 +240,12 @@ fn experiment_response(status: StatusCode, e: &Experiment) -> Response {
     resp
 }
 
-pub(crate) async fn list(
+async fn list(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    require(&principal, READ, "reading experiments")?;
+    require_role(&principal, READ, "reading experiments")?;
     let tenant = tenant_of(&principal, &params)?;
     let wanted = params.get("state").cloned();
     let experiments = state
@@ -278,7 +267,7 @@ async fn create(
     Query(params): Params,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    require(&principal, MANAGE, "defining experiments")?;
+    require_role(&principal, MANAGE, "defining experiments")?;
     let tenant = tenant_of(&principal, &params)?;
     let definition = parse_definition(body_json(&body)?)?;
     let by = principal.key_id.clone();
@@ -309,7 +298,7 @@ async fn get_one(
     Path(key): Path<String>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    require(&principal, READ, "reading experiments")?;
+    require_role(&principal, READ, "reading experiments")?;
     let tenant = tenant_of(&principal, &params)?;
     Ok(experiment_response(StatusCode::OK, &find(&state, &tenant, &key)?))
 }
@@ -320,7 +309,7 @@ async fn history(
     Path(key): Path<String>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    require(&principal, READ, "reading experiments")?;
+    require_role(&principal, READ, "reading experiments")?;
     let tenant = tenant_of(&principal, &params)?;
     let e = find(&state, &tenant, &key)?;
     Ok(axum::Json(json!({ "experiment": e.key, "version": e.version, "history": e.history })).into_response())
@@ -333,7 +322,7 @@ async fn put(
     Query(params): Params,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    require(&principal, MANAGE, "editing experiments")?;
+    require_role(&principal, MANAGE, "editing experiments")?;
     let tenant = tenant_of(&principal, &params)?;
     let mut value = body_json(&body)?;
     // The key is in the URL; the body may leave it out.
@@ -379,7 +368,7 @@ async fn patch(
     Query(params): Params,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    require(&principal, MANAGE, "editing experiments")?;
+    require_role(&principal, MANAGE, "editing experiments")?;
     let tenant = tenant_of(&principal, &params)?;
     let patch = body_json(&body)?;
     if !patch.is_object() {
@@ -402,7 +391,7 @@ async fn transition(
     params: HashMap<String, String>,
     action: Action,
 ) -> Result<Response, Problem> {
-    require(&principal, MANAGE, "starting, stopping or archiving experiments")?;
+    require_role(&principal, MANAGE, "starting, stopping or archiving experiments")?;
     let tenant = tenant_of(&principal, &params)?;
     let by = principal.key_id.clone();
     let now = timestamp(Utc::now());
@@ -614,21 +603,13 @@ async fn log_exposures(state: &AppState, events: Vec<Value>) -> Result<usize, Pr
     Ok(outcome.accepted)
 }
 
-fn flag(params: &HashMap<String, String>, name: &str) -> Result<bool, Problem> {
-    match params.get(name).map(String::as_str) {
-        None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") | Some("") => Ok(true),
-        Some(other) => Err(parameter_problem(name, format!("must be true or false, got {other:?}"))),
-    }
-}
-
 async fn assignment(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     Path(key): Path<String>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    require(&principal, ASSIGN, "asking for assignments")?;
+    require_role(&principal, ASSIGN, "asking for assignments")?;
     let tenant = tenant_of(&principal, &params)?;
     let log = flag(&params, "log")?;
     let unit = params
@@ -690,7 +671,7 @@ async fn assignments(
     Query(params): Params,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    require(&principal, ASSIGN, "asking for assignments")?;
+    require_role(&principal, ASSIGN, "asking for assignments")?;
     let tenant = tenant_of(&principal, &params)?;
     let batch: BatchRequest = serde_json::from_slice(&body).map_err(|e| {
         Problem::bad_request(
@@ -743,157 +724,16 @@ async fn assignments(
     .into_response())
 }
 
-pub(crate) async fn results(
+async fn results(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     Path(key): Path<String>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    require(&principal, RESULTS, "reading experiment results")?;
+    require_role(&principal, RESULTS, "reading experiment results")?;
     let tenant = tenant_of(&principal, &params)?;
     let experiment = find(&state, &tenant, &key)?;
-    Ok(axum::Json(compute_results(&state, &tenant, experiment, &params).await?).into_response())
-}
-
-/// The results of `experiment` for a request's `params` (window,
-/// options), computed from the tenant's materialized exposures and
-/// conversations; the same answer again while the tenant's materialized
-/// data keep their version (GrowthBook and Statsig likewise serve
-/// results snapshots; `computed_at` says when this one was made).
-async fn compute_results(
-    state: &AppState,
-    tenant: &str,
-    experiment: Experiment,
-    params: &HashMap<String, String>,
-) -> Result<Value, Problem> {
-    let winsorize_percentile = match params.get("winsorize_percentile") {
-        None => DEFAULT_WINSORIZE_PERCENTILE,
-        Some(s) => s
-            .parse::<f64>()
-            .ok()
-            .filter(|p| (50.0..=100.0).contains(p))
-            .ok_or_else(|| parameter_problem("winsorize_percentile", "must be a number in [50, 100], e.g. 99"))?,
-    };
-    let options = ResultsOptions {
-        all_metrics: flag(params, "all_metrics")?,
-        winsorize_percentile,
-        planned_duration_reached: experiment.planned_duration_reached(Utc::now()),
-    };
-    let window = results_window(state, tenant, &experiment, params).await?;
-    let id = services::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
-    let (_, version) = state.data_version(&id).await?;
-    let mut request: Vec<(&String, &String)> = params.iter().collect();
-    request.sort();
-    let cache_key = serde_json::to_string(&json!([
-        tenant,
-        experiment.key,
-        experiment.version,
-        request,
-        options.planned_duration_reached
-    ]))
-    .map_err(|e| Problem::internal(e.to_string()))?;
-    if let Some(v) = version {
-        let hit = state.experiment_results.get(&cache_key, v);
-        if let Some(answer) = hit {
-            return Ok(answer);
-        }
-    }
-    let sql = results::units_sql(tenant, &experiment.key, window);
-    let ctx = state.served_session(tenant).await?;
-    let batches = async {
-        let facts = results::facts_table(&ctx, tenant).await?;
-        ctx.register_table(results::FACTS_TABLE, std::sync::Arc::new(facts))?;
-        sql.plan(&ctx).await?.collect().await
-    }
-    .await
-    .map_err(|e| Problem::internal(format!("results query failed: {e}")))?;
-    let units = results::units_from_batches(&batches).map_err(Problem::internal)?;
-    let mut out = tokio::task::spawn_blocking(move || results::analyze(&experiment, &units, options))
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?;
-    out["tenant"] = json!(tenant);
-    out["computed_at"] = json!(timestamp(Utc::now()));
-    out["window"] = window.map_or(
-        Value::Null,
-        |w| json!({ "from": timestamp(w.from), "to": timestamp(w.to) }),
-    );
-    out["pre_period"] = window.map_or(Value::Null, |w| {
-        let p = w.pre_period();
-        json!({ "from": timestamp(p.from), "to": timestamp(p.to) })
-    });
-    if let Some(v) = version {
-        state.experiment_results.insert(cache_key, v, out.clone());
-    }
-    Ok(out)
-}
-
-/// Computes the default results (the experiment's whole run) of every
-/// started experiment of `tenant` whose cached answer is out of date, so
-/// that the results pages find them ready: called by the background
-/// warm-up after it refreshed the tenant's data.
-pub(crate) async fn warm_results(state: &AppState, tenant: &str) {
-    let Ok(experiments) = state.experiments.read(tenant, |r| r.experiments.clone()) else {
-        return;
-    };
-    for experiment in experiments {
-        if !matches!(experiment.state, ExpState::Running | ExpState::Stopped) {
-            continue;
-        }
-        let key = experiment.key.clone();
-        if let Err(e) = compute_results(state, tenant, experiment, &HashMap::new()).await {
-            tracing::warn!(tenant, experiment = %key, error = %e.detail, "background results failed");
-        }
-    }
-}
-
-/// `[from, to)` of a results request: `from` / `to` as given (a date
-/// `YYYY-MM-DD` is local midnight in the tenant's reporting time zone, or an
-/// RFC 3339 instant), by default the experiment's start and its stop (or
-/// now). `None` for an experiment never started and no `from`: every
-/// exposure counts and there is no pre-period.
-async fn results_window(
-    state: &AppState,
-    tenant: &str,
-    experiment: &Experiment,
-    params: &HashMap<String, String>,
-) -> Result<Option<ResultsWindow>, Problem> {
-    use services::kpis::params::{Bound, local_midnight, parse_bound};
-    let given = |name: &str| -> Result<Option<Bound>, Problem> {
-        params
-            .get(name)
-            .map(|s| parse_bound(name, s).map_err(|e| parameter_problem(name, e.detail)))
-            .transpose()
-    };
-    let (from, to) = (given("from")?, given("to")?);
-    let tz = if matches!(from, Some(Bound::Date(_))) || matches!(to, Some(Bound::Date(_))) {
-        let id =
-            services::tenant::TenantId::parse(tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
-        Some(state.load_settings(&id).await?.tz())
-    } else {
-        None
-    };
-    let resolve = |b: Bound| match (b, &tz) {
-        (Bound::Instant(t), _) => t,
-        (Bound::Date(d), Some(tz)) => local_midnight(d, tz),
-        (Bound::Date(d), None) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default(),
-    };
-    let stamp = |s: &Option<String>| {
-        s.as_deref()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let Some(from) = from.map(resolve).or_else(|| stamp(&experiment.started_at)) else {
-        return Ok(None);
-    };
-    // `to` is exclusive: one millisecond past the stop keeps its exposures.
-    let to = to.map(resolve).unwrap_or_else(|| {
-        stamp(&experiment.stopped_at).map_or_else(Utc::now, |t| t + chrono::Duration::milliseconds(1))
-    });
-    if to <= from {
-        return Err(parameter_problem(
-            "to",
-            format!("must be after from ({})", timestamp(from)),
-        ));
-    }
-    Ok(Some(ResultsWindow { from, to }))
+    let query = ResultsQuery::from_params(&params)?;
+    let id = TenantId::parse(&tenant).ok_or_else(|| parameter_problem("tenant", "is not valid"))?;
+    Ok(axum::Json(served::results(&state, &id, experiment, &query).await?).into_response())
 }

@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use crate::problem::Problem;
 use crate::state::AppState;
 use services::audit::Entry;
-use services::keys::{Principal, Role, TenantScope};
+use services::keys::{Principal, Role, TenantScope, require_role};
 use services::tenant::{TenantId, resolve_tenant};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -46,12 +46,7 @@ struct TenantParam {
 
 /// The admin check, the tenant and the checked customer id.
 fn authorize(principal: &Principal, tenant: Option<&str>, id: &str, what: &str) -> Result<TenantId, Problem> {
-    if principal.role != Role::Admin {
-        return Err(Problem::forbidden(format!(
-            "{what} needs a key with role admin; this key has role {}",
-            principal.role
-        )));
-    }
+    require_role(principal, &[Role::Admin], what)?;
     let tenant = resolve_tenant(principal, tenant)?;
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(Problem::bad_request(
@@ -197,12 +192,7 @@ async fn erasure_job(
     Path(job): Path<String>,
     Query(params): Query<TenantParam>,
 ) -> Result<Response, Problem> {
-    if principal.role != Role::Admin {
-        return Err(Problem::forbidden(format!(
-            "erasure jobs need a key with role admin; this key has role {}",
-            principal.role
-        )));
-    }
+    require_role(&principal, &[Role::Admin], "reading erasure jobs")?;
     // A tenant key sees its own tenant's jobs; a platform-wide key any
     // tenant's, or the one `tenant=` names.
     let scope = match (&principal.tenant, params.tenant.as_deref()) {

@@ -30,14 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 fn require_admin(p: &Principal, what: &str) -> Result<(), Problem> {
-    if p.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(format!(
-            "{what} needs a key with role admin; this key has role {}",
-            p.role
-        )))
-    }
+    Ok(services::keys::require_role(p, &[Role::Admin], what)?)
 }
 
 /// The public view of a key: never the secret, never its hash.

@@ -110,14 +110,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 const READERS: [Role; 3] = [Role::Admin, Role::Supervisor, Role::Analyst];
 
 pub(crate) fn require_reader(p: &Principal, what: &str) -> Result<(), Problem> {
-    if READERS.contains(&p.role) {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(format!(
-            "{what} needs a key with role admin, supervisor or analyst; this key has role {}",
-            p.role
-        )))
-    }
+    Ok(services::keys::require_role(p, &READERS, what)?)
 }
 
 pub(crate) fn param_problem(e: ParamError) -> Problem {
@@ -567,7 +560,7 @@ pub(crate) fn warm(state: Arc<AppState>) {
                     tracing::warn!(tenant = %tenant, error = %e, "background KPI rollup refresh failed");
                     continue;
                 }
-                crate::experiment_routes::warm_results(&state, tenant.as_str()).await;
+                services::served::experiments::warm(&state, &tenant).await;
             }
             tokio::time::sleep(fast::WARM_EVERY).await;
         }

@@ -29,14 +29,11 @@ struct TenantParam {
 }
 
 fn require_admin(principal: &Principal) -> Result<(), Problem> {
-    if principal.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(format!(
-            "tenant settings need a key with role admin; this key has role {}",
-            principal.role
-        )))
-    }
+    Ok(services::keys::require_role(
+        principal,
+        &[Role::Admin],
+        "reading or changing tenant settings",
+    )?)
 }
 
 fn settings_problem(e: SettingsError) -> Problem {

@@ -598,9 +598,12 @@ pub fn require_role(p: &Principal, allowed: &[Role], what: &str) -> Result<(), c
         Ok(())
     } else {
         let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+        let roles = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
         Err(crate::error::ServiceError::forbidden(format!(
-            "{what} needs a key with role {}; this key has role {}",
-            names.join(" or "),
+            "{what} needs a key with role {roles}; this key has role {}",
             p.role
         )))
     }

@@ -20,7 +20,9 @@
 //!   keys;
 //! - [`sql`]: sandboxed analyst SQL sessions;
 //! - [`context`]: [`Services`], what one running service holds, and the
-//!   per-tenant data every feature reads through.
+//!   per-tenant data every feature reads through;
+//! - [`served`]: experiment results and forecasts as the API and the pages
+//!   answer them, over [`Services`].
 
 pub mod analyses;
 pub mod audit;
@@ -33,6 +35,7 @@ pub mod fsutil;
 pub mod keys;
 pub mod kpis;
 pub mod scope;
+pub mod served;
 pub mod settings;
 pub mod sql;
 pub mod tenant;

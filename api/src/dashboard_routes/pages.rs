@@ -34,13 +34,12 @@
 //! | `/experiments/{key}` | forest plot of relative lifts | the page's (`relative_lift,relative_low,relative_high` per metric and variant; rows without a relative lift are not drawn) |
 //! | `/staffing` | forecast band against actuals; required agents | the page's (`actual,mean,p10,p90`; `agents`) |
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use chrono::{DateTime, Days, Utc};
@@ -57,9 +56,14 @@ use crate::kpi_routes::{self, csv_field};
 use crate::problem::Problem;
 use crate::state::AppState;
 use model::Kpi;
-use services::keys::Principal;
+use services::experiment::store::State as ExpState;
+use services::keys::{Principal, require_role};
+use services::kpis::answer::param_error;
 use services::kpis::answer::{Answer, GroupResult, conversations_of, value_of};
 use services::kpis::lake::KpiRow;
+use services::kpis::params::parse_bound;
+use services::served::experiments::{self as served, ComparisonView, ResultsQuery, ResultsView, WindowView};
+use services::served::forecasts::{self, ForecastQuery, StaffingView};
 use services::tenant::TenantId;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -308,22 +312,6 @@ async fn render(
         return Ok(csv_response(csv_body, &kind.file_name(view.part)));
     }
     Ok(html(StatusCode::OK, html_body))
-}
-
-/// The JSON body of an API handler's answer.
-async fn json_of(answer: Result<Response, Problem>) -> Result<Value, Problem> {
-    let resp = answer?;
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 256 << 20)
-        .await
-        .map_err(kpi_routes::internal)?;
-    if !status.is_success() {
-        return Err(Problem::internal(format!(
-            "the API answered {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        )));
-    }
-    serde_json::from_slice(&bytes).map_err(kpi_routes::internal)
 }
 
 // ------------------------------------------------------------- CSV
@@ -784,12 +772,12 @@ async fn scripts(view: &View) -> Result<(String, String), Problem> {
 
 // ------------------------------------------------------- experiments
 
-fn verdict(v: &Value) -> Option<Verdict> {
-    match v.as_str()? {
-        "ship" => Some(Verdict::Ship),
-        "keep_running" => Some(Verdict::KeepRunning),
-        "stop" => Some(Verdict::Stop),
-        _ => None,
+fn verdict(v: experiments::decision::Verdict) -> Verdict {
+    use experiments::decision::Verdict as V;
+    match v {
+        V::Ship => Verdict::Ship,
+        V::KeepRunning => Verdict::KeepRunning,
+        V::Stop => Verdict::Stop,
     }
 }
 
@@ -802,54 +790,57 @@ fn verdict_name(v: Option<Verdict>) -> &'static str {
     }
 }
 
-/// `GET /v1/experiments/{key}/results` for the view's key.
-async fn results(view: &View, key: &str) -> Result<Value, Problem> {
-    let mut window = HashMap::new();
+/// The results of experiment `key` for the view's dates (without dates in
+/// the URL: its whole run, as in the API).
+async fn results(view: &View, key: &str) -> Result<ResultsView, Problem> {
+    let experiment = view
+        .state
+        .experiments
+        .read(view.tenant.as_str(), |r| {
+            r.experiments.iter().find(|e| e.key == key).cloned()
+        })
+        .map_err(kpi_routes::internal)?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "experiment-not-found",
+                "No such experiment",
+                format!("no experiment {key:?} in this tenant"),
+            )
+        })?;
+    let mut query = ResultsQuery::whole_run();
     if view.dates_given {
-        window.insert("from".to_string(), view.ctx.controls.from.clone());
-        window.insert("to".to_string(), view.ctx.controls.to.clone());
+        let bound = |name: &str, s: &str| parse_bound(name, s).map_err(|e| Problem::from(param_error(e)));
+        query.from = Some(bound("from", &view.ctx.controls.from)?);
+        query.to = Some(bound("to", &view.ctx.controls.to)?);
     }
-    let answer = crate::experiment_routes::results(
-        State(view.state.clone()),
-        axum::Extension(view.principal.clone()),
-        Path(key.to_string()),
-        Query(window),
-    )
-    .await;
-    json_of(answer).await
+    let answer = served::results(&view.state, &view.tenant, experiment, &query).await?;
+    Ok(ResultsView::read(&answer)?)
 }
 
 /// Experiments that have run show their units and verdict; drafts have none.
 const MAX_LISTED_RESULTS: usize = 20;
 
 async fn experiments(view: &View) -> Result<(String, String), Problem> {
-    let answer = crate::experiment_routes::list(
-        State(view.state.clone()),
-        axum::Extension(view.principal.clone()),
-        Query(HashMap::new()),
-    )
-    .await;
-    let body = json_of(answer).await?;
+    require_role(&view.principal, served::READERS, "reading experiment results")?;
+    let listed = view
+        .state
+        .experiments
+        .read(view.tenant.as_str(), |r| r.experiments.clone())
+        .map_err(kpi_routes::internal)?;
     let mut data = ExperimentsData::default();
-    for (i, e) in body["experiments"].as_array().into_iter().flatten().enumerate() {
-        let key = e["key"].as_str().unwrap_or_default().to_string();
-        let state = e["state"].as_str().unwrap_or_default().to_string();
+    for (i, e) in listed.into_iter().enumerate() {
         let (mut units, mut decided) = (0, None);
-        if state != "draft" && i < MAX_LISTED_RESULTS {
-            let r = results(view, &key).await?;
-            units = r["variants"]
-                .as_array()
-                .map_or(0, |vs| vs.iter().filter_map(|v| v["units"].as_u64()).sum());
-            decided = verdict(&r["decision"]["verdict"]);
+        if e.state != ExpState::Draft && i < MAX_LISTED_RESULTS {
+            let r = results(view, &e.key).await?;
+            units = r.units();
+            decided = r.decision.map(|d| verdict(d.verdict));
         }
         data.experiments.push(ExperimentSummary {
-            key,
-            kind: e["definition"]["kind"].as_str().unwrap_or_default().to_string(),
-            state,
-            primary_metric: e["definition"]["primary_metric"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            key: e.key,
+            kind: e.definition.kind,
+            state: e.state.as_str().to_string(),
+            primary_metric: e.definition.primary_metric,
             units,
             verdict: decided,
         });
@@ -875,66 +866,84 @@ async fn experiments(view: &View) -> Result<(String, String), Problem> {
     Ok((page, csv_body))
 }
 
-fn pair(v: &Value) -> Option<(f64, f64)> {
-    Some((v.get(0)?.as_f64()?, v.get(1)?.as_f64()?))
+fn comparison(c: ComparisonView) -> VariantComparison {
+    match c {
+        ComparisonView::Failed { variant, error } => VariantComparison {
+            variant,
+            control_mean: None,
+            treatment_mean: None,
+            absolute_lift: None,
+            absolute_ci: None,
+            relative_lift: None,
+            relative_ci: None,
+            p_value: None,
+            significant: false,
+            chance_to_win: None,
+            error: Some(error),
+        },
+        ComparisonView::Done {
+            variant,
+            control_mean,
+            treatment_mean,
+            absolute_lift,
+            absolute_ci,
+            relative_lift,
+            relative_ci,
+            p_value,
+            significant,
+            bayesian,
+        } => VariantComparison {
+            variant,
+            control_mean,
+            treatment_mean,
+            absolute_lift,
+            absolute_ci: absolute_ci.map(|[l, h]| (l, h)),
+            relative_lift,
+            relative_ci: relative_ci.map(|[l, h]| (l, h)),
+            p_value,
+            significant,
+            chance_to_win: bayesian.and_then(|b| b.chance_to_beat_control),
+            error: None,
+        },
+    }
 }
 
 async fn experiment(view: &View, key: &str) -> Result<(String, String), Problem> {
+    require_role(&view.principal, served::READERS, "reading experiment results")?;
     let r = results(view, key).await?;
-    let metrics: Vec<MetricResult> = r["metrics"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| MetricResult {
-            metric: m["metric"].as_str().unwrap_or_default().to_string(),
-            role: m["role"].as_str().unwrap_or_default().to_string(),
-            higher_is_better: m["direction"] != "lower_is_better",
-            comparisons: m["comparisons"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| VariantComparison {
-                    variant: c["variant"].as_str().unwrap_or_default().to_string(),
-                    control_mean: c["control_mean"].as_f64(),
-                    treatment_mean: c["treatment_mean"].as_f64(),
-                    absolute_lift: c["absolute_lift"].as_f64(),
-                    absolute_ci: pair(&c["absolute_ci"]),
-                    relative_lift: c["relative_lift"].as_f64(),
-                    relative_ci: pair(&c["relative_ci"]),
-                    p_value: c["p_value"].as_f64(),
-                    significant: c["significant"].as_bool().unwrap_or(false),
-                    chance_to_win: c["bayesian"]["chance_to_beat_control"].as_f64(),
-                    error: c["error"].as_str().map(str::to_string),
-                })
-                .collect(),
-        })
-        .collect();
+    let window = r.window.clone();
     let data = ExperimentResultData {
         key: key.to_string(),
-        state: r["state"].as_str().unwrap_or_default().to_string(),
-        control: r["control"].as_str().unwrap_or_default().to_string(),
-        variants: r["variants"]
-            .as_array()
+        state: r.state.as_str().to_string(),
+        control: r.control,
+        variants: r
+            .variants
             .into_iter()
-            .flatten()
             .map(|v| VariantShare {
-                key: v["key"].as_str().unwrap_or_default().to_string(),
-                weight: v["weight"].as_f64().unwrap_or(0.0),
-                units: v["units"].as_u64().unwrap_or(0),
+                key: v.key,
+                weight: v.weight,
+                units: v.units,
             })
             .collect(),
-        srm: (|| {
-            Some(SrmCheck {
-                chi_square: r["srm"]["chi_square"].as_f64()?,
-                p_value: r["srm"]["p_value"].as_f64()?,
-                mismatch: r["srm"]["mismatch"].as_bool()?,
+        srm: r.srm.map(|s| SrmCheck {
+            chi_square: s.chi_square,
+            p_value: s.p_value,
+            mismatch: s.mismatch,
+        }),
+        metrics: r
+            .metrics
+            .into_iter()
+            .map(|m| MetricResult {
+                metric: m.metric,
+                role: m.role,
+                higher_is_better: m.direction == experiments::decision::Direction::HigherIsBetter,
+                comparisons: m.comparisons.into_iter().map(comparison).collect(),
             })
-        })(),
-        metrics,
-        decision: verdict(&r["decision"]["verdict"]).map(|v| DecisionSummary {
-            variant: r["decision"]["variant"].as_str().unwrap_or_default().to_string(),
-            verdict: v,
-            explanation: r["decision"]["explanation"].as_str().unwrap_or_default().to_string(),
+            .collect(),
+        decision: r.decision.map(|d| DecisionSummary {
+            variant: d.variant,
+            verdict: verdict(d.verdict),
+            explanation: d.explanation,
         }),
     };
     let mut rows = Vec::new();
@@ -983,8 +992,7 @@ async fn experiment(view: &View, key: &str) -> Result<(String, String), Problem>
     // window in the controls rather than the default week.
     let mut ctx = view.ctx.clone();
     if !view.dates_given {
-        let day = |v: &Value| v.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-        if let (Some(from), Some(to)) = (day(&r["window"]["from"]), day(&r["window"]["to"])) {
+        if let Some(WindowView { from, to }) = window {
             ctx.controls.from = from.date_naive().format("%Y-%m-%d").to_string();
             let end = to
                 .date_naive()
@@ -1045,34 +1053,22 @@ fn micros(rfc3339: &str) -> Option<i64> {
 async fn staffing(view: &View) -> Result<(String, String), Problem> {
     let c = &view.ctx.controls;
     let queue = queue_of(&view.ctx)?;
-    let mut query = format!(
-        "/v1/forecast/staffing?from={}&to={}&tz={}&interval={}",
-        dashboards::url_encode(&c.from),
-        dashboards::url_encode(&c.to),
-        dashboards::url_encode(&c.time_zone),
-        c.bucket.interval_minutes().unwrap_or(30)
-    );
-    if !queue.is_empty() {
-        query.push_str(&format!("&queue={}", dashboards::url_encode(&queue)));
-    }
-    let uri: Uri = query
-        .parse()
-        .map_err(|e| Problem::bad_request("invalid-parameter", format!("the view's parameters: {e}")))?;
-    let answer = crate::forecast_routes::get_staffing(
-        State(view.state.clone()),
-        axum::Extension(view.principal.clone()),
-        Query::try_from_uri(&uri),
-    )
-    .await;
-    let body = json_of(answer).await?;
-    let intervals = body["intervals"].as_array().cloned().unwrap_or_default();
-    let interval_minutes = body["interval_minutes"].as_u64().unwrap_or(30) as u32;
-    let step_us = i64::from(interval_minutes) * 60_000_000;
+    let query = ForecastQuery {
+        from: Some(c.from.clone()),
+        to: Some(c.to.clone()),
+        tz: Some(c.time_zone.clone()),
+        interval: Some(c.bucket.interval_minutes().unwrap_or(30).to_string()),
+        queue: (!queue.is_empty()).then(|| queue.clone()),
+        ..ForecastQuery::default()
+    };
+    let answer = forecasts::staffing(&view.state, &view.principal, &query).await?;
+    let plan = StaffingView::read(&answer)?;
+    let step_us = i64::from(plan.interval_minutes) * 60_000_000;
 
     // Actual arrivals of the horizon's past intervals, from the same history
     // query the forecast is fitted on.
-    let from_us = body["from"].as_str().and_then(micros);
-    let to_us = body["to"].as_str().and_then(micros);
+    let from_us = micros(&plan.from);
+    let to_us = micros(&plan.to);
     let now_us = Utc::now().timestamp_micros();
     let mut actual: Vec<f64> = Vec::new();
     if let (Some(from_us), Some(to_us)) = (from_us, to_us)
@@ -1082,57 +1078,49 @@ async fn staffing(view: &View) -> Result<(String, String), Problem> {
             .map_err(|e| Problem::bad_request("invalid-parameter", format!("queue: {e}")))?;
         let past_to = to_us.min(now_us - now_us.rem_euclid(step_us));
         if past_to > from_us {
-            let history = crate::forecast_routes::cache::history(
-                &view.state,
-                view.tenant.as_str(),
-                &key,
-                from_us,
-                past_to,
-                step_us,
-            )
-            .await?;
+            let history =
+                forecasts::cache::history(&view.state, view.tenant.as_str(), &key, from_us, past_to, step_us).await?;
             actual = history.counts;
         }
     }
-    let one_day = intervals.len() as i64 * step_us <= 86_400_000_000;
+    let one_day = plan.intervals.len() as i64 * step_us <= 86_400_000_000;
     let data = StaffingData {
-        queue: body["queue"].as_str().unwrap_or("*").to_string(),
-        interval_minutes,
-        method: match &body["method"] {
+        queue: plan.queue.clone(),
+        interval_minutes: plan.interval_minutes,
+        method: match &plan.method {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         },
-        service_level: body["assumptions"]["service_level"]
-            .as_f64()
-            .zip(body["assumptions"]["target_s"].as_f64()),
-        intervals: intervals
+        service_level: plan.assumptions.service_level.zip(plan.assumptions.target_s),
+        intervals: plan
+            .intervals
             .iter()
             .enumerate()
             .map(|(i, iv)| {
-                let start = iv["start"].as_str().unwrap_or_default();
+                let start = iv.start.as_str();
                 // `2026-11-22T18:30:00+08:00` → `18:30` or `11-22 18:30`.
                 let label = if one_day { start.get(11..16) } else { start.get(5..16) }
                     .map_or_else(|| start.to_string(), |s| s.replace('T', " "));
                 StaffingInterval {
                     label,
                     actual: actual.get(i).copied(),
-                    mean: iv["mean"].as_f64().unwrap_or(f64::NAN),
-                    p10: iv["p10"].as_f64().unwrap_or(f64::NAN),
-                    p90: iv["p90"].as_f64().unwrap_or(f64::NAN),
-                    agents: iv["agents"].as_f64(),
+                    mean: iv.mean.unwrap_or(f64::NAN),
+                    p10: iv.p10.unwrap_or(f64::NAN),
+                    p90: iv.p90.unwrap_or(f64::NAN),
+                    agents: iv.agents,
                 }
             })
             .collect(),
     };
     let csv_body = csv(
         &["start", "actual", "mean", "p10", "p50", "p90", "agents"],
-        intervals.iter().zip(&data.intervals).map(|(iv, s)| {
+        plan.intervals.iter().zip(&data.intervals).map(|(iv, s)| {
             vec![
-                iv["start"].as_str().unwrap_or_default().to_string(),
+                iv.start.clone(),
                 num(s.actual),
                 num(Some(s.mean)),
                 num(Some(s.p10)),
-                num(iv["p50"].as_f64()),
+                num(iv.p50),
                 num(Some(s.p90)),
                 num(s.agents),
             ]

@@ -255,3 +255,61 @@ fn the_units_query_filters_the_window_and_reads_the_pre_period() {
     );
     assert_eq!(all.params.len(), 2);
 }
+
+#[test]
+fn the_pages_read_an_answer_with_its_types() {
+    use crate::served::experiments::{ComparisonView, ResultsView};
+    let mut units = arm("control", 4000, 100);
+    units.extend(arm("friendly", 4000, 150));
+    let mut out = analyze(&experiment(), &units, options());
+    // What serving adds: the window the results cover.
+    out["window"] = json!({ "from": "2026-01-01T00:00:00.000Z", "to": "2026-01-15T00:00:00.000Z" });
+    let view = ResultsView::read(&out).unwrap_or_else(|e| panic!("{e}: {out:#}"));
+    assert_eq!(view.units(), 8000);
+    let window = view.window.clone().unwrap_or_else(|| panic!("a window"));
+    assert_eq!((window.to - window.from).num_days(), 14);
+    assert_eq!(view.control, "control");
+    let decision = view.decision.unwrap_or_else(|| panic!("a decision"));
+    assert_eq!(decision.verdict, experiments::decision::Verdict::Ship);
+    assert_eq!(decision.variant, "friendly");
+    assert!(!view.srm.unwrap_or_else(|| panic!("an SRM check")).mismatch);
+    let conversion = &view.metrics[0];
+    assert_eq!(conversion.metric, "conversion");
+    match &conversion.comparisons[0] {
+        ComparisonView::Done {
+            absolute_lift,
+            relative_ci,
+            significant,
+            bayesian,
+            ..
+        } => {
+            assert!((absolute_lift.unwrap_or_default() - 0.05).abs() < 1e-9);
+            assert!(relative_ci.is_some());
+            assert!(significant);
+            assert!(bayesian.and_then(|b| b.chance_to_beat_control).unwrap_or_default() > 0.99);
+        }
+        failed => panic!("a computed comparison, not {failed:?}"),
+    }
+
+    // An answer without data reads too.
+    let mut empty = analyze(&experiment(), &[], options());
+    empty["window"] = Value::Null;
+    let view = ResultsView::read(&empty).unwrap_or_else(|e| panic!("{e}: {empty:#}"));
+    assert_eq!(view.units(), 0);
+
+    // A renamed field is an error, not a zero.
+    let mut renamed = out.clone();
+    let variant = renamed["variants"][0]
+        .as_object_mut()
+        .unwrap_or_else(|| panic!("a variant"));
+    let units = variant.remove("units").unwrap_or_else(|| panic!("units"));
+    variant.insert("unit_count".into(), units);
+    assert!(ResultsView::read(&renamed).is_err());
+    let mut renamed = out;
+    let c = renamed["metrics"][0]["comparisons"][0]
+        .as_object_mut()
+        .unwrap_or_else(|| panic!("a comparison"));
+    let lift = c.remove("absolute_lift").unwrap_or_else(|| panic!("absolute_lift"));
+    c.insert("lift".into(), lift);
+    assert!(ResultsView::read(&renamed).is_err());
+}

@@ -25,10 +25,10 @@
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use crate::problem::Problem;
-use crate::state::AppState;
-use services::forecasts::lake::{Cells, History, QueueKey};
-use services::tenant::TenantId;
+use crate::context::Services;
+use crate::error::ServiceError;
+use crate::forecasts::lake::{Cells, History, QueueKey};
+use crate::tenant::TenantId;
 
 /// Windows kept per tenant (a routing core asks for one or two: the
 /// staffing plan's and the arrivals').
@@ -105,23 +105,23 @@ impl<S> Cache<S> {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Problem {
+fn internal(e: impl std::fmt::Display) -> ServiceError {
     tracing::error!(error = %e, "forecast history query failed");
-    Problem::internal(format!("reading the arrival history failed: {e}"))
+    ServiceError::internal(format!("reading the arrival history failed: {e}"))
 }
 
 /// The history of `key` in `tenant` per interval of `interval_us` over
-/// `[from_us, to_us)`: what [`services::forecasts::lake::history`] computes, from the tenant's
+/// `[from_us, to_us)`: what [`crate::forecasts::lake::history`] computes, from the tenant's
 /// cached [`Cells`] of that window (read once per data version).
-pub(crate) async fn history(
-    state: &AppState,
+pub async fn history(
+    state: &Services,
     tenant: &str,
     key: &QueueKey,
     from_us: i64,
     to_us: i64,
     interval_us: i64,
-) -> Result<History, Problem> {
-    let id = TenantId::parse(tenant).ok_or_else(|| Problem::internal(format!("bad tenant id {tenant:?}")))?;
+) -> Result<History, ServiceError> {
+    let id = TenantId::parse(tenant).ok_or_else(|| ServiceError::internal(format!("bad tenant id {tenant:?}")))?;
     let (settings, data_version) = state.data_version(&id).await?;
     let read = || async {
         let started = std::time::Instant::now();
@@ -135,7 +135,7 @@ pub(crate) async fn history(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "forecast history cells read"
         );
-        Ok::<_, Problem>(Arc::new(cells))
+        Ok::<_, ServiceError>(Arc::new(cells))
     };
     let cells = match data_version {
         // No rows materialized yet (`conversations` is still computed from
