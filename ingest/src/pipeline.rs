@@ -21,6 +21,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -136,6 +137,10 @@ pub struct IngestOutcome {
     pub erased_lines: Vec<usize>,
 }
 
+/// How soon the flusher looks again for replaced files to delete, when a
+/// vacuum was not due yet or kept some for running queries.
+const VACUUM_RECHECK: Duration = Duration::from_secs(5);
+
 /// A consistent view for readers: a lake version plus the buffered
 /// batches it does not contain.
 #[derive(Debug, Clone)]
@@ -182,6 +187,13 @@ pub struct Ingestor {
     last_vacuum: Mutex<Option<Instant>>,
     /// Lake versions that queries of this process read.
     readers: Arc<Readers>,
+    /// The latest version that removed files (compaction): only readers of
+    /// older versions can still need removed files.
+    last_removal: AtomicU64,
+    /// Replaced files may be waiting for a vacuum (a compaction replaced
+    /// them, or a vacuum kept them for a query): look again soon, not only
+    /// at the next flush.
+    vacuum_due: AtomicBool,
     _lock_file: std::fs::File,
 }
 
@@ -354,6 +366,8 @@ impl Ingestor {
             erase_gate: tokio::sync::RwLock::new(()),
             last_vacuum: Mutex::new(None),
             readers: Arc::default(),
+            last_removal: AtomicU64::new(0),
+            vacuum_due: AtomicBool::new(false),
             _lock_file: lock_file,
         });
         // Recovery ends with the replayed events in the lake, before any
@@ -654,6 +668,10 @@ impl Ingestor {
                 }
             };
             lock(&self.shared).table = Some(Arc::new(compacted.clone()));
+            if let Some(v) = compacted.version() {
+                self.last_removal.fetch_max(v, Relaxed);
+            }
+            self.vacuum_due.store(true, Relaxed);
             self.metrics.record_table(&compacted);
             self.metrics.compactions.fetch_add(1, Relaxed);
             tracing::info!(
@@ -683,13 +701,10 @@ impl Ingestor {
         let Some(table) = lock(&self.shared).table.clone() else {
             return;
         };
-        let current = table.version();
-        let held: Vec<u64> = self
-            .readers
-            .versions()
-            .into_iter()
-            .filter(|v| Some(*v) != current)
-            .collect();
+        // Versions from the latest removal on list none of the removed files.
+        let removal = self.last_removal.load(Relaxed);
+        let held: Vec<u64> = self.readers.versions().into_iter().filter(|v| *v < removal).collect();
+        self.vacuum_due.store(!held.is_empty(), Relaxed);
         match lake::vacuum(&table, self.cfg.vacuum_retention, &held).await {
             Ok((t, deleted)) => {
                 if deleted > 0 {
@@ -705,16 +720,26 @@ impl Ingestor {
     /// Runs until `shutdown` fires: flushes by size (as soon as a threshold
     /// is crossed) or by age, then flushes once more on the way out.
     pub async fn run_flusher(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut next_flush = tokio::time::Instant::now() + self.cfg.flush_max_age;
         loop {
             tokio::select! {
                 _ = self.flush_wanted.notified() => {}
-                _ = tokio::time::sleep(self.cfg.flush_max_age) => {}
+                _ = tokio::time::sleep_until(next_flush) => {}
                 _ = shutdown.changed() => break,
+                // Replaced files, maybe kept for a query that has ended by now.
+                _ = tokio::time::sleep(VACUUM_RECHECK) => {
+                    if self.vacuum_due.load(Relaxed) {
+                        let _one_at_a_time = self.flush_lock.lock().await;
+                        self.vacuum_if_due().await;
+                    }
+                    continue;
+                }
             }
             if let Err(e) = self.flush().await {
                 tracing::error!(error = %e, "flush failed; the events stay in the WAL and buffer and will be retried");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+            next_flush = tokio::time::Instant::now() + self.cfg.flush_max_age;
         }
         if let Err(e) = self.flush().await {
             tracing::error!(error = %e, "final flush failed; the WAL keeps the events for the next start");

@@ -18,7 +18,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, Statistics};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::execution_plan::CardinalityEffect;
+use datafusion::physical_plan::execution_plan::{CardinalityEffect, replace_children_if_necessary};
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation,
 };
@@ -118,7 +118,7 @@ impl ExecutionPlan for PinnedExec {
     /// The projection goes below the pin, where the optimizer goes on to
     /// push it into the scan.
     fn try_swapping_with_projection(&self, projection: &ProjectionExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let below = Arc::new(projection.clone()).with_new_children(vec![self.input.clone()])?;
+        let below = replace_children_if_necessary(Arc::new(projection.clone()), vec![self.input.clone()])?;
         Ok(Some(self.over(below)))
     }
 

@@ -291,6 +291,53 @@ async fn files_replaced_by_compaction_are_deleted_after_the_retention() {
 }
 
 #[tokio::test]
+async fn files_kept_for_a_query_go_soon_after_it_ends_without_waiting_for_a_flush() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = config(dir.path(), &Faults::default());
+    cfg.compact_min_files = 3;
+    cfg.vacuum_retention = Duration::ZERO;
+    let ingestor = open(cfg).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let flusher = tokio::spawn(ingestor.clone().run_flusher(stopped));
+    let mut query = None;
+    for round in 0..3 {
+        let batch: Vec<String> = (0..5).map(|i| format!("q{round}-{i}")).collect();
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        ingestor.ingest(lines(&refs)).await.unwrap_or_else(|e| panic!("{e}"));
+        ingestor.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        // A query reading the first flush's version, running meanwhile.
+        query.get_or_insert_with(|| ingestor.read_view());
+    }
+    let lake = dir.path().join("lake");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while parquet_files_on_disk(&lake) > 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the replaced files are still there after a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        parquet_files_on_disk(&lake),
+        2,
+        "the merged file and the one the query reads"
+    );
+    drop(query);
+    // No flush comes (the next is an hour away): the flusher looks again
+    // on its own once a vacuum kept files.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while parquet_files_on_disk(&lake) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the kept file is still there a minute after the query ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = stop.send(true);
+    flusher.await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
 async fn files_are_durable_before_the_commit_that_publishes_them_and_a_checkpoint_before_the_history_it_replaces() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let faults = Faults::default();
