@@ -68,25 +68,14 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use datafusion::prelude::SessionContext;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::kpi_routes::{
-    KpiFormat, csv_field, internal, param_problem, query_map, require_reader, window_json, windows,
-};
+use crate::kpi_routes::{KpiFormat, csv_field, query_map};
 use crate::problem::Problem;
 use crate::state::AppState;
-use services::analyses::{
-    ALPHA, Table, add_comparisons, add_csat_intervals, analysis_sql, best_and_worst, full_grid, pairs_table, run_sql,
-    traffic_sql,
-};
+use services::analyses::{ALPHA, Table, best_and_worst};
 use services::keys::Principal;
-use services::kpis::lake::{self, Constraint};
-use services::kpis::params::{self, Dimension, ParamError, Window};
-use services::tenant::resolve_tenant;
-
-/// Largest accepted `min_count`.
-const MAX_MIN_COUNT: i64 = 1_000_000;
+use services::served::analyses::{self as served, Analysis, Prepared};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -96,181 +85,27 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/analyses/channels", get(get_channels))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Analysis {
-    Scripts,
-    Bottlenecks,
-    Traffic,
-    Channels,
+type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The parameters of `analysis` by name, and the answer's format.
+fn parameters(
+    analysis: Analysis,
+    query: QueryParams,
+) -> Result<(std::collections::BTreeMap<String, String>, KpiFormat), Problem> {
+    let q = query_map(query, &analysis.parameters())?;
+    let format = KpiFormat::parse(q.get("format").map(String::as_str))?;
+    Ok((q, format))
 }
 
-impl Analysis {
-    /// What its SQL reads besides `conversations` (see [`lake::snapshot`]).
-    fn tables(self) -> &'static [&'static str] {
-        match self {
-            Analysis::Scripts => &["script_uses"],
-            Analysis::Channels => &["events"],
-            Analysis::Bottlenecks | Analysis::Traffic => &[],
-        }
-    }
-
-    /// The default `min_count`, for the analyses that take one.
-    fn default_min_count(self) -> Option<i64> {
-        match self {
-            Analysis::Scripts => Some(30),
-            Analysis::Bottlenecks => Some(5),
-            Analysis::Traffic | Analysis::Channels => None,
-        }
-    }
-}
-
-/// A validated request.
-#[derive(Debug)]
-struct Request {
-    format: KpiFormat,
-    window: Window,
-    min_count: Option<i64>,
-    /// `window` and `filters` of the JSON answer.
-    head: Map<String, Value>,
-    tenant: services::tenant::TenantId,
-    settings: services::settings::TenantSettings,
-    /// The dimension filters, the key's scope applied.
-    filters: Vec<Constraint>,
-}
-
-/// A validated request with the session its SQL runs in.
-struct Prepared {
-    req: Request,
-    ctx: SessionContext,
-}
-
-impl std::fmt::Debug for Prepared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prepared").field("req", &self.req).finish()
-    }
-}
-
-fn parse_min_count(s: &str) -> Result<i64, Problem> {
-    match s.trim().parse::<i64>() {
-        Ok(n) if (1..=MAX_MIN_COUNT).contains(&n) => Ok(n),
-        _ => Err(param_problem(ParamError::new(
-            "min_count",
-            format!("{s:?} is not a whole number from 1 to {MAX_MIN_COUNT}"),
-        ))),
-    }
-}
-
-/// Checks the parameters (in the order `/v1/kpis` does) and builds the
-/// tenant's snapshot of the window with the filters applied.
+/// Checks the parameters and builds the tenant's snapshot of the window.
 async fn prepare(
     analysis: Analysis,
     state: &AppState,
     principal: &Principal,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Prepared, Problem> {
-    let req = request(analysis, state, principal, query).await?;
-    let ctx = session(analysis, state, &req).await?;
-    Ok(Prepared { req, ctx })
-}
-
-/// Checks the parameters (in the order `/v1/kpis` does).
-async fn request(
-    analysis: Analysis,
-    state: &AppState,
-    principal: &Principal,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Request, Problem> {
-    // DESIGN.md: operations owns tags and quick replies; these two are
-    // aggregates over them (no conversation content, no customer ids).
-    let operations_view = principal.role == services::keys::Role::Operations
-        && matches!(analysis, Analysis::Scripts | Analysis::Bottlenecks);
-    if !operations_view {
-        require_reader(principal, "reading analyses")?;
-    }
-    let mut accepted = vec!["from", "to", "tenant", "format"];
-    if analysis.default_min_count().is_some() {
-        accepted.push("min_count");
-    }
-    accepted.extend(Dimension::ALL.iter().map(|d| d.name()));
-    let q = query_map(query, &accepted)?;
-    let tenant = resolve_tenant(principal, q.get("tenant").map(String::as_str))?;
-    let format = KpiFormat::parse(q.get("format").map(String::as_str))?;
-    let min_count = match (analysis.default_min_count(), q.get("min_count")) {
-        (Some(_), Some(s)) => Some(parse_min_count(s)?),
-        (default, _) => default,
-    };
-    let mut filters: Vec<Constraint> = Vec::new();
-    for d in Dimension::ALL {
-        if let Some(s) = q.get(d.name()) {
-            filters.push(Constraint {
-                dimension: d,
-                values: Some(params::parse_filter(d, s).map_err(param_problem)?),
-            });
-        }
-    }
-    let filters = services::scope::scoped_filters(principal, filters)?;
-    let settings = state.load_settings(&tenant).await?;
-    let window = windows(&q, &settings)?.current;
-    let mut window_head = window_json(&window);
-    window_head["time_zone"] = json!(settings.time_zone);
-    window_head["tenant"] = json!(tenant.as_str());
-    let filters_json: Map<String, Value> = filters
-        .iter()
-        .map(|c| (c.dimension.name().to_string(), json!(c.values)))
-        .collect();
-    let mut head = Map::new();
-    head.insert("window".into(), window_head);
-    head.insert("filters".into(), Value::Object(filters_json));
-    if let Some(n) = min_count {
-        head.insert("min_count".into(), json!(n));
-    }
-    Ok(Request {
-        format,
-        window,
-        min_count,
-        head,
-        tenant,
-        settings,
-        filters,
-    })
-}
-
-/// The tenant's snapshot of the request's window, the filters applied.
-async fn session(analysis: Analysis, state: &AppState, req: &Request) -> Result<SessionContext, Problem> {
-    let (tenant, settings, window) = (&req.tenant, &req.settings, &req.window);
-    // Conversations come materialized; what else the analysis reads is
-    // computed from the events since the window's start (the conversations
-    // it counts started there, so all their events are in).
-    let range = warehouse::rollups::EventRange {
-        since_us: Some(window.from.timestamp_micros()),
-        ..Default::default()
-    };
-    // Only `events` and the materialized tables: the analyses read no other
-    // view, and planning them all would take longer than the query.
-    let tctx = lake::tenant_events_session(&state.warehouse, tenant, range, None)
-        .await
-        .map_err(internal)?;
-    let pinned = services::kpis::fast::use_materialized(
-        &tctx,
-        &state.warehouse,
-        tenant,
-        settings,
-        services::kpis::fast::Rows::Pinned,
-    )
-    .await
-    .map_err(internal)?;
-    if !pinned {
-        lake::register_tenant_views(&tctx, tenant, settings)
-            .await
-            .map_err(internal)?;
-    }
-    let ctx = lake::snapshot(&tctx, tenant, settings, window, analysis.tables(), pinned)
-        .await
-        .map_err(internal)?;
-    lake::restrict_conversations(&ctx, &req.filters)
-        .await
-        .map_err(internal)?;
-    Ok(ctx)
+    query: QueryParams,
+) -> Result<(Prepared, KpiFormat), Problem> {
+    let (q, format) = parameters(analysis, query)?;
+    Ok((served::prepare(analysis, state, principal, &q).await?, format))
 }
 
 fn csv_value(v: &Value) -> String {
@@ -325,42 +160,29 @@ fn csv_response(body: String) -> Response {
     resp
 }
 
-/// Runs one analysis query over the prepared snapshot.
-async fn run(p: &Prepared, sql: &str, with_min_count: bool) -> Result<Table, Problem> {
-    let min_count = with_min_count.then_some(p.req.min_count).flatten();
-    Ok(run_sql(&p.ctx, sql, &p.req.window, min_count).await?)
-}
-
-type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
-
 // ------------------------------------------------------------- scripts
 
-/// The scripts table of a request, with the CSAT intervals.
-async fn scripts_of(p: &Prepared) -> Result<Table, Problem> {
-    let mut groups = run(p, analysis_sql("scripts")?, true).await?;
-    add_csat_intervals(&mut groups);
-    Ok(groups)
-}
-
-/// The groups of `GET /v1/analyses/scripts` with `query` and its table,
-/// for the pages.
+/// The groups of `GET /v1/analyses/scripts` with `query`, for the pages.
 pub(crate) async fn scripts_groups(
     state: &AppState,
     principal: &Principal,
     query: QueryParams,
 ) -> Result<Table, Problem> {
-    let p = prepare(Analysis::Scripts, state, principal, query).await?;
-    scripts_of(&p).await
+    Ok(prepare(Analysis::Scripts, state, principal, query)
+        .await?
+        .0
+        .scripts()
+        .await?)
 }
 
-pub(crate) async fn get_scripts(
+async fn get_scripts(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: QueryParams,
 ) -> Result<Response, Problem> {
-    let p = prepare(Analysis::Scripts, &state, &principal, query).await?;
-    let groups = scripts_of(&p).await?;
-    if p.req.format == KpiFormat::Csv {
+    let (p, format) = prepare(Analysis::Scripts, &state, &principal, query).await?;
+    let groups = p.scripts().await?;
+    if format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("groups", &groups)])));
     }
     let (best, worst) = best_and_worst(&groups);
@@ -373,15 +195,15 @@ pub(crate) async fn get_scripts(
 
 // --------------------------------------------------------- bottlenecks
 
-pub(crate) async fn get_bottlenecks(
+async fn get_bottlenecks(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: QueryParams,
 ) -> Result<Response, Problem> {
-    let p = prepare(Analysis::Bottlenecks, &state, &principal, query).await?;
-    let tags = run(&p, analysis_sql("bottlenecks_tags")?, false).await?;
-    let pairs = pairs_of(&state, &p.req).await?;
-    if p.req.format == KpiFormat::Csv {
+    let (p, format) = prepare(Analysis::Bottlenecks, &state, &principal, query).await?;
+    let tags = p.bottleneck_tags().await?;
+    let pairs = served::pairs(&state, &p.req).await?;
+    if format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("tags", &tags), ("pairs", &pairs)])));
     }
     let mut body = p.req.head.clone();
@@ -397,28 +219,12 @@ pub(crate) async fn bottleneck_pairs(
     principal: &Principal,
     query: QueryParams,
 ) -> Result<Table, Problem> {
-    let req = request(Analysis::Bottlenecks, state, principal, query).await?;
-    pairs_of(state, &req).await
-}
-
-/// The rows of `bottlenecks_pairs.sql` for the request, counted in one
-/// pass over the KPI rollup's facts (what the SQL would read from the
-/// snapshot; `services/src/kpis/fast/tests.rs` compares both).
-async fn pairs_of(state: &AppState, req: &Request) -> Result<Table, Problem> {
-    let rollup = services::kpis::fast::rollup(&state.warehouse, &req.tenant, &req.settings)
-        .await
-        .map_err(internal)?;
-    let counts = services::kpis::fast::tag_counts(&rollup, &req.window, &req.filters);
-    Ok(pairs_table(&counts, req.min_count.unwrap_or(1)))
+    let (q, _) = parameters(Analysis::Bottlenecks, query)?;
+    let req = served::request(Analysis::Bottlenecks, state, principal, &q).await?;
+    Ok(served::pairs(state, &req).await?)
 }
 
 // ------------------------------------------------------------- traffic
-
-/// The traffic heatmap of a request: every cell of the grid.
-async fn traffic_of(p: &Prepared) -> Result<Table, Problem> {
-    let sql = traffic_sql(analysis_sql("traffic")?, &p.req.settings.time_zone)?;
-    Ok(full_grid(&run(p, &sql, false).await?))
-}
 
 /// The cells of `GET /v1/analyses/traffic` with `query`, for the pages.
 pub(crate) async fn traffic_cells(
@@ -426,18 +232,18 @@ pub(crate) async fn traffic_cells(
     principal: &Principal,
     query: QueryParams,
 ) -> Result<Vec<services::analyses::TrafficCell>, Problem> {
-    let p = prepare(Analysis::Traffic, state, principal, query).await?;
-    Ok(services::analyses::traffic_cells(&traffic_of(&p).await?))
+    let (p, _) = prepare(Analysis::Traffic, state, principal, query).await?;
+    Ok(services::analyses::traffic_cells(&p.traffic().await?))
 }
 
-pub(crate) async fn get_traffic(
+async fn get_traffic(
     State(state): State<Arc<AppState>>,
     axum::Extension(principal): axum::Extension<Principal>,
     query: QueryParams,
 ) -> Result<Response, Problem> {
-    let p = prepare(Analysis::Traffic, &state, &principal, query).await?;
-    let cells = traffic_of(&p).await?;
-    if p.req.format == KpiFormat::Csv {
+    let (p, format) = prepare(Analysis::Traffic, &state, &principal, query).await?;
+    let cells = p.traffic().await?;
+    if format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("cells", &cells)])));
     }
     let mut body = p.req.head.clone();
@@ -452,10 +258,9 @@ async fn get_channels(
     axum::Extension(principal): axum::Extension<Principal>,
     query: QueryParams,
 ) -> Result<Response, Problem> {
-    let p = prepare(Analysis::Channels, &state, &principal, query).await?;
-    let mut rows = run(&p, analysis_sql("channels")?, false).await?;
-    add_comparisons(&mut rows);
-    if p.req.format == KpiFormat::Csv {
+    let (p, format) = prepare(Analysis::Channels, &state, &principal, query).await?;
+    let rows = p.channels().await?;
+    if format == KpiFormat::Csv {
         return Ok(csv_response(tables_csv(&[("channels", &rows)])));
     }
     let of_scope = |scope: &str| -> Value {

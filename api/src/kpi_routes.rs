@@ -63,7 +63,7 @@
 //! like any filter, leaves out the time-based keys.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::stream_export::StreamFormat;
 use axum::Router;
@@ -79,26 +79,14 @@ use crate::state::AppState;
 use services::keys::{Principal, Role};
 use services::kpis::answer::{Answer, GroupResult, KpiRequest};
 use services::kpis::lake::{Constraint, KpiRow};
-use services::kpis::params::{Bound, Dimension, GroupBy, ParamError, Window, Windows};
+use services::kpis::params::{Dimension, GroupBy, ParamError, Window, Windows, window_json};
 use services::kpis::{fast, lake, params};
 use services::settings::TenantSettings;
 use services::tenant::{TenantId, resolve_tenant};
 
 pub use services::kpis::answer::MAX_GROUPS;
 
-/// Default of `CXLAKE_KPI_MAX_DAYS`, the longest window.
-pub const DEFAULT_MAX_DAYS: u32 = 400;
-
-fn max_days() -> u32 {
-    static MAX: OnceLock<u32> = OnceLock::new();
-    *MAX.get_or_init(|| match std::env::var("CXLAKE_KPI_MAX_DAYS") {
-        Ok(v) => v.trim().parse().ok().filter(|d| *d > 0).unwrap_or_else(|| {
-            tracing::warn!(value = %v, "CXLAKE_KPI_MAX_DAYS is not a positive whole number; using {DEFAULT_MAX_DAYS}");
-            DEFAULT_MAX_DAYS
-        }),
-        Err(_) => DEFAULT_MAX_DAYS,
-    })
-}
+pub use services::kpis::params::DEFAULT_MAX_DAYS;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -147,21 +135,7 @@ pub(crate) fn query_map(
 
 /// `from` and `to` of a request, resolved in the tenant's time zone.
 pub(crate) fn windows(q: &BTreeMap<String, String>, settings: &TenantSettings) -> Result<Windows, Problem> {
-    let bound = |name: &str| -> Result<Bound, Problem> {
-        let s = q.get(name).ok_or_else(|| {
-            param_problem(ParamError::new(
-                name,
-                "required; a date YYYY-MM-DD in the tenant's reporting time zone or an RFC 3339 instant",
-            ))
-        })?;
-        params::parse_bound(name, s).map_err(param_problem)
-    };
-    let (from, to) = (bound("from")?, bound("to")?);
-    params::resolve_windows(from, to, &settings.tz(), max_days()).map_err(param_problem)
-}
-
-pub(crate) fn window_json(w: &Window) -> Value {
-    json!({ "from": params::rfc3339(w.from), "to": params::rfc3339(w.to) })
+    params::windows(q, settings).map_err(param_problem)
 }
 
 // ---------------------------------------------------------------- /v1/kpis

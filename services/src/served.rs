@@ -1,12 +1,15 @@
 //! What the API and the pages answer that needs the running service
-//! ([`Services`](crate::Services)): experiment results, kept per data
-//! version and warmed in the background ([`experiments`]), and forecasts
-//! with staffing plans ([`forecasts`]). Each also has the typed reading of
-//! its answer that the pages show, so a renamed field fails a test instead
-//! of showing as 0.
+//! ([`Services`](crate::Services)): the analyses over a tenant's snapshot
+//! of a window ([`analyses`]), experiment results, kept per data version
+//! and warmed in the background ([`experiments`]), and forecasts with
+//! staffing plans ([`forecasts`]). Results and staffing plans also have
+//! the typed reading of their answers that the pages show, so a renamed
+//! field fails a test instead of showing as 0; the analyses' pages read
+//! typed rows of [`crate::analyses`].
 
 use serde::{Deserialize, Deserializer};
 
+pub mod analyses;
 pub mod experiments;
 pub mod forecasts;
 

@@ -6,7 +6,7 @@
 //! and the patience are measured. [`history`] reads one queue; [`Cells`]
 //! reads every queue of the tenant at once (per interval and combination of
 //! queue dimensions), from which any queue's history is summed in memory
-//! (the forecast endpoints cache them: `forecast_routes/cache.rs`). Every caller-supplied
+//! (the forecast endpoints cache them: `served/forecasts/cache.rs`). Every caller-supplied
 //! value reaches SQL as a DataFusion parameter (`$n`), never as text; column
 //! names come from the closed [`Dimension`] list.
 //!

@@ -335,3 +335,43 @@ pub fn bucket_count(window: &Window, bucket: Bucket) -> i64 {
         Bucket::Month => span.num_days() / 28 + 2,
     }
 }
+
+/// Default of `CXLAKE_KPI_MAX_DAYS`, the longest window.
+pub const DEFAULT_MAX_DAYS: u32 = 400;
+
+/// The longest window a KPI or analysis request may ask for:
+/// `CXLAKE_KPI_MAX_DAYS`, or [`DEFAULT_MAX_DAYS`].
+pub fn max_days() -> u32 {
+    static MAX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| match std::env::var("CXLAKE_KPI_MAX_DAYS") {
+        Ok(v) => v.trim().parse().ok().filter(|d| *d > 0).unwrap_or_else(|| {
+            tracing::warn!(value = %v, "CXLAKE_KPI_MAX_DAYS is not a positive whole number; using {DEFAULT_MAX_DAYS}");
+            DEFAULT_MAX_DAYS
+        }),
+        Err(_) => DEFAULT_MAX_DAYS,
+    })
+}
+
+/// `from` and `to` of a request's parameters, resolved in the tenant's
+/// time zone.
+pub fn windows(
+    q: &std::collections::BTreeMap<String, String>,
+    settings: &crate::settings::TenantSettings,
+) -> Result<Windows, ParamError> {
+    let bound = |name: &str| -> Result<Bound, ParamError> {
+        let s = q.get(name).ok_or_else(|| {
+            ParamError::new(
+                name,
+                "required; a date YYYY-MM-DD in the tenant's reporting time zone or an RFC 3339 instant",
+            )
+        })?;
+        parse_bound(name, s)
+    };
+    let (from, to) = (bound("from")?, bound("to")?);
+    resolve_windows(from, to, &settings.tz(), max_days())
+}
+
+/// A window as the JSON answers show it.
+pub fn window_json(w: &Window) -> serde_json::Value {
+    serde_json::json!({ "from": rfc3339(w.from), "to": rfc3339(w.to) })
+}
