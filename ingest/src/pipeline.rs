@@ -190,6 +190,8 @@ pub struct Ingestor {
     /// The latest version that removed files (compaction): only readers of
     /// older versions can still need removed files.
     last_removal: AtomicU64,
+    /// `last_removal` when the last vacuum ran.
+    vacuumed_through: AtomicU64,
     /// Replaced files may be waiting for a vacuum (a compaction replaced
     /// them, or a vacuum kept them for a query): look again soon, not only
     /// at the next flush.
@@ -367,6 +369,7 @@ impl Ingestor {
             last_vacuum: Mutex::new(None),
             readers: Arc::default(),
             last_removal: AtomicU64::new(0),
+            vacuumed_through: AtomicU64::new(0),
             vacuum_due: AtomicBool::new(false),
             _lock_file: lock_file,
         });
@@ -681,28 +684,38 @@ impl Ingestor {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "compacted partition"
             );
-            table = compacted;
+            // Replaced files can go before the next partition is merged, so
+            // a round never holds the old and new bytes of every partition.
+            self.vacuum_if_due().await;
+            match lock(&self.shared).table.clone() {
+                Some(t) => table = (*t).clone(),
+                None => return,
+            }
         }
     }
 
     /// Deletes files that left the table more than `vacuum_retention` ago
     /// (and files of commits that never landed), at most once per tenth of
-    /// the retention, except files of versions that queries of this process
-    /// still read ([`Readers`]). The caller holds the flush lock.
+    /// the retention (at zero retention, after every compaction too), except
+    /// files of versions that queries of this process still read
+    /// ([`Readers`]). The caller holds the flush lock.
     async fn vacuum_if_due(&self) {
         let interval = (self.cfg.vacuum_retention / 10).max(Duration::from_secs(1));
+        let removal = self.last_removal.load(Relaxed);
+        // Only at zero retention can a file replaced just now go at once.
+        let at_once = self.cfg.vacuum_retention.is_zero() && removal > self.vacuumed_through.load(Relaxed);
         {
             let mut last = lock(&self.last_vacuum);
-            if last.is_some_and(|t| t.elapsed() < interval) {
+            if !at_once && last.is_some_and(|t| t.elapsed() < interval) {
                 return;
             }
             *last = Some(Instant::now());
         }
+        self.vacuumed_through.store(removal, Relaxed);
         let Some(table) = lock(&self.shared).table.clone() else {
             return;
         };
         // Versions from the latest removal on list none of the removed files.
-        let removal = self.last_removal.load(Relaxed);
         let held: Vec<u64> = self.readers.versions().into_iter().filter(|v| *v < removal).collect();
         self.vacuum_due.store(!held.is_empty(), Relaxed);
         match lake::vacuum(&table, self.cfg.vacuum_retention, &held).await {
