@@ -265,15 +265,7 @@ pub(crate) async fn kpi_request(
         Some(s) => params::parse_group_by(s).map_err(param_problem)?,
         None => GroupBy::default(),
     };
-    let mut filters: Vec<Constraint> = Vec::new();
-    for d in Dimension::ALL {
-        if let Some(s) = q.get(d.name()) {
-            filters.push(Constraint {
-                dimension: d,
-                values: Some(params::parse_filter(d, s).map_err(param_problem)?),
-            });
-        }
-    }
+    let filters = Constraint::of_params(&q).map_err(param_problem)?;
     let filters = services::scope::scoped_filters(principal, filters)?;
     let settings = state.load_settings(&tenant).await?;
     let windows = windows(&q, &settings)?;

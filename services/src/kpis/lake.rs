@@ -40,7 +40,7 @@ use warehouse::statement::{self, Binder, Statement};
 use warehouse::views::KPI_OVERVIEW_SQL;
 use warehouse::views::VIEWS;
 
-use super::params::{Dimension, Window};
+use super::params::{self, Dimension, Window};
 use crate::settings::TenantSettings;
 use crate::tenant::TenantId;
 
@@ -359,6 +359,23 @@ pub async fn snapshot(
 pub struct Constraint {
     pub dimension: Dimension,
     pub values: Option<Vec<String>>,
+}
+
+impl Constraint {
+    /// The dimension filters of a request's parameters (`channel=a,b`,
+    /// `tag=`, ...), in the order of [`Dimension::ALL`].
+    pub fn of_params(q: &std::collections::BTreeMap<String, String>) -> Result<Vec<Constraint>, params::ParamError> {
+        let mut filters = Vec::new();
+        for d in Dimension::ALL {
+            if let Some(s) = q.get(d.name()) {
+                filters.push(Constraint {
+                    dimension: d,
+                    values: Some(params::parse_filter(d, s)?),
+                });
+            }
+        }
+        Ok(filters)
+    }
 }
 
 /// Replaces the snapshot's `conversations` view with `conv_all` restricted

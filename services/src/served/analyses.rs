@@ -125,15 +125,7 @@ pub async fn request(
         (Some(_), Some(s)) => Some(parse_min_count(s)?),
         (default, _) => default,
     };
-    let mut filters: Vec<Constraint> = Vec::new();
-    for d in Dimension::ALL {
-        if let Some(s) = q.get(d.name()) {
-            filters.push(Constraint {
-                dimension: d,
-                values: Some(params::parse_filter(d, s).map_err(param_error)?),
-            });
-        }
-    }
+    let filters = Constraint::of_params(q).map_err(param_error)?;
     let filters = crate::scope::scoped_filters(principal, filters)?;
     let settings = services.load_settings(&tenant).await?;
     let window = params::windows(q, &settings).map_err(param_error)?.current;
