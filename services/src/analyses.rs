@@ -467,6 +467,30 @@ pub fn script_groups(t: &Table) -> Vec<ScriptGroup> {
         .collect()
 }
 
+/// Two tags on the same conversations: a row of [`pairs_table`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagPair {
+    pub tag: String,
+    pub other_tag: String,
+    /// Conversations with both.
+    pub conversations: u64,
+}
+
+/// The pairs of [`pairs_table`]'s table, in its order (each pair in both
+/// directions, as the API lists them).
+pub fn tag_pairs(t: &Table) -> Vec<TagPair> {
+    t.rows
+        .iter()
+        .filter_map(|r| {
+            Some(TagPair {
+                tag: t.cell(r, "tag").as_str()?.to_string(),
+                other_tag: t.cell(r, "other_tag").as_str()?.to_string(),
+                conversations: t.cell(r, "conversations").as_u64()?,
+            })
+        })
+        .collect()
+}
+
 /// One cell of the traffic heatmap: the conversations started in one
 /// local weekday and hour of the window, and their waiting times.
 #[derive(Debug, Clone, Copy, PartialEq)]

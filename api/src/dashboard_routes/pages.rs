@@ -607,16 +607,13 @@ async fn tags(view: &View) -> Result<(String, String), Problem> {
     };
     let pairs = crate::analysis_routes::bottleneck_pairs(&view.state, &view.principal, view.with(&[])).await?;
     // The API lists each pair in both directions; the page lists it once.
-    let mut co_occurrence: Vec<TagPair> = pairs
-        .rows
-        .iter()
-        .filter_map(|row| {
-            let (a, b) = (pairs.cell(row, "tag").as_str()?, pairs.cell(row, "other_tag").as_str()?);
-            (a < b).then(|| TagPair {
-                a: a.to_string(),
-                b: b.to_string(),
-                conversations: pairs.cell(row, "conversations").as_f64().unwrap_or(0.0).max(0.0) as u64,
-            })
+    let mut co_occurrence: Vec<TagPair> = services::analyses::tag_pairs(&pairs)
+        .into_iter()
+        .filter(|p| p.tag < p.other_tag)
+        .map(|p| TagPair {
+            a: p.tag,
+            b: p.other_tag,
+            conversations: p.conversations,
         })
         .collect();
     // Most frequent pairs first.

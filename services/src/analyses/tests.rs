@@ -384,3 +384,35 @@ fn script_groups_are_the_rows_typed() {
     let bare = table(&["kind", "key"], vec![vec![json!("template"), json!("t1")]]);
     assert!(script_groups(&bare)[0].small_sample);
 }
+
+#[test]
+fn tag_pairs_are_the_pairs_table_typed() {
+    let counts = warehouse::rollups::TagCounts {
+        tagged: 10,
+        tags: [("billing", 6), ("refund", 4), ("vip", 3)]
+            .map(|(t, n)| (t.to_string(), n))
+            .into(),
+        pairs: [
+            (("billing", "refund"), 3),
+            (("refund", "billing"), 3),
+            (("billing", "vip"), 1),
+            (("vip", "billing"), 1),
+        ]
+        .map(|((a, b), n)| ((a.to_string(), b.to_string()), n))
+        .into(),
+    };
+    let table = pairs_table(&counts, 2);
+    let pairs = tag_pairs(&table);
+    assert_eq!(pairs.len(), table.rows.len());
+    assert_eq!(pairs.len(), 2, "the billing/vip pair is under min_count 2: {pairs:?}");
+    for p in &pairs {
+        assert_eq!(p.conversations, 3);
+        assert!(
+            matches!(
+                (p.tag.as_str(), p.other_tag.as_str()),
+                ("billing", "refund") | ("refund", "billing")
+            ),
+            "{p:?}"
+        );
+    }
+}
