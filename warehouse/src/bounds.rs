@@ -58,6 +58,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{Stream, StreamExt};
+
+use crate::pinned::{PassThroughExec, StreamWrap};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -457,7 +459,7 @@ impl PhysicalOptimizerRule for BoundRule {
             .transform_up(|node| {
                 if multiplies_rows(node.as_ref()) {
                     Ok(Transformed::yes(
-                        Arc::new(CheckpointExec::new(node)) as Arc<dyn ExecutionPlan>
+                        Arc::new(CheckpointExec::new(node, Checkpoint)) as Arc<dyn ExecutionPlan>
                     ))
                 } else {
                     Ok(Transformed::no(node))
@@ -627,67 +629,28 @@ fn multiplies_rows(node: &dyn ExecutionPlan) -> bool {
     name.contains("Join") || name == "UnnestExec"
 }
 
-/// Passes its input's batches through, spending the task's cooperative
-/// budget on each, so the task yields every few batches: there a timeout
-/// can fire and an abort take effect. See the module docs.
-#[derive(Debug)]
-pub struct CheckpointExec {
-    input: Arc<dyn ExecutionPlan>,
-}
+/// Spends the task's cooperative budget on each batch passing through, so
+/// the task yields every few batches: there a timeout can fire and an
+/// abort take effect. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Checkpoint;
 
-impl CheckpointExec {
-    fn new(input: Arc<dyn ExecutionPlan>) -> Self {
-        Self { input }
-    }
-}
+/// A node over an operator that multiplies rows, with [`Checkpoint`]
+/// streams.
+pub type CheckpointExec = PassThroughExec<Checkpoint>;
 
-impl DisplayAs for CheckpointExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl StreamWrap for Checkpoint {
+    const NAME: &'static str = "CheckpointExec";
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CheckpointExec")
     }
-}
 
-impl ExecutionPlan for CheckpointExec {
-    fn name(&self) -> &str {
-        "CheckpointExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false]
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return Err(DataFusionError::Internal("CheckpointExec has one child".into()));
-        }
-        Ok(Arc::new(CheckpointExec::new(children.swap_remove(0))))
-    }
-
-    fn execute(&self, partition: usize, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, ctx)?;
-        Ok(Box::pin(CheckpointStream {
+    fn wrap(&self, input: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        Box::pin(CheckpointStream {
             schema: input.schema(),
             input,
-        }))
+        })
     }
 }
 

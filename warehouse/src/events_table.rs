@@ -24,7 +24,7 @@ use deltalake::DeltaTable;
 use ingest::Ingestor;
 use ingest::schema::events_schema;
 
-use crate::pinned::PinnedExec;
+use crate::pinned::pinned;
 
 /// The `events` table provider.
 #[derive(Debug)]
@@ -135,7 +135,7 @@ impl TableProvider for EventsTable {
             )?;
             if let Some(pin) = &view.pin {
                 // The plan reads this version's files until it is dropped.
-                plan = Arc::new(PinnedExec::new(plan, pin.clone()));
+                plan = pinned(plan, pin.clone());
             }
             inputs.push(plan);
         }

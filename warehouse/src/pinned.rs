@@ -1,10 +1,11 @@
-//! A plan node that holds a lake version against vacuum while its query
-//! lives: from planning (a scan keeps its file list) until the last of its
-//! streams is dropped.
+//! Plan nodes that pass their input through unchanged and only wrap its
+//! streams ([`PassThroughExec`]), and the one that holds a lake version
+//! against vacuum while its query lives ([`pinned`]): from planning (a
+//! scan keeps its file list) until the last of its streams is dropped.
 //!
-//! It changes nothing else: it passes rows, order, statistics, limits,
-//! projections and filters through, so the optimizer plans the scan below
-//! it as if it were not there.
+//! A pass-through node changes nothing else: it passes rows, order,
+//! statistics, limits, projections and filters through, so the optimizer
+//! plans the nodes below it as if it were not there.
 
 use std::fmt;
 use std::pin::Pin as StdPin;
@@ -28,32 +29,41 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use futures::Stream;
 use ingest::readers::Pin;
 
-/// `input`, with `pin` held as long as the plan or one of its streams is.
-#[derive(Debug)]
-pub struct PinnedExec {
-    input: Arc<dyn ExecutionPlan>,
-    pin: Arc<Pin>,
+/// What a [`PassThroughExec`] does to each of its input's streams.
+pub trait StreamWrap: fmt::Debug + Clone + Send + Sync + 'static {
+    /// The node's name in plans.
+    const NAME: &'static str;
+    /// The node's line in a displayed plan.
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+    fn wrap(&self, input: SendableRecordBatchStream) -> SendableRecordBatchStream;
 }
 
-impl PinnedExec {
-    pub fn new(input: Arc<dyn ExecutionPlan>, pin: Arc<Pin>) -> Self {
-        Self { input, pin }
+/// `input`, unchanged, each of its streams wrapped by `W`.
+#[derive(Debug)]
+pub struct PassThroughExec<W: StreamWrap> {
+    input: Arc<dyn ExecutionPlan>,
+    wrap: W,
+}
+
+impl<W: StreamWrap> PassThroughExec<W> {
+    pub fn new(input: Arc<dyn ExecutionPlan>, wrap: W) -> Self {
+        Self { input, wrap }
     }
 
     fn over(&self, input: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
-        Arc::new(Self::new(input, self.pin.clone()))
+        Arc::new(Self::new(input, self.wrap.clone()))
     }
 }
 
-impl DisplayAs for PinnedExec {
+impl<W: StreamWrap> DisplayAs for PassThroughExec<W> {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PinnedExec: lake_version={}", self.pin.version())
+        self.wrap.describe(f)
     }
 }
 
-impl ExecutionPlan for PinnedExec {
+impl<W: StreamWrap> ExecutionPlan for PassThroughExec<W> {
     fn name(&self) -> &str {
-        "PinnedExec"
+        W::NAME
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -81,18 +91,13 @@ impl ExecutionPlan for PinnedExec {
 
     fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         if children.len() != 1 {
-            return Err(DataFusionError::Internal("PinnedExec has one child".into()));
+            return Err(DataFusionError::Internal(format!("{} has one child", W::NAME)));
         }
         Ok(self.over(children.swap_remove(0)))
     }
 
     fn execute(&self, partition: usize, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, ctx)?;
-        Ok(Box::pin(PinnedStream {
-            schema: input.schema(),
-            input,
-            _pin: self.pin.clone(),
-        }))
+        Ok(self.wrap.wrap(self.input.execute(partition, ctx)?))
     }
 
     fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
@@ -115,7 +120,7 @@ impl ExecutionPlan for PinnedExec {
         CardinalityEffect::Equal
     }
 
-    /// The projection goes below the pin, where the optimizer goes on to
+    /// The projection goes below this node, where the optimizer goes on to
     /// push it into the scan.
     fn try_swapping_with_projection(&self, projection: &ProjectionExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let below = replace_children_if_necessary(Arc::new(projection.clone()), vec![self.input.clone()])?;
@@ -139,6 +144,31 @@ impl ExecutionPlan for PinnedExec {
     ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
         Ok(FilterPushdownPropagation::if_all(child_pushdown_result))
     }
+}
+
+/// Holds a lake version against vacuum.
+#[derive(Debug, Clone)]
+pub struct Pinning(Arc<Pin>);
+
+impl StreamWrap for Pinning {
+    const NAME: &'static str = "PinnedExec";
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PinnedExec: lake_version={}", self.0.version())
+    }
+
+    fn wrap(&self, input: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        Box::pin(PinnedStream {
+            schema: input.schema(),
+            input,
+            _pin: self.0.clone(),
+        })
+    }
+}
+
+/// `input`, with `pin` held as long as the plan or one of its streams is.
+pub fn pinned(input: Arc<dyn ExecutionPlan>, pin: Arc<Pin>) -> Arc<dyn ExecutionPlan> {
+    Arc::new(PassThroughExec::new(input, Pinning(pin)))
 }
 
 struct PinnedStream {
