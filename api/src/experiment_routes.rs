@@ -102,7 +102,7 @@ fn tenant_of(p: &Principal, params: &HashMap<String, String>) -> Result<String, 
 }
 
 fn parameter_problem(name: &str, detail: impl std::fmt::Display) -> Problem {
-    Problem::bad_request("invalid-parameter", format!("{name}: {detail}")).with_extra(json!({ "parameter": name }))
+    Problem(services::ServiceError::invalid_parameter(name, detail))
 }
 
 fn store_problem(e: StoreError) -> Problem {
@@ -147,7 +147,7 @@ async fn update<T: Send + 'static>(
         .map_err(store_problem)
 }
 
-fn find(state: &AppState, tenant: &str, key: &str) -> Result<Experiment, Problem> {
+pub(crate) fn find(state: &AppState, tenant: &str, key: &str) -> Result<Experiment, Problem> {
     state
         .experiments
         .read(tenant, |r| r.get(key).cloned())

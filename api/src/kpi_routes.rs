@@ -95,10 +95,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(crate::settings_routes::routes())
 }
 
-const READERS: [Role; 3] = [Role::Admin, Role::Supervisor, Role::Analyst];
-
 pub(crate) fn require_reader(p: &Principal, what: &str) -> Result<(), Problem> {
-    Ok(services::keys::require_role(p, &READERS, what)?)
+    Ok(services::keys::require_role(p, &services::kpis::READERS, what)?)
 }
 
 pub(crate) fn param_problem(e: ParamError) -> Problem {

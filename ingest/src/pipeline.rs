@@ -726,7 +726,10 @@ impl Ingestor {
                 }
                 lock(&self.shared).table = Some(Arc::new(t));
             }
-            Err(e) => tracing::warn!(error = %e, "vacuum failed; will retry"),
+            Err(e) => {
+                self.vacuum_due.store(true, Relaxed);
+                tracing::warn!(error = %e, "vacuum failed; will retry");
+            }
         }
     }
 

@@ -75,6 +75,13 @@ impl ServiceError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "This key may not do that", detail)
     }
 
+    /// A parameter the request got wrong: 400 `invalid-parameter`, naming
+    /// it in `detail` and in the `parameter` member.
+    pub fn invalid_parameter(name: &str, detail: impl std::fmt::Display) -> Self {
+        Self::bad_request("invalid-parameter", format!("{name}: {detail}"))
+            .with_extra(serde_json::json!({ "parameter": name }))
+    }
+
     pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
     }

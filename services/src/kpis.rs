@@ -2,6 +2,11 @@
 //! definitions run over a tenant session ([`lake`]) and the served path
 //! over the incrementally maintained rollups ([`fast`]).
 
+use crate::keys::Role;
+
+/// Roles that read KPIs and the analyses.
+pub const READERS: [Role; 3] = [Role::Admin, Role::Supervisor, Role::Analyst];
+
 pub mod answer;
 pub mod fast;
 pub mod lake;

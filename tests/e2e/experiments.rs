@@ -425,6 +425,14 @@ fn experiment_lifecycle_assignment_and_results() {
     let (_, again) = analyst.call("GET", late_path, None);
     assert_eq!(again["computed_at"], late["computed_at"], "a cached answer");
     assert_eq!(again["variants"], late["variants"]);
+    // So is the whole run of a running experiment, whose window ends now.
+    let whole_path = "/v1/experiments/greeting_v2/results";
+    let (_, whole) = analyst.call("GET", whole_path, None);
+    let (_, whole_again) = analyst.call("GET", whole_path, None);
+    assert_eq!(
+        whole_again["computed_at"], whole["computed_at"],
+        "a cached answer of the whole run"
+    );
     let units = |r: &Value| -> u64 {
         r["variants"]
             .as_array()

@@ -58,12 +58,12 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{Stream, StreamExt};
-
-use crate::pinned::{PassThroughExec, StreamWrap};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
+
+use crate::passthrough::{PassThroughExec, StreamWrap};
 
 /// Limits of one role's queries.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ pub mod bounds;
 pub mod caps;
 pub mod events_table;
 pub mod format;
+pub mod passthrough;
 pub mod pinned;
 pub mod rollups;
 pub mod sandbox;

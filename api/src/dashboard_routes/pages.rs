@@ -790,21 +790,7 @@ fn verdict_name(v: Option<Verdict>) -> &'static str {
 /// The results of experiment `key` for the view's dates (without dates in
 /// the URL: its whole run, as in the API).
 async fn results(view: &View, key: &str) -> Result<ResultsView, Problem> {
-    let experiment = view
-        .state
-        .experiments
-        .read(view.tenant.as_str(), |r| {
-            r.experiments.iter().find(|e| e.key == key).cloned()
-        })
-        .map_err(kpi_routes::internal)?
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "experiment-not-found",
-                "No such experiment",
-                format!("no experiment {key:?} in this tenant"),
-            )
-        })?;
+    let experiment = crate::experiment_routes::find(&view.state, view.tenant.as_str(), key)?;
     let mut query = ResultsQuery::whole_run();
     if view.dates_given {
         let bound = |name: &str, s: &str| parse_bound(name, s).map_err(|e| Problem::from(param_error(e)));

@@ -5,7 +5,6 @@
 //! or CSV; the pages read its rows.
 
 use model::{Dimension, Kpi};
-use serde_json::json;
 use warehouse::Warehouse;
 
 use super::fast;
@@ -23,8 +22,7 @@ pub const MAX_GROUPS: usize = 400;
 /// A parameter the request got wrong, as the error every endpoint answers:
 /// 400 `invalid-parameter` naming it.
 pub fn param_error(e: ParamError) -> ServiceError {
-    ServiceError::bad_request("invalid-parameter", format!("{}: {}", e.parameter, e.detail))
-        .with_extra(json!({ "parameter": e.parameter }))
+    ServiceError::invalid_parameter(&e.parameter, e.detail)
 }
 
 fn internal(e: impl std::fmt::Display) -> ServiceError {

@@ -24,10 +24,6 @@ use crate::tenant::{TenantId, resolve_tenant};
 /// Largest accepted `min_count`.
 const MAX_MIN_COUNT: i64 = 1_000_000;
 
-/// Roles that read every analysis (operations reads the two over tags and
-/// quick replies).
-const READERS: [Role; 3] = [Role::Admin, Role::Supervisor, Role::Analyst];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Analysis {
     Scripts,
@@ -118,7 +114,7 @@ pub async fn request(
     let operations_view =
         principal.role == Role::Operations && matches!(analysis, Analysis::Scripts | Analysis::Bottlenecks);
     if !operations_view {
-        require_role(principal, &READERS, "reading analyses")?;
+        require_role(principal, &crate::kpis::READERS, "reading analyses")?;
     }
     let tenant = resolve_tenant(principal, q.get("tenant").map(String::as_str))?;
     let min_count = match (analysis.default_min_count(), q.get("min_count")) {

@@ -36,17 +36,16 @@ pub struct ResultsQuery {
     pub winsorize_percentile: f64,
 }
 
-fn parameter_error(name: &str, detail: impl std::fmt::Display) -> ServiceError {
-    ServiceError::bad_request("invalid-parameter", format!("{name}: {detail}")).with_extra(json!({ "parameter": name }))
-}
-
 /// A boolean query parameter: absent, `false` or `0` is false; `true`,
 /// `1` or empty is true.
 pub fn flag(params: &HashMap<String, String>, name: &str) -> Result<bool, ServiceError> {
     match params.get(name).map(String::as_str) {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
-        Some(other) => Err(parameter_error(name, format!("must be true or false, got {other:?}"))),
+        Some(other) => Err(ServiceError::invalid_parameter(
+            name,
+            format!("must be true or false, got {other:?}"),
+        )),
     }
 }
 
@@ -57,7 +56,7 @@ impl ResultsQuery {
         let bound = |name: &str| {
             params
                 .get(name)
-                .map(|s| parse_bound(name, s).map_err(|e| parameter_error(name, e.detail)))
+                .map(|s| parse_bound(name, s).map_err(|e| ServiceError::invalid_parameter(name, e.detail)))
                 .transpose()
         };
         let winsorize_percentile = match params.get("winsorize_percentile") {
@@ -66,7 +65,9 @@ impl ResultsQuery {
                 .parse::<f64>()
                 .ok()
                 .filter(|p| (50.0..=100.0).contains(p))
-                .ok_or_else(|| parameter_error("winsorize_percentile", "must be a number in [50, 100], e.g. 99"))?,
+                .ok_or_else(|| {
+                    ServiceError::invalid_parameter("winsorize_percentile", "must be a number in [50, 100], e.g. 99")
+                })?,
         };
         Ok(Self {
             from: bound("from")?,
@@ -102,12 +103,20 @@ pub async fn results(
     };
     let window = window(services, tenant, &experiment, query).await?;
     let (_, version) = services.data_version(tenant).await?;
+    // Keyed on the window as asked, not as resolved: a running experiment's
+    // window ends now, and would never be asked for twice.
+    let asked = |b: Option<Bound>| {
+        b.map(|b| match b {
+            Bound::Date(d) => d.to_string(),
+            Bound::Instant(t) => timestamp(t),
+        })
+    };
     let cache_key = serde_json::to_string(&json!([
         tenant.as_str(),
         experiment.key,
         experiment.version,
-        window.map(|w| [timestamp(w.from), timestamp(w.to)]),
-        query.from.is_some() || query.to.is_some(),
+        asked(query.from),
+        asked(query.to),
         options.all_metrics,
         options.winsorize_percentile,
         options.planned_duration_reached
@@ -199,7 +208,7 @@ async fn window(
         stamp(&experiment.stopped_at).map_or_else(Utc::now, |t| t + chrono::Duration::milliseconds(1))
     });
     if to <= from {
-        return Err(parameter_error(
+        return Err(ServiceError::invalid_parameter(
             "to",
             format!("must be after from ({})", timestamp(from)),
         ));

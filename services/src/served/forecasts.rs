@@ -74,8 +74,7 @@ const MAX_HISTORY_DAYS: i64 = 366;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 pub fn invalid(param: &'static str, detail: impl std::fmt::Display) -> ServiceError {
-    ServiceError::bad_request("invalid-parameter", format!("{param}: {detail}"))
-        .with_extra(json!({ "parameter": param }))
+    ServiceError::invalid_parameter(param, detail)
 }
 
 pub fn require_reader(p: &Principal) -> Result<(), ServiceError> {
