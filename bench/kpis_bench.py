@@ -188,7 +188,7 @@ con.sql(
     f"CREATE VIEW events AS SELECT * REPLACE (CAST(event_date AS DATE) AS event_date) "
     f"FROM read_parquet({flist}, hive_partitioning = true, union_by_name = true)"
 )
-order = ["messages", "orders", "exposures", "agent_sessions", "team_hourly_rates", "conversations"]
+order = ["tenant_settings", "messages", "orders", "exposure_events", "exposures", "agent_sessions", "team_hourly_rates", "conversations"]
 for name in order:
     con.sql(translate(open(os.path.join(ROOT, "sql/views", name + ".sql")).read()))
 overview = translate(open(os.path.join(ROOT, "sql/kpis/overview.sql")).read())

@@ -791,14 +791,21 @@ async fn load_lake_keys(table: &DeltaTable, horizon: Option<Duration>) -> Result
         .map_err(|e| scan_err(&e))?;
     let provider = table.table_provider().await.map_err(|e| scan_err(&e))?;
     ctx.register_table("events", provider).map_err(|e| scan_err(&e))?;
-    let sql = match horizon.and_then(|h| chrono::Duration::from_std(h).ok()) {
+    let df = match horizon.and_then(|h| chrono::Duration::from_std(h).ok()) {
         Some(h) => {
             let since = (chrono::Utc::now() - h - chrono::Duration::days(1)).date_naive();
-            format!("SELECT tenant_id, event_id FROM events WHERE event_date >= DATE '{since}'")
+            let days = (since - chrono::DateTime::UNIX_EPOCH.date_naive()).num_days();
+            ctx.sql("SELECT tenant_id, event_id FROM events WHERE event_date >= $1")
+                .await
+                .and_then(|df| {
+                    df.with_param_values(vec![deltalake::datafusion::common::ScalarValue::Date32(
+                        i32::try_from(days).ok(),
+                    )])
+                })
         }
-        None => "SELECT tenant_id, event_id FROM events".to_string(),
-    };
-    let df = ctx.sql(&sql).await.map_err(|e| scan_err(&e))?;
+        None => ctx.sql("SELECT tenant_id, event_id FROM events").await,
+    }
+    .map_err(|e| scan_err(&e))?;
     let mut stream = df.execute_stream().await.map_err(|e| scan_err(&e))?;
     // Per batch, then copied once into a vector of the exact size: a
     // vector grown by doubling would, at its last growth, hold nearly

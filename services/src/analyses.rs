@@ -25,9 +25,6 @@ fn internal(e: impl std::fmt::Display) -> ServiceError {
 /// Significance level of the channel comparisons.
 pub const ALPHA: f64 = 0.05;
 
-/// The text in `sql/analyses/traffic.sql` that names the time zone.
-const TRAFFIC_TIME_ZONE_SQL: &str = "AT TIME ZONE 'UTC'";
-
 /// A query result as columns and rows of JSON values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
@@ -255,28 +252,6 @@ pub fn pairs_table(c: &warehouse::rollups::TagCounts, min_count: i64) -> Table {
             })
             .collect(),
     }
-}
-
-/// `traffic.sql` with the tenant's IANA zone in place of its UTC.
-pub fn traffic_sql(sql: &str, time_zone: &str) -> Result<String, ServiceError> {
-    if sql.matches(TRAFFIC_TIME_ZONE_SQL).count() != 1 {
-        return Err(ServiceError::internal(format!(
-            "sql/analyses/traffic.sql no longer names its time zone as exactly one {TRAFFIC_TIME_ZONE_SQL}; \
-             update api/src/analysis_routes.rs"
-        )));
-    }
-    // Settings accept only IANA names; this keeps the literal a literal
-    // even if a settings file was edited by hand.
-    let plain = !time_zone.is_empty()
-        && time_zone
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
-    if !plain {
-        return Err(ServiceError::internal(format!(
-            "the tenant's time zone {time_zone:?} is not an IANA name; fix it with PUT /v1/settings"
-        )));
-    }
-    Ok(sql.replace(TRAFFIC_TIME_ZONE_SQL, &format!("AT TIME ZONE '{time_zone}'")))
 }
 
 /// All 7 × 24 cells, weekday-major; cells without a row have 0

@@ -3,9 +3,8 @@
 -- and shift planning.
 --
 -- Parameters: $1 = window start (inclusive), $2 = window end (exclusive),
--- UTC instants. The time zone is the one literal zone name in the query
--- below (UTC as written here); the API puts the tenant's IANA zone in its
--- place (api/src/analysis_routes.rs, `traffic_sql`), so the cells are
+-- UTC instants. The time zone is `tenant_settings.time_zone` (UTC unless
+-- the tenant set its own), so the cells are
 -- local wall-clock hours: on the night clocks go back, the repeated hour
 -- collects both of its real hours; on the night they go forward, the
 -- skipped hour has no conversations.
@@ -28,7 +27,7 @@ WITH bounds AS (
         arrow_cast($2, 'Timestamp(Microsecond, Some("UTC"))') AS to_at
 ),
 local_starts AS (
-    SELECT c.started_at AT TIME ZONE 'UTC' AS local_started_at, c.frt_s
+    SELECT local_time(c.started_at, (SELECT time_zone FROM tenant_settings)) AS local_started_at, c.frt_s
     FROM conversations c
     CROSS JOIN bounds b
     WHERE c.started_at >= b.from_at AND c.started_at < b.to_at

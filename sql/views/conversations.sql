@@ -28,8 +28,9 @@
 -- * reopened_within_7d: some reopen came at most 7 days after the resolve
 --   before it.
 -- * csat_score: the last `csat.submitted` (a re-submission replaces it).
--- * sla_met (default target 120 s): frt_s <= 120; false when nobody replied
---   and the customer has waited more than 120 s by now; NULL without a
+-- * sla_met: frt_s within the target (`tenant_settings.sla_target_us`,
+--   default 120 s); false when nobody replied and the customer has waited
+--   longer than the target by now; NULL without a
 --   customer message or while the first reply is still within target.
 -- * bot_only: resolved now, last resolve by the bot, and no agent message
 --   at all (a private note by an agent counts: a human touched it).
@@ -238,8 +239,10 @@ SELECT
     CASE
         WHEN first_customer_message_at IS NULL THEN NULL
         WHEN first_reply_at IS NOT NULL THEN
-            arrow_cast(first_reply_at, 'Int64') - arrow_cast(first_customer_message_at, 'Int64') <= 120000000
-        WHEN now() > first_customer_message_at + INTERVAL '120 seconds' THEN false
+            arrow_cast(first_reply_at, 'Int64') - arrow_cast(first_customer_message_at, 'Int64')
+                <= (SELECT sla_target_us FROM tenant_settings)
+        WHEN arrow_cast(arrow_cast(now(), 'Timestamp(Microsecond, Some("UTC"))'), 'Int64')
+            > arrow_cast(first_customer_message_at, 'Int64') + (SELECT sla_target_us FROM tenant_settings) THEN false
     END AS sla_met,
     bot_replies > 0 AND handoffs > 0 AS transferred,
     coalesce(is_resolved AND resolved_by = 'bot' AND agent_messages = 0, false) AS bot_only,

@@ -8,8 +8,7 @@ CREATE VIEW exposures AS
 WITH raw AS (
     SELECT tenant_id, experiment_key, variant_key, coalesce(unit_id, customer_id) AS unit_id,
            conversation_id, customer_id, occurred_at, event_id
-    FROM events
-    WHERE type = 'experiment.exposed'
+    FROM exposure_events
 ),
 grouped AS (
     SELECT tenant_id, experiment_key, variant_key, unit_id, conversation_id,

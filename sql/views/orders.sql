@@ -3,8 +3,9 @@
 -- rate"):
 -- * `explicit`: the order carries a `conversation_id`;
 -- * `window`: otherwise, the same customer's latest conversation started
---   strictly before the order and at most 7 days (the default attribution
---   window, inclusive) before it; ties broken by the larger conversation_id;
+--   strictly before the order and at most the attribution window
+--   (`tenant_settings`, default 7 days, inclusive) before it; ties broken
+--   by the larger conversation_id;
 -- * NULL: neither, the order is unattributed.
 -- `net_amount` = placed amount minus every refund of the order, whenever
 -- it happened (refunds are assumed in the order's currency). Refunds of
@@ -48,7 +49,7 @@ window_candidates AS (
         AND s.customer_id = p.customer_id
     WHERE p.conversation_id IS NULL
         AND s.started_at < p.placed_at
-        AND s.started_at >= p.placed_at - INTERVAL '7 days'
+        AND s.started_at >= p.placed_at - (SELECT attribution_window FROM tenant_settings)
 )
 SELECT
     p.tenant_id,

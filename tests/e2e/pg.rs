@@ -592,10 +592,23 @@ fn tenant_settings_shape_the_views_of_sql_sessions() {
                 ("Authorization", &format!("Bearer {admin}")),
                 ("Content-Type", "application/json"),
             ],
-            br#"{"hourly_rates": [{"team": "t1", "rate": 20, "currency": "EUR"}]}"#,
+            br#"{"hourly_rates": [{"team": "t1", "rate": 20, "currency": "EUR"}], "sla_target_s": 30,
+                "attribution_window_days": 3, "time_zone": "Europe/Berlin"}"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200, "{}", r.text());
+    // The settings the views read are a row of the session, not SQL text.
+    let sql = "SELECT sla_target_us, time_zone, attribution_window = INTERVAL '3 days' FROM tenant_settings";
+    assert_eq!(http_rows(f, &f.third, sql), ["30000000,Europe/Berlin,true"]);
+    let (ok, out, err) = psql(
+        f,
+        THIRD,
+        &f.third,
+        &["--csv", "-t", "-c", "SELECT * FROM tenant_settings"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "3 days,30000000,Europe/Berlin");
+    assert_eq!(http_rows(f, &f.analyst, sql), ["120000000,UTC,false"]);
     let sql = "SELECT tenant_id, team, hourly_rate, currency FROM team_hourly_rates";
     let want = vec![format!("{THIRD},t1,20.0,EUR")];
     assert_eq!(http_rows(f, &f.third, sql), want);

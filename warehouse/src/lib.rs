@@ -16,6 +16,7 @@ pub mod bounds;
 pub mod caps;
 pub mod events_table;
 pub mod format;
+pub mod local_time;
 pub mod passthrough;
 pub mod pinned;
 pub mod rollups;

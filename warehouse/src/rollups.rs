@@ -219,7 +219,7 @@ pub struct TenantRollup {
     /// ([`Kept::Conversations`]).
     rows: KeptRows,
     /// The `experiment.exposed` events, the columns the `exposures` view
-    /// reads ([`EXPOSURE_COLUMNS`]), by `occurred_at`.
+    /// reads (the `exposure_events` view), by `occurred_at`.
     exposure_events: KeptRows,
     /// The `script_uses` view's rows of the materialized conversations,
     /// with each conversation's `first_event_at` (what they are dropped by).
@@ -259,17 +259,12 @@ pub enum Kept {
     /// The `conversations` view's rows (every column, all nullable).
     Conversations,
     /// The `experiment.exposed` events, the columns the `exposures` view
-    /// reads ([`EXPOSURE_COLUMNS`]).
+    /// reads (the `exposure_events` view).
     ExposureEvents,
     /// The `script_uses` view's rows, with each conversation's
     /// `first_event_at`.
     ScriptUses,
 }
-
-/// The columns of `events` the `exposures` view reads: what a rollup keeps
-/// of each `experiment.exposed` event ([`Kept::ExposureEvents`]).
-pub const EXPOSURE_COLUMNS: &str =
-    "tenant_id, type, experiment_key, variant_key, unit_id, conversation_id, customer_id, occurred_at, event_id";
 
 /// Default of [`TenantRollup::set_exact_below`].
 pub const EXACT_BELOW: u64 = 20_000;

@@ -16,11 +16,15 @@ use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
 /// The views in dependency order: a view comes after every view it reads.
-pub const VIEWS: [(&str, &str); 7] = [
+pub const VIEWS: [(&str, &str); 9] = [
+    // the session's settings, read by the views below
+    ("tenant_settings", include_str!("../../sql/views/tenant_settings.sql")),
     ("messages", include_str!("../../sql/views/messages.sql")),
     // reads messages
     ("script_uses", include_str!("../../sql/views/script_uses.sql")),
     ("orders", include_str!("../../sql/views/orders.sql")),
+    ("exposure_events", include_str!("../../sql/views/exposure_events.sql")),
+    // reads exposure_events
     ("exposures", include_str!("../../sql/views/exposures.sql")),
     ("agent_sessions", include_str!("../../sql/views/agent_sessions.sql")),
     (
@@ -72,14 +76,21 @@ pub fn analysis_sql(name: &str) -> Option<&'static str> {
     ANALYSES.iter().find(|(n, _, _)| *n == name).map(|(_, sql, _)| *sql)
 }
 
-/// Registers every view of `sql/views/` on `ctx`, in dependency order.
-/// `ctx` must already have the `events` table.
+/// Registers the functions the views and analyses call that DataFusion
+/// lacks ([`crate::local_time`]).
+pub fn register_functions(ctx: &SessionContext) {
+    crate::local_time::register(ctx);
+}
+
+/// Registers every view of `sql/views/` on `ctx`, in dependency order,
+/// and the functions they call. `ctx` must already have the `events` table.
 ///
 /// Synchronous so that `Warehouse::session` can stay synchronous: creating
 /// a view only plans it (it resolves table names, which for in-memory
 /// catalogs completes without waiting on anything), so the future is
 /// driven to completion on the calling thread.
 pub fn register_views(ctx: &SessionContext) -> Result<()> {
+    register_functions(ctx);
     futures::executor::block_on(async {
         for (name, sql) in VIEWS {
             ctx.sql(sql)

@@ -35,7 +35,10 @@
 //! prepared as `kpi_overview(TIMESTAMP, TIMESTAMP)` (window start
 //! inclusive, end exclusive, UTC), so a file can
 //! `EXECUTE kpi_overview('…', '…')`; it is prepared again after each
-//! `statement ok`, so it sees views a file replaced. The same holds for
+//! `statement ok`, so it sees views a file replaced. A statement that
+//! replaces a view of `sql/views/` (`CREATE OR REPLACE VIEW
+//! tenant_settings ...`) also builds the views after it again, so they read
+//! the replacement. The same holds for
 //! the analyses of `sql/analyses/` (`warehouse::views::ANALYSES`), prepared
 //! as `analysis_<name>(<its parameter types>)`, e.g.
 //! `EXECUTE analysis_scripts('…', '…', 30)`.
@@ -60,7 +63,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use ingest::decode::{DecodeLimits, decode_events};
 use ingest::schema::{events_schema, events_to_batch};
-use warehouse::views::{ANALYSES, KPI_OVERVIEW_SQL, register_views};
+use warehouse::views::{ANALYSES, KPI_OVERVIEW_SQL, VIEWS, register_views};
 
 /// Decimal places floats are rounded to before they are compared.
 const FLOAT_DECIMALS: i32 = 6;
@@ -123,6 +126,27 @@ async fn prepare_statements(ctx: &SessionContext, replace: bool) -> Result<(), S
         ctx.sql(&format!("PREPARE {name}({types}) AS {body}"))
             .await
             .map_err(|e| format!("preparing {file}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// When `sql` replaced a view of `sql/views/` (say `tenant_settings`),
+/// builds every view after it again, so that they read the replacement as
+/// they would read a tenant's own settings in the service.
+async fn rebuild_views_above(ctx: &SessionContext, sql: &str) -> Result<(), String> {
+    let words: Vec<String> = sql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let replaced = |name: &str| words.windows(2).any(|w| w[0] == "view" && w[1] == name);
+    let Some(first) = VIEWS.iter().position(|(name, _)| replaced(name)) else {
+        return Ok(());
+    };
+    for (name, view) in &VIEWS[first + 1..] {
+        ctx.deregister_table(*name).map_err(|e| e.to_string())?;
+        ctx.sql(view)
+            .await
+            .map_err(|e| format!("building view {name} again: {e}"))?;
     }
     Ok(())
 }
@@ -363,6 +387,9 @@ async fn run_record(ctx: &SessionContext, record: &Record, file: &str) -> Result
                 Err(e) => Err(e),
             };
             outcome.map_err(|e| format!("{file}:{line}: statement failed: {e}\n{sql}"))?;
+            rebuild_views_above(ctx, sql)
+                .await
+                .map_err(|e| Failure::Other(format!("{file}:{line}: {e}")))?;
             prepare_statements(ctx, true)
                 .await
                 .map_err(|e| Failure::Other(format!("{file}:{line}: {e}")))

@@ -191,20 +191,6 @@ fn filter_values_are_checked_against_the_contract() {
     assert_eq!(parse_filter(Dimension::Queue, "o'brien").unwrap(), ["o'brien"]);
 }
 
-#[test]
-fn the_attribution_window_is_put_into_the_orders_view() {
-    let orders = warehouse::views::VIEWS
-        .iter()
-        .find(|(n, _)| *n == "orders")
-        .map(|(_, sql)| *sql)
-        .unwrap();
-    assert_eq!(lake::orders_view_sql(orders, 7).unwrap(), orders);
-    let three = lake::orders_view_sql(orders, 3).unwrap();
-    assert!(three.contains("INTERVAL '3 days'"));
-    assert!(!three.contains("INTERVAL '7 days'"));
-    assert!(lake::orders_view_sql("CREATE VIEW orders AS SELECT 1", 3).is_err());
-}
-
 fn row(kpi: &str, measure: &str, segment: &str, value: Option<f64>, n: i64) -> KpiRow {
     KpiRow {
         kpi: kpi.into(),

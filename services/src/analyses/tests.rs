@@ -234,24 +234,6 @@ fn comparisons_are_added_to_channel_rows_only() {
 }
 
 #[test]
-fn traffic_gets_the_tenant_zone_and_nothing_else() {
-    let sql = "SELECT started_at AT TIME ZONE 'UTC' FROM conversations";
-    assert_eq!(
-        traffic_sql(sql, "Europe/Berlin").ok().as_deref(),
-        Some("SELECT started_at AT TIME ZONE 'Europe/Berlin' FROM conversations")
-    );
-    assert!(traffic_sql(sql, "America/Argentina/Buenos_Aires").is_ok());
-    assert!(traffic_sql(sql, "Etc/GMT+3").is_ok());
-    assert!(traffic_sql(sql, "UTC'; DROP VIEW events; --").is_err());
-    assert!(traffic_sql(sql, "").is_err());
-    // The query must keep exactly one zone to replace.
-    assert!(traffic_sql("SELECT 1", "Europe/Berlin").is_err());
-    // The embedded query has it.
-    let embedded = warehouse::views::analysis_sql("traffic").unwrap_or_default();
-    assert!(traffic_sql(embedded, "Asia/Shanghai").is_ok());
-}
-
-#[test]
 fn the_heatmap_has_every_cell() {
     let cols = ["weekday", "hour", "conversations", "wait_n", "wait_mean_s"];
     let t = table(

@@ -151,40 +151,40 @@ pub async fn use_materialized(
             }),
         }
     };
+    // The views below read the tenant's settings; a session without the
+    // views of `sql/views/` has none yet.
+    ctx.deregister_table("tenant_settings")?;
+    ctx.register_table("tenant_settings", Arc::new(lake::settings_table(settings)?))?;
     ctx.register_table("conversations_rows", table(Kept::Conversations, rows))?;
     ctx.deregister_table("conversations")?;
     ctx.sql(&format!(
         "CREATE VIEW conversations AS SELECT * REPLACE ({} AS sla_met) FROM conversations_rows",
-        lake::sla_met_sql(settings.sla_target_us())
+        lake::SLA_MET_SQL
     ))
     .await?;
+    // `exposures` is built again on the kept copy of `exposure_events`.
+    ctx.deregister_table("exposure_events")?;
     ctx.register_table("exposure_events", table(Kept::ExposureEvents, exposures))?;
     ctx.deregister_table("exposures")?;
-    ctx.sql(&exposures_view_over("exposure_events")?).await?;
+    ctx.sql(view_sql("exposures")?).await?;
     ctx.register_table("script_uses_rows", table(Kept::ScriptUses, script_uses))?;
     ctx.deregister_table("script_uses")?;
     ctx.sql("CREATE VIEW script_uses AS SELECT tenant_id, conversation_id, kind, \"key\" FROM script_uses_rows")
         .await?;
     // The views' plans hold the tables themselves; SQL sees only the views.
-    for t in ["conversations_rows", "exposure_events", "script_uses_rows"] {
+    for t in ["conversations_rows", "script_uses_rows"] {
         ctx.deregister_table(t)?;
     }
     Ok(true)
 }
 
-/// `sql/views/exposures.sql` reading `table` instead of `events`.
-fn exposures_view_over(table: &str) -> Result<String> {
-    let sql = warehouse::views::VIEWS
+/// The `CREATE VIEW` of `sql/views/<name>.sql`.
+fn view_sql(name: &str) -> Result<&'static str> {
+    warehouse::views::VIEWS
         .iter()
-        .find(|(name, _)| *name == "exposures")
+        .find(|(n, _)| *n == name)
         .map(|(_, sql)| *sql)
-        .ok_or_else(|| DataFusionError::Internal("no exposures view".into()))?;
-    if sql.matches("FROM events").count() != 1 {
-        return Err(DataFusionError::Internal(
-            "sql/views/exposures.sql must read `events` exactly once".into(),
-        ));
-    }
-    Ok(sql.replacen("FROM events", &format!("FROM {table}"), 1))
+        .ok_or_else(|| DataFusionError::Internal(format!("no view {name}")))
 }
 
 /// How often the server's background warming looks for new data.

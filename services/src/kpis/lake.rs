@@ -5,9 +5,10 @@
 //! named `events` in its place that holds only the tenant's rows, then
 //! builds every view of `sql/views/` again on top of it. Whatever SQL runs
 //! in that session can only see the tenant. The same step applies the
-//! tenant's settings: the attribution window is put into `orders`, the SLA
-//! target into `conversations.sla_met`, the hourly rates replace the empty
-//! `team_hourly_rates`.
+//! tenant's settings as rows, not as SQL text: its `tenant_settings` row
+//! (attribution window, SLA target, time zone) and its hourly rates
+//! replace the default views of those names, and the views that read
+//! them are built on top.
 //!
 //! A KPI request then runs `sql/kpis/overview.sql` once per window and
 //! group. To keep that cheap, [`snapshot`] materializes once, in memory,
@@ -27,8 +28,8 @@ use std::sync::Arc;
 
 #[cfg(test)]
 use arrow::array::{Array, AsArray};
-use arrow::array::{Float64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{Float64Array, Int64Array, IntervalMonthDayNanoArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, IntervalUnit, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
@@ -44,39 +45,45 @@ use super::params::{self, Dimension, Window};
 use crate::settings::TenantSettings;
 use crate::tenant::TenantId;
 
-/// The text in `sql/views/orders.sql` that is the default attribution window.
-const ATTRIBUTION_WINDOW_SQL: &str = "INTERVAL '7 days'";
+/// `sla_met` of `sql/views/conversations.sql`, for a `conversations` built
+/// on kept rows: met when the first reply came within the session's
+/// target (`tenant_settings.sla_target_us`), missed when it came later or
+/// nobody has replied and the target has passed, NULL otherwise. Computed
+/// when read, since "the target has passed" depends on now.
+pub const SLA_MET_SQL: &str = "CASE \
+        WHEN first_customer_message_at IS NULL THEN NULL \
+        WHEN first_reply_at IS NOT NULL THEN \
+            arrow_cast(first_reply_at, 'Int64') - arrow_cast(first_customer_message_at, 'Int64') \
+                <= (SELECT sla_target_us FROM tenant_settings) \
+        WHEN arrow_cast(arrow_cast(now(), 'Timestamp(Microsecond, Some(\"UTC\"))'), 'Int64') \
+            > arrow_cast(first_customer_message_at, 'Int64') + (SELECT sla_target_us FROM tenant_settings) THEN false \
+    END";
 
-/// `orders.sql` with the tenant's attribution window.
-pub fn orders_view_sql(sql: &str, attribution_window_days: u32) -> Result<String> {
-    if attribution_window_days == 7 {
-        return Ok(sql.to_string());
-    }
-    if sql.matches(ATTRIBUTION_WINDOW_SQL).count() != 1 {
-        return Err(DataFusionError::Internal(format!(
-            "sql/views/orders.sql no longer holds the attribution window as exactly one {ATTRIBUTION_WINDOW_SQL}; \
-             update services/src/kpis/lake.rs"
-        )));
-    }
-    Ok(sql.replace(
-        ATTRIBUTION_WINDOW_SQL,
-        &format!("INTERVAL '{attribution_window_days} days'"),
-    ))
-}
-
-/// `sla_met` of `sql/views/conversations.sql` for another target: met when
-/// the first reply came within the target, missed when it came later or
-/// nobody has replied and the target has passed, NULL otherwise.
-pub fn sla_met_sql(target_us: i64) -> String {
-    format!(
-        "CASE \
-            WHEN first_customer_message_at IS NULL THEN NULL \
-            WHEN first_reply_at IS NOT NULL THEN \
-                arrow_cast(first_reply_at, 'Int64') - arrow_cast(first_customer_message_at, 'Int64') <= {target_us} \
-            WHEN arrow_cast(arrow_cast(now(), 'Timestamp(Microsecond, Some(\"UTC\"))'), 'Int64') \
-                > arrow_cast(first_customer_message_at, 'Int64') + {target_us} THEN false \
-        END"
-    )
+/// `tenant_settings` of one tenant (see `sql/views/tenant_settings.sql`):
+/// the settings the views read, as a row rather than as SQL text.
+pub fn settings_table(settings: &TenantSettings) -> Result<MemTable> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "attribution_window",
+            DataType::Interval(IntervalUnit::MonthDayNano),
+            false,
+        ),
+        Field::new("sla_target_us", DataType::Int64, false),
+        Field::new("time_zone", DataType::Utf8, false),
+    ]));
+    let days = i32::try_from(settings.attribution_window_days)
+        .map_err(|_| DataFusionError::Plan("the attribution window is too long".into()))?;
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(IntervalMonthDayNanoArray::from(vec![IntervalMonthDayNano::new(
+                0, days, 0,
+            )])),
+            Arc::new(Int64Array::from(vec![settings.sla_target_us()])),
+            Arc::new(StringArray::from(vec![settings.time_zone.as_str()])),
+        ],
+    )?;
+    MemTable::try_new(schema, vec![vec![batch]])
 }
 
 /// `team_hourly_rates` of one tenant (see `sql/views/team_hourly_rates.sql`).
@@ -226,23 +233,14 @@ pub async fn tenant_events_session(
 /// applied: its labour rates, attribution window and SLA target. Also used
 /// by analyst SQL sessions, so SQL sees the same facts as the KPIs.
 pub async fn register_tenant_views(ctx: &SessionContext, tenant: &TenantId, settings: &TenantSettings) -> Result<()> {
+    warehouse::views::register_functions(ctx);
     for (name, sql) in VIEWS {
         match name {
             "team_hourly_rates" => {
                 ctx.register_table(name, Arc::new(rates_table(tenant, settings)?))?;
             }
-            "orders" => {
-                ctx.sql(&orders_view_sql(sql, settings.attribution_window_days)?)
-                    .await?;
-            }
-            "conversations" => {
-                ctx.sql(&sql.replacen("CREATE VIEW conversations", "CREATE VIEW conversations_base", 1))
-                    .await?;
-                ctx.sql(&format!(
-                    "CREATE VIEW conversations AS SELECT * REPLACE ({} AS sla_met) FROM conversations_base",
-                    sla_met_sql(settings.sla_target_us())
-                ))
-                .await?;
+            "tenant_settings" => {
+                ctx.register_table(name, Arc::new(settings_table(settings)?))?;
             }
             _ => {
                 ctx.sql(sql).await?;
@@ -349,6 +347,8 @@ pub async fn snapshot(
         }
     }
     kctx.register_table("team_hourly_rates", Arc::new(rates_table(tenant, settings)?))?;
+    kctx.register_table("tenant_settings", Arc::new(settings_table(settings)?))?;
+    warehouse::views::register_functions(&kctx);
     kctx.sql("CREATE VIEW conversations AS SELECT * FROM conv_all").await?;
     Ok(kctx)
 }

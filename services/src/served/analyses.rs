@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value, json};
 
-use crate::analyses::{
-    Table, add_comparisons, add_csat_intervals, analysis_sql, full_grid, pairs_table, run_sql, traffic_sql,
-};
+use crate::analyses::{Table, add_comparisons, add_csat_intervals, analysis_sql, full_grid, pairs_table, run_sql};
 use crate::context::Services;
 use crate::error::ServiceError;
 use crate::keys::{Principal, Role, require_role};
@@ -219,8 +217,7 @@ impl Prepared {
 
     /// Every cell of the traffic heatmap's grid.
     pub async fn traffic(&self) -> Result<Table, ServiceError> {
-        let sql = traffic_sql(analysis_sql("traffic")?, &self.req.settings.time_zone)?;
-        Ok(full_grid(&self.run(&sql, false).await?))
+        Ok(full_grid(&self.run(analysis_sql("traffic")?, false).await?))
     }
 
     /// Each channel against the rest, with the tests of the difference.

@@ -493,7 +493,7 @@ impl TenantRollup {
         self.exposure_events.drop_from(lo).await?;
         let df = ctx
             .sql(&format!(
-                "SELECT {EXPOSURE_COLUMNS} FROM events WHERE type = 'experiment.exposed' AND {}",
+                "SELECT * FROM exposure_events WHERE {}",
                 in_bounds("occurred_at", hi)
             ))
             .await?
