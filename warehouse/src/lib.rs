@@ -15,6 +15,7 @@
 pub mod bounds;
 pub mod caps;
 pub mod events_table;
+pub mod fold;
 pub mod format;
 pub mod local_time;
 pub mod passthrough;

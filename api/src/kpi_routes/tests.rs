@@ -3,7 +3,7 @@
 use arrow::array::timezone::Tz;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::lake::{self, KpiRow};
+use super::lake::KpiRow;
 use super::params::*;
 use super::{csv_field, shape_kpis};
 
