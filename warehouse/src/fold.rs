@@ -48,6 +48,84 @@ pub struct FoldSettings {
 
 const REOPEN_WINDOW_US: i64 = 7 * 86_400_000_000;
 
+/// The columns of `events` the fold reads.
+pub const EVENT_COLUMNS: [&str; 31] = [
+    "event_id",
+    "tenant_id",
+    "type",
+    "occurred_at",
+    "conversation_id",
+    "customer_id",
+    "channel",
+    "channel_account",
+    "language",
+    "region",
+    "timezone",
+    "customer_tier",
+    "queue",
+    "source",
+    "sender",
+    "agent_id",
+    "private",
+    "automated",
+    "ai_suggestion",
+    "template_id",
+    "quick_reply_id",
+    "team",
+    "reason",
+    "resolved_by",
+    "tags",
+    "score",
+    "order_id",
+    "amount",
+    "currency",
+    "experiment_key",
+    "variant_key",
+];
+
+/// Who answered a customer turn (`messages.turn_reply_sender`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replier {
+    Bot,
+    Agent,
+}
+
+/// A script a conversation used (`script_uses`): its kind and key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScriptKind {
+    QuickReply,
+    Template,
+}
+
+impl ScriptKind {
+    /// The `kind` of `script_uses`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScriptKind::QuickReply => "quick_reply",
+            ScriptKind::Template => "template",
+        }
+    }
+}
+
+/// What else the KPIs read of a conversation's messages, beside its row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageFacts {
+    /// The answered customer turns in order: wait in seconds, who replied
+    /// (`messages.turn_response_s`, `turn_reply_sender`).
+    pub turns: Vec<(f64, Replier)>,
+    /// The agents that replied, by name (`count(DISTINCT agent_id)`).
+    pub replying_agents: Vec<String>,
+    /// The scripts used, each once, in order of kind and key (`script_uses`).
+    pub scripts: Vec<(ScriptKind, String)>,
+}
+
+/// The rows of `conversations` and, for each row, its [`MessageFacts`].
+#[derive(Debug, Clone)]
+pub struct Folded {
+    pub rows: RecordBatch,
+    pub messages: Vec<MessageFacts>,
+}
+
 /// The schema of the `conversations` view: the view planned once over an
 /// empty `events` table.
 pub fn conversations_schema() -> Result<SchemaRef> {
@@ -90,6 +168,8 @@ struct Cols {
     private: BooleanArray,
     automated: BooleanArray,
     ai_suggestion: StringArray,
+    template_id: StringArray,
+    quick_reply_id: StringArray,
     team: StringArray,
     reason: StringArray,
     resolved_by: StringArray,
@@ -146,6 +226,8 @@ impl Cols {
             private: flag("private")?,
             automated: flag("automated")?,
             ai_suggestion: s("ai_suggestion")?,
+            template_id: s("template_id")?,
+            quick_reply_id: s("quick_reply_id")?,
             team: s("team")?,
             reason: s("reason")?,
             resolved_by: s("resolved_by")?,
@@ -218,6 +300,11 @@ struct ConvOrders<'a> {
 /// The rows of `conversations` for the events in `batches` (any order, any
 /// tenants), in the view's schema, ordered by tenant and conversation.
 pub fn fold(batches: &[RecordBatch], settings: FoldSettings) -> Result<RecordBatch> {
+    Ok(fold_with_messages(batches, settings)?.rows)
+}
+
+/// [`fold`] with each row's [`MessageFacts`].
+pub fn fold_with_messages(batches: &[RecordBatch], settings: FoldSettings) -> Result<Folded> {
     let schema = conversations_schema()?;
     let amount_type = ingest::schema::events_schema()
         .field_with_name("amount")
@@ -327,7 +414,11 @@ pub fn fold(batches: &[RecordBatch], settings: FoldSettings) -> Result<RecordBat
         let orders = conv_orders.get(&id);
         out.push(id, &evs, &cols, orders, settings);
     }
-    out.finish(&schema)
+    let messages = std::mem::take(&mut out.message_facts);
+    Ok(Folded {
+        rows: out.finish(&schema)?,
+        messages,
+    })
 }
 
 /// The view's columns, one vector each.
@@ -344,6 +435,7 @@ struct Rows<'a> {
     tags: Vec<Option<Vec<Option<String>>>>,
     experiment_variants: Vec<Option<Vec<Option<String>>>>,
     order_net_amount: Vec<Option<i128>>,
+    message_facts: Vec<MessageFacts>,
 }
 
 impl<'a> Rows<'a> {
@@ -577,6 +669,11 @@ impl<'a> Rows<'a> {
         );
         self.b("human_handled", Some(m.agent_replies > 0));
         self.b("converted", Some(attributed_orders > 0));
+        self.message_facts.push(MessageFacts {
+            turns: m.turns,
+            replying_agents: m.replying_agents.iter().map(|a| a.to_string()).collect(),
+            scripts: m.scripts.into_iter().map(|(k, key)| (k, key.to_string())).collect(),
+        });
     }
 
     fn finish(self, schema: &SchemaRef) -> Result<RecordBatch> {
@@ -665,6 +762,9 @@ struct Messages<'a> {
     customer_turns: i64,
     /// The waits of the answered turns, in seconds.
     waits: Vec<f64>,
+    /// The answered turns: wait, who replied.
+    turns: Vec<(f64, Replier)>,
+    scripts: BTreeSet<(ScriptKind, &'a str)>,
     /// When the agent replies came, in order.
     agent_reply_ats: Vec<i64>,
 }
@@ -683,6 +783,12 @@ impl<'a> Messages<'a> {
             let automated = c.automated.is_valid(r) && c.automated.value(r);
             let is_reply = matches!(sender, Some("bot" | "agent")) && !private && !automated;
             m.messages += 1;
+            if !private {
+                m.scripts
+                    .extend(opt(&c.quick_reply_id, r).map(|k| (ScriptKind::QuickReply, k)));
+                m.scripts
+                    .extend(opt(&c.template_id, r).map(|k| (ScriptKind::Template, k)));
+            }
             m.private_notes += i64::from(private);
             m.automated_messages += i64::from(automated);
             match sender {
@@ -719,7 +825,13 @@ impl<'a> Messages<'a> {
                 if i == 0 {
                     m.first_reply = Some((reply_at, by));
                 }
-                m.waits.push((reply_at - at) as f64 / 1_000_000.0);
+                let wait = (reply_at - at) as f64 / 1_000_000.0;
+                m.waits.push(wait);
+                let replier = match by {
+                    Some("bot") => Replier::Bot,
+                    _ => Replier::Agent,
+                };
+                m.turns.push((wait, replier));
             }
         }
         m

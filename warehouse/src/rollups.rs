@@ -101,7 +101,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::common::ScalarValue;
@@ -110,6 +110,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use ingest::ReadView;
+
+use crate::fold::{EVENT_COLUMNS, FoldSettings, MessageFacts, Replier, fold_with_messages};
 
 use self::fact::*;
 pub use self::held::tenants;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{DataType, Float64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -110,9 +110,98 @@ fn differences(view: &RecordBatch, folded: &RecordBatch) -> Vec<String> {
     out
 }
 
+/// The rows of `sql` over the views of `batches`, cells rendered and
+/// joined with `|` (floats to 6 places).
+async fn view_lines(batches: &[RecordBatch], sql: &str) -> Vec<String> {
+    let ctx = SessionContext::new();
+    let table = MemTable::try_new(events_schema(), vec![batches.to_vec()]).unwrap();
+    ctx.register_table("events", Arc::new(table)).unwrap();
+    crate::views::register_views(&ctx).unwrap();
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in ctx.sql(sql).await.unwrap().collect().await.unwrap() {
+        let columns: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Float64 => Arc::new(StringArray::from(
+                    c.as_primitive::<Float64Type>()
+                        .iter()
+                        .map(|v| v.map(|v| format!("{v:.6}")))
+                        .collect::<Vec<_>>(),
+                )) as ArrayRef,
+                _ => c.clone(),
+            })
+            .collect();
+        let formatters: Vec<_> = columns
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
+
+/// The turns, replying agents and scripts of the fold against the
+/// `messages` and `script_uses` views.
+async fn assert_message_facts_are_the_views(batches: &[RecordBatch], folded: &Folded, what: &str) {
+    let ids = folded
+        .rows
+        .column_by_name("conversation_id")
+        .unwrap()
+        .as_string::<i32>();
+    let tenants = folded.rows.column_by_name("tenant_id").unwrap().as_string::<i32>();
+    let (mut turns, mut agents, mut scripts) = (Vec::new(), Vec::new(), Vec::new());
+    for (r, m) in folded.messages.iter().enumerate() {
+        let (t, c) = (tenants.value(r), ids.value(r));
+        for (wait, by) in &m.turns {
+            let by = match by {
+                Replier::Bot => "bot",
+                Replier::Agent => "agent",
+            };
+            turns.push(format!("{t}|{c}|{wait:.6}|{by}"));
+        }
+        agents.extend(m.replying_agents.iter().map(|a| format!("{t}|{c}|{a}")));
+        scripts.extend(m.scripts.iter().map(|(k, key)| format!("{t}|{c}|{}|{key}", k.name())));
+    }
+    let view_turns = view_lines(
+        batches,
+        "SELECT tenant_id, conversation_id, turn_response_s, turn_reply_sender FROM messages \
+         WHERE turn_response_s IS NOT NULL AND conversation_id IS NOT NULL \
+         ORDER BY tenant_id, conversation_id, occurred_at, event_id",
+    )
+    .await;
+    assert_eq!(turns, view_turns, "{what}: turns");
+    let view_agents = view_lines(
+        batches,
+        "SELECT tenant_id, conversation_id, agent_id FROM messages \
+         WHERE is_reply AND sender = 'agent' AND agent_id IS NOT NULL AND conversation_id IS NOT NULL \
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .await;
+    assert_eq!(agents, view_agents, "{what}: replying agents");
+    let view_scripts = view_lines(
+        batches,
+        "SELECT tenant_id, conversation_id, kind, \"key\" FROM script_uses \
+         WHERE conversation_id IS NOT NULL ORDER BY 1, 2, 3, 4",
+    )
+    .await;
+    assert_eq!(scripts, view_scripts, "{what}: scripts");
+}
+
 async fn assert_fold_is_the_view(batches: &[RecordBatch], window_days: i64, what: &str) -> usize {
     let view = view_rows(batches, window_days).await;
-    let folded = fold(batches, settings(window_days)).unwrap();
+    let folded = fold_with_messages(batches, settings(window_days)).unwrap();
+    assert_message_facts_are_the_views(batches, &folded, what).await;
+    let folded = folded.rows;
     let diff = differences(&view, &folded);
     assert!(
         diff.is_empty(),

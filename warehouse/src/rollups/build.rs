@@ -232,7 +232,6 @@ impl TenantRollup {
     /// orders; keeping their partial conversations only to drop them
     /// again cost memory and time).
     pub(super) async fn load(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<usize> {
-        let params = bound_params(lo, hi);
         // facts with first_event >= lo go
         let gone: Vec<(i64, usize)> = self.by_first_event.range((lo, 0)..).copied().collect();
         for (_, i) in gone {
@@ -247,17 +246,10 @@ impl TenantRollup {
         }
         self.drop_rows_from(lo).await?;
         self.load_exposure_events(ctx, lo, hi).await?;
-        // The view is computed once; its rows are kept and the facts read
-        // from them.
-        let new_rows = ctx
-            .sql(&format!(
-                "SELECT * FROM conversations WHERE {}",
-                in_bounds("first_event_at", hi)
-            ))
-            .await?
-            .with_param_values(params.clone())?
-            .collect()
-            .await?;
+        // The conversations are folded from their events once (the view's
+        // rows, `crate::fold`); their rows are kept and the facts read from
+        // them.
+        let (new_rows, messages) = self.fold(ctx, lo, hi).await?;
         let rows_ctx = SessionContext::new();
         if let Some(first) = new_rows.first() {
             rows_ctx.register_table(
@@ -288,54 +280,23 @@ impl TenantRollup {
         // first), so it keeps its fact.
         loaded.retain(|id, _| !self.by_id.contains_key(id));
         self.keep_rows(new_rows, &loaded).await?;
-        self.load_script_uses(ctx, &loaded).await?;
-        let turns_sql = "SELECT conversation_id, turn_response_s, turn_reply_sender FROM messages \
-                         WHERE turn_response_s IS NOT NULL";
+        self.keep_script_uses(&messages, &loaded).await?;
         let mut turns: HashMap<Arc<str>, Vec<(f64, u8)>> = HashMap::new();
-        let mut stream = ctx.sql(turns_sql).await?.execute_stream().await?;
-        while let Some(batch) = stream.next().await {
-            let b = batch?;
-            let (c, w, s) = (
-                strings(&b, "conversation_id")?,
-                float64s(&b, "turn_response_s")?,
-                strings(&b, "turn_reply_sender")?,
-            );
-            let (c, w, s) = (
-                c.as_string::<i32>(),
-                w.as_primitive::<Float64Type>(),
-                s.as_string::<i32>(),
-            );
-            for r in 0..b.num_rows() {
-                if c.is_null(r) || w.is_null(r) {
-                    continue;
-                }
-                if let Some((k, _)) = loaded.get_key_value(c.value(r)) {
-                    let seg = match s.is_valid(r).then(|| s.value(r)) {
-                        Some("bot") => SEG_BOT,
-                        Some("agent") => SEG_HUMAN,
-                        _ => SEG_OTHER,
-                    };
-                    turns.entry(k.clone()).or_default().push((w.value(r), seg));
-                }
-            }
-        }
-        let agents_sql = "SELECT conversation_id, agent_id FROM messages \
-                          WHERE is_reply AND sender = 'agent' AND agent_id IS NOT NULL \
-                          GROUP BY conversation_id, agent_id";
         let mut agents: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
-        let mut stream = ctx.sql(agents_sql).await?.execute_stream().await?;
-        while let Some(batch) = stream.next().await {
-            let b = batch?;
-            let (c, a) = (strings(&b, "conversation_id")?, strings(&b, "agent_id")?);
-            let (c, a) = (c.as_string::<i32>(), a.as_string::<i32>());
-            for r in 0..b.num_rows() {
-                if c.is_null(r) || a.is_null(r) {
-                    continue;
-                }
-                if let Some((k, _)) = loaded.get_key_value(c.value(r)) {
-                    let id = self.names.intern(a.value(r));
-                    agents.entry(k.clone()).or_default().push(id);
-                }
+        for (_, id, m) in &messages {
+            let Some((k, _)) = loaded.get_key_value(id.as_str()) else {
+                continue;
+            };
+            if !m.turns.is_empty() {
+                let seg = |by: &Replier| match by {
+                    Replier::Bot => SEG_BOT,
+                    Replier::Agent => SEG_HUMAN,
+                };
+                turns.insert(k.clone(), m.turns.iter().map(|(w, by)| (*w, seg(by))).collect());
+            }
+            if !m.replying_agents.is_empty() {
+                let ids = m.replying_agents.iter().map(|a| self.names.intern(a)).collect();
+                agents.insert(k.clone(), ids);
             }
         }
         // orders: placed since lo are recomputed; attributed ones feed facts
@@ -488,6 +449,52 @@ impl TenantRollup {
         Ok(n)
     }
 
+    /// The `conversations` rows whose first event is in `[lo, hi)`, folded
+    /// from the events of `ctx` ([`crate::fold`]), and each one's message
+    /// facts as (tenant, conversation, facts).
+    #[allow(clippy::type_complexity)]
+    pub(super) async fn fold(
+        &self,
+        ctx: &SessionContext,
+        lo: i64,
+        hi: Option<i64>,
+    ) -> Result<(Vec<RecordBatch>, Vec<(String, String, MessageFacts)>)> {
+        let columns: Vec<String> = EVENT_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
+        let events = ctx
+            .sql(&format!("SELECT {} FROM events", columns.join(", ")))
+            .await?
+            .collect()
+            .await?;
+        let folded = fold_with_messages(
+            &events,
+            FoldSettings {
+                attribution_window_us: i64::from(self.config.map_or(7, |c| c.attribution_window_days)) * DAY_US,
+                sla_target_us: self.config.map_or(120_000_000, |c| c.sla_target_us),
+                now_us: chrono::Utc::now().timestamp_micros(),
+            },
+        )?;
+        drop(events);
+        let first = int64s(&folded.rows, "first_event_at")?;
+        let mask: BooleanArray = first
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|v| Some(v.is_some_and(|v| v >= lo && hi.is_none_or(|hi| v < hi))))
+            .collect();
+        let rows = filter_record_batch(&folded.rows, &mask)?;
+        let (tenants, ids) = (strings(&rows, "tenant_id")?, strings(&rows, "conversation_id")?);
+        let (tenants, ids) = (tenants.as_string::<i32>(), ids.as_string::<i32>());
+        let messages = folded
+            .messages
+            .into_iter()
+            .zip(mask.values().iter())
+            .filter(|(_, keep)| *keep)
+            .enumerate()
+            .map(|(r, (m, _))| (tenants.value(r).to_string(), ids.value(r).to_string(), m))
+            .collect();
+        let rows = if rows.num_rows() == 0 { vec![] } else { vec![rows] };
+        Ok((rows, messages))
+    }
+
     /// Replaces the kept exposure events from `lo` on with those of `ctx`.
     pub(super) async fn load_exposure_events(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<()> {
         self.exposure_events.drop_from(lo).await?;
@@ -512,51 +519,46 @@ impl TenantRollup {
 
     /// Keeps the `script_uses` rows of the conversations in `loaded`, each
     /// with its conversation's first event.
-    pub(super) async fn load_script_uses(
+    pub(super) async fn keep_script_uses(
         &mut self,
-        ctx: &SessionContext,
+        messages: &[(String, String, MessageFacts)],
         loaded: &HashMap<Arc<str>, Fact>,
     ) -> Result<()> {
-        let df = ctx
-            .sql("SELECT tenant_id, conversation_id, kind, \"key\" FROM script_uses")
-            .await?;
-        let mut fields: Vec<Field> = df
-            .schema()
-            .as_arrow()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        fields.push(Field::new(
-            "first_event_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ));
-        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let text = || Field::new("", DataType::Utf8, true);
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            text().with_name("tenant_id"),
+            text().with_name("conversation_id"),
+            text().with_name("kind"),
+            text().with_name("key"),
+            Field::new(
+                "first_event_at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
         self.script_uses.set_schema(schema.clone());
-        let mut keep = Vec::new();
-        for b in df.collect().await? {
-            let ids = strings(&b, "conversation_id")?;
-            let ids = ids.as_string::<i32>();
-            let first = TimestampMicrosecondArray::from(
-                (0..b.num_rows())
-                    .map(|r| {
-                        ids.is_valid(r)
-                            .then(|| loaded.get(ids.value(r)).map(|f| f.first_event_us))
-                            .flatten()
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .with_timezone("UTC");
-            let mask: BooleanArray = first.iter().map(|v| Some(v.is_some())).collect();
-            let mut columns = b.columns().to_vec();
-            columns.push(Arc::new(first));
-            keep.push(filter_record_batch(
-                &RecordBatch::try_new(schema.clone(), columns)?,
-                &mask,
-            )?);
+        let (mut tenants, mut ids, mut kinds, mut keys, mut firsts) = (vec![], vec![], vec![], vec![], vec![]);
+        for (tenant, id, m) in messages {
+            let Some(f) = loaded.get(id.as_str()) else { continue };
+            for (kind, key) in &m.scripts {
+                tenants.push(tenant.as_str());
+                ids.push(id.as_str());
+                kinds.push(kind.name());
+                keys.push(key.as_str());
+                firsts.push(f.first_event_us);
+            }
         }
-        self.script_uses.push(&keep).await
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(tenants)),
+                Arc::new(StringArray::from(ids)),
+                Arc::new(StringArray::from(kinds)),
+                Arc::new(StringArray::from(keys)),
+                Arc::new(TimestampMicrosecondArray::from(firsts).with_timezone("UTC")),
+            ],
+        )?;
+        self.script_uses.push(&[batch]).await
     }
 
     /// Keeps the rows of `batches` whose conversation is in `loaded`, under

@@ -44,7 +44,6 @@ pub(super) const HUMAN_HANDLED: u16 = 256;
 /// Reply sender of a customer turn.
 pub(super) const SEG_BOT: u8 = 0;
 pub(super) const SEG_HUMAN: u8 = 1;
-pub(super) const SEG_OTHER: u8 = 2;
 
 /// A NULL instant of a [`Fact`]; a NULL duration is NaN. A million facts
 /// are held at once: `Option`s would cost them 8 bytes a field more.
