@@ -1,4 +1,5 @@
-//! The command line: `serve`, `key create`, `ingest`, `generate`, `demo`.
+//! The command line: `serve`, `key create`, `ingest`, `generate`, `demo`,
+//! `backtest`, `facts verify`, `audit verify`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -74,6 +75,11 @@ pub enum Command {
         #[arg(long)]
         tz: Option<String>,
     },
+    /// The conversation facts the server folds from events.
+    Facts {
+        #[command(subcommand)]
+        command: FactsCommand,
+    },
     /// Write realistic contract-v1 NDJSON for three demo tenants.
     Generate {
         #[command(flatten)]
@@ -123,10 +129,60 @@ impl GenArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum FactsCommand {
+    /// Recompute a random sample of conversations with the SQL views
+    /// (`sql/views/conversations.sql`) from the events and compare them,
+    /// column by column, with the rows cxlake serves; exits non-zero and
+    /// lists the differences if there are any. Reads the data directory
+    /// directly (stop the server first).
+    Verify {
+        /// Only this tenant (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Conversations per tenant.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain of `<data>/audit/`; exits non-zero and names the
     /// first record that was edited, deleted or reordered.
     Verify,
+}
+
+/// `cxlake facts verify` (see [`FactsCommand::Verify`]).
+async fn verify_facts(cfg: &Config, tenant: Option<String>, sample: usize) -> Result<()> {
+    let ingestor = open_ingestor(cfg).await?;
+    let warehouse = warehouse::Warehouse::new(ingestor.clone());
+    let tenants: Vec<String> = match tenant {
+        Some(t) => vec![t],
+        None => warehouse::rollups::tenants(&ingestor.read_view()).into_iter().collect(),
+    };
+    let mut differing = 0;
+    for t in tenants {
+        let id = services::tenant::TenantId::parse(&t).with_context(|| format!("{t:?} is not a tenant id"))?;
+        let settings =
+            services::settings::load(&cfg.data_dir, &id).with_context(|| format!("settings of tenant {t}"))?;
+        let v = services::kpis::verify::verify(&warehouse, &id, &settings, sample)
+            .await
+            .with_context(|| format!("verifying tenant {t}"))?;
+        println!(
+            "{t}: {} of {} conversations recomputed from the events, {} differences",
+            v.sampled,
+            v.conversations,
+            v.differences.len()
+        );
+        for d in &v.differences {
+            println!("  {d}");
+        }
+        differing += v.differences.len();
+    }
+    if differing > 0 {
+        bail!("{differing} differences between the served rows and the views");
+    }
+    Ok(())
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -148,6 +204,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             command: AuditCommand::Verify,
         } => crate::key_routes::run_audit_verify(&cfg.data_dir),
         Command::Generate { gen_args, out } => generate(&gen_args, &out),
+        Command::Facts {
+            command: FactsCommand::Verify { tenant, sample },
+        } => verify_facts(&cfg, tenant, sample).await,
         Command::Backtest { tenant, interval, tz } => {
             let args = crate::forecast_routes::backtest::BacktestArgs {
                 tenant,

@@ -1,6 +1,7 @@
 //! KPIs from the lake: the request parameters ([`params`]), the SQL
 //! definitions run over a tenant session ([`lake`]) and the served path
-//! over the incrementally maintained rollups ([`fast`]).
+//! over the incrementally maintained rollups ([`fast`]), and the check of
+//! the served rows against the views ([`verify`]).
 
 use crate::keys::Role;
 
@@ -11,3 +12,4 @@ pub mod answer;
 pub mod fast;
 pub mod lake;
 pub mod params;
+pub mod verify;

@@ -27,7 +27,8 @@ use arrow::array::{
     ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int32Type, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Float64Type, Int32Type, SchemaRef, TimeUnit};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
@@ -724,6 +725,67 @@ impl<'a> Rows<'a> {
         }
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
+}
+
+/// Every difference between two sets of `conversations` rows in the same
+/// order (the view's, `view`, and others, `folded`), one line each,
+/// naming the conversation and the column: floats within 1e-9 relative
+/// (sums may add in another order), the rest equal. Columns are matched by
+/// name and type; nullability may differ.
+pub fn differences(view: &RecordBatch, folded: &RecordBatch) -> Vec<String> {
+    let mut out = Vec::new();
+    let shape = |b: &RecordBatch| -> Vec<(String, DataType)> {
+        b.schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect()
+    };
+    if shape(view) != shape(folded) {
+        out.push(format!("the columns differ:\n{:?}\n{:?}", shape(view), shape(folded)));
+        return out;
+    }
+    if view.num_rows() != folded.num_rows() {
+        out.push(format!(
+            "{} rows in the view, {} folded",
+            view.num_rows(),
+            folded.num_rows()
+        ));
+    }
+    let options = FormatOptions::default().with_null("NULL");
+    let ids = view.column_by_name("conversation_id").unwrap();
+    let ids = ArrayFormatter::try_new(ids.as_ref(), &options).unwrap();
+    for (i, field) in view.schema().fields().iter().enumerate() {
+        let (a, b) = (view.column(i), folded.column(i));
+        for r in 0..view.num_rows().min(folded.num_rows()) {
+            let same = if field.data_type() == &DataType::Float64 {
+                let (x, y) = (a.as_primitive::<Float64Type>(), b.as_primitive::<Float64Type>());
+                match (x.is_valid(r), y.is_valid(r)) {
+                    (true, true) => {
+                        let (x, y) = (x.value(r), y.value(r));
+                        (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+                    }
+                    (v, f) => v == f,
+                }
+            } else {
+                let fa = ArrayFormatter::try_new(a.as_ref(), &options).unwrap();
+                let fb = ArrayFormatter::try_new(b.as_ref(), &options).unwrap();
+                fa.value(r).to_string() == fb.value(r).to_string()
+            };
+            if !same {
+                let fa = ArrayFormatter::try_new(a.as_ref(), &options).unwrap();
+                let fb = ArrayFormatter::try_new(b.as_ref(), &options).unwrap();
+                out.push(format!(
+                    "{} {}: view {} fold {}",
+                    ids.value(r),
+                    field.name(),
+                    fa.value(r),
+                    fb.value(r)
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn string_lists(lists: impl Iterator<Item = Option<Vec<Option<String>>>>) -> ArrayRef {

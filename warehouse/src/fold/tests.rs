@@ -59,57 +59,6 @@ async fn view_rows(batches: &[RecordBatch], window_days: i64) -> RecordBatch {
     arrow::compute::concat_batches(&schema, &batches).unwrap()
 }
 
-/// Every difference between two row sets of the view's schema: floats
-/// within 1e-9 relative (sums may add in another order), the rest equal.
-fn differences(view: &RecordBatch, folded: &RecordBatch) -> Vec<String> {
-    let mut out = Vec::new();
-    if view.schema() != folded.schema() {
-        out.push(format!("schemas differ:\n{:?}\n{:?}", view.schema(), folded.schema()));
-        return out;
-    }
-    if view.num_rows() != folded.num_rows() {
-        out.push(format!(
-            "{} rows in the view, {} folded",
-            view.num_rows(),
-            folded.num_rows()
-        ));
-    }
-    let options = FormatOptions::default().with_null("NULL");
-    let ids = view.column_by_name("conversation_id").unwrap();
-    let ids = ArrayFormatter::try_new(ids.as_ref(), &options).unwrap();
-    for (i, field) in view.schema().fields().iter().enumerate() {
-        let (a, b) = (view.column(i), folded.column(i));
-        for r in 0..view.num_rows().min(folded.num_rows()) {
-            let same = if field.data_type() == &DataType::Float64 {
-                let (x, y) = (a.as_primitive::<Float64Type>(), b.as_primitive::<Float64Type>());
-                match (x.is_valid(r), y.is_valid(r)) {
-                    (true, true) => {
-                        let (x, y) = (x.value(r), y.value(r));
-                        (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
-                    }
-                    (v, f) => v == f,
-                }
-            } else {
-                let fa = ArrayFormatter::try_new(a.as_ref(), &options).unwrap();
-                let fb = ArrayFormatter::try_new(b.as_ref(), &options).unwrap();
-                fa.value(r).to_string() == fb.value(r).to_string()
-            };
-            if !same {
-                let fa = ArrayFormatter::try_new(a.as_ref(), &options).unwrap();
-                let fb = ArrayFormatter::try_new(b.as_ref(), &options).unwrap();
-                out.push(format!(
-                    "{} {}: view {} fold {}",
-                    ids.value(r),
-                    field.name(),
-                    fa.value(r),
-                    fb.value(r)
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// The rows of `sql` over the views of `batches`, cells rendered and
 /// joined with `|` (floats to 6 places).
 async fn view_lines(batches: &[RecordBatch], sql: &str) -> Vec<String> {
