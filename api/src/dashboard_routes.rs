@@ -248,7 +248,16 @@ fn error_page(lang: Lang, theme: Theme, p: &Problem) -> Response {
         title: p.title.to_string(),
         detail: p.detail.clone(),
     };
-    html(p.status, dashboards::render_error(lang, theme, &data))
+    let mut resp = html(p.status, dashboards::render_error(lang, theme, &data));
+    if let Some(seconds) = p.retry_after_s {
+        // A page that can be retried (facts still being built) reloads
+        // itself, as a manager would press reload.
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        resp.headers_mut()
+            .insert(header::REFRESH, HeaderValue::from(seconds.max(1)));
+    }
+    resp
 }
 
 fn accept_language(headers: &HeaderMap) -> Option<&str> {
@@ -566,7 +575,7 @@ async fn overview(
     }
 
     // The numbers of `/v1/kpis`, from the same materialized rollups.
-    let rollup = services::kpis::fast::rollup(&state.warehouse, &tenant, &settings)
+    let rollup = services::kpis::fast::serving_rollup(&state.warehouse, &tenant, &settings)
         .await
         .map_err(kpi_routes::internal)?;
     let now_us = Utc::now().timestamp_micros();

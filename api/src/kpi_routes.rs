@@ -103,7 +103,7 @@ pub(crate) fn param_problem(e: ParamError) -> Problem {
     Problem::from(services::kpis::answer::param_error(e))
 }
 
-pub(crate) fn internal(e: impl std::fmt::Display) -> Problem {
+pub(crate) fn internal(e: impl std::fmt::Display + 'static) -> Problem {
     Problem::from(services::ServiceError::failed("KPI query failed", e))
 }
 

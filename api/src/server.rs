@@ -38,6 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         // Chatwoot sends no Authorization header: the webhook route
         // authenticates by signature or `?key=` itself.
         .merge(crate::chatwoot_routes::routes())
@@ -50,15 +51,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Resolves the bearer key into a [`Principal`] request extension.
-async fn authenticate(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
+/// The key of an `Authorization: Bearer <key>` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    match presented.and_then(|k| state.keys.authenticate(k)) {
+        .map(str::trim)
+}
+
+/// Resolves the bearer key into a [`Principal`] request extension.
+async fn authenticate(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    match bearer(req.headers()).and_then(|k| state.keys.authenticate(k)) {
         Some(p) => {
             req.extensions_mut().insert(p);
             next.run(req).await
@@ -75,6 +79,51 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         "buffered_batches": view.buffered.len(),
     }))
     .into_response()
+}
+
+/// Readiness, as against `/healthz` (liveness): 200 once every tenant in
+/// the lake has its facts built, 503 while any is still building after a
+/// start. Without a key it gives counts only; with one, also the state of
+/// each tenant the key may see (`ready`, `building`, `waiting`, `failed`).
+async fn readyz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let principal = bearer(&headers).and_then(|k| state.keys.authenticate(k));
+    let tenants = warehouse::rollups::tenants(&state.ingestor.read_view());
+    let mut counts: std::collections::BTreeMap<&str, usize> = ["ready", "building", "waiting", "failed"]
+        .into_iter()
+        .map(|k| (k, 0))
+        .collect();
+    let mut shown = serde_json::Map::new();
+    for t in &tenants {
+        let name = match &*state.warehouse.build_signal(t).borrow() {
+            warehouse::BuildState::Built => "ready",
+            warehouse::BuildState::Building => "building",
+            warehouse::BuildState::NotStarted => "waiting",
+            warehouse::BuildState::Failed(_) => "failed",
+        };
+        *counts.entry(name).or_default() += 1;
+        if principal.as_ref().is_some_and(|p| p.tenant.allows(t)) {
+            shown.insert(t.clone(), json!(name));
+        }
+    }
+    let ready = counts["ready"] == tenants.len();
+    let mut body = json!({
+        "status": if ready { "ready" } else { "starting" },
+        "tenants": tenants.len(),
+        "facts": counts,
+    });
+    if principal.is_some() {
+        body["tenant_facts"] = serde_json::Value::Object(shown);
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    if !ready {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+    }
+    resp
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ServiceError;
 use crate::kpis::params::Window;
 
-fn internal(e: impl std::fmt::Display) -> ServiceError {
+fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
     ServiceError::failed("KPI query failed", e)
 }
 

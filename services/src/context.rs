@@ -59,7 +59,7 @@ impl std::fmt::Debug for Services {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ServiceError {
+fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
     ServiceError::failed("tenant data", e)
 }
 
@@ -144,7 +144,7 @@ impl Services {
     /// anything is materialized.
     pub async fn data_version(&self, tenant: &TenantId) -> Result<(TenantSettings, Option<u64>), ServiceError> {
         let settings = self.load_settings(tenant).await?;
-        let version = fast::rollup(&self.warehouse, tenant, &settings)
+        let version = fast::serving_rollup(&self.warehouse, tenant, &settings)
             .await
             .map_err(internal)?
             .data_version();

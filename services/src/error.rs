@@ -90,10 +90,75 @@ impl ServiceError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
     }
 
-    /// An internal error from `e`, logged with `what` failed.
-    pub fn failed(what: &str, e: impl std::fmt::Display) -> Self {
+    /// An internal error from `e`, logged with `what` failed; unless `e`
+    /// is a query that stopped because a tenant's facts are not built yet
+    /// ([`FactsNotReady`]): then 503 with `Retry-After`.
+    pub fn failed(what: &str, e: impl std::fmt::Display + 'static) -> Self {
+        if let Some(not_ready) = FactsNotReady::in_error(&e) {
+            return not_ready.into();
+        }
         tracing::error!(error = %e, "{what}");
         Self::internal(e.to_string())
+    }
+}
+
+/// A request met a tenant whose facts are still being built (the first
+/// build after a start, which reads the whole lake): it is answered at
+/// once with 503 and `Retry-After`, never left waiting for the build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactsNotReady {
+    pub tenant: String,
+}
+
+impl std::fmt::Display for FactsNotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the facts of tenant {} are being built from the lake; retry in a second",
+            self.tenant
+        )
+    }
+}
+
+impl std::error::Error for FactsNotReady {}
+
+impl FactsNotReady {
+    /// As a query error, which keeps it recognizable through DataFusion.
+    pub fn into_query_error(self) -> datafusion::error::DataFusionError {
+        datafusion::error::DataFusionError::External(Box::new(self))
+    }
+
+    /// The `FactsNotReady` that `e` is or wraps, if any.
+    pub fn in_error(e: &(dyn std::any::Any + 'static)) -> Option<FactsNotReady> {
+        if let Some(n) = e.downcast_ref::<FactsNotReady>() {
+            return Some(n.clone());
+        }
+        let mut source: &(dyn std::error::Error + 'static) = e.downcast_ref::<datafusion::error::DataFusionError>()?;
+        loop {
+            if let Some(n) = source.downcast_ref::<FactsNotReady>() {
+                return Some(n.clone());
+            }
+            if let Some(datafusion::error::DataFusionError::External(inner)) =
+                source.downcast_ref::<datafusion::error::DataFusionError>()
+            {
+                if let Some(n) = inner.downcast_ref::<FactsNotReady>() {
+                    return Some(n.clone());
+                }
+            }
+            source = source.source()?;
+        }
+    }
+}
+
+impl From<FactsNotReady> for ServiceError {
+    fn from(n: FactsNotReady) -> Self {
+        ServiceError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "facts-not-ready",
+            "Facts are being built",
+            n.to_string(),
+        )
+        .with_retry_after(1)
     }
 }
 

@@ -41,4 +41,4 @@ pub mod sql;
 pub mod tenant;
 
 pub use context::Services;
-pub use error::ServiceError;
+pub use error::{FactsNotReady, ServiceError};

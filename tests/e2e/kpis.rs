@@ -702,3 +702,38 @@ fn facts_verify_finds_the_served_rows_equal_to_the_views() {
         assert!(line.contains(": 200 of "), "{line}");
     }
 }
+
+/// `/readyz` is readiness, `/healthz` liveness: once a tenant's facts are
+/// built (a KPI answer proves it) the tenant counts as ready; without a key
+/// only the counts are shown, with one only the tenants the key may see.
+#[test]
+fn readyz_tells_whose_facts_are_built_to_whom_may_know() {
+    let f = start(&[]);
+    for key in [&f.acme_admin, &f.beta_admin] {
+        client(&f.server, key).get_json("/v1/kpis?from=2025-03-30&to=2025-03-31");
+    }
+    let get = |headers: &[(&str, &str)]| {
+        let r = f
+            .server
+            .request("GET", "/readyz", headers, b"")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    };
+    let anonymous = get(&[]);
+    assert_eq!(anonymous["status"], "ready", "{anonymous}");
+    assert_eq!(anonymous["tenants"], 2, "{anonymous}");
+    assert_eq!(anonymous["facts"]["ready"], 2, "{anonymous}");
+    assert!(
+        anonymous.get("tenant_facts").is_none(),
+        "no tenant names without a key: {anonymous}"
+    );
+    let acme = get(&[("Authorization", &format!("Bearer {}", f.acme_admin))]);
+    assert_eq!(acme["tenant_facts"], serde_json::json!({"acme": "ready"}), "{acme}");
+    let platform = get(&[("Authorization", &format!("Bearer {}", f.platform_admin))]);
+    assert_eq!(
+        platform["tenant_facts"],
+        serde_json::json!({"acme": "ready", "beta": "ready"}),
+        "{platform}"
+    );
+}

@@ -25,6 +25,10 @@ pub fn bin() -> String {
 /// passes its own `CXLAKE_MAX_EVENT_AGE_DAYS` to [`Server::start`].
 pub const WIDE_EVENT_WINDOW: (&str, &str) = ("CXLAKE_MAX_EVENT_AGE_DAYS", "36500");
 
+/// How long a request waits for a tenant's first build before it is
+/// answered 503 (`CXLAKE_FACTS_WAIT_MS`).
+pub const FACTS_WAIT: (&str, &str) = ("CXLAKE_FACTS_WAIT_MS", "600000");
+
 /// Runs `cxlake key create` and returns the key (the last line printed).
 pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
     create_key_with(data, tenant, role, &[])
@@ -124,6 +128,10 @@ impl Server {
             .env("CXLAKE_LOG", "warn")
             .env("CXLAKE_PG_LISTEN", "off")
             .env(WIDE_EVENT_WINDOW.0, WIDE_EVENT_WINDOW.1)
+            // Tests of answers wait for a tenant's first build however long
+            // it takes on a loaded machine; the bounded wait and its 503
+            // have tests of their own (`services::kpis::fast`).
+            .env(FACTS_WAIT.0, FACTS_WAIT.1)
             // The server exits when this pipe closes, i.e. when the test
             // process ends, even if the `Server` is never dropped (statics).
             .env("CXLAKE_EXIT_ON_STDIN_EOF", "1")

@@ -64,12 +64,31 @@ impl QueryResult {
 /// The rollup of one tenant, locked while it is refreshed or read.
 pub type RollupSlot = Arc<tokio::sync::Mutex<rollups::TenantRollup>>;
 
+/// Where a tenant's first rollup build stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BuildState {
+    /// Nothing asked for it yet.
+    #[default]
+    NotStarted,
+    /// A first build runs.
+    Building,
+    /// Built once; refreshes keep it current.
+    Built,
+    /// The last first build failed, with this error; the next request
+    /// starts another.
+    Failed(String),
+}
+
+/// The [`BuildState`] of one tenant, which callers can wait on.
+pub type BuildSignal = Arc<tokio::sync::watch::Sender<BuildState>>;
+
 /// Entry point for SQL over the lake. Clones share the ingestor and the
 /// tenants' rollups.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     ingestor: Arc<Ingestor>,
     rollups: Arc<std::sync::Mutex<std::collections::HashMap<String, RollupSlot>>>,
+    builds: Arc<std::sync::Mutex<std::collections::HashMap<String, BuildSignal>>>,
 }
 
 impl Warehouse {
@@ -77,6 +96,7 @@ impl Warehouse {
         Self {
             ingestor,
             rollups: Arc::default(),
+            builds: Arc::default(),
         }
     }
 
@@ -85,6 +105,15 @@ impl Warehouse {
     pub fn rollup_slot(&self, tenant: &str) -> RollupSlot {
         let mut all = self.rollups.lock().unwrap_or_else(|p| p.into_inner());
         all.entry(tenant.to_string()).or_default().clone()
+    }
+
+    /// Where the first build of `tenant`'s rollup stands: one signal per
+    /// tenant for as long as this warehouse and its clones live.
+    pub fn build_signal(&self, tenant: &str) -> BuildSignal {
+        let mut all = self.builds.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::watch::Sender::new(BuildState::NotStarted)))
+            .clone()
     }
 
     /// The ingestor whose lake and buffer this warehouse reads.

@@ -25,7 +25,7 @@ pub fn param_error(e: ParamError) -> ServiceError {
     ServiceError::invalid_parameter(&e.parameter, e.detail)
 }
 
-fn internal(e: impl std::fmt::Display) -> ServiceError {
+fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
     ServiceError::failed("KPI query failed", e)
 }
 
@@ -161,7 +161,7 @@ pub fn bucket_windows(req: &KpiRequest) -> Result<Option<Vec<BucketWindow>>, Ser
 pub async fn answer(warehouse: &Warehouse, req: &KpiRequest, answer: Answer) -> Result<KpiAnswer, ServiceError> {
     let whole = answer == Answer::Whole;
     let buckets = bucket_windows(req)?;
-    let rollup = fast::rollup(warehouse, &req.tenant, &req.settings)
+    let rollup = fast::serving_rollup(warehouse, &req.tenant, &req.settings)
         .await
         .map_err(internal)?;
     let source = Source {

@@ -16,14 +16,15 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
-use warehouse::Warehouse;
 use warehouse::rollups::{
     EventRange, FactFilter, HourlyRate, Kept, KeptSnapshot, RefreshStats, SessionSource, TagCounts, TenantConfig,
     TenantRollup,
 };
+use warehouse::{BuildState, Warehouse};
 
 use super::lake::{self, Constraint, KpiRow};
 use super::params::{Dimension, Window};
+use crate::error::FactsNotReady;
 use crate::settings::TenantSettings;
 use crate::tenant::TenantId;
 
@@ -86,7 +87,7 @@ impl TableProvider for Materialized {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let guard = rollup(&self.warehouse, &self.tenant, &self.settings).await?;
+        let guard = serving_rollup(&self.warehouse, &self.tenant, &self.settings).await?;
         let snapshot = guard.snapshot(self.kept);
         drop(guard);
         match snapshot {
@@ -130,7 +131,7 @@ pub async fn use_materialized(
     settings: &TenantSettings,
     reads: Rows,
 ) -> Result<bool> {
-    let guard = rollup(warehouse, tenant, settings).await?;
+    let guard = serving_rollup(warehouse, tenant, settings).await?;
     let (Some(rows), Some(exposures), Some(script_uses)) = (
         guard.snapshot(Kept::Conversations),
         guard.snapshot(Kept::ExposureEvents),
@@ -212,9 +213,107 @@ pub fn config(settings: &TenantSettings) -> TenantConfig {
     }
 }
 
+/// How long a request waits for a tenant's first build before it is
+/// answered 503 with `Retry-After` ([`FactsNotReady`]):
+/// `CXLAKE_FACTS_WAIT_MS`, default 1000 ms.
+pub fn facts_wait() -> std::time::Duration {
+    static WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *WAIT.get_or_init(|| {
+        let ms = match std::env::var("CXLAKE_FACTS_WAIT_MS") {
+            Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+                tracing::warn!(value = %v, "CXLAKE_FACTS_WAIT_MS is not a whole number of milliseconds; using 1000");
+                1000
+            }),
+            Err(_) => 1000,
+        };
+        std::time::Duration::from_millis(ms)
+    })
+}
+
 /// The tenant's rollup, brought up to date with the lake and the buffer;
-/// held locked for the request (every answer comes from one state).
+/// held locked for the request (every answer comes from one state). A
+/// tenant never built before is built first, however long that takes:
+/// for the background warming and commands. Requests use
+/// [`serving_rollup`].
 pub async fn rollup(
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
+    rollup_within(warehouse, tenant, settings, None).await
+}
+
+/// [`rollup`] for a request: when the tenant's first build has not
+/// finished within [`facts_wait`], the error is [`FactsNotReady`] (503)
+/// and the build goes on in the background.
+pub async fn serving_rollup(
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
+    rollup_within(warehouse, tenant, settings, Some(facts_wait())).await
+}
+
+async fn rollup_within(
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+    wait: Option<std::time::Duration>,
+) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
+    let signal = warehouse.build_signal(tenant.as_str());
+    if *signal.borrow() != BuildState::Built {
+        // The first build runs in a task of its own, so that it goes on
+        // when the request that started it gives up waiting.
+        let started = signal.send_if_modified(|s| match s {
+            BuildState::NotStarted | BuildState::Failed(_) => {
+                *s = BuildState::Building;
+                true
+            }
+            BuildState::Building | BuildState::Built => false,
+        });
+        if started {
+            let (w, t, st, signal) = (warehouse.clone(), tenant.clone(), settings.clone(), signal.clone());
+            tokio::spawn(async move {
+                let state = match refreshed(&w, &t, &st).await {
+                    Ok(_) => BuildState::Built,
+                    Err(e) => {
+                        tracing::warn!(tenant = %t, error = %e, "first KPI rollup build failed");
+                        BuildState::Failed(e.to_string())
+                    }
+                };
+                signal.send_replace(state);
+            });
+        }
+        let mut rx = signal.subscribe();
+        let done = rx.wait_for(|s| matches!(s, BuildState::Built | BuildState::Failed(_)));
+        let outcome = match wait {
+            None => done.await.map(|s| s.clone()),
+            Some(d) => match tokio::time::timeout(d, done).await {
+                Ok(r) => r.map(|s| s.clone()),
+                Err(_) => {
+                    return Err(FactsNotReady {
+                        tenant: tenant.to_string(),
+                    }
+                    .into_query_error());
+                }
+            },
+        };
+        match outcome {
+            Ok(BuildState::Failed(e)) => {
+                return Err(DataFusionError::Execution(format!(
+                    "building the facts of tenant {tenant} failed: {e}"
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(DataFusionError::External(Box::new(e))),
+        }
+    }
+    refreshed(warehouse, tenant, settings).await
+}
+
+/// The tenant's rollup, locked and brought up to date with the lake and
+/// the buffer (built first if it never was).
+async fn refreshed(
     warehouse: &Warehouse,
     tenant: &TenantId,
     settings: &TenantSettings,

@@ -85,7 +85,7 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ServiceError {
+fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
     ServiceError::failed("analysis query failed", e)
 }
 
@@ -232,7 +232,7 @@ impl Prepared {
 /// the KPI rollup's facts (what the SQL would read from the snapshot;
 /// `services/src/kpis/fast/tests.rs` compares both).
 pub async fn pairs(services: &Services, req: &Request) -> Result<Table, ServiceError> {
-    let rollup = crate::kpis::fast::rollup(&services.warehouse, &req.tenant, &req.settings)
+    let rollup = crate::kpis::fast::serving_rollup(&services.warehouse, &req.tenant, &req.settings)
         .await
         .map_err(internal)?;
     let counts = crate::kpis::fast::tag_counts(&rollup, &req.window, &req.filters);

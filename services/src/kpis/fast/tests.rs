@@ -466,3 +466,44 @@ async fn groups_in_one_pass_equal_a_run_per_group() {
         "channel groups read the cells"
     );
 }
+
+/// A request meets a tenant whose first build has not finished: after the
+/// bounded wait it gets `FactsNotReady` (503 with Retry-After), the build
+/// goes on without it, and the next request is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_not_left_waiting_for_a_first_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingestor = open(dir.path()).await;
+    ingestor.ingest(generated(2, 40.0)).await.unwrap();
+    let (warehouse, tenant, settings) = (Warehouse::new(ingestor.clone()), tid(), settings());
+    // Something holds the rollup, as a long first build would.
+    let held = warehouse.rollup_slot(TENANT).lock_owned().await;
+    let err = super::serving_rollup(&warehouse, &tenant, &settings)
+        .await
+        .err()
+        .unwrap();
+    let problem = crate::ServiceError::failed("KPI query failed", err);
+    assert_eq!(problem.status, http::StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+    assert_eq!(problem.kind, "facts-not-ready");
+    assert_eq!(problem.retry_after_s, Some(1));
+    assert!(problem.detail.contains(TENANT), "{problem}");
+    assert_eq!(
+        *warehouse.build_signal(TENANT).borrow(),
+        warehouse::BuildState::Building
+    );
+    // The same through a query that scans the facts.
+    let ctx = lake::tenant_events_session(&warehouse, &tenant, Default::default(), None)
+        .await
+        .unwrap();
+    let err = super::use_materialized(&ctx, &warehouse, &tenant, &settings, super::Rows::Pinned)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(crate::ServiceError::failed("query", err).kind, "facts-not-ready");
+    drop(held);
+    // The build that the first request started finishes on its own.
+    let mut signal = warehouse.build_signal(TENANT).subscribe();
+    signal.wait_for(|s| *s == warehouse::BuildState::Built).await.unwrap();
+    let guard = super::serving_rollup(&warehouse, &tenant, &settings).await.unwrap();
+    assert!(guard.is_built());
+}
