@@ -19,7 +19,8 @@ for run in "$@"; do
     data=$OUT/run-$name
     rm -rf "$data"; cp -a "$DATA0" "$data"
     KEY=$("$bin" key create --data "$data" --tenant dragon-mart --role admin 2>/dev/null | tail -1)
-    CXLAKE_LOG=warn "$bin" serve --data "$data" --listen 127.0.0.1:$PORT --pg-listen off > $OUT/serve-$name.log 2>&1 &
+    # The build requests below wait for each first build, however long.
+    CXLAKE_LOG=warn CXLAKE_FACTS_WAIT_MS=3600000 "$bin" serve --data "$data" --listen 127.0.0.1:$PORT --pg-listen off > $OUT/serve-$name.log 2>&1 &
     PID=$!
     for _ in $(seq 600); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.1; done
     # Every tenant's rollup built first, so the timings are the steady state.

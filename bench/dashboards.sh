@@ -20,7 +20,7 @@ PORT=${PORT:-18086}
 # measure pages and the KPI benchmark on one 1M build) instead of starting one.
 if [ -z "${RUNNING:-}" ]; then
     KEY=$("$BIN" key create --tenant "$TENANT" --role admin --data "$DATA" | tail -1)
-    CXLAKE_LOG=warn CXLAKE_PG_LISTEN=off "$BIN" serve --data "$DATA" --listen 127.0.0.1:$PORT >/tmp/dash-bench-serve.log 2>&1 &
+    CXLAKE_LOG=warn CXLAKE_PG_LISTEN=off CXLAKE_FACTS_WAIT_MS=3600000 "$BIN" serve --data "$DATA" --listen 127.0.0.1:$PORT >/tmp/dash-bench-serve.log 2>&1 &
     PID=$!
     trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
 fi

@@ -36,7 +36,7 @@ for size in $SIZES; do
         for p in "$WORK"/events.part.*; do "$BIN" ingest --max-event-age-days 36500 --data "$data" "$p" >&2; rm "$p"; done
     fi
     KEY=$("$BIN" key create --data "$data" --tenant $TENANT --role admin 2>/dev/null | tail -1)
-    CXLAKE_LOG=warn "$BIN" serve --data "$data" --listen 127.0.0.1:18090 --pg-listen off > "$WORK/serve-$size.log" 2>&1 &
+    CXLAKE_LOG=warn CXLAKE_FACTS_WAIT_MS=3600000 "$BIN" serve --data "$data" --listen 127.0.0.1:18090 --pg-listen off > "$WORK/serve-$size.log" 2>&1 &
     PID=$!
     for _ in $(seq 300); do curl -sf http://127.0.0.1:18090/healthz >/dev/null && break; sleep 0.1; done
     echo "== $size conversations ($data)" >&2

@@ -20,7 +20,7 @@ PORT=${PORT:-18190}
 DATA=$OUT-data
 rm -rf "$DATA"; cp -r "$SRC" "$DATA"; rm -f "$DATA/cxlake.lock"
 KEY=$("$BIN" key create --data "$DATA" --tenant dragon-mart --role admin 2>/dev/null | tail -1)
-CXLAKE_LOG=info "$BIN" serve --data "$DATA" --listen 127.0.0.1:$PORT --pg-listen off > "$OUT-serve.log" 2>&1 &
+CXLAKE_LOG=info CXLAKE_FACTS_WAIT_MS=3600000 "$BIN" serve --data "$DATA" --listen 127.0.0.1:$PORT --pg-listen off > "$OUT-serve.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
 (while kill -0 $PID 2>/dev/null; do

@@ -13,17 +13,17 @@ definitions from the same events.
 Usage: kpis_bench.py HTTP_ADDR KEY LAKE_DIR TENANT FROM TO [REPEAT]
 Prints one JSON object.
 """
-import glob
 import json
 import os
-import re
 import statistics
 import sys
 import time
-import urllib.parse
 import urllib.request
 
 import duckdb
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from duckdb_views import active_files, connect, translate  # noqa: E402
 
 addr, key, lake, tenant, day_from, day_to = sys.argv[1:7]
 REPEAT = int(sys.argv[7]) if len(sys.argv) > 7 else 15
@@ -104,93 +104,12 @@ if addr != "-":
 # ---------------------------------------------------------------- DuckDB
 
 
-def active_files(table):
-    """Data files of the current Delta version: adds minus removes."""
-    log = os.path.join(table, "_delta_log")
-    files = set()
-    checkpoints = sorted(glob.glob(os.path.join(log, "*.checkpoint.parquet")))
-    start = -1
-    if checkpoints:
-        cp = checkpoints[-1]
-        start = int(os.path.basename(cp).split(".")[0])
-        rows = duckdb.sql(f"SELECT add.path FROM read_parquet('{cp}') WHERE add IS NOT NULL").fetchall()
-        files.update(r[0] for r in rows)
-    for f in sorted(glob.glob(os.path.join(log, "*.json"))):
-        if int(os.path.basename(f).split(".")[0]) <= start:
-            continue
-        for line in open(f):
-            a = json.loads(line)
-            if "add" in a:
-                files.add(a["add"]["path"])
-            if "remove" in a:
-                files.discard(a["remove"]["path"])
-    return [os.path.join(table, urllib.parse.unquote(p)) for p in files]
-
-
-def match_paren(s, i):
-    depth = 0
-    for j in range(i, len(s)):
-        if s[j] == "(":
-            depth += 1
-        elif s[j] == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-    raise ValueError("unbalanced")
-
-
-def translate(sql):
-    sql = re.sub(r"--[^\n]*", "", sql)
-    # arrow_cast(expr, 'Int64') / arrow_cast(expr, 'Timestamp(...)')
-    sql = sql.replace("""'Timestamp(Microsecond, Some("UTC"))'""", "'TSTZ'")
-    while "arrow_cast(" in sql:
-        i = sql.rindex("arrow_cast(")
-        j = match_paren(sql, i + len("arrow_cast"))
-        inner = sql[i + len("arrow_cast(") : j]
-        expr, typ = inner.rsplit(",", 1)
-        typ = typ.strip()
-        if typ == "'Int64'":
-            rep = f"epoch_us({expr})"
-        else:
-            rep = f"CAST({expr} AS TIMESTAMPTZ)"
-        sql = sql[:i] + rep + sql[j + 1 :]
-    # first_value / last_value as aggregates (not windows) -> first / last
-    for fn, dd in (("first_value", "first"), ("last_value", "last")):
-        pos = 0
-        while True:
-            i = sql.find(fn + "(", pos)
-            if i < 0:
-                break
-            j = match_paren(sql, i + len(fn))
-            after = sql[j + 1 : j + 20].lstrip().upper()
-            if after.startswith("OVER") or after.startswith("IGNORE"):
-                pos = j
-                continue
-            sql = sql[:i] + dd + sql[i + len(fn) :]
-            pos = i
-    # DuckDB puts IGNORE NULLS inside the call
-    sql = re.sub(r"(\w+)\(([^()]*)\)\s+IGNORE NULLS\s+OVER", r"\1(\2 IGNORE NULLS) OVER", sql)
-    sql = sql.replace("array_sort(", "list_sort(").replace("array_distinct(", "list_distinct(")
-    sql = sql.replace("percentile_cont(", "quantile_cont(")
-    return sql
-
-
 if os.environ.get("PEER", "1") == "0":
     print(json.dumps(out, indent=1))
     sys.exit(0)
 table = os.path.join(lake, "events")
 files = [f for f in active_files(table) if f"tenant_id={tenant}/" in f]
-con = duckdb.connect()
-con.sql("SET TimeZone = 'UTC'")
-con.sql(f"SET threads = {os.cpu_count()}")
-flist = "[" + ", ".join(f"'{f}'" for f in files) + "]"
-con.sql(
-    f"CREATE VIEW events AS SELECT * REPLACE (CAST(event_date AS DATE) AS event_date) "
-    f"FROM read_parquet({flist}, hive_partitioning = true, union_by_name = true)"
-)
-order = ["tenant_settings", "messages", "orders", "exposure_events", "exposures", "agent_sessions", "team_hourly_rates", "conversations"]
-for name in order:
-    con.sql(translate(open(os.path.join(ROOT, "sql/views", name + ".sql")).read()))
+con = connect(files)
 overview = translate(open(os.path.join(ROOT, "sql/kpis/overview.sql")).read())
 overview = overview.replace("$1", f"TIMESTAMPTZ '{day_from} 00:00:00+00'").replace(
     "$2", f"TIMESTAMPTZ '{day_to} 00:00:00+00'"

@@ -11,7 +11,7 @@ DATA=${1:?data dir}; shift
 B=${BIN:-target/release/cxlake}
 PORT=${PORT:-18097}
 KEY=$($B key create --data "$DATA" --tenant dragon-mart --role admin 2>/dev/null | tail -1)
-env "$@" CXLAKE_LOG=info "$B" serve --data "$DATA" --listen 127.0.0.1:$PORT --pg-listen off > /tmp/rollup-rss-serve.log 2>&1 &
+env "$@" CXLAKE_LOG=info CXLAKE_FACTS_WAIT_MS=3600000 "$B" serve --data "$DATA" --listen 127.0.0.1:$PORT --pg-listen off > /tmp/rollup-rss-serve.log 2>&1 &
 PID=$!
 for _ in $(seq 300); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.1; done
 start=$(date +%s.%N)

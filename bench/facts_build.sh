@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Facts build after a start: for each NAME:BINARY in turn, `cxlake serve` on
+# the data directory DATA, then one `/v1/kpis` call per tenant (a request
+# waits for its tenant's first build: CXLAKE_FACTS_WAIT_MS is set to an
+# hour) and the time from start until every tenant has answered; each
+# tenant's build time from the server's log; peak RSS. Then the peer:
+# DuckDB materializing `sql/views/conversations.sql` over the same files
+# (bench/facts_duckdb.py).
+#
+#   DATA=DIR [PEER=0] bash bench/facts_build.sh NAME:BINARY ...
+#
+# DATA is a data directory made by bench/kpis.sh (100k or 1m).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:?a data directory with a lake}
+PORT=${PORT:-18133}
+TENANTS="dragon-mart modehaus_eu streamly-us"
+for run in "$@"; do
+    name=${run%%:*}; bin=${run#*:}
+    ALL=$("$bin" key create --data "$DATA" --tenant '*' --role admin 2>/dev/null | tail -1)
+    log=$(mktemp)
+    start=$(date +%s.%N)
+    CXLAKE_LOG=info CXLAKE_LOG_FORMAT=json CXLAKE_FACTS_WAIT_MS=3600000 "$bin" serve --data "$DATA" --listen 127.0.0.1:$PORT --pg-listen off > "$log" 2>&1 &
+    PID=$!
+    for _ in $(seq 600); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.05; done
+    for t in $TENANTS; do
+        curl -sf -o /dev/null -H "Authorization: Bearer $ALL" "http://127.0.0.1:$PORT/v1/kpis?tenant=$t&from=2026-09-01&to=2026-10-01"
+    done
+    end=$(date +%s.%N)
+    echo "== $name $(date -u +%FT%TZ) $bin"
+    echo "start → every tenant answered: $(echo "$end - $start" | bc) s"
+    python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    f = e.get("fields", {})
+    if f.get("message") == "KPI rollup refreshed" and f.get("full"):
+        print("  build %s: %s conversations, %s ms" % (f.get("tenant"), f.get("conversations"), f.get("elapsed_ms")))
+' "$log"
+    grep VmHWM /proc/$PID/status
+    kill $PID; wait $PID 2>/dev/null || true
+    rm -f "$log"
+done
+if [ "${PEER:-1}" != 0 ]; then
+    python3 bench/facts_duckdb.py "$DATA/lake/events" "${REPEAT:-1}"
+fi
