@@ -82,6 +82,11 @@ pub enum BuildState {
 /// The [`BuildState`] of one tenant, which callers can wait on.
 pub type BuildSignal = Arc<tokio::sync::watch::Sender<BuildState>>;
 
+/// A rebuild of one tenant's rollup running beside the one that serves
+/// (after a setting that changes the facts): the attribution window it
+/// builds for, `None` when none runs.
+pub type RebuildSignal = Arc<tokio::sync::watch::Sender<Option<u32>>>;
+
 /// Entry point for SQL over the lake. Clones share the ingestor and the
 /// tenants' rollups.
 #[derive(Debug, Clone)]
@@ -89,6 +94,7 @@ pub struct Warehouse {
     ingestor: Arc<Ingestor>,
     rollups: Arc<std::sync::Mutex<std::collections::HashMap<String, RollupSlot>>>,
     builds: Arc<std::sync::Mutex<std::collections::HashMap<String, BuildSignal>>>,
+    rebuilds: Arc<std::sync::Mutex<std::collections::HashMap<String, RebuildSignal>>>,
 }
 
 impl Warehouse {
@@ -97,6 +103,7 @@ impl Warehouse {
             ingestor,
             rollups: Arc::default(),
             builds: Arc::default(),
+            rebuilds: Arc::default(),
         }
     }
 
@@ -113,6 +120,14 @@ impl Warehouse {
         let mut all = self.builds.lock().unwrap_or_else(|p| p.into_inner());
         all.entry(tenant.to_string())
             .or_insert_with(|| Arc::new(tokio::sync::watch::Sender::new(BuildState::NotStarted)))
+            .clone()
+    }
+
+    /// The rebuild of `tenant`'s rollup running in the background, if any.
+    pub fn rebuild_signal(&self, tenant: &str) -> RebuildSignal {
+        let mut all = self.rebuilds.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::watch::Sender::new(None)))
             .clone()
     }
 

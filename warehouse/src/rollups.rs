@@ -67,8 +67,9 @@
 //! conversation spanning a flush or a day boundary comes out as if
 //! computed at once; older conversations, seen only in part from `lo`,
 //! keep their facts), and the cells from `lo`'s hour on are rebuilt from
-//! the facts. A change of the tenant's
-//! attribution window rebuilds everything; of the SLA target, the cells.
+//! the facts. A refresh with another attribution window rebuilds
+//! everything (the service builds a new rollup beside the serving one
+//! instead: `services::kpis::fast`); with another SLA target, the cells.
 //!
 //! Known limits (documented rather than hidden): an agent interval that
 //! opened before `lo` and whose agent changed no status in the new data is
@@ -319,6 +320,11 @@ impl TenantRollup {
     /// Whether a first build has run (until then a refresh is a full build).
     pub fn is_built(&self) -> bool {
         self.config.is_some()
+    }
+
+    /// The settings the facts were built with (`None` before a build).
+    pub fn config(&self) -> Option<TenantConfig> {
+        self.config
     }
 
     /// Conversations materialized.

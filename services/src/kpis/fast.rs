@@ -311,6 +311,50 @@ async fn rollup_within(
     refreshed(warehouse, tenant, settings).await
 }
 
+/// One full build at a time in the process (first builds and rebuilds):
+/// each is bounded by its slice, not by the number of tenants building.
+static FULL_BUILDS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Starts, unless one runs, a build of `tenant`'s rollup with `settings`
+/// beside the serving one, which it replaces when done.
+fn rebuild_beside(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSettings) {
+    let signal = warehouse.rebuild_signal(tenant.as_str());
+    let window = settings.attribution_window_days;
+    if !signal.send_if_modified(|s| s.is_none().then(|| *s = Some(window)).is_some()) {
+        return;
+    }
+    let (w, t, st) = (warehouse.clone(), tenant.clone(), settings.clone());
+    tokio::spawn(async move {
+        let built = async {
+            let _permit = FULL_BUILDS
+                .acquire()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let mut fresh = TenantRollup::new();
+            fresh.set_slice_conversations(slice_conversations());
+            let view = w.ingestor().read_view();
+            let source = Source {
+                warehouse: &w,
+                tenant: &t,
+                settings: &st,
+                long: Default::default(),
+            };
+            fresh.refresh(&view, t.as_str(), config(&st), &source).await?;
+            Ok::<_, DataFusionError>(fresh)
+        }
+        .await;
+        match built {
+            Ok(fresh) => {
+                // What came in meanwhile, the next refresh adds.
+                *w.rollup_slot(t.as_str()).lock_owned().await = fresh;
+                tracing::info!(tenant = %t, attribution_window_days = window, "KPI rollup rebuilt for new settings");
+            }
+            Err(e) => tracing::warn!(tenant = %t, error = %e, "KPI rollup rebuild for new settings failed"),
+        }
+        signal.send_replace(None);
+    });
+}
+
 /// The tenant's rollup, locked and brought up to date with the lake and
 /// the buffer (built first if it never was).
 async fn refreshed(
@@ -318,21 +362,30 @@ async fn refreshed(
     tenant: &TenantId,
     settings: &TenantSettings,
 ) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
-    // One first build at a time in the process: each is bounded by its
-    // slice, not by the number of tenants building at once.
-    static FIRST_BUILDS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
     let mut guard = warehouse.rollup_slot(tenant.as_str()).lock_owned().await;
     let _permit = if guard.is_built() {
         None
     } else {
         guard.set_slice_conversations(slice_conversations());
         Some(
-            FIRST_BUILDS
+            FULL_BUILDS
                 .acquire()
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?,
         )
     };
+    // A new attribution window changes every fact: the facts are rebuilt
+    // for it beside these, which keep serving (and following new data)
+    // with the window they were built with until the rebuild replaces them.
+    let mut settings = std::borrow::Cow::Borrowed(settings);
+    if let Some(built) = guard
+        .config()
+        .filter(|c| c.attribution_window_days != settings.attribution_window_days)
+    {
+        rebuild_beside(warehouse, tenant, &settings);
+        settings.to_mut().attribution_window_days = built.attribution_window_days;
+    }
+    let settings = settings.as_ref();
     let view = warehouse.ingestor().read_view();
     let started = std::time::Instant::now();
     let stats: RefreshStats = guard

@@ -507,3 +507,43 @@ async fn a_request_is_not_left_waiting_for_a_first_build() {
     let guard = super::serving_rollup(&warehouse, &tenant, &settings).await.unwrap();
     assert!(guard.is_built());
 }
+
+/// A new attribution window is built beside the facts that serve: until
+/// the rebuild is done, requests are answered at once from the facts of
+/// the old window, which keep following new data; then the new ones serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_attribution_window_is_built_while_the_old_facts_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingestor = open(dir.path()).await;
+    let events = generated(3, 60.0);
+    let half = events.len() / 2;
+    ingestor.ingest(events[..half].to_vec()).await.unwrap();
+    let (warehouse, tenant, settings) = (Warehouse::new(ingestor.clone()), tid(), settings());
+    let before = super::rollup(&warehouse, &tenant, &settings).await.unwrap();
+    assert_eq!(before.config().map(|c| c.attribution_window_days), Some(7));
+    let n_before = before.conversations();
+    drop(before);
+
+    let two_days = TenantSettings {
+        attribution_window_days: 2,
+        ..settings.clone()
+    };
+    ingestor.ingest(events[half..].to_vec()).await.unwrap();
+    let serving = super::serving_rollup(&warehouse, &tenant, &two_days).await.unwrap();
+    // Answered from the old window's facts, brought up to date.
+    assert_eq!(serving.config().map(|c| c.attribution_window_days), Some(7));
+    assert!(
+        serving.conversations() > n_before,
+        "{} > {n_before}",
+        serving.conversations()
+    );
+    assert_eq!(*warehouse.rebuild_signal(TENANT).borrow(), Some(2));
+    let n_all = serving.conversations();
+    drop(serving);
+
+    let mut rebuild = warehouse.rebuild_signal(TENANT).subscribe();
+    rebuild.wait_for(Option::is_none).await.unwrap();
+    let after = super::serving_rollup(&warehouse, &tenant, &two_days).await.unwrap();
+    assert_eq!(after.config().map(|c| c.attribution_window_days), Some(2));
+    assert_eq!(after.conversations(), n_all);
+}
