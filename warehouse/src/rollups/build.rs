@@ -26,7 +26,13 @@ impl TenantRollup {
                 ..TenantRollup::default()
             };
             self.config = Some(config);
+            let started = std::time::Instant::now();
             let slices = self.slices(source).await?;
+            tracing::debug!(
+                slices = slices.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "rollup slices planned"
+            );
             for (i, range) in slices.iter().enumerate() {
                 let ctx = source.session(*range).await?;
                 // What starts at the next slice's start is that slice's.
@@ -245,11 +251,20 @@ impl TenantRollup {
             }
         }
         self.drop_rows_from(lo).await?;
+        // Where a load's time goes, for `CXLAKE_LOG=warehouse=debug`.
+        let mut phases: Vec<(&str, u128)> = Vec::new();
+        let mut clock = std::time::Instant::now();
+        let mut lap = |name: &'static str, phases: &mut Vec<(&str, u128)>| {
+            phases.push((name, clock.elapsed().as_millis()));
+            clock = std::time::Instant::now();
+        };
         self.load_exposure_events(ctx, lo, hi).await?;
+        lap("exposures", &mut phases);
         // The conversations are folded from their events once (the view's
         // rows, `crate::fold`); their rows are kept and the facts read from
         // them.
         let (new_rows, messages) = self.fold(ctx, lo, hi).await?;
+        lap("fold", &mut phases);
         let rows_ctx = SessionContext::new();
         if let Some(first) = new_rows.first() {
             rows_ctx.register_table(
@@ -279,6 +294,7 @@ impl TenantRollup {
         // here; no new event touched it (else `lo` would be before its
         // first), so it keeps its fact.
         loaded.retain(|id, _| !self.by_id.contains_key(id));
+        lap("facts", &mut phases);
         self.keep_rows(new_rows, &loaded).await?;
         self.keep_script_uses(&messages, &loaded).await?;
         let mut turns: HashMap<Arc<str>, Vec<(f64, u8)>> = HashMap::new();
@@ -299,6 +315,7 @@ impl TenantRollup {
                 agents.insert(k.clone(), ids);
             }
         }
+        lap("kept rows", &mut phases);
         // orders: placed since lo are recomputed; attributed ones feed facts
         let old_attribution: HashMap<Arc<str>, Arc<str>> = self
             .orders
@@ -373,6 +390,7 @@ impl TenantRollup {
             .map(|(i, o)| (o.order_id.clone(), i))
             .collect();
 
+        lap("orders", &mut phases);
         let keep = self.online.partition_point(|s| s.start_us < lo);
         self.online.truncate(keep);
         let sessions_sql = "SELECT agent_id, team, arrow_cast(started_at, 'Int64') AS started_us, \
@@ -408,6 +426,7 @@ impl TenantRollup {
         new_online.sort_by_key(|s| s.start_us);
         self.online.extend(new_online);
 
+        lap("agent sessions", &mut phases);
         let keep = self.costs.partition_point(|c| c.0 < lo);
         self.costs.truncate(keep);
         let costs_sql = "SELECT arrow_cast(occurred_at, 'Int64') AS at, currency, CAST(amount AS DOUBLE) AS amount \
@@ -433,6 +452,8 @@ impl TenantRollup {
         new_costs.sort_by_key(|c| c.0);
         self.costs.extend(new_costs);
 
+        lap("costs", &mut phases);
+        tracing::debug!(lo, hi = ?hi, conversations = loaded.len(), phases_ms = ?phases, "rollup load");
         let n = loaded.len();
         for (id, mut f) in loaded {
             if let Some(t) = turns.remove(&id) {
