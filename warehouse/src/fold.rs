@@ -284,12 +284,6 @@ struct Order<'a> {
     currency: Option<&'a str>,
 }
 
-/// Refunds of one order: sum (NULL when every amount is), count.
-#[derive(Debug, Clone, Copy, Default)]
-struct Refunds {
-    sum: Option<i128>,
-}
-
 /// Attributed orders of one conversation.
 #[derive(Debug, Default)]
 struct ConvOrders<'a> {
@@ -319,7 +313,8 @@ pub fn fold_with_messages(batches: &[RecordBatch], settings: FoldSettings) -> Re
     // One pass over the events: conversations, orders, refunds, starts.
     let mut conversations: HashMap<(&str, &str), Vec<Ev>> = HashMap::new();
     let mut orders: HashMap<(&str, Option<&str>), Order> = HashMap::new();
-    let mut refunds: HashMap<(&str, Option<&str>), Refunds> = HashMap::new();
+    // (tenant, order) → the sum of its refunds (NULL when every amount is)
+    let mut refunds: HashMap<(&str, Option<&str>), Option<i128>> = HashMap::new();
     // (tenant, conversation) → (first start, least customer of its starts)
     let mut starts: HashMap<(&str, &str), (i64, Option<&str>)> = HashMap::new();
     for (b, c) in cols.iter().enumerate() {
@@ -363,7 +358,7 @@ pub fn fold_with_messages(batches: &[RecordBatch], settings: FoldSettings) -> Re
                 "order.refunded" => {
                     let e = refunds.entry((tenant, opt(&c.order_id, r))).or_default();
                     if c.amount.is_valid(r) {
-                        e.sum = Some(e.sum.unwrap_or(0) + c.amount.value(r));
+                        *e = Some(e.unwrap_or(0) + c.amount.value(r));
                     }
                 }
                 _ => {}
@@ -400,7 +395,7 @@ pub fn fold_with_messages(batches: &[RecordBatch], settings: FoldSettings) -> Re
         if let Some(currency) = o.currency {
             e.currencies.insert(currency);
         }
-        let refunded = refunds.get(&(*tenant, *order_id)).and_then(|r| r.sum).unwrap_or(0);
+        let refunded = refunds.get(&(*tenant, *order_id)).copied().flatten().unwrap_or(0);
         if let Some(amount) = o.amount {
             e.net = Some(e.net.unwrap_or(0) + amount - refunded);
         }
@@ -479,8 +474,9 @@ impl<'a> Rows<'a> {
             let (c, r) = c(e);
             c.typ.value(r)
         };
-        let first_non_null = |f: &dyn Fn(&'a Cols) -> &'a StringArray, only: Option<&str>| -> Option<&'a str> {
-            evs.iter().filter(|e| only.is_none_or(|t| typ(e) == t)).find_map(|e| {
+        // The first value of the column over all the conversation's events.
+        let first_non_null = |f: &dyn Fn(&'a Cols) -> &'a StringArray| -> Option<&'a str> {
+            evs.iter().find_map(|e| {
                 let (c, r) = c(e);
                 opt(f(c), r)
             })
@@ -570,11 +566,11 @@ impl<'a> Rows<'a> {
 
         self.tenant_id.push(tenant);
         self.conversation_id.push(conv);
-        let any_customer = first_non_null(&|c| &c.customer_id, None);
+        let any_customer = first_non_null(&|c| &c.customer_id);
         self.s("customer_id", from_start(&|c| &c.customer_id).or(any_customer));
-        let any_channel = first_non_null(&|c| &c.channel, None);
+        let any_channel = first_non_null(&|c| &c.channel);
         self.s("channel", from_start(&|c| &c.channel).or(any_channel));
-        let any_account = first_non_null(&|c| &c.channel_account, None);
+        let any_account = first_non_null(&|c| &c.channel_account);
         self.s("channel_account", from_start(&|c| &c.channel_account).or(any_account));
         let assigned_queue = last_non_null(&|c| &c.queue, "conversation.assigned");
         self.s("queue", assigned_queue.or(from_start(&|c| &c.queue)));
