@@ -737,3 +737,38 @@ fn readyz_tells_whose_facts_are_built_to_whom_may_know() {
         "{platform}"
     );
 }
+
+/// With no wait for first builds, a tenant whose facts are not built yet
+/// is answered at once: 503 `facts-not-ready` with `Retry-After` from the
+/// API, a page that reloads itself; retried, the same requests succeed.
+#[test]
+fn a_tenant_whose_facts_are_being_built_is_told_to_come_back() {
+    let f = start(&[(support::FACTS_WAIT.0, "0")]);
+    let acme = client(&f.server, &f.acme_analyst);
+    let path = "/v1/kpis?from=2025-03-30&to=2025-03-31";
+    let r = acme.get(path);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["type"], "/problems/facts-not-ready", "{}", r.text());
+    assert!(r.text().contains("tenant acme"), "{}", r.text());
+    let cookie = f.server.dashboard_session(&f.beta_admin).unwrap_or_default();
+    let page = |cookie: &str| {
+        f.server
+            .request("GET", "/?from=2025-03-30&to=2025-03-31", &[("Cookie", cookie)], b"")
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let p = page(&cookie);
+    assert_eq!(p.status, 503, "{}", p.text());
+    assert_eq!(p.header("refresh"), Some("1"));
+    assert!(p.text().contains("being built"), "{}", p.text());
+    // The builds go on without the requests; retried, both are answered.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let mut answered = (false, false);
+    while answered != (true, true) {
+        assert!(std::time::Instant::now() < deadline, "the builds never finished");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        answered.0 |= acme.get(path).status == 200;
+        answered.1 |= page(&cookie).status == 200;
+    }
+    assert_eq!(acme.get_json(path)["kpis"]["conversations"]["value"], 4.0);
+}
