@@ -15,7 +15,8 @@
 //! | `format` | `json` (default) or `csv` |
 //!
 //! The answer: `{"window": {...}, "filters": {...}, "kpis": {<key>: ...},
-//! "previous": {...}}` and with `group_by` also `"groups": [{"key": {...},
+//! "previous": {...}, "data_as_of": {"seq": n}}` (every ingest batch
+//! acknowledged with a `seq` up to `n` is counted) and with `group_by` also `"groups": [{"key": {...},
 //! "window": {...}, "kpis": {...}, "previous": {...}}]`. Durations are
 //! `{mean, median, p90, n}` in seconds (`response_s` also split `bot` and
 //! `human`); rates `{value, n}`; money per currency (`aov`: `{value,
@@ -312,6 +313,7 @@ pub(crate) async fn kpis(
                 "filters": filters_json,
                 "kpis": shape_kpis(&a.current),
                 "previous": shape_kpis(&a.previous),
+                "data_as_of": {"seq": a.as_of_seq},
             });
             if a.dimension_scoped {
                 body["notes"] = json!([TIME_BASED_NOTE]);

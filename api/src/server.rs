@@ -236,6 +236,9 @@ async fn post_events(
     };
     let body = json!({
         "accepted": outcome.accepted,
+        // The batch's ingest sequence number (0: nothing new was stored);
+        // an answer whose `data_as_of.seq` is at least this counts it.
+        "seq": outcome.seq,
         "duplicates": outcome.duplicate_lines.len(),
         // Events of an erased customer or conversation: dropped, not stored.
         "erased": outcome.erased_lines.len(),

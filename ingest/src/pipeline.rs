@@ -147,6 +147,10 @@ const VACUUM_RECHECK: Duration = Duration::from_secs(5);
 pub struct ReadView {
     pub table: Option<Arc<DeltaTable>>,
     pub buffered: Vec<RecordBatch>,
+    /// Every acknowledged batch with a WAL sequence number up to this one
+    /// is in the view (in `table` or in `buffered`): the number a client
+    /// got back from ingest tells whether an answer includes its events.
+    pub through_seq: u64,
     /// Holds `table`'s version against vacuum while the view (or a query
     /// plan given the pin) lives.
     pub pin: Option<Arc<Pin>>,
@@ -512,6 +516,12 @@ impl Ingestor {
             pin: s.table.as_ref().and_then(|t| t.version()).map(|v| self.readers.pin(v)),
             table: s.table.clone(),
             buffered: s.buffer.iter().map(|(_, b)| b.clone()).collect(),
+            // Batches reach the buffer in sequence order, from the one
+            // thread that makes them durable, and leave it only into the lake.
+            through_seq: s
+                .buffer
+                .last()
+                .map_or(s.flushed_seq, |(seq, _)| (*seq).max(s.flushed_seq)),
         }
     }
 

@@ -772,3 +772,36 @@ fn a_tenant_whose_facts_are_being_built_is_told_to_come_back() {
     }
     assert_eq!(acme.get_json(path)["kpis"]["conversations"]["value"], 4.0);
 }
+
+/// Read your writes: ingest answers each batch's `seq`, and a KPI answer
+/// says the `seq` it reflects (`data_as_of`); once that reaches the
+/// batch's, the batch is counted.
+#[test]
+fn a_kpi_answer_says_which_acknowledged_events_it_counts() {
+    let f = start(&[]);
+    let acme = client(&f.server, &f.acme_admin);
+    let path = "/v1/kpis?from=2025-03-30&to=2025-03-31";
+    let before = acme.get_json(path);
+    let seen = before["data_as_of"]["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{before}"));
+    assert_eq!(before["kpis"]["conversations"]["value"], 4.0, "{before}");
+    let r = acme.send(
+        "POST",
+        "/v1/events",
+        r#"{"event_id":"new-1","tenant_id":"acme","type":"conversation.started","occurred_at":"2025-03-30T10:00:00Z","conversation_id":"new1","customer_id":"cu9","channel":"webchat"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seq = r.json()["seq"].as_u64().unwrap_or_else(|| panic!("{}", r.text()));
+    assert!(seq > seen, "a new batch's seq {seq} comes after {seen}");
+    let after = acme.get_json(path);
+    assert!(after["data_as_of"]["seq"].as_u64() >= Some(seq), "{after}");
+    assert_eq!(after["kpis"]["conversations"]["value"], 5.0, "{after}");
+    // A retry stores nothing new: seq 0.
+    let again = acme.send(
+        "POST",
+        "/v1/events",
+        r#"{"event_id":"new-1","tenant_id":"acme","type":"conversation.started","occurred_at":"2025-03-30T10:00:00Z","conversation_id":"new1","customer_id":"cu9","channel":"webchat"}"#,
+    );
+    assert_eq!(again.json()["seq"], 0, "{}", again.text());
+}

@@ -196,6 +196,8 @@ pub struct RefreshStats {
 pub struct TenantRollup {
     config: Option<TenantConfig>,
     mark: LakeMark,
+    /// See [`TenantRollup::as_of_seq`].
+    as_of_seq: Option<u64>,
     names: Interner,
     customers: Interner,
     facts: Vec<Option<Fact>>,
@@ -234,6 +236,7 @@ impl Default for TenantRollup {
         Self {
             config: None,
             mark: LakeMark::default(),
+            as_of_seq: None,
             names: Interner::default(),
             customers: Interner::default(),
             facts: Vec::new(),
@@ -320,6 +323,13 @@ impl TenantRollup {
     /// Whether a first build has run (until then a refresh is a full build).
     pub fn is_built(&self) -> bool {
         self.config.is_some()
+    }
+
+    /// The ingest sequence number the rollup reflects: every batch
+    /// acknowledged with this number or a lower one is in it (`None`
+    /// before the first refresh).
+    pub fn as_of_seq(&self) -> Option<u64> {
+        self.as_of_seq
     }
 
     /// The settings the facts were built with (`None` before a build).

@@ -71,6 +71,9 @@ pub struct KpiAnswer {
     /// A dimension filters or groups: the time-based KPIs are left out
     /// ([`is_time_based`]).
     pub dimension_scoped: bool,
+    /// The ingest sequence number the answer reflects: every batch
+    /// acknowledged with this `seq` or a lower one is counted.
+    pub as_of_seq: Option<u64>,
 }
 
 /// The value of `measure` of `kpi` over all segments of `rows` (`value`
@@ -288,5 +291,6 @@ pub async fn answer(warehouse: &Warehouse, req: &KpiRequest, answer: Answer) -> 
         previous,
         groups,
         dimension_scoped: filtered || !group_by.dimensions.is_empty(),
+        as_of_seq: rollup.as_of_seq(),
     })
 }

@@ -15,6 +15,18 @@ impl TenantRollup {
         config: TenantConfig,
         source: &impl SessionSource,
     ) -> Result<RefreshStats> {
+        let stats = self.refresh_from(view, tenant, config, source).await?;
+        self.as_of_seq = Some(view.through_seq);
+        Ok(stats)
+    }
+
+    async fn refresh_from(
+        &mut self,
+        view: &ReadView,
+        tenant: &str,
+        config: TenantConfig,
+        source: &impl SessionSource,
+    ) -> Result<RefreshStats> {
         let mark = lake_mark(view, tenant);
         let full = self
             .config
