@@ -120,11 +120,27 @@ pub struct MessageFacts {
     pub scripts: Vec<(ScriptKind, String)>,
 }
 
-/// The rows of `conversations` and, for each row, its [`MessageFacts`].
+/// One row of the `orders` view, the columns the KPIs read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldedOrder {
+    pub tenant_id: String,
+    pub order_id: Option<String>,
+    /// µs since the epoch.
+    pub placed_us: i64,
+    pub customer_id: Option<String>,
+    pub attributed_conversation_id: Option<String>,
+    pub currency: Option<String>,
+    /// `net_amount` as a double (placed amount minus every refund).
+    pub net_amount: Option<f64>,
+}
+
+/// The rows of `conversations` and, for each row, its [`MessageFacts`];
+/// and the rows of `orders`, in no particular order.
 #[derive(Debug, Clone)]
 pub struct Folded {
     pub rows: RecordBatch,
     pub messages: Vec<MessageFacts>,
+    pub orders: Vec<FoldedOrder>,
 }
 
 /// The schema of the `conversations` view: the view planned once over an
@@ -377,6 +393,11 @@ pub fn fold_with_messages(batches: &[RecordBatch], settings: FoldSettings) -> Re
         list.sort_unstable();
     }
     let mut conv_orders: HashMap<(&str, &str), ConvOrders> = HashMap::new();
+    let scale = match &amount_type {
+        DataType::Decimal128(_, s) => i32::from(*s),
+        other => return Err(DataFusionError::Internal(format!("amounts are {other}, not decimals"))),
+    };
+    let mut folded_orders = Vec::with_capacity(orders.len());
     for ((tenant, order_id), o) in &orders {
         let attributed = match o.conversation_id {
             Some(c) => Some(c),
@@ -389,15 +410,25 @@ pub fn fold_with_messages(batches: &[RecordBatch], settings: FoldSettings) -> Re
                 (at >= placed - settings.attribution_window_us).then_some(conv)
             }),
         };
+        let refunded = refunds.get(&(*tenant, *order_id)).copied().flatten().unwrap_or(0);
+        let net = o.amount.map(|amount| amount - refunded);
+        folded_orders.push(FoldedOrder {
+            tenant_id: tenant.to_string(),
+            order_id: order_id.map(str::to_string),
+            placed_us: o.placed.at,
+            customer_id: o.customer_id.map(str::to_string),
+            attributed_conversation_id: attributed.map(str::to_string),
+            currency: o.currency.map(str::to_string),
+            net_amount: net.map(|n| n as f64 / 10f64.powi(scale)),
+        });
         let Some(conv) = attributed else { continue };
         let e = conv_orders.entry((tenant, conv)).or_default();
         e.n += 1;
         if let Some(currency) = o.currency {
             e.currencies.insert(currency);
         }
-        let refunded = refunds.get(&(*tenant, *order_id)).copied().flatten().unwrap_or(0);
-        if let Some(amount) = o.amount {
-            e.net = Some(e.net.unwrap_or(0) + amount - refunded);
+        if let Some(net) = net {
+            e.net = Some(e.net.unwrap_or(0) + net);
         }
     }
 
@@ -414,6 +445,7 @@ pub fn fold_with_messages(batches: &[RecordBatch], settings: FoldSettings) -> Re
     Ok(Folded {
         rows: out.finish(&schema)?,
         messages,
+        orders: folded_orders,
     })
 }
 

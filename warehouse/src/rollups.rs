@@ -112,7 +112,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use ingest::ReadView;
 
-use crate::fold::{EVENT_COLUMNS, FoldSettings, MessageFacts, Replier, fold_with_messages};
+use crate::fold::{EVENT_COLUMNS, FoldSettings, FoldedOrder, MessageFacts, Replier, fold_with_messages};
 
 use self::fact::*;
 pub use self::held::tenants;

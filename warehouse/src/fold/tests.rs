@@ -146,10 +146,42 @@ async fn assert_message_facts_are_the_views(batches: &[RecordBatch], folded: &Fo
     assert_eq!(scripts, view_scripts, "{what}: scripts");
 }
 
+/// The fold's orders against the `orders` view (default window).
+async fn assert_orders_are_the_view(batches: &[RecordBatch], folded: &Folded, what: &str) {
+    let mut orders: Vec<&FoldedOrder> = folded.orders.iter().collect();
+    orders.sort_by(|a, b| (&a.tenant_id, &a.order_id).cmp(&(&b.tenant_id, &b.order_id)));
+    let null = |v: &Option<String>| v.clone().unwrap_or_else(|| "NULL".into());
+    let lines: Vec<String> = orders
+        .iter()
+        .map(|o| {
+            format!(
+                "{}|{}|{}|{}|{}|{}|{}",
+                o.tenant_id,
+                null(&o.order_id),
+                o.placed_us,
+                null(&o.customer_id),
+                null(&o.attributed_conversation_id),
+                null(&o.currency),
+                o.net_amount.map_or("NULL".into(), |n| format!("{n:.6}"))
+            )
+        })
+        .collect();
+    let view = view_lines(
+        batches,
+        "SELECT tenant_id, order_id, arrow_cast(placed_at, 'Int64'), customer_id, attributed_conversation_id, \
+         currency, CAST(net_amount AS DOUBLE) FROM orders ORDER BY tenant_id, order_id",
+    )
+    .await;
+    assert_eq!(lines, view, "{what}: orders");
+}
+
 async fn assert_fold_is_the_view(batches: &[RecordBatch], window_days: i64, what: &str) -> usize {
     let view = view_rows(batches, window_days).await;
     let folded = fold_with_messages(batches, settings(window_days)).unwrap();
     assert_message_facts_are_the_views(batches, &folded, what).await;
+    if window_days == 7 {
+        assert_orders_are_the_view(batches, &folded, what).await;
+    }
     let folded = folded.rows;
     let diff = differences(&view, &folded);
     assert!(

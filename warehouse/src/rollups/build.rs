@@ -275,7 +275,7 @@ impl TenantRollup {
         // The conversations are folded from their events once (the view's
         // rows, `crate::fold`); their rows are kept and the facts read from
         // them.
-        let (new_rows, messages) = self.fold(ctx, lo, hi).await?;
+        let (new_rows, messages, mut orders) = self.fold(ctx, lo, hi).await?;
         lap("fold", &mut phases);
         let rows_ctx = SessionContext::new();
         if let Some(first) = new_rows.first() {
@@ -337,61 +337,36 @@ impl TenantRollup {
             .collect();
         let keep = self.orders.partition_point(|o| o.placed_us < lo);
         self.orders.truncate(keep);
-        let orders_sql = "SELECT order_id, arrow_cast(placed_at, 'Int64') AS placed_us, customer_id, \
-                          attributed_conversation_id, currency, CAST(net_amount AS DOUBLE) AS net_amount FROM orders";
         let mut conv_orders: HashMap<Arc<str>, Vec<(u32, f64, u32)>> = HashMap::new();
         let mut new_orders = Vec::new();
-        let mut stream = ctx.sql(orders_sql).await?.execute_stream().await?;
-        while let Some(batch) = stream.next().await {
-            let b = batch?;
-            let (id, placed, cust, attr, cur, net) = (
-                strings(&b, "order_id")?,
-                int64s(&b, "placed_us")?,
-                strings(&b, "customer_id")?,
-                strings(&b, "attributed_conversation_id")?,
-                strings(&b, "currency")?,
-                float64s(&b, "net_amount")?,
-            );
-            let (id, placed, cust, attr, cur, net) = (
-                id.as_string::<i32>(),
-                placed.as_primitive::<Int64Type>(),
-                cust.as_string::<i32>(),
-                attr.as_string::<i32>(),
-                cur.as_string::<i32>(),
-                net.as_primitive::<Float64Type>(),
-            );
-            for r in 0..b.num_rows() {
-                if id.is_null(r) || placed.is_null(r) || placed.value(r) < lo {
-                    continue;
-                }
-                let order_id: Arc<str> = Arc::from(id.value(r));
-                let mut attributed: Option<Arc<str>> = attr.is_valid(r).then(|| Arc::from(attr.value(r)));
-                if let Some((k, _)) = attributed.as_ref().and_then(|a| loaded.get_key_value(a.as_ref())) {
-                    let currency = self.names.opt(cur.is_valid(r).then(|| cur.value(r)));
-                    let amount = if net.is_valid(r) { net.value(r) } else { f64::NAN };
-                    let list = conv_orders.entry(k.clone()).or_default();
-                    match list.iter_mut().find(|(c, _, _)| *c == currency) {
-                        Some(e) => {
-                            e.1 += amount;
-                            e.2 += 1;
-                        }
-                        None => list.push((currency, amount, 1)),
+        orders.sort_by(|a, b| (a.placed_us, &a.order_id).cmp(&(b.placed_us, &b.order_id)));
+        for o in orders {
+            let Some(order_id) = o.order_id.as_deref().filter(|_| o.placed_us >= lo) else {
+                continue;
+            };
+            let order_id: Arc<str> = Arc::from(order_id);
+            let mut attributed: Option<Arc<str>> = o.attributed_conversation_id.as_deref().map(Arc::from);
+            if let Some((k, _)) = attributed.as_ref().and_then(|a| loaded.get_key_value(a.as_ref())) {
+                let currency = self.names.opt(o.currency.as_deref());
+                let amount = o.net_amount.unwrap_or(f64::NAN);
+                let list = conv_orders.entry(k.clone()).or_default();
+                match list.iter_mut().find(|(c, _, _)| *c == currency) {
+                    Some(e) => {
+                        e.1 += amount;
+                        e.2 += 1;
                     }
-                } else if attributed.is_none() {
-                    // credited to a conversation older than `lo`: keep what was known
-                    attributed = old_attribution.get(&order_id).cloned();
+                    None => list.push((currency, amount, 1)),
                 }
-                new_orders.push(OrderRec {
-                    order_id,
-                    placed_us: placed.value(r),
-                    customer: if cust.is_valid(r) {
-                        self.customers.intern(cust.value(r))
-                    } else {
-                        NONE
-                    },
-                    attributed,
-                });
+            } else if attributed.is_none() {
+                // credited to a conversation older than `lo`: keep what was known
+                attributed = old_attribution.get(&order_id).cloned();
             }
+            new_orders.push(OrderRec {
+                order_id,
+                placed_us: o.placed_us,
+                customer: o.customer_id.as_deref().map_or(NONE, |c| self.customers.intern(c)),
+                attributed,
+            });
         }
         new_orders.sort_by_key(|o| o.placed_us);
         self.orders.extend(new_orders);
@@ -483,15 +458,15 @@ impl TenantRollup {
     }
 
     /// The `conversations` rows whose first event is in `[lo, hi)`, folded
-    /// from the events of `ctx` ([`crate::fold`]), and each one's message
-    /// facts as (tenant, conversation, facts).
+    /// from the events of `ctx` ([`crate::fold`]), each one's message facts
+    /// as (tenant, conversation, facts), and the `orders` rows.
     #[allow(clippy::type_complexity)]
     pub(super) async fn fold(
         &self,
         ctx: &SessionContext,
         lo: i64,
         hi: Option<i64>,
-    ) -> Result<(Vec<RecordBatch>, Vec<(String, String, MessageFacts)>)> {
+    ) -> Result<(Vec<RecordBatch>, Vec<(String, String, MessageFacts)>, Vec<FoldedOrder>)> {
         let columns: Vec<String> = EVENT_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
         let events = ctx
             .sql(&format!("SELECT {} FROM events", columns.join(", ")))
@@ -525,7 +500,7 @@ impl TenantRollup {
             .map(|(r, (m, _))| (tenants.value(r).to_string(), ids.value(r).to_string(), m))
             .collect();
         let rows = if rows.num_rows() == 0 { vec![] } else { vec![rows] };
-        Ok((rows, messages))
+        Ok((rows, messages, folded.orders))
     }
 
     /// Replaces the kept exposure events from `lo` on with those of `ctx`.
