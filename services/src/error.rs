@@ -134,16 +134,10 @@ impl FactsNotReady {
             return Some(n.clone());
         }
         let mut source: &(dyn std::error::Error + 'static) = e.downcast_ref::<datafusion::error::DataFusionError>()?;
+        // `source()` walks `External`, `Context`, `Shared` and Arrow's wrapping.
         loop {
             if let Some(n) = source.downcast_ref::<FactsNotReady>() {
                 return Some(n.clone());
-            }
-            if let Some(datafusion::error::DataFusionError::External(inner)) =
-                source.downcast_ref::<datafusion::error::DataFusionError>()
-            {
-                if let Some(n) = inner.downcast_ref::<FactsNotReady>() {
-                    return Some(n.clone());
-                }
             }
             source = source.source()?;
         }

@@ -196,13 +196,13 @@ pub const WARM_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
 /// hold less memory at once and take longer in all.
 fn slice_conversations() -> u64 {
     static N: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let default = warehouse::rollups::SLICE_CONVERSATIONS;
-    *N.get_or_init(|| match std::env::var("CXLAKE_ROLLUP_SLICE") {
-        Ok(v) => v.trim().parse().ok().filter(|n| *n > 0).unwrap_or_else(|| {
-            tracing::warn!(value = %v, "CXLAKE_ROLLUP_SLICE is not a positive whole number; using {default}");
-            default
-        }),
-        Err(_) => default,
+    *N.get_or_init(|| {
+        env_number(
+            "CXLAKE_ROLLUP_SLICE",
+            warehouse::rollups::SLICE_CONVERSATIONS,
+            |n| n > 0,
+            "a positive whole number",
+        )
     })
 }
 
@@ -217,17 +217,22 @@ pub fn config(settings: &TenantSettings) -> TenantConfig {
 /// answered 503 with `Retry-After` ([`FactsNotReady`]):
 /// `CXLAKE_FACTS_WAIT_MS`, default 1000 ms.
 pub fn facts_wait() -> std::time::Duration {
-    static WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
-    *WAIT.get_or_init(|| {
-        let ms = match std::env::var("CXLAKE_FACTS_WAIT_MS") {
-            Ok(v) => v.trim().parse().unwrap_or_else(|_| {
-                tracing::warn!(value = %v, "CXLAKE_FACTS_WAIT_MS is not a whole number of milliseconds; using 1000");
-                1000
-            }),
-            Err(_) => 1000,
-        };
-        std::time::Duration::from_millis(ms)
-    })
+    static WAIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    std::time::Duration::from_millis(
+        *WAIT.get_or_init(|| env_number("CXLAKE_FACTS_WAIT_MS", 1000, |_| true, "a whole number of milliseconds")),
+    )
+}
+
+/// The whole number in the environment variable `name` that `valid`
+/// accepts, else `default` (with a warning when it was set but not so).
+fn env_number(name: &str, default: u64, valid: impl Fn(u64) -> bool, what: &str) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().ok().filter(|n| valid(*n)).unwrap_or_else(|| {
+            tracing::warn!(value = %v, "{name} is not {what}; using {default}");
+            default
+        }),
+        Err(_) => default,
+    }
 }
 
 /// The tenant's rollup, brought up to date with the lake and the buffer;

@@ -29,13 +29,19 @@ fn batch_of(ndjson: &[u8]) -> RecordBatch {
     events_to_batch(decoded.events.iter().map(|(_, e)| e))
 }
 
-/// The view's rows over `batches`, with the attribution window of
-/// `window_days`, by tenant and conversation.
-async fn view_rows(batches: &[RecordBatch], window_days: i64) -> RecordBatch {
+/// A session with `batches` as `events` and every view of `sql/views/`.
+fn views_over(batches: &[RecordBatch]) -> SessionContext {
     let ctx = SessionContext::new();
     let table = MemTable::try_new(events_schema(), vec![batches.to_vec()]).unwrap();
     ctx.register_table("events", Arc::new(table)).unwrap();
     crate::views::register_views(&ctx).unwrap();
+    ctx
+}
+
+/// The view's rows over `batches`, with the attribution window of
+/// `window_days`, by tenant and conversation.
+async fn view_rows(batches: &[RecordBatch], window_days: i64) -> RecordBatch {
+    let ctx = views_over(batches);
     if window_days != 7 {
         ctx.sql(&format!(
             "CREATE OR REPLACE VIEW tenant_settings AS SELECT INTERVAL '{window_days} days' AS attribution_window, \
@@ -62,10 +68,7 @@ async fn view_rows(batches: &[RecordBatch], window_days: i64) -> RecordBatch {
 /// The rows of `sql` over the views of `batches`, cells rendered and
 /// joined with `|` (floats to 6 places).
 async fn view_lines(batches: &[RecordBatch], sql: &str) -> Vec<String> {
-    let ctx = SessionContext::new();
-    let table = MemTable::try_new(events_schema(), vec![batches.to_vec()]).unwrap();
-    ctx.register_table("events", Arc::new(table)).unwrap();
-    crate::views::register_views(&ctx).unwrap();
+    let ctx = views_over(batches);
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for b in ctx.sql(sql).await.unwrap().collect().await.unwrap() {
