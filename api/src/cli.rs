@@ -277,7 +277,7 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
         erasures: Arc::new(crate::erasure_jobs::ErasureJobs::open(&cfg.data_dir)?),
         dashboard_sessions: crate::dashboard_routes::Sessions::default(),
     });
-    crate::erasure_jobs::ErasureJobs::start(state.erasures.clone(), state.ingestor.clone(), state.audit.clone());
+    crate::erasure_jobs::ErasureJobs::start(state.erasures.clone(), &state.services);
     let last_used = spawn_last_used_writer(state.clone());
     start_pg(cfg, state.clone()).await?;
     crate::kpi_routes::warm(state.clone());

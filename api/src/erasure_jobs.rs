@@ -152,14 +152,16 @@ impl ErasureJobs {
 
     /// Starts the worker: first the jobs a previous run left unfinished,
     /// oldest first, then each new one as it comes.
-    pub fn start(jobs: Arc<ErasureJobs>, ingestor: Arc<Ingestor>, audit_log: AuditLog) {
+    pub fn start(jobs: Arc<ErasureJobs>, services: &services::Services) {
         let Some(mut rx) = jobs.receiver.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;
         };
         let worker = Worker {
             jobs,
-            ingestor,
-            audit_log,
+            ingestor: services.ingestor.clone(),
+            audit_log: services.audit.clone(),
+            warehouse: services.warehouse.clone(),
+            data_dir: services.data_dir.clone(),
         };
         let mut unfinished: Vec<Job> = {
             let jobs = worker.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -186,6 +188,9 @@ struct Worker {
     jobs: Arc<ErasureJobs>,
     ingestor: Arc<Ingestor>,
     audit_log: AuditLog,
+    /// The tenants' facts, which must forget the customer too.
+    warehouse: warehouse::Warehouse,
+    data_dir: PathBuf,
 }
 
 /// Runs one job to its end (done, or failed after every attempt).
@@ -204,7 +209,11 @@ async fn run(state: &Worker, id: String) {
         if let Err(e) = jobs.save(&job) {
             tracing::error!(job = %id, error = %e, "cannot record the erasure job");
         }
-        match state.ingestor.erase_customer(&job.tenant, &customer_id).await {
+        let erased = match state.ingestor.erase_customer(&job.tenant, &customer_id).await {
+            Ok(receipt) => forget_in_facts(state, &job.tenant).await.map(|()| receipt),
+            Err(e) => Err(e.to_string()),
+        };
+        match erased {
             Ok(receipt) => {
                 job.state = JobState::Done;
                 job.customer_id = None;
@@ -238,6 +247,22 @@ async fn run(state: &Worker, id: String) {
             }
         }
     }
+}
+
+/// The tenant's facts recomputed without the erased events, saved, and
+/// every older version of the fact tables deleted.
+async fn forget_in_facts(state: &Worker, tenant: &str) -> Result<(), String> {
+    let Some(tenant) = services::tenant::TenantId::parse(tenant) else {
+        return Ok(());
+    };
+    let (dir, t) = (state.data_dir.clone(), tenant.clone());
+    let settings = tokio::task::spawn_blocking(move || services::settings::load(&dir, &t))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    services::kpis::fast::forget_erased(&state.warehouse, &tenant, &settings)
+        .await
+        .map_err(|e| format!("the facts of tenant {tenant}: {e}"))
 }
 
 async fn audit(state: &Worker, job: &Job, action: &str, detail: serde_json::Value) {

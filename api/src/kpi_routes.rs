@@ -514,6 +514,7 @@ async fn get_conversations(
 /// default results of the tenant's started experiments, when their data
 /// changed. A tenant's settings are read afresh each round.
 pub(crate) fn warm(state: Arc<AppState>) {
+    fast::save_in_background(state.warehouse.clone());
     tokio::spawn(async move {
         loop {
             let tenants = warehouse::rollups::tenants(&state.ingestor.read_view());

@@ -142,6 +142,26 @@ fn files_containing(dir: &Path, needles: &[&str]) -> Vec<String> {
     hits
 }
 
+/// Every value of every Parquet file under `dir` (the persisted facts),
+/// read with pyarrow: referenced by a Delta log or not.
+fn facts_text(dir: &Path) -> String {
+    if !dir.exists() {
+        return String::new();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/facts/dump_parquet.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 must be installed: {e}"));
+    assert!(
+        out.status.success(),
+        "pyarrow (pip install pyarrow): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Parquet pages are zstd-compressed; a plain byte scan could miss a value
 /// inside them. So the lake check also reads every row back through SQL
 /// (the text of these queries names no customer, so the audit log stays clean).
@@ -186,6 +206,13 @@ fn erasure_leaves_no_byte_of_the_customer_and_keeps_everyone_else() {
     let before = kpis(&admin);
     assert_eq!(before["conversations"]["value"], 6.0, "{before}");
     approx(&before["csat"]["mean"], (2.0 * 1.0 + 4.0 * 5.0) / 6.0);
+    // The facts saved to the lake hold the customer too, until the erasure.
+    let facts = data.join("lake/facts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !facts_text(&facts).contains(GONE) {
+        assert!(std::time::Instant::now() < deadline, "the facts were not saved");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     let receipt = admin.erase(GONE);
     assert!(
@@ -201,6 +228,9 @@ fn erasure_leaves_no_byte_of_the_customer_and_keeps_everyone_else() {
 
     let scan = files_containing(&data, &[GONE, GONE_COMMENT, GONE_TEXT]);
     assert!(scan.is_empty(), "{scan:#?}");
+    // No fact file, current or replaced, holds the customer any more.
+    let facts = facts_text(&facts);
+    assert!(!facts.contains(GONE) && facts.contains(KEEP[0]), "{facts}");
     let lake = lake_text(&admin);
     assert!(
         ![GONE, GONE_COMMENT, GONE_TEXT].iter().any(|s| lake.contains(s)),

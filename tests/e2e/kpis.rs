@@ -805,3 +805,92 @@ fn a_kpi_answer_says_which_acknowledged_events_it_counts() {
     );
     assert_eq!(again.json()["seq"], 0, "{}", again.text());
 }
+
+/// The facts are saved to the lake as Delta tables that Python's
+/// `deltalake` reads (the `conversations` rows analysts query, every
+/// column); a restarted server reads them back instead of building them
+/// from events (its manifest is not rewritten: nothing was recomputed)
+/// and answers as before.
+#[test]
+fn facts_are_saved_to_the_lake_and_read_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (data, file) = (dir.path().join("data"), dir.path().join("traffic.ndjson"));
+    support::generate_and_ingest(&file, &data, 3, "2026-03-27", 150, 13);
+    let key = create_key(&data, "dragon-mart", "admin");
+    let mut server = Server::start(&data, &[]);
+    let kpis = "/v1/kpis?from=2026-03-27&to=2026-03-30&group_by=channel";
+    let answer = |server: &Server| {
+        let mut v = client(server, &key).get_json(kpis);
+        v.as_object_mut().map(|o| o.remove("data_as_of"));
+        v
+    };
+    let before = answer(&server);
+    let rows_sql = "SELECT * FROM conversations ORDER BY conversation_id";
+    let rows = |server: &Server| {
+        let mut v = server.sql(&key, rows_sql);
+        v.as_object_mut().map(|o| o.remove("elapsed_ms"));
+        v
+    };
+    let rows_before = rows(&server);
+
+    // Saved within a second or so of the build.
+    let manifest = data.join("lake/facts/_manifests/dragon-mart.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !manifest.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no facts saved at {}",
+            manifest.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let saved = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{e}"));
+
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/facts/read_facts.py");
+    let table = data.join("lake/facts/conversations");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&table)
+        .arg("dragon-mart")
+        .output()
+        .unwrap_or_else(|e| panic!("python3 must be installed: {e}"));
+    assert!(
+        out.status.success(),
+        "reading the facts with deltalake (pip install deltalake pyarrow): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&Value> = rows_before["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{rows_before}"))
+        .iter()
+        .map(|r| &r[1])
+        .collect();
+    assert_eq!(
+        rows_before["columns"][1]["name"], "conversation_id",
+        "{}",
+        rows_before["columns"]
+    );
+    assert!(ids.len() > 100, "{} conversations", ids.len());
+    assert_eq!(read["ids"].as_array().map(|a| a.iter().collect::<Vec<_>>()), Some(ids));
+    let columns = read["columns"].as_array().unwrap_or_else(|| panic!("{read}"));
+    for c in rows_before["columns"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{rows_before}"))
+    {
+        assert!(columns.contains(&c["name"]), "{c} missing from {read}");
+    }
+    assert_eq!(read["partitions"], serde_json::json!(["first_event_date", "tenant_id"]));
+
+    server.stop();
+    let server = Server::start(&data, &[]);
+    assert_eq!(answer(&server), before);
+    assert_eq!(rows(&server), rows_before);
+    // Another save round passes with nothing to write.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{e}")),
+        saved,
+        "the facts were read back, not built anew"
+    );
+}

@@ -95,16 +95,38 @@ pub struct Warehouse {
     rollups: Arc<std::sync::Mutex<std::collections::HashMap<String, RollupSlot>>>,
     builds: Arc<std::sync::Mutex<std::collections::HashMap<String, BuildSignal>>>,
     rebuilds: Arc<std::sync::Mutex<std::collections::HashMap<String, RebuildSignal>>>,
+    /// Where the rollups' facts are saved (`None`: a lake facts cannot be
+    /// saved next to).
+    facts: Option<Arc<rollups::persist::FactStore>>,
 }
 
 impl Warehouse {
     pub fn new(ingestor: Arc<Ingestor>) -> Self {
+        let facts = match rollups::persist::FactStore::beside(ingestor.lake_url(), Default::default()) {
+            Ok(store) => Some(Arc::new(store)),
+            Err(e) => {
+                tracing::warn!(error = %e, "facts will not be saved; every start builds them from events");
+                None
+            }
+        };
         Self {
             ingestor,
             rollups: Arc::default(),
             builds: Arc::default(),
             rebuilds: Arc::default(),
+            facts,
         }
+    }
+
+    /// Where the rollups' facts are saved, if they can be.
+    pub fn facts(&self) -> Option<&Arc<rollups::persist::FactStore>> {
+        self.facts.as_ref()
+    }
+
+    /// Every tenant rollup this warehouse holds.
+    pub fn rollup_slots(&self) -> Vec<(String, RollupSlot)> {
+        let all = self.rollups.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter().map(|(t, s)| (t.clone(), s.clone())).collect()
     }
 
     /// The KPI rollup of `tenant` (empty until first refreshed): one per

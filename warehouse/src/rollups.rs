@@ -90,6 +90,7 @@ mod build;
 mod fact;
 mod held;
 mod kept;
+pub mod persist;
 mod query;
 mod range;
 pub mod sketch;
@@ -198,6 +199,11 @@ pub struct TenantRollup {
     mark: LakeMark,
     /// See [`TenantRollup::as_of_seq`].
     as_of_seq: Option<u64>,
+    /// Everything from this instant on changed since the last save
+    /// ([`persist`]); `i64::MAX`: only the lake mark or the settings.
+    unsaved: Option<i64>,
+    /// The `events` table version of the last refresh.
+    events_version: Option<u64>,
     names: Interner,
     customers: Interner,
     facts: Vec<Option<Fact>>,
@@ -237,6 +243,8 @@ impl Default for TenantRollup {
             config: None,
             mark: LakeMark::default(),
             as_of_seq: None,
+            unsaved: None,
+            events_version: None,
             names: Interner::default(),
             customers: Interner::default(),
             facts: Vec::new(),

@@ -368,10 +368,15 @@ async fn refreshed(
     settings: &TenantSettings,
 ) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
     let mut guard = warehouse.rollup_slot(tenant.as_str()).lock_owned().await;
+    if !guard.is_built() {
+        guard.set_slice_conversations(slice_conversations());
+        if let Err(e) = restore_saved(warehouse, &mut guard, tenant, settings).await {
+            tracing::warn!(tenant = %tenant, error = %e, "saved facts could not be read; building them from events");
+        }
+    }
     let _permit = if guard.is_built() {
         None
     } else {
-        guard.set_slice_conversations(slice_conversations());
         Some(
             FULL_BUILDS
                 .acquire()
@@ -419,6 +424,130 @@ async fn refreshed(
         );
     }
     Ok(guard)
+}
+
+/// Reads the tenant's saved facts into `rollup` (see
+/// [`warehouse::rollups::persist`]); false when none were saved.
+async fn restore_saved(
+    warehouse: &Warehouse,
+    rollup: &mut TenantRollup,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) -> Result<bool> {
+    let Some(store) = warehouse.facts() else {
+        return Ok(false);
+    };
+    let Some(manifest) = store.manifest(tenant.as_str()).await? else {
+        return Ok(false);
+    };
+    let started = std::time::Instant::now();
+    let (tables, ahead) = store.read(&manifest).await?;
+    let read_ms = started.elapsed().as_millis() as u64;
+    let source = Source {
+        warehouse,
+        tenant,
+        settings,
+        long: Default::default(),
+    };
+    rollup.restore(&manifest, tables, &source).await?;
+    if ahead {
+        // A save cut short left rows of a later state in some tables.
+        rollup.unsaved_from(i64::MIN);
+    }
+    tracing::info!(
+        tenant = %tenant,
+        conversations = rollup.conversations(),
+        events_version = ?manifest.events_version,
+        read_ms,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "KPI facts read from the lake"
+    );
+    Ok(true)
+}
+
+/// How often changed facts are saved to the lake: `CXLAKE_FACTS_SAVE_MS`,
+/// default 1000 ms.
+pub fn save_every() -> std::time::Duration {
+    static EVERY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    std::time::Duration::from_millis(*EVERY.get_or_init(|| {
+        env_number(
+            "CXLAKE_FACTS_SAVE_MS",
+            1000,
+            |n| n > 0,
+            "a positive number of milliseconds",
+        )
+    }))
+}
+
+/// Saves the facts of every tenant whose rollup changed since its last
+/// save; returns how many were saved. The rollup is locked only while
+/// its changes are taken, not while they are written.
+pub async fn save_changed(warehouse: &Warehouse) -> Result<usize> {
+    let Some(store) = warehouse.facts() else {
+        return Ok(0);
+    };
+    let mut saved = 0;
+    for (tenant, slot) in warehouse.rollup_slots() {
+        let export = {
+            let mut rollup = slot.lock().await;
+            if !rollup.is_built() {
+                continue;
+            }
+            rollup.export(&tenant)?
+        };
+        let Some(export) = export else { continue };
+        let unsaved = export.unsaved();
+        let started = std::time::Instant::now();
+        match store.save(&tenant, export).await {
+            Ok(m) => {
+                saved += 1;
+                tracing::debug!(
+                    tenant,
+                    events_version = ?m.events_version,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "KPI facts saved"
+                );
+            }
+            Err(e) => {
+                slot.lock().await.unsaved_from(unsaved);
+                return Err(e);
+            }
+        }
+    }
+    Ok(saved)
+}
+
+/// After an erasure of the tenant's events: recomputes what the erased
+/// events changed, saves it, and leaves no older version of the fact
+/// tables on storage ([`warehouse::rollups::persist::FactStore::purge_history`]);
+/// tenants whose saved facts that could not vouch for are saved whole at
+/// the next round.
+pub async fn forget_erased(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSettings) -> Result<()> {
+    drop(rollup(warehouse, tenant, settings).await?);
+    save_changed(warehouse).await?;
+    let Some(store) = warehouse.facts() else {
+        return Ok(());
+    };
+    for other in store.purge_history().await? {
+        let slot = warehouse.rollup_slot(&other);
+        let mut rollup = slot.lock().await;
+        if rollup.is_built() {
+            rollup.unsaved_from(i64::MIN);
+        }
+    }
+    Ok(())
+}
+
+/// Saves changed facts every [`save_every`], for as long as the process runs.
+pub fn save_in_background(warehouse: Warehouse) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(save_every()).await;
+            if let Err(e) = save_changed(&warehouse).await {
+                tracing::warn!(error = %e, "saving KPI facts failed; retrying");
+            }
+        }
+    });
 }
 
 pub fn filters(constraints: &[Constraint]) -> Vec<FactFilter> {

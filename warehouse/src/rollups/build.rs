@@ -17,6 +17,7 @@ impl TenantRollup {
     ) -> Result<RefreshStats> {
         let stats = self.refresh_from(view, tenant, config, source).await?;
         self.as_of_seq = Some(view.through_seq);
+        self.events_version = view.table.as_ref().and_then(|t| t.version());
         Ok(stats)
     }
 
@@ -64,6 +65,7 @@ impl TenantRollup {
         if self.config.is_some_and(|c| c.sla_target_us != config.sla_target_us) {
             self.config = Some(config);
             self.rebuild_cells(i64::MIN);
+            self.unsaved_from(i64::MAX);
         }
         if mark == self.mark {
             return Ok(RefreshStats::default());
@@ -85,6 +87,7 @@ impl TenantRollup {
         }
         let Some(&first_day) = days.first() else {
             self.mark = mark;
+            self.unsaved_from(i64::MAX);
             return Ok(RefreshStats::default());
         };
         let ctx = source.session(EventRange::default()).await?;
@@ -250,6 +253,7 @@ impl TenantRollup {
     /// orders; keeping their partial conversations only to drop them
     /// again cost memory and time).
     pub(super) async fn load(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<usize> {
+        self.unsaved_from(lo);
         // facts with first_event >= lo go
         let gone: Vec<(i64, usize)> = self.by_first_event.range((lo, 0)..).copied().collect();
         for (_, i) in gone {
@@ -277,31 +281,7 @@ impl TenantRollup {
         // them.
         let (new_rows, messages, mut orders) = self.fold(ctx, lo, hi).await?;
         lap("fold", &mut phases);
-        let rows_ctx = SessionContext::new();
-        if let Some(first) = new_rows.first() {
-            rows_ctx.register_table(
-                "conversations",
-                Arc::new(MemTable::try_new(first.schema(), vec![new_rows.clone()])?),
-            )?;
-        }
-        let mut loaded: HashMap<Arc<str>, Fact> = HashMap::new();
-        let conv_sql = format!(
-            "SELECT conversation_id, arrow_cast(first_event_at, 'Int64') AS first_event_us, \
-                arrow_cast(last_event_at, 'Int64') AS last_event_us, arrow_cast(started_at, 'Int64') AS started_us, \
-                channel, channel_account, queue, team, agent_id, language, region, \
-                customer_tier, tags, experiment_variants, frt_s, human_frt_s, handling_s, \
-                arrow_cast(first_customer_message_at, 'Int64') AS first_customer_message_us, \
-                arrow_cast(first_reply_at, 'Int64') AS first_reply_us, \
-                is_resolved, resolves, reopened_within_7d, bot_replies, handoffs, bot_only, attributed_orders, \
-                agent_replies, copilot_replies, csat_score, csat_requested \
-             FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= $1"
-        );
-        if !new_rows.is_empty() {
-            let lo = vec![ScalarValue::Int64(Some(lo))];
-            for b in rows_ctx.sql(&conv_sql).await?.with_param_values(lo)?.collect().await? {
-                self.read_conversations(&b, &mut loaded)?;
-            }
-        }
+        let mut loaded = self.facts_of_rows(&new_rows, lo).await?;
         // A conversation that began before `lo` is seen only in part from
         // here; no new event touched it (else `lo` would be before its
         // first), so it keeps its fact.
@@ -532,18 +512,7 @@ impl TenantRollup {
         messages: &[(String, String, MessageFacts)],
         loaded: &HashMap<Arc<str>, Fact>,
     ) -> Result<()> {
-        let text = || Field::new("", DataType::Utf8, true);
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            text().with_name("tenant_id"),
-            text().with_name("conversation_id"),
-            text().with_name("kind"),
-            text().with_name("key"),
-            Field::new(
-                "first_event_at",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
-        ]));
+        let schema = script_uses_schema();
         self.script_uses.set_schema(schema.clone());
         let (mut tenants, mut ids, mut kinds, mut keys, mut firsts) = (vec![], vec![], vec![], vec![], vec![]);
         for (tenant, id, m) in messages {
@@ -594,6 +563,34 @@ impl TenantRollup {
             keep.push(filter_record_batch(&b, &mask)?);
         }
         self.rows.push(&keep).await
+    }
+
+    /// The facts of the `conversations` rows in `rows` whose first event
+    /// is at or after `lo`, by conversation.
+    pub(super) async fn facts_of_rows(&mut self, rows: &[RecordBatch], lo: i64) -> Result<HashMap<Arc<str>, Fact>> {
+        let mut loaded: HashMap<Arc<str>, Fact> = HashMap::new();
+        let Some(first) = rows.first() else {
+            return Ok(loaded);
+        };
+        let rows_ctx = SessionContext::new();
+        rows_ctx.register_table(
+            "conversations",
+            Arc::new(MemTable::try_new(first.schema(), vec![rows.to_vec()])?),
+        )?;
+        let conv_sql = "SELECT conversation_id, arrow_cast(first_event_at, 'Int64') AS first_event_us, \
+                arrow_cast(last_event_at, 'Int64') AS last_event_us, arrow_cast(started_at, 'Int64') AS started_us, \
+                channel, channel_account, queue, team, agent_id, language, region, \
+                customer_tier, tags, experiment_variants, frt_s, human_frt_s, handling_s, \
+                arrow_cast(first_customer_message_at, 'Int64') AS first_customer_message_us, \
+                arrow_cast(first_reply_at, 'Int64') AS first_reply_us, \
+                is_resolved, resolves, reopened_within_7d, bot_replies, handoffs, bot_only, attributed_orders, \
+                agent_replies, copilot_replies, csat_score, csat_requested \
+             FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= $1";
+        let lo = vec![ScalarValue::Int64(Some(lo))];
+        for b in rows_ctx.sql(conv_sql).await?.with_param_values(lo)?.collect().await? {
+            self.read_conversations(&b, &mut loaded)?;
+        }
+        Ok(loaded)
     }
 
     pub(super) fn insert_fact(&mut self, f: Fact) {
@@ -770,6 +767,23 @@ impl TenantRollup {
             self.cells.insert(k, c);
         }
     }
+}
+
+/// The kept `script_uses` rows: the view's columns and each
+/// conversation's first event.
+pub(super) fn script_uses_schema() -> SchemaRef {
+    let text = || Field::new("", DataType::Utf8, true);
+    Arc::new(Schema::new(vec![
+        text().with_name("tenant_id"),
+        text().with_name("conversation_id"),
+        text().with_name("kind"),
+        text().with_name("key"),
+        Field::new(
+            "first_event_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]))
 }
 
 /// `schema` with every top-level field nullable.

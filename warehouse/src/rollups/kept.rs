@@ -193,6 +193,23 @@ impl KeptRows {
         Ok(())
     }
 
+    /// The rows whose key is at or after `lo` (every row when `lo` is
+    /// `i64::MIN`), still encoded: the files that hold any, filtered when
+    /// decoded; `None` before the first [`Self::push`].
+    pub(super) fn kept_from(&self, lo: i64) -> Option<super::persist::KeptFrom> {
+        Some(super::persist::KeptFrom {
+            schema: self.schema.clone()?,
+            key: self.key,
+            files: self
+                .files
+                .iter()
+                .filter(|f| lo == i64::MIN || f.max_key >= lo)
+                .map(|f| f.bytes.clone())
+                .collect(),
+            from: lo,
+        })
+    }
+
     /// Every row, decoded (for tests and small tables).
     pub(super) fn batches(&self) -> Result<Vec<RecordBatch>> {
         self.files.iter().map(|f| self.decode(f)).collect()
