@@ -270,6 +270,12 @@ impl SqlService {
                 .await
                 .map_err(|e| internal(&e))?;
         }
+        if settings.is_none() {
+            // Platform-wide: every tenant's materialized rows.
+            crate::kpis::fast::use_platform_materialized(&ctx, warehouse, data_dir)
+                .await
+                .map_err(|e| internal(&e))?;
+        }
         if role == Role::Admin {
             crate::audit::sql::register(&ctx, data_dir, scope).map_err(|e| internal(&e))?;
         }

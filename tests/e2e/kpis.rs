@@ -816,7 +816,15 @@ fn facts_are_saved_to_the_lake_and_read_back_after_a_restart() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (data, file) = (dir.path().join("data"), dir.path().join("traffic.ndjson"));
     support::generate_and_ingest(&file, &data, 3, "2026-03-27", 150, 13);
+    // One tenant with an SLA target of its own.
+    std::fs::create_dir_all(data.join("settings")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(data.join("settings/modehaus_eu.json"), r#"{"sla_target_s": 30}"#).unwrap_or_else(|e| panic!("{e}"));
     let key = create_key(&data, "dragon-mart", "admin");
+    let keys: Vec<(&str, String)> = ["dragon-mart", "modehaus_eu", "streamly-us"]
+        .into_iter()
+        .map(|t| (t, create_key(&data, t, "analyst")))
+        .collect();
+    let platform = create_key(&data, "*", "analyst");
     let mut server = Server::start(&data, &[]);
     let kpis = "/v1/kpis?from=2026-03-27&to=2026-03-30&group_by=channel";
     let answer = |server: &Server| {
@@ -886,6 +894,29 @@ fn facts_are_saved_to_the_lake_and_read_back_after_a_restart() {
     let server = Server::start(&data, &[]);
     assert_eq!(answer(&server), before);
     assert_eq!(rows(&server), rows_before);
+
+    // Platform-wide, `conversations` is every tenant's rows, `sla_met`
+    // against each tenant's own target.
+    let sorted = "SELECT * FROM conversations ORDER BY conversation_id";
+    let mut total = 0;
+    for (tenant, key) in &keys {
+        let own = server.sql(key, sorted)["rows"].clone();
+        let seen = server.sql(
+            &platform,
+            &format!("SELECT * FROM conversations WHERE tenant_id = '{tenant}' ORDER BY conversation_id"),
+        )["rows"]
+            .clone();
+        assert!(own.as_array().is_some_and(|r| !r.is_empty()), "{tenant}: {own}");
+        assert_eq!(seen, own, "{tenant}");
+        total += own.as_array().map_or(0, Vec::len);
+    }
+    let all = server.sql(&platform, "SELECT count(*) FROM conversations");
+    assert_eq!(all["rows"][0][0], total, "{all}");
+    // ... and the 30 s target decides some rows the default 120 s would not.
+    let between = "SELECT count(*) FROM conversations WHERE NOT sla_met \
+                   AND first_reply_at - first_customer_message_at <= INTERVAL '120 seconds'";
+    let decided = server.sql(&keys[1].1, between);
+    assert!(decided["rows"][0][0].as_u64() > Some(0), "{decided}");
     // Another save round passes with nothing to write.
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert_eq!(

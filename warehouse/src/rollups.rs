@@ -280,6 +280,12 @@ pub enum Kept {
     ScriptUses,
 }
 
+/// The schema of the kept `conversations` rows
+/// ([`TenantRollup::snapshot`]): the view's, every field nullable.
+pub fn conversations_rows_schema() -> Result<SchemaRef> {
+    Ok(build::nullable_schema(crate::fold::conversations_schema()?.as_ref()))
+}
+
 /// Default of [`TenantRollup::set_exact_below`].
 pub const EXACT_BELOW: u64 = 20_000;
 

@@ -160,7 +160,7 @@ pub async fn use_materialized(
     ctx.deregister_table("conversations")?;
     ctx.sql(&format!(
         "CREATE VIEW conversations AS SELECT * REPLACE ({} AS sla_met) FROM conversations_rows",
-        lake::SLA_MET_SQL
+        lake::sla_met_sql(lake::SESSION_SLA_TARGET)
     ))
     .await?;
     // `exposures` is built again on the kept copy of `exposure_events`.
@@ -177,6 +177,158 @@ pub async fn use_materialized(
         ctx.deregister_table(t)?;
     }
     Ok(true)
+}
+
+/// Every tenant's materialized `conversations` rows as one table, for
+/// platform-wide sessions: each scan brings every tenant's rollup up to
+/// date (a tenant not built within [`facts_wait`] fails it with
+/// [`FactsNotReady`]) and reads the rows of that moment.
+#[derive(Debug)]
+struct PlatformRows {
+    warehouse: Warehouse,
+    data_dir: std::path::PathBuf,
+    schema: SchemaRef,
+}
+
+impl PlatformRows {
+    /// Each tenant with data and its settings.
+    fn tenants(&self) -> Result<Vec<(TenantId, TenantSettings)>> {
+        warehouse::rollups::tenants(&self.warehouse.ingestor().read_view())
+            .iter()
+            .filter_map(|t| TenantId::parse(t))
+            .map(|t| {
+                let settings =
+                    crate::settings::load(&self.data_dir, &t).map_err(|e| DataFusionError::External(Box::new(e)))?;
+                Ok((t, settings))
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for PlatformRows {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut plans = Vec::new();
+        for (tenant, settings) in self.tenants()? {
+            let guard = serving_rollup(&self.warehouse, &tenant, &settings).await?;
+            let snapshot = guard.snapshot(Kept::Conversations);
+            drop(guard);
+            if let Some(s) = snapshot {
+                plans.push(s.scan(state, projection, filters, limit).await?);
+            }
+        }
+        if plans.is_empty() {
+            return MemTable::try_new(self.schema.clone(), vec![vec![]])?
+                .scan(state, projection, filters, limit)
+                .await;
+        }
+        datafusion::physical_plan::union::UnionExec::try_new(plans)
+    }
+}
+
+/// Each tenant's SLA target, read when scanned: what `sla_met` of the
+/// platform-wide `conversations` compares with.
+#[derive(Debug)]
+struct PlatformTargets(PlatformRows);
+
+#[async_trait::async_trait]
+impl TableProvider for PlatformTargets {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("tenant_id", arrow::datatypes::DataType::Utf8, false),
+            arrow::datatypes::Field::new("sla_target_us", arrow::datatypes::DataType::Int64, false),
+        ]))
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let tenants = self.0.tenants()?;
+        let batch = arrow::array::RecordBatch::try_new(
+            self.schema(),
+            vec![
+                Arc::new(arrow::array::StringArray::from_iter_values(
+                    tenants.iter().map(|(t, _)| t.as_str()),
+                )),
+                Arc::new(arrow::array::Int64Array::from_iter_values(
+                    tenants.iter().map(|(_, s)| s.sla_target_us()),
+                )),
+            ],
+        )?;
+        MemTable::try_new(self.schema(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// Makes `conversations` in a platform-wide session (`ctx`, with the views
+/// of `sql/views/` over every tenant's events) read every tenant's
+/// materialized rows, current as of each scan, with `sla_met` against
+/// each tenant's own target, instead of computing the view from events.
+pub async fn use_platform_materialized(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    data_dir: &std::path::Path,
+) -> Result<()> {
+    let schema = warehouse::rollups::conversations_rows_schema()?;
+    let rows = PlatformRows {
+        warehouse: warehouse.clone(),
+        data_dir: data_dir.to_path_buf(),
+        schema: schema.clone(),
+    };
+    let targets = PlatformTargets(PlatformRows {
+        warehouse: warehouse.clone(),
+        data_dir: data_dir.to_path_buf(),
+        schema: schema.clone(),
+    });
+    ctx.register_table("conversations_rows", Arc::new(rows))?;
+    ctx.register_table("tenant_sla_targets", Arc::new(targets))?;
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "sla_met" => format!("{} AS sla_met", lake::sla_met_sql("s.sla_target_us")),
+            name => format!("c.\"{name}\""),
+        })
+        .collect();
+    ctx.deregister_table("conversations")?;
+    ctx.sql(&format!(
+        "CREATE VIEW conversations AS SELECT {} FROM conversations_rows c \
+         LEFT JOIN tenant_sla_targets s ON c.tenant_id = s.tenant_id",
+        columns.join(", ")
+    ))
+    .await?;
+    // The view's plan holds the tables; SQL sees only the view.
+    for t in ["conversations_rows", "tenant_sla_targets"] {
+        ctx.deregister_table(t)?;
+    }
+    Ok(())
 }
 
 /// The `CREATE VIEW` of `sql/views/<name>.sql`.

@@ -46,18 +46,25 @@ use crate::settings::TenantSettings;
 use crate::tenant::TenantId;
 
 /// `sla_met` of `sql/views/conversations.sql`, for a `conversations` built
-/// on kept rows: met when the first reply came within the session's
-/// target (`tenant_settings.sla_target_us`), missed when it came later or
+/// on kept rows: met when the first reply came within the target (`target`,
+/// an SQL expression: the session's `tenant_settings.sla_target_us`, or a
+/// joined column of each row's tenant), missed when it came later or
 /// nobody has replied and the target has passed, NULL otherwise. Computed
 /// when read, since "the target has passed" depends on now.
-pub const SLA_MET_SQL: &str = "CASE \
+pub fn sla_met_sql(target: &str) -> String {
+    format!(
+        "CASE \
         WHEN first_customer_message_at IS NULL THEN NULL \
         WHEN first_reply_at IS NOT NULL THEN \
-            arrow_cast(first_reply_at, 'Int64') - arrow_cast(first_customer_message_at, 'Int64') \
-                <= (SELECT sla_target_us FROM tenant_settings) \
+            arrow_cast(first_reply_at, 'Int64') - arrow_cast(first_customer_message_at, 'Int64') <= {target} \
         WHEN arrow_cast(arrow_cast(now(), 'Timestamp(Microsecond, Some(\"UTC\"))'), 'Int64') \
-            > arrow_cast(first_customer_message_at, 'Int64') + (SELECT sla_target_us FROM tenant_settings) THEN false \
-    END";
+            > arrow_cast(first_customer_message_at, 'Int64') + {target} THEN false \
+    END"
+    )
+}
+
+/// The target of a tenant session's [`sla_met_sql`].
+pub const SESSION_SLA_TARGET: &str = "(SELECT sla_target_us FROM tenant_settings)";
 
 /// `tenant_settings` of one tenant (see `sql/views/tenant_settings.sql`):
 /// the settings the views read, as a row rather than as SQL text.

@@ -866,7 +866,7 @@ impl TenantRollup {
         let mut take = |name: &str| tables.remove(name).unwrap_or_default();
 
         // conversations: the kept rows and, read from them, the facts
-        let schema = nullable_schema(crate::fold::conversations_schema()?.as_ref());
+        let schema = conversations_rows_schema()?;
         let rows = sorted_by(&conform(&take("conversations"), &schema)?, &schema, "first_event_at")?;
         fresh.rows.set_schema(schema);
         let mut loaded = fresh.facts_of_rows(&rows, i64::MIN).await?;
