@@ -518,6 +518,14 @@ pub(crate) fn warm(state: Arc<AppState>) {
     tokio::spawn(async move {
         loop {
             let tenants = warehouse::rollups::tenants(&state.ingestor.read_view());
+            // Tenants never built start together (reading saved facts
+            // uses every core); each is then awaited in turn.
+            for t in &tenants {
+                let Some(tenant) = TenantId::parse(t) else { continue };
+                if let Ok(settings) = state.load_settings(&tenant).await {
+                    fast::start_first_build(&state.warehouse, &tenant, &settings).await;
+                }
+            }
             for t in tenants {
                 let Some(tenant) = TenantId::parse(&t) else { continue };
                 let Ok(settings) = state.load_settings(&tenant).await else {

@@ -87,18 +87,57 @@ impl TableProvider for Materialized {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let guard = serving_rollup(&self.warehouse, &self.tenant, &self.settings).await?;
-        let snapshot = guard.snapshot(self.kept);
-        drop(guard);
-        match snapshot {
-            Some(s) => s.scan(state, projection, filters, limit).await,
-            None => {
-                MemTable::try_new(self.schema.clone(), vec![vec![]])?
-                    .scan(state, projection, filters, limit)
-                    .await
-            }
+        match kept_scan(
+            &self.warehouse,
+            &self.tenant,
+            &self.settings,
+            self.kept,
+            state,
+            projection,
+            filters,
+            limit,
+        )
+        .await?
+        {
+            Some(plan) => Ok(plan),
+            None => empty_scan(&self.schema, state, projection, filters, limit).await,
         }
     }
+}
+
+/// A scan of the rows of `kept` of `tenant`'s rollup, brought up to date
+/// first; `None` before the tenant has any.
+#[allow(clippy::too_many_arguments)]
+async fn kept_scan(
+    warehouse: &Warehouse,
+    tenant: &TenantId,
+    settings: &TenantSettings,
+    kept: Kept,
+    state: &dyn Session,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let guard = serving_rollup(warehouse, tenant, settings).await?;
+    let snapshot = guard.snapshot(kept);
+    drop(guard);
+    match snapshot {
+        Some(s) => Ok(Some(s.scan(state, projection, filters, limit).await?)),
+        None => Ok(None),
+    }
+}
+
+/// A scan of no rows of `schema`.
+async fn empty_scan(
+    schema: &SchemaRef,
+    state: &dyn Session,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    MemTable::try_new(schema.clone(), vec![vec![]])?
+        .scan(state, projection, filters, limit)
+        .await
 }
 
 /// Whether the materialized tables of [`use_materialized`] follow new data.
@@ -228,17 +267,23 @@ impl TableProvider for PlatformRows {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut plans = Vec::new();
         for (tenant, settings) in self.tenants()? {
-            let guard = serving_rollup(&self.warehouse, &tenant, &settings).await?;
-            let snapshot = guard.snapshot(Kept::Conversations);
-            drop(guard);
-            if let Some(s) = snapshot {
-                plans.push(s.scan(state, projection, filters, limit).await?);
-            }
+            let kept = Kept::Conversations;
+            plans.extend(
+                kept_scan(
+                    &self.warehouse,
+                    &tenant,
+                    &settings,
+                    kept,
+                    state,
+                    projection,
+                    filters,
+                    limit,
+                )
+                .await?,
+            );
         }
         if plans.is_empty() {
-            return MemTable::try_new(self.schema.clone(), vec![vec![]])?
-                .scan(state, projection, filters, limit)
-                .await;
+            return empty_scan(&self.schema, state, projection, filters, limit).await;
         }
         datafusion::physical_plan::union::UnionExec::try_new(plans)
     }
@@ -398,6 +443,16 @@ pub async fn rollup(
     settings: &TenantSettings,
 ) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
     rollup_within(warehouse, tenant, settings, None).await
+}
+
+/// Starts `tenant`'s first build in a task of its own unless it is built
+/// or being built; does not wait for it. First builds of several tenants
+/// so started run at once (a full build from events still one at a time).
+pub async fn start_first_build(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSettings) {
+    if *warehouse.build_signal(tenant.as_str()).borrow() == BuildState::NotStarted {
+        // Not waiting at all: the answer is "not ready", which is known.
+        let _ = rollup_within(warehouse, tenant, settings, Some(std::time::Duration::ZERO)).await;
+    }
 }
 
 /// [`rollup`] for a request: when the tenant's first build has not

@@ -360,35 +360,11 @@ impl TenantRollup {
         lap("orders", &mut phases);
         let keep = self.online.partition_point(|s| s.start_us < lo);
         self.online.truncate(keep);
-        let sessions_sql = "SELECT agent_id, team, arrow_cast(started_at, 'Int64') AS started_us, \
-                            arrow_cast(ended_at, 'Int64') AS ended_us FROM agent_sessions";
+        let sessions_sql = "SELECT agent_id, team, started_at, ended_at FROM agent_sessions";
         let mut new_online = Vec::new();
         let mut stream = ctx.sql(sessions_sql).await?.execute_stream().await?;
         while let Some(batch) = stream.next().await {
-            let b = batch?;
-            let (a, t, s, e) = (
-                strings(&b, "agent_id")?,
-                strings(&b, "team")?,
-                int64s(&b, "started_us")?,
-                int64s(&b, "ended_us")?,
-            );
-            let (a, t, s, e) = (
-                a.as_string::<i32>(),
-                t.as_string::<i32>(),
-                s.as_primitive::<Int64Type>(),
-                e.as_primitive::<Int64Type>(),
-            );
-            for r in 0..b.num_rows() {
-                if s.is_null(r) || s.value(r) < lo {
-                    continue;
-                }
-                new_online.push(OnlineInterval {
-                    agent: self.names.opt(a.is_valid(r).then(|| a.value(r))),
-                    team: self.names.opt(t.is_valid(r).then(|| t.value(r))),
-                    start_us: s.value(r),
-                    end_us: e.is_valid(r).then(|| e.value(r)),
-                });
-            }
+            self.read_online(&batch?, lo, &mut new_online)?;
         }
         new_online.sort_by_key(|s| s.start_us);
         self.online.extend(new_online);
@@ -396,25 +372,12 @@ impl TenantRollup {
         lap("agent sessions", &mut phases);
         let keep = self.costs.partition_point(|c| c.0 < lo);
         self.costs.truncate(keep);
-        let costs_sql = "SELECT arrow_cast(occurred_at, 'Int64') AS at, currency, CAST(amount AS DOUBLE) AS amount \
+        let costs_sql = "SELECT occurred_at, currency, CAST(amount AS DOUBLE) AS amount \
                          FROM events WHERE type = 'cost.incurred'";
         let mut new_costs = Vec::new();
         let mut stream = ctx.sql(costs_sql).await?.execute_stream().await?;
         while let Some(batch) = stream.next().await {
-            let b = batch?;
-            let (at, cur, amount) = (int64s(&b, "at")?, strings(&b, "currency")?, float64s(&b, "amount")?);
-            let (at, cur, amount) = (
-                at.as_primitive::<Int64Type>(),
-                cur.as_string::<i32>(),
-                amount.as_primitive::<Float64Type>(),
-            );
-            for r in 0..b.num_rows() {
-                if at.is_null(r) || at.value(r) < lo || amount.is_null(r) {
-                    continue;
-                }
-                let c = self.names.opt(cur.is_valid(r).then(|| cur.value(r)));
-                new_costs.push((at.value(r), c, amount.value(r)));
-            }
+            self.read_costs(&batch?, lo, &mut new_costs)?;
         }
         new_costs.sort_by_key(|c| c.0);
         self.costs.extend(new_costs);
@@ -591,6 +554,57 @@ impl TenantRollup {
             self.read_conversations(&b, &mut loaded)?;
         }
         Ok(loaded)
+    }
+
+    /// The online intervals in `b` (`agent_id`, `team`, `started_at`,
+    /// `ended_at`) that start at or after `lo`.
+    pub(super) fn read_online(&mut self, b: &RecordBatch, lo: i64, out: &mut Vec<OnlineInterval>) -> Result<()> {
+        let (a, t, s, e) = (
+            strings(b, "agent_id")?,
+            strings(b, "team")?,
+            int64s(b, "started_at")?,
+            int64s(b, "ended_at")?,
+        );
+        let (a, t, s, e) = (
+            a.as_string::<i32>(),
+            t.as_string::<i32>(),
+            s.as_primitive::<Int64Type>(),
+            e.as_primitive::<Int64Type>(),
+        );
+        for r in 0..b.num_rows() {
+            if s.is_null(r) || s.value(r) < lo {
+                continue;
+            }
+            out.push(OnlineInterval {
+                agent: self.names.opt(a.is_valid(r).then(|| a.value(r))),
+                team: self.names.opt(t.is_valid(r).then(|| t.value(r))),
+                start_us: s.value(r),
+                end_us: e.is_valid(r).then(|| e.value(r)),
+            });
+        }
+        Ok(())
+    }
+
+    /// The costs in `b` (`occurred_at`, `currency`, `amount`) at or after `lo`.
+    pub(super) fn read_costs(&mut self, b: &RecordBatch, lo: i64, out: &mut Vec<(i64, u32, f64)>) -> Result<()> {
+        let (at, cur, amount) = (
+            int64s(b, "occurred_at")?,
+            strings(b, "currency")?,
+            float64s(b, "amount")?,
+        );
+        let (at, cur, amount) = (
+            at.as_primitive::<Int64Type>(),
+            cur.as_string::<i32>(),
+            amount.as_primitive::<Float64Type>(),
+        );
+        for r in 0..b.num_rows() {
+            if at.is_null(r) || at.value(r) < lo || amount.is_null(r) {
+                continue;
+            }
+            let c = self.names.opt(cur.is_valid(r).then(|| cur.value(r)));
+            out.push((at.value(r), c, amount.value(r)));
+        }
+        Ok(())
     }
 
     pub(super) fn insert_fact(&mut self, f: Fact) {

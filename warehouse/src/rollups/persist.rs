@@ -57,7 +57,7 @@ use ingest::faults::Faults;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::build::{cast, float64s, int64s, nullable_schema, script_uses_schema, strings};
+use super::build::{cast, int64s, nullable_schema, script_uses_schema, strings};
 use super::*;
 
 /// One persisted table: its name, the instant column whose UTC day is its
@@ -541,20 +541,21 @@ fn with_day(batches: &[RecordBatch], t: FactTable) -> Result<Option<RecordBatch>
     let key = int64s(&batch, t.key)?;
     let key = key.as_primitive::<Int64Type>();
     let days: Date32Array = key.iter().map(|k| k.map(|k| k.div_euclid(DAY_US) as i32)).collect();
-    let mut sort = Vec::new();
+    // By key, then conversation: each day's file is in key order, so a
+    // start reads the files back in order without sorting rows.
+    let mut sort = vec![SortColumn {
+        values: batch
+            .column_by_name(t.key)
+            .ok_or_else(|| delta_err(format!("{} lacks {}", t.name, t.key)))?
+            .clone(),
+        options: None,
+    }];
     if let Some(c) = batch.column_by_name("conversation_id") {
         sort.push(SortColumn {
             values: c.clone(),
             options: None,
         });
     }
-    sort.push(SortColumn {
-        values: batch
-            .column_by_name(t.key)
-            .ok_or_else(|| delta_err(format!("{} lacks {}", t.name, t.key)))?
-            .clone(),
-        options: None,
-    });
     let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new(t.day, DataType::Date32, true));
     let mut columns = batch.columns().to_vec();
@@ -583,8 +584,21 @@ fn conform(batches: &[RecordBatch], schema: &SchemaRef) -> Result<Vec<RecordBatc
 
 /// One batch of `batches` sorted by the instant column `key`.
 fn sorted_by(batches: &[RecordBatch], schema: &SchemaRef, key: &str) -> Result<Vec<RecordBatch>> {
-    if batches.is_empty() {
-        return Ok(vec![]);
+    // Saved files are in key order and one per day: ordering whole
+    // batches by their first key is enough, unless they overlap.
+    let mut spans = Vec::with_capacity(batches.len());
+    let mut in_order = true;
+    for b in batches.iter().filter(|b| b.num_rows() > 0) {
+        let keys = int64s(b, key)?;
+        let keys = keys.as_primitive::<Int64Type>();
+        let k = |i: usize| if keys.is_valid(i) { keys.value(i) } else { i64::MIN };
+        in_order &= (1..keys.len()).all(|i| k(i - 1) <= k(i));
+        spans.push((k(0), k(keys.len() - 1), b.clone()));
+    }
+    spans.sort_by_key(|(first, _, _)| *first);
+    in_order &= spans.windows(2).all(|w| w[0].1 <= w[1].0);
+    if in_order {
+        return Ok(spans.into_iter().map(|(_, _, b)| b).collect());
     }
     let all = concat_batches(schema, batches)?;
     let order = lexsort_to_indices(
@@ -864,14 +878,24 @@ impl TenantRollup {
         fresh.as_of_seq = manifest.through_seq;
         fresh.events_version = manifest.events_version;
         let mut take = |name: &str| tables.remove(name).unwrap_or_default();
+        // Where a start's time goes, for the log.
+        let mut phases: Vec<(&str, u128)> = Vec::new();
+        let mut clock = std::time::Instant::now();
+        let mut lap = |name: &'static str, phases: &mut Vec<(&str, u128)>| {
+            phases.push((name, clock.elapsed().as_millis()));
+            clock = std::time::Instant::now();
+        };
 
         // conversations: the kept rows and, read from them, the facts
         let schema = conversations_rows_schema()?;
         let rows = sorted_by(&conform(&take("conversations"), &schema)?, &schema, "first_event_at")?;
         fresh.rows.set_schema(schema);
+        lap("conform and order", &mut phases);
         let mut loaded = fresh.facts_of_rows(&rows, i64::MIN).await?;
+        lap("facts", &mut phases);
         fresh.rows.push(&rows).await?;
         drop(rows);
+        lap("kept rows", &mut phases);
         for b in conform(&take("conversation_details"), &details_schema())? {
             let ids = strings(&b, "conversation_id")?;
             let ids = ids.as_string::<i32>();
@@ -921,6 +945,7 @@ impl TenantRollup {
         for (_, f) in loaded.drain() {
             fresh.insert_fact(f);
         }
+        lap("details", &mut phases);
 
         let uses = script_uses_schema();
         let rows = sorted_by(&conform(&take("script_uses"), &uses)?, &uses, "first_event_at")?;
@@ -970,55 +995,23 @@ impl TenantRollup {
             .map(|(i, o)| (o.order_id.clone(), i))
             .collect();
 
+        let mut online = Vec::new();
         for b in conform(&take("agent_online"), &online_schema())? {
-            let (a, t, s, e) = (
-                strings(&b, "agent_id")?,
-                strings(&b, "team")?,
-                int64s(&b, "started_at")?,
-                int64s(&b, "ended_at")?,
-            );
-            let (a, t, s, e) = (
-                a.as_string::<i32>(),
-                t.as_string::<i32>(),
-                s.as_primitive::<Int64Type>(),
-                e.as_primitive::<Int64Type>(),
-            );
-            for r in 0..b.num_rows() {
-                if s.is_null(r) {
-                    continue;
-                }
-                fresh.online.push(OnlineInterval {
-                    agent: fresh.names.opt(a.is_valid(r).then(|| a.value(r))),
-                    team: fresh.names.opt(t.is_valid(r).then(|| t.value(r))),
-                    start_us: s.value(r),
-                    end_us: e.is_valid(r).then(|| e.value(r)),
-                });
-            }
+            fresh.read_online(&b, i64::MIN, &mut online)?;
         }
-        fresh.online.sort_by_key(|s| s.start_us);
-
+        online.sort_by_key(|s| s.start_us);
+        fresh.online = online;
+        let mut costs = Vec::new();
         for b in conform(&take("costs"), &costs_schema())? {
-            let (at, cur, amount) = (
-                int64s(&b, "occurred_at")?,
-                strings(&b, "currency")?,
-                float64s(&b, "amount")?,
-            );
-            let (at, cur, amount) = (
-                at.as_primitive::<Int64Type>(),
-                cur.as_string::<i32>(),
-                amount.as_primitive::<Float64Type>(),
-            );
-            for r in 0..b.num_rows() {
-                if at.is_null(r) || amount.is_null(r) {
-                    continue;
-                }
-                let c = fresh.names.opt(cur.is_valid(r).then(|| cur.value(r)));
-                fresh.costs.push((at.value(r), c, amount.value(r)));
-            }
+            fresh.read_costs(&b, i64::MIN, &mut costs)?;
         }
-        fresh.costs.sort_by_key(|c| c.0);
+        costs.sort_by_key(|c| c.0);
+        fresh.costs = costs;
 
+        lap("uses, exposures, orders, online, costs", &mut phases);
         fresh.rebuild_cells(i64::MIN);
+        lap("cells", &mut phases);
+        tracing::debug!(tenant = %manifest.tenant, phases_ms = ?phases, "facts restored");
         *self = fresh;
         Ok(())
     }
