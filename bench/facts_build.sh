@@ -24,7 +24,7 @@ for run in "$@"; do
     log=$(mktemp)
     if [ "${COLD:-0}" = 1 ]; then rm -rf "$DATA/lake/facts"; fi
     start=$(date +%s.%N)
-    CXLAKE_LOG=info CXLAKE_LOG_FORMAT=json CXLAKE_FACTS_WAIT_MS=3600000 "$bin" serve --data "$DATA" --listen 127.0.0.1:$PORT --pg-listen off > "$log" 2>&1 &
+    CXLAKE_LOG=${LOG:-info,warehouse=debug} CXLAKE_LOG_FORMAT=json CXLAKE_FACTS_WAIT_MS=3600000 "$bin" serve --data "$DATA" --listen 127.0.0.1:$PORT --pg-listen off > "$log" 2>&1 &
     PID=$!
     for _ in $(seq 600); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.05; done
     for t in $TENANTS; do
@@ -43,6 +43,8 @@ for line in open(sys.argv[1]):
     f = e.get("fields", {})
     if f.get("message") == "KPI rollup refreshed" and f.get("full"):
         print("  build %s: %s conversations, %s ms" % (f.get("tenant"), f.get("conversations"), f.get("elapsed_ms")))
+    if f.get("message") == "facts restored":
+        print("  restored %s: phases %s" % (f.get("tenant"), f.get("phases_ms")))
     if f.get("message") == "KPI facts read from the lake":
         print("  read %s: %s conversations, %s ms (tables %s ms)" % (f.get("tenant"), f.get("conversations"), f.get("elapsed_ms"), f.get("read_ms")))
 ' "$log"
