@@ -53,14 +53,41 @@ impl SessionSource for Source<'_> {
     }
 }
 
-/// A tenant's materialized rows as a table: each scan first brings the
-/// rollup up to date with the lake and the buffer (only what new data can
-/// change is recomputed), then reads the rows of that moment.
+/// Whose materialized rows a [`Materialized`] table holds.
+#[derive(Debug, Clone)]
+enum Whose {
+    Tenant(TenantId, TenantSettings),
+    /// Every tenant with data, each with its settings read from the data
+    /// directory at each scan.
+    Every(std::path::PathBuf),
+}
+
+impl Whose {
+    fn tenants(&self, warehouse: &Warehouse) -> Result<Vec<(TenantId, TenantSettings)>> {
+        match self {
+            Whose::Tenant(t, s) => Ok(vec![(t.clone(), s.clone())]),
+            Whose::Every(data_dir) => warehouse::rollups::tenants(&warehouse.ingestor().read_view())
+                .iter()
+                .filter_map(|t| TenantId::parse(t))
+                .map(|t| {
+                    let settings =
+                        crate::settings::load(data_dir, &t).map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    Ok((t, settings))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Materialized rows as a table: each scan first brings each rollup up to
+/// date with the lake and the buffer (only what new data can change is
+/// recomputed; a tenant not built within [`facts_wait`] fails it with
+/// [`FactsNotReady`]), then reads the rows of that moment, of every
+/// tenant together for [`Whose::Every`].
 #[derive(Debug)]
 struct Materialized {
     warehouse: Warehouse,
-    tenant: TenantId,
-    settings: TenantSettings,
+    whose: Whose,
     kept: Kept,
     schema: SchemaRef,
 }
@@ -87,21 +114,15 @@ impl TableProvider for Materialized {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match kept_scan(
-            &self.warehouse,
-            &self.tenant,
-            &self.settings,
-            self.kept,
-            state,
-            projection,
-            filters,
-            limit,
-        )
-        .await?
-        {
-            Some(plan) => Ok(plan),
-            None => empty_scan(&self.schema, state, projection, filters, limit).await,
+        let mut plans = Vec::new();
+        for (tenant, settings) in self.whose.tenants(&self.warehouse)? {
+            let (w, kept) = (&self.warehouse, self.kept);
+            plans.extend(kept_scan(w, &tenant, &settings, kept, state, projection, filters, limit).await?);
         }
+        if plans.is_empty() {
+            return empty_scan(&self.schema, state, projection, filters, limit).await;
+        }
+        datafusion::physical_plan::union::UnionExec::try_new(plans)
     }
 }
 
@@ -184,8 +205,7 @@ pub async fn use_materialized(
             Rows::Pinned => Arc::new(snapshot),
             Rows::Current => Arc::new(Materialized {
                 warehouse: warehouse.clone(),
-                tenant: tenant.clone(),
-                settings: settings.clone(),
+                whose: Whose::Tenant(tenant.clone(), settings.clone()),
                 kept,
                 schema: snapshot.schema(),
             }),
@@ -218,81 +238,13 @@ pub async fn use_materialized(
     Ok(true)
 }
 
-/// Every tenant's materialized `conversations` rows as one table, for
-/// platform-wide sessions: each scan brings every tenant's rollup up to
-/// date (a tenant not built within [`facts_wait`] fails it with
-/// [`FactsNotReady`]) and reads the rows of that moment.
-#[derive(Debug)]
-struct PlatformRows {
-    warehouse: Warehouse,
-    data_dir: std::path::PathBuf,
-    schema: SchemaRef,
-}
-
-impl PlatformRows {
-    /// Each tenant with data and its settings.
-    fn tenants(&self) -> Result<Vec<(TenantId, TenantSettings)>> {
-        warehouse::rollups::tenants(&self.warehouse.ingestor().read_view())
-            .iter()
-            .filter_map(|t| TenantId::parse(t))
-            .map(|t| {
-                let settings =
-                    crate::settings::load(&self.data_dir, &t).map_err(|e| DataFusionError::External(Box::new(e)))?;
-                Ok((t, settings))
-            })
-            .collect()
-    }
-}
-
-#[async_trait::async_trait]
-impl TableProvider for PlatformRows {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut plans = Vec::new();
-        for (tenant, settings) in self.tenants()? {
-            let kept = Kept::Conversations;
-            plans.extend(
-                kept_scan(
-                    &self.warehouse,
-                    &tenant,
-                    &settings,
-                    kept,
-                    state,
-                    projection,
-                    filters,
-                    limit,
-                )
-                .await?,
-            );
-        }
-        if plans.is_empty() {
-            return empty_scan(&self.schema, state, projection, filters, limit).await;
-        }
-        datafusion::physical_plan::union::UnionExec::try_new(plans)
-    }
-}
-
 /// Each tenant's SLA target, read when scanned: what `sla_met` of the
 /// platform-wide `conversations` compares with.
 #[derive(Debug)]
-struct PlatformTargets(PlatformRows);
+struct PlatformTargets {
+    warehouse: Warehouse,
+    whose: Whose,
+}
 
 #[async_trait::async_trait]
 impl TableProvider for PlatformTargets {
@@ -314,7 +266,7 @@ impl TableProvider for PlatformTargets {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let tenants = self.0.tenants()?;
+        let tenants = self.whose.tenants(&self.warehouse)?;
         let batch = arrow::array::RecordBatch::try_new(
             self.schema(),
             vec![
@@ -342,16 +294,17 @@ pub async fn use_platform_materialized(
     data_dir: &std::path::Path,
 ) -> Result<()> {
     let schema = warehouse::rollups::conversations_rows_schema()?;
-    let rows = PlatformRows {
+    let whose = Whose::Every(data_dir.to_path_buf());
+    let rows = Materialized {
         warehouse: warehouse.clone(),
-        data_dir: data_dir.to_path_buf(),
+        whose: whose.clone(),
+        kept: Kept::Conversations,
         schema: schema.clone(),
     };
-    let targets = PlatformTargets(PlatformRows {
+    let targets = PlatformTargets {
         warehouse: warehouse.clone(),
-        data_dir: data_dir.to_path_buf(),
-        schema: schema.clone(),
-    });
+        whose,
+    };
     ctx.register_table("conversations_rows", Arc::new(rows))?;
     ctx.register_table("tenant_sla_targets", Arc::new(targets))?;
     let columns: Vec<String> = schema
