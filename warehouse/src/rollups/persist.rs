@@ -146,6 +146,21 @@ pub struct Manifest {
     pub buffer_days: BTreeSet<i32>,
     /// Table name → its version holding this state (absent: no rows).
     pub tables: BTreeMap<String, u64>,
+    /// The `conversations` columns and types the rows were saved with: a
+    /// manifest of other columns (the view changed since) is not read
+    /// back, its facts are built anew.
+    #[serde(default)]
+    pub columns: Vec<String>,
+}
+
+/// The columns and types of the kept `conversations` rows, as a
+/// [`Manifest`] records them.
+fn rows_columns() -> Result<Vec<String>> {
+    Ok(conversations_rows_schema()?
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect())
 }
 
 /// Rows of a kept table from an instant on, still encoded: decoded by
@@ -271,7 +286,7 @@ impl FactStore {
             Err(e) => return Err(delta_err(e)),
         };
         match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(m) if m.format == MANIFEST_FORMAT && m.tenant == tenant => Ok(Some(m)),
+            Ok(m) if m.format == MANIFEST_FORMAT && m.tenant == tenant && m.columns == rows_columns()? => Ok(Some(m)),
             Ok(_) => Ok(None),
             Err(e) => {
                 tracing::warn!(tenant, error = %e, "persisted facts manifest unreadable; building anew");
@@ -395,9 +410,12 @@ impl FactStore {
                     .with_commit_properties(commit())
                     .await
                     .map_err(delta_err)?,
+                // A column the view gained since the table was made is
+                // added to it (older rows read it as NULL until rewritten).
                 (Some(table), Some(batch)) => table
                     .write(vec![batch])
                     .with_save_mode(SaveMode::Overwrite)
+                    .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
                     .with_replace_where(predicate)
                     .with_partition_columns(["tenant_id", t.day])
                     .with_writer_properties(writer_properties())
@@ -707,6 +725,7 @@ impl TenantRollup {
             files: self.mark.files.clone(),
             buffer_days: self.mark.buffer_days.clone(),
             tables: BTreeMap::new(),
+            columns: rows_columns()?,
         };
         // Only the mark or the settings changed: the manifest alone.
         if unsaved == i64::MAX {
