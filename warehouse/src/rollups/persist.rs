@@ -5,7 +5,8 @@
 //!
 //! Delta tables next to `events` (`<lake>/facts/<table>`), each
 //! partitioned by `tenant_id` and a day (UTC) of its key instant, sorted
-//! by conversation within a partition ([`FACT_TABLES`]):
+//! by that instant and then by conversation within a partition (so a
+//! start reads them back in order) ([`FACT_TABLES`]):
 //!
 //! | table | rows | day of |
 //! |---|---|---|
