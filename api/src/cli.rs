@@ -328,6 +328,16 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
     })
     .await?;
     drop(sql_runtime);
+    // A save of facts under way finishes (its manifest written) and no
+    // other starts, so the next start need not save everything again.
+    if let Some(store) = state.warehouse.facts() {
+        if tokio::time::timeout(std::time::Duration::from_secs(30), store.stop_saving())
+            .await
+            .is_err()
+        {
+            tracing::warn!("a save of facts did not finish within 30 s; the next start repeats it");
+        }
+    }
     last_used.abort();
     if let Err(e) = state.keys.persist_last_used() {
         tracing::warn!(error = %e, "could not record when keys were last used");

@@ -447,6 +447,12 @@ impl FactStore {
         Ok(manifest)
     }
 
+    /// Waits for a save under way to finish and keeps any other from
+    /// starting, for good: for a process that is stopping.
+    pub async fn stop_saving(&self) {
+        std::mem::forget(self.writing.lock().await);
+    }
+
     /// Writes the manifest durably: a temporary file, fsynced, renamed
     /// over the old one, and the directory fsynced.
     fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
