@@ -77,6 +77,17 @@ fn fixture() -> &'static Fixture {
         let third = create_key(&data, THIRD, "analyst");
         let neighbour = create_key(&data, NEIGHBOUR, "analyst");
         let server = Server::start_with_pg(&data, &config);
+        // Every tenant's facts built before the tests run in parallel, so a
+        // query is not held up by a build while the next one of its tenant
+        // comes (each tenant and role runs two at once at most).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while server.request("GET", "/readyz", &[], b"").ok().map(|r| r.status) != Some(200) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "facts not built within 10 minutes"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let (host, port) = server.pg_host_port();
         let pg = format!("{host}:{port}");
         Fixture {

@@ -20,7 +20,7 @@
 //! rows can stand wherever the view's rows do.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int32Array, Int64Array, ListArray,
@@ -29,9 +29,7 @@ use arrow::array::{
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int32Type, SchemaRef, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::prelude::SessionContext;
 
 #[cfg(test)]
 mod tests;
@@ -143,24 +141,9 @@ pub struct Folded {
     pub orders: Vec<FoldedOrder>,
 }
 
-/// The schema of the `conversations` view: the view planned once over an
-/// empty `events` table.
+/// The schema of the `conversations` view ([`crate::views::view_schema`]).
 pub fn conversations_schema() -> Result<SchemaRef> {
-    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    if let Some(s) = SCHEMA.get() {
-        return Ok(s.clone());
-    }
-    let ctx = SessionContext::new();
-    ctx.register_table(
-        "events",
-        Arc::new(MemTable::try_new(ingest::schema::events_schema(), vec![vec![]])?),
-    )?;
-    crate::views::register_views(&ctx)?;
-    let schema = futures::executor::block_on(async {
-        let df = ctx.table("conversations").await?;
-        Ok::<_, DataFusionError>(Arc::new(df.schema().as_arrow().clone()))
-    })?;
-    Ok(SCHEMA.get_or_init(|| schema).clone())
+    crate::views::view_schema("conversations")
 }
 
 /// The columns of one events batch the fold reads, in the types it reads

@@ -89,6 +89,35 @@ pub fn register_functions(ctx: &SessionContext) {
 /// a view only plans it (it resolves table names, which for in-memory
 /// catalogs completes without waiting on anything), so the future is
 /// driven to completion on the calling thread.
+/// The schema of the view `name` of `sql/views/`: the views planned once
+/// over an empty `events` table, each schema kept for the process.
+pub fn view_schema(name: &str) -> Result<arrow::datatypes::SchemaRef> {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    static SCHEMAS: Mutex<BTreeMap<String, arrow::datatypes::SchemaRef>> = Mutex::new(BTreeMap::new());
+    if let Some(s) = SCHEMAS.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+        return Ok(s.clone());
+    }
+    let ctx = SessionContext::new();
+    ctx.register_table(
+        "events",
+        Arc::new(datafusion::datasource::MemTable::try_new(
+            ingest::schema::events_schema(),
+            vec![vec![]],
+        )?),
+    )?;
+    register_views(&ctx)?;
+    let schema = futures::executor::block_on(async {
+        let df = ctx.table(name).await?;
+        Ok::<_, datafusion::error::DataFusionError>(Arc::new(df.schema().as_arrow().clone()))
+    })?;
+    SCHEMAS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.to_string(), schema.clone());
+    Ok(schema)
+}
+
 pub fn register_views(ctx: &SessionContext) -> Result<()> {
     register_functions(ctx);
     futures::executor::block_on(async {

@@ -530,7 +530,7 @@ async fn refreshed(
     let mut guard = warehouse.rollup_slot(tenant.as_str()).lock_owned().await;
     if !guard.is_built() {
         guard.set_slice_conversations(slice_conversations());
-        if let Err(e) = restore_saved(warehouse, &mut guard, tenant, settings).await {
+        if let Err(e) = restore_saved(warehouse, &mut guard, tenant).await {
             tracing::warn!(tenant = %tenant, error = %e, "saved facts could not be read; building them from events");
         }
     }
@@ -588,12 +588,7 @@ async fn refreshed(
 
 /// Reads the tenant's saved facts into `rollup` (see
 /// [`warehouse::rollups::persist`]); false when none were saved.
-async fn restore_saved(
-    warehouse: &Warehouse,
-    rollup: &mut TenantRollup,
-    tenant: &TenantId,
-    settings: &TenantSettings,
-) -> Result<bool> {
+async fn restore_saved(warehouse: &Warehouse, rollup: &mut TenantRollup, tenant: &TenantId) -> Result<bool> {
     let Some(store) = warehouse.facts() else {
         return Ok(false);
     };
@@ -603,13 +598,7 @@ async fn restore_saved(
     let started = std::time::Instant::now();
     let (tables, ahead) = store.read(&manifest).await?;
     let read_ms = started.elapsed().as_millis() as u64;
-    let source = Source {
-        warehouse,
-        tenant,
-        settings,
-        long: Default::default(),
-    };
-    rollup.restore(&manifest, tables, &source).await?;
+    rollup.restore(&manifest, tables).await?;
     if ahead {
         // A save cut short left rows of a later state in some tables.
         rollup.unsaved_from(i64::MIN);

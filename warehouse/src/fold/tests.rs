@@ -12,6 +12,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
 use super::*;
 
 const DAY_US: i64 = 86_400_000_000;

@@ -350,12 +350,7 @@ impl TenantRollup {
         }
         new_orders.sort_by_key(|o| o.placed_us);
         self.orders.extend(new_orders);
-        self.order_index = self
-            .orders
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.order_id.clone(), i))
-            .collect();
+        self.index_orders();
 
         lap("orders", &mut phases);
         let keep = self.online.partition_point(|s| s.start_us < lo);
@@ -605,6 +600,16 @@ impl TenantRollup {
             out.push((at.value(r), c, amount.value(r)));
         }
         Ok(())
+    }
+
+    /// Rebuilds the look-up of orders by id after `orders` changed.
+    pub(super) fn index_orders(&mut self) {
+        self.order_index = self
+            .orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.order_id.clone(), i))
+            .collect();
     }
 
     pub(super) fn insert_fact(&mut self, f: Fact) {

@@ -706,11 +706,6 @@ impl TenantRollup {
         self.unsaved = Some(self.unsaved.map_or(lo, |u| u.min(lo)));
     }
 
-    /// Whether the rollup changed since it was last saved (or restored).
-    pub fn has_unsaved(&self) -> bool {
-        self.unsaved.is_some()
-    }
-
     /// What a save of the changes since the last one writes; `None` when
     /// nothing changed. The rollup counts them as saved until
     /// [`Self::unsaved_from`] gives them back.
@@ -879,13 +874,11 @@ impl TenantRollup {
     }
 
     /// Replaces the rollup with the facts a [`FactStore`] read for
-    /// `manifest`; the next refresh catches up from there. `source` gives
-    /// the schema of the `exposure_events` view.
+    /// `manifest`; the next refresh catches up from there.
     pub async fn restore(
         &mut self,
         manifest: &Manifest,
         mut tables: HashMap<&'static str, Vec<RecordBatch>>,
-        source: &impl SessionSource,
     ) -> Result<()> {
         let mut fresh = TenantRollup {
             exact_below: self.exact_below,
@@ -978,8 +971,7 @@ impl TenantRollup {
         fresh.script_uses.set_schema(uses);
         fresh.script_uses.push(&rows).await?;
 
-        let ctx = source.session(EventRange::default()).await?;
-        let exposures = nullable_schema(ctx.table("exposure_events").await?.schema().as_arrow());
+        let exposures = nullable_schema(crate::views::view_schema("exposure_events")?.as_ref());
         let rows = sorted_by(
             &conform(&take("exposure_events"), &exposures)?,
             &exposures,
@@ -1014,12 +1006,7 @@ impl TenantRollup {
             }
         }
         fresh.orders.sort_by_key(|o| o.placed_us);
-        fresh.order_index = fresh
-            .orders
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.order_id.clone(), i))
-            .collect();
+        fresh.index_orders();
 
         let mut online = Vec::new();
         for b in conform(&take("agent_online"), &online_schema())? {

@@ -640,11 +640,7 @@ async fn saved_facts_are_read_back_and_catch_up() {
 
     let restarted = Warehouse::new(ingestor.clone());
     let mut restored = TenantRollup::new();
-    assert!(
-        super::restore_saved(&restarted, &mut restored, &tenant, &settings)
-            .await
-            .unwrap()
-    );
+    assert!(super::restore_saved(&restarted, &mut restored, &tenant).await.unwrap());
     assert_eq!(restored.as_of_seq(), second.through_seq);
     {
         let built = warehouse.rollup_slot(TENANT).lock_owned().await;
