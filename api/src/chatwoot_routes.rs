@@ -291,6 +291,9 @@ async fn chatwoot_webhook(
         .map_err(|e| (Problem::not_durable("Event not stored", &e), WebhookOutcome::NotDurable))?;
     let body = json!({
         "accepted": outcome.accepted,
+        // As `/v1/events` answers it: answers whose `data_as_of.seq` is
+        // at least this count these events.
+        "seq": outcome.seq,
         "duplicates": outcome.duplicate_lines.len(),
         "erased": outcome.erased_lines.len(),
     });

@@ -582,7 +582,10 @@ fn assign_one(
 }
 
 /// Logs exposures through the durable ingest path (WAL, fsync).
-async fn log_exposures(state: &AppState, events: Vec<Value>) -> Result<usize, Problem> {
+/// Stores exposure events as ingest does: how many were taken and the
+/// `seq` they were acknowledged with (as `/v1/events` answers it), none
+/// when there were none.
+async fn log_exposures(state: &AppState, events: Vec<Value>) -> Result<(usize, Option<u64>), Problem> {
     let mut parsed = Vec::with_capacity(events.len());
     for (i, value) in events.iter().enumerate() {
         let event = ingest::Event::from_json(value).map_err(|errors| {
@@ -593,14 +596,14 @@ async fn log_exposures(state: &AppState, events: Vec<Value>) -> Result<usize, Pr
         parsed.push((i + 1, event));
     }
     if parsed.is_empty() {
-        return Ok(0);
+        return Ok((0, None));
     }
     let outcome = state
         .ingestor
         .ingest(parsed)
         .await
         .map_err(|e| Problem::not_durable("Exposure not stored", &e))?;
-    Ok(outcome.accepted)
+    Ok((outcome.accepted, Some(outcome.seq)))
 }
 
 async fn assignment(
@@ -634,8 +637,11 @@ async fn assignment(
         // A repeated log of the same unit and conversation is deduplicated
         // by its event id; it still counts as logged.
         let logged = event.is_some();
-        log_exposures(&state, event.into_iter().collect()).await?;
+        let (_, seq) = log_exposures(&state, event.into_iter().collect()).await?;
         answer["logged"] = json!(logged);
+        if let Some(seq) = seq {
+            answer["seq"] = json!(seq);
+        }
     }
     Ok(axum::Json(answer).into_response())
 }
@@ -709,19 +715,23 @@ async fn assignments(
         answers.push(answer);
         events.extend(event);
     }
-    let logged = if batch.log {
-        Some(log_exposures(&state, events).await?)
+    let (logged, seq) = if batch.log {
+        let (n, seq) = log_exposures(&state, events).await?;
+        (Some(n), seq)
     } else {
-        None
+        (None, None)
     };
-    Ok(axum::Json(json!({
+    let mut body = json!({
         "experiment": experiment.key,
         "version": experiment.version,
         "algorithm": experiments::ALGORITHM_VERSION,
         "assignments": answers,
         "logged_events": logged,
-    }))
-    .into_response())
+    });
+    if let Some(seq) = seq {
+        body["seq"] = json!(seq);
+    }
+    Ok(axum::Json(body).into_response())
 }
 
 async fn results(

@@ -507,6 +507,35 @@ async fn get_conversations(
     Ok(resp)
 }
 
+/// Follows ingest: as soon as events arrive (or an erasure ran), and at
+/// least every [`fast::FOLLOW_EVERY`], brings every built tenant's rollup
+/// up to date and starts the first build of a tenant new to the lake.
+/// Requests meanwhile answer from the rollups as they stand
+/// ([`warehouse::Warehouse::serve_snapshots`]) and say what they reflect.
+fn follow_ingest(state: Arc<AppState>) {
+    state.warehouse.serve_snapshots();
+    tokio::spawn(async move {
+        let mut arrivals = state.ingestor.arrivals();
+        loop {
+            match tokio::time::timeout(fast::FOLLOW_EVERY, arrivals.changed()).await {
+                Ok(Err(_)) => tokio::time::sleep(fast::FOLLOW_EVERY).await,
+                Ok(Ok(())) | Err(_) => {}
+            }
+            for t in warehouse::rollups::tenants(&state.ingestor.read_view()) {
+                let Some(tenant) = TenantId::parse(&t) else { continue };
+                let Ok(settings) = state.load_settings(&tenant).await else {
+                    continue;
+                };
+                if *state.warehouse.build_signal(&t).borrow() != warehouse::BuildState::Built {
+                    fast::start_first_build(&state.warehouse, &tenant, &settings).await;
+                } else if let Err(e) = fast::refresh_now(&state.warehouse, &tenant, &settings).await {
+                    tracing::warn!(tenant = %tenant, error = %e, "KPI rollup refresh failed");
+                }
+            }
+        }
+    });
+}
+
 /// Keeps every tenant's rollup built and current in the background: at
 /// start (so the first dashboard or KPI call does not pay for the build)
 /// and then every [`fast::WARM_EVERY`] (a no-op for a tenant whose data did not
@@ -515,6 +544,7 @@ async fn get_conversations(
 /// changed. A tenant's settings are read afresh each round.
 pub(crate) fn warm(state: Arc<AppState>) {
     fast::save_in_background(state.warehouse.clone());
+    follow_ingest(state.clone());
     tokio::spawn(async move {
         loop {
             let tenants = warehouse::rollups::tenants(&state.ingestor.read_view());

@@ -84,7 +84,8 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 /// Readiness, as against `/healthz` (liveness): 200 once every tenant in
 /// the lake has its facts built, 503 while any is still building after a
 /// start. Without a key it gives counts only; with one, also the state of
-/// each tenant the key may see (`ready`, `building`, `waiting`, `failed`).
+/// each tenant the key may see (`ready`, `building`, `waiting`, `failed`)
+/// and the ingest sequence number its facts reflect.
 async fn readyz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let principal = bearer(&headers).and_then(|k| state.keys.authenticate(k));
     let tenants = warehouse::rollups::tenants(&state.ingestor.read_view());
@@ -92,7 +93,7 @@ async fn readyz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         .into_iter()
         .map(|k| (k, 0))
         .collect();
-    let mut shown = serde_json::Map::new();
+    let (mut shown, mut as_of) = (serde_json::Map::new(), serde_json::Map::new());
     for t in &tenants {
         let name = match &*state.warehouse.build_signal(t).borrow() {
             warehouse::BuildState::Built => "ready",
@@ -103,16 +104,23 @@ async fn readyz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         *counts.entry(name).or_default() += 1;
         if principal.as_ref().is_some_and(|p| p.tenant.allows(t)) {
             shown.insert(t.clone(), json!(name));
+            if let Some(seq) = state.warehouse.rollup_slot(t).read().await.as_of_seq() {
+                as_of.insert(t.clone(), json!(seq));
+            }
         }
     }
     let ready = counts["ready"] == tenants.len();
     let mut body = json!({
         "status": if ready { "ready" } else { "starting" },
+        "acknowledged_seq": state.ingestor.read_view().through_seq,
         "tenants": tenants.len(),
         "facts": counts,
     });
     if principal.is_some() {
         body["tenant_facts"] = serde_json::Value::Object(shown);
+        // Answers from a tenant's facts include every batch acknowledged
+        // with this sequence number or a lower one.
+        body["facts_as_of_seq"] = serde_json::Value::Object(as_of);
     }
     let status = if ready {
         StatusCode::OK

@@ -51,7 +51,7 @@ pub mod store;
 pub mod wal;
 
 pub use contract::{Event, EventType, FieldError};
-pub use pipeline::{IngestConfig, IngestOutcome, Ingestor, ReadView};
+pub use pipeline::{IngestConfig, IngestOutcome, Ingestor, ReadView, Recent};
 
 /// The JSON Schema (draft 2020-12) of one contract-v1 event, as served at
 /// `GET /v1/schema/events`.

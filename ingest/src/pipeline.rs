@@ -154,7 +154,55 @@ pub struct ReadView {
     /// Holds `table`'s version against vacuum while the view (or a query
     /// plan given the pin) lives.
     pub pin: Option<Arc<Pin>>,
+    /// What came in lately, for readers that follow the lake by what is
+    /// new rather than by which files changed ([`ReadView::batches_after`]).
+    pub recent: Recent,
 }
+
+/// The batches of the last moments, flushed or not, by sequence number.
+/// Flushes and compactions move events between the buffer and the lake
+/// files but never change them; only an erasure does (`rewrites` counts
+/// them). So a reader that saw everything through sequence `s` and the
+/// same `rewrites` sees what changed since in [`ReadView::batches_after`].
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    /// Flushed batches still held, in sequence order.
+    flushed: Arc<Vec<(u64, RecordBatch)>>,
+    /// Sequence numbers of [`ReadView::buffered`], one per batch.
+    buffered_seqs: Vec<u64>,
+    /// Every batch in the view with a greater sequence number is in
+    /// `flushed` or buffered.
+    floor: u64,
+    /// Erasures that changed the lake or the buffer since the process
+    /// started.
+    pub rewrites: u64,
+}
+
+impl ReadView {
+    /// The batches of the view acknowledged after sequence `seq`, all
+    /// tenants', in sequence order; `None` when some of them are no longer
+    /// held apart (flushed longer ago than [`RECENT_KEEP`]).
+    pub fn batches_after(&self, seq: u64) -> Option<Vec<&RecordBatch>> {
+        if seq < self.recent.floor {
+            return None;
+        }
+        let flushed = self.recent.flushed.iter().filter(|(s, _)| *s > seq).map(|(_, b)| b);
+        let buffered = self
+            .recent
+            .buffered_seqs
+            .iter()
+            .zip(&self.buffered)
+            .filter(|(s, _)| **s > seq)
+            .map(|(_, b)| b);
+        Some(flushed.chain(buffered).collect())
+    }
+}
+
+/// How long flushed batches stay held apart for [`ReadView::batches_after`]
+/// (readers catch up within seconds; this only bounds memory).
+pub const RECENT_KEEP: Duration = Duration::from_secs(60);
+/// ... and at most this many bytes of them.
+const RECENT_MAX_BYTES: usize = 64 << 20;
 
 /// Result of one flush.
 #[derive(Debug, Clone, Copy, Default)]
@@ -169,6 +217,51 @@ struct Shared {
     buffer: Vec<(u64, RecordBatch)>,
     buffered_events: usize,
     buffered_bytes: usize,
+    /// Flushed batches still held apart, with when they were flushed.
+    recent: Arc<Vec<(u64, RecordBatch)>>,
+    recent_at: std::collections::VecDeque<(u64, Instant, usize)>,
+    recent_floor: u64,
+    rewrites: u64,
+}
+
+impl Shared {
+    /// Moves the batches through `seq` from the buffer to the recent ones
+    /// and lets go of recent ones past [`RECENT_KEEP`] or the byte bound.
+    fn flushed_through(&mut self, seq: u64) {
+        let now = Instant::now();
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.buffer)
+            .into_iter()
+            .partition(|(s, _)| *s <= seq);
+        self.buffer = kept;
+        let recent = Arc::make_mut(&mut self.recent);
+        for (s, b) in gone {
+            self.recent_at.push_back((s, now, batch_bytes(&b)));
+            recent.push((s, b));
+        }
+        let mut bytes: usize = self.recent_at.iter().map(|(_, _, n)| n).sum();
+        let mut drop_through = None;
+        while let Some(&(s, at, n)) = self.recent_at.front() {
+            if now.duration_since(at) <= RECENT_KEEP && bytes <= RECENT_MAX_BYTES {
+                break;
+            }
+            bytes -= n;
+            drop_through = Some(s);
+            self.recent_at.pop_front();
+        }
+        if let Some(s) = drop_through {
+            recent.retain(|(r, _)| *r > s);
+            self.recent_floor = self.recent_floor.max(s);
+        }
+    }
+
+    /// After an erasure: the recent batches may hold what was erased.
+    fn forget_recent(&mut self) {
+        let through = self.flushed_seq.max(self.recent_floor);
+        self.recent = Arc::default();
+        self.recent_at.clear();
+        self.recent_floor = through;
+        self.rewrites += 1;
+    }
 }
 
 /// The ingest pipeline; one per data directory (enforced by a lock file).
@@ -181,6 +274,9 @@ pub struct Ingestor {
     wal: Wal<RecordBatch>,
     flush_wanted: Arc<tokio::sync::Notify>,
     flush_lock: tokio::sync::Mutex<()>,
+    /// The sequence number of the latest batch in the buffer; also sent
+    /// after an erasure ([`Ingestor::arrivals`]).
+    arrivals: Arc<tokio::sync::watch::Sender<u64>>,
     /// Keys, policies and tombstones of personal data.
     privacy: Privacy,
     /// Held shared by `ingest` from its tombstone check until its WAL
@@ -312,10 +408,16 @@ impl Ingestor {
             buffer: Vec::new(),
             buffered_events: 0,
             buffered_bytes: 0,
+            recent: Arc::default(),
+            recent_at: Default::default(),
+            recent_floor: flushed_seq,
+            rewrites: 0,
         }));
         let flush_wanted = Arc::new(tokio::sync::Notify::new());
+        let arrivals = Arc::new(tokio::sync::watch::Sender::new(flushed_seq));
         let on_durable = {
             let shared = shared.clone();
+            let arrivals = arrivals.clone();
             let metrics = metrics.clone();
             let flush_wanted = flush_wanted.clone();
             let (max_events, max_bytes) = (cfg.flush_max_events, cfg.flush_max_bytes);
@@ -329,6 +431,8 @@ impl Ingestor {
                     flush_wanted.notify_one();
                 }
                 s.buffer.push((seq, batch));
+                drop(s);
+                arrivals.send_replace(seq);
             })
         };
         let (wal, replayed) = Wal::open_with_faults(
@@ -368,6 +472,7 @@ impl Ingestor {
             wal,
             flush_wanted,
             flush_lock: tokio::sync::Mutex::new(()),
+            arrivals,
             privacy,
             erase_gate: tokio::sync::RwLock::new(()),
             last_vacuum: Mutex::new(None),
@@ -522,7 +627,19 @@ impl Ingestor {
                 .buffer
                 .last()
                 .map_or(s.flushed_seq, |(seq, _)| (*seq).max(s.flushed_seq)),
+            recent: Recent {
+                flushed: s.recent.clone(),
+                buffered_seqs: s.buffer.iter().map(|(seq, _)| *seq).collect(),
+                floor: s.recent_floor,
+                rewrites: s.rewrites,
+            },
         }
+    }
+
+    /// Changes when a batch becomes readable (to its sequence number) and
+    /// after an erasure: for readers that follow new data.
+    pub fn arrivals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.arrivals.subscribe()
     }
 
     /// Writes everything acknowledged so far into the lake.
@@ -612,7 +729,7 @@ impl Ingestor {
             let mut s = lock(&self.shared);
             s.table = Some(Arc::new(new_table));
             s.flushed_seq = step_through;
-            s.buffer.retain(|(seq, _)| *seq > step_through);
+            s.flushed_through(step_through);
             s.buffered_events = s.buffer.iter().map(|(_, b)| b.num_rows()).sum();
             s.buffered_bytes = s.buffer.iter().map(|(_, b)| batch_bytes(b)).sum();
             self.metrics.buffered_events.store(s.buffered_events as u64, Relaxed);

@@ -676,6 +676,8 @@ fn signed_webhooks_reopens_reassignments_labels_and_languages() {
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         r.json()
     };
+    // Signed webhooks carry no key for `Server::request` to wait with.
+    server.wait_for_facts(&admin_auth, 0);
     // The two reassignments are two events, not one dropped as a duplicate.
     let r = server
         .request(

@@ -214,6 +214,10 @@ impl Server {
         panic!("server did not stop within 60 s of SIGTERM");
     }
 
+    /// One request. After events were taken in (an answer with their
+    /// `seq`), it returns once the served facts reflect them
+    /// (see [`Server::wait_for_facts`]), as a client that reads its own
+    /// writes would.
     pub fn request(
         &self,
         method: &str,
@@ -221,7 +225,51 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<Response> {
-        http(&self.addr, method, path, headers, body)
+        let r = http(&self.addr, method, path, headers, body)?;
+        let seq = serde_json::from_slice::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v["seq"].as_u64());
+        if method == "POST" && seq.is_some() && r.status / 100 == 2 {
+            let key = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .map(|(_, v)| v.to_string())
+                .or_else(|| {
+                    let query = path.split_once('?')?.1;
+                    let key = query.split('&').find_map(|p| p.strip_prefix("key="))?;
+                    Some(format!("Bearer {key}"))
+                });
+            if let Some(key) = key {
+                self.wait_for_facts(&key, seq.unwrap_or(0));
+            }
+        }
+        Ok(r)
+    }
+
+    /// Waits until every tenant `auth` may see has its facts built and
+    /// reflecting every batch acknowledged with sequence number `seq` or
+    /// before this call (`/readyz`: `facts_as_of_seq`, `acknowledged_seq`).
+    pub fn wait_for_facts(&self, auth: &str, seq: u64) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut target = None;
+        loop {
+            let r = http(&self.addr, "GET", "/readyz", &[("Authorization", auth)], b"")
+                .unwrap_or_else(|e| panic!("GET /readyz: {e}"));
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            let target = *target.get_or_insert_with(|| seq.max(v["acknowledged_seq"].as_u64().unwrap_or(0)));
+            let states = v["tenant_facts"].as_object().cloned().unwrap_or_default();
+            let current = states
+                .iter()
+                .all(|(t, state)| state == "ready" && v["facts_as_of_seq"][t].as_u64().is_some_and(|s| s >= target));
+            if current {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "facts did not catch up with seq {target}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A JSON request with `Authorization: <auth>` (e.g. `Bearer cxk_…`);

@@ -61,8 +61,14 @@ impl QueryResult {
     }
 }
 
-/// The rollup of one tenant, locked while it is refreshed or read.
-pub type RollupSlot = Arc<tokio::sync::Mutex<rollups::TenantRollup>>;
+/// The rollup of one tenant: read by any number of readers at once,
+/// written only while a refresh applies what it read from the lake.
+pub type RollupSlot = Arc<tokio::sync::RwLock<rollups::TenantRollup>>;
+
+/// Held by whoever refreshes, rebuilds or restores one tenant's rollup:
+/// one at a time, so that a refresh planned under a read lock applies to
+/// the state it was planned from.
+pub type RefreshGate = Arc<tokio::sync::Mutex<()>>;
 
 /// Where a tenant's first rollup build stands.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -95,6 +101,10 @@ pub struct Warehouse {
     rollups: Arc<std::sync::Mutex<std::collections::HashMap<String, RollupSlot>>>,
     builds: Arc<std::sync::Mutex<std::collections::HashMap<String, BuildSignal>>>,
     rebuilds: Arc<std::sync::Mutex<std::collections::HashMap<String, RebuildSignal>>>,
+    gates: Arc<std::sync::Mutex<std::collections::HashMap<String, RefreshGate>>>,
+    /// Readers answer from the rollup as it stands, never refreshing it
+    /// first ([`Warehouse::serve_snapshots`]).
+    snapshots: Arc<std::sync::atomic::AtomicBool>,
     /// Where the rollups' facts are saved (`None`: a lake facts cannot be
     /// saved next to).
     facts: Option<Arc<rollups::persist::FactStore>>,
@@ -114,6 +124,8 @@ impl Warehouse {
             rollups: Arc::default(),
             builds: Arc::default(),
             rebuilds: Arc::default(),
+            gates: Arc::default(),
+            snapshots: Arc::default(),
             facts,
         }
     }
@@ -143,6 +155,25 @@ impl Warehouse {
         all.entry(tenant.to_string())
             .or_insert_with(|| Arc::new(tokio::sync::watch::Sender::new(BuildState::NotStarted)))
             .clone()
+    }
+
+    /// The gate of `tenant`'s rollup (see [`RefreshGate`]).
+    pub fn refresh_gate(&self, tenant: &str) -> RefreshGate {
+        let mut all = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(tenant.to_string()).or_default().clone()
+    }
+
+    /// From now on readers of this warehouse and its clones answer from
+    /// the rollups as they stand, saying what they reflect, while a task
+    /// that follows ingest keeps them current (the server); otherwise
+    /// (commands, tests) each reader brings the rollup up to date first.
+    pub fn serve_snapshots(&self) {
+        self.snapshots.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// See [`Warehouse::serve_snapshots`].
+    pub fn serves_snapshots(&self) -> bool {
+        self.snapshots.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The rebuild of `tenant`'s rollup running in the background, if any.

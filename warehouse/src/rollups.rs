@@ -52,24 +52,40 @@
 //!
 //! # Staying current
 //!
-//! [`TenantRollup::refresh`] compares the lake's files (Delta log) and the
-//! not-yet-flushed buffer with what it last saw, and recomputes only what
-//! new data can change: the UTC days (lake partitions) touched give a time
-//! `lo`; it moves back to the first event of every conversation with an
-//! event in those days, to `placed_at − attribution window` for orders
-//! without a conversation (they credit an earlier conversation), to the
-//! credited conversation of refunded orders, and to the start of open
-//! online intervals of agents that changed status; and, since deleted or
-//! compacted files count as touched days too (so GDPR erasure reaches the
-//! rollups), to the first event of every known conversation with events
-//! in a touched day. Every conversation whose first event is at or after
-//! `lo` is then recomputed whole from the events since `lo` (so a
-//! conversation spanning a flush or a day boundary comes out as if
-//! computed at once; older conversations, seen only in part from `lo`,
-//! keep their facts), and the cells from `lo`'s hour on are rebuilt from
-//! the facts. A refresh with another attribution window rebuilds
-//! everything (the service builds a new rollup beside the serving one
-//! instead: `services::kpis::fast`); with another SLA target, the cells.
+//! [`TenantRollup::refresh`] recomputes only what new data can change, as
+//! everything from an instant `lo` on: every conversation whose first
+//! event is at or after `lo` is recomputed whole from the events since
+//! `lo` (so a conversation spanning a flush or a day boundary comes out as
+//! if computed at once; older conversations keep their facts), and the
+//! cells from `lo`'s hour on are rebuilt from the facts. `lo` is the
+//! earliest of the changed events and, for each, the first event of its
+//! conversation; for an order without a conversation, the first event of
+//! the conversation it credits (the customer's latest started within the
+//! attribution window before it, found among the facts); for a
+//! conversation start, the first event of conversations whose credit it
+//! may take (the customer's later orders); for a refund, its order and
+//! the conversation credited; for an agent's status change, the start of
+//! the agent's interval it ends.
+//!
+//! Which events changed: flushes and compactions move events between the
+//! buffer and lake files without changing them, so while no erasure ran
+//! (`ingest::Recent::rewrites`) they are exactly the batches acknowledged
+//! after the sequence number the rollup reflects
+//! ([`ingest::ReadView::batches_after`]). After a start from saved facts,
+//! an erasure, or when those batches are no longer held apart, the lake's
+//! files (Delta log) and the buffer are compared with what the rollup last
+//! saw instead, and every event of each UTC day (partition) touched counts
+//! as changed; deleted or compacted files count as touched days too (so
+//! GDPR erasure reaches the rollups), with the first event of every known
+//! conversation with events in a touched day.
+//!
+//! A refresh runs in three steps ([`TenantRollup::plan_refresh`],
+//! [`TenantRollup::read_planned`], [`TenantRollup::apply_planned`]) so
+//! that the lake is read while readers go on; only applying what was read
+//! needs the rollup alone. A refresh with another attribution window
+//! rebuilds everything (the service builds a new rollup beside the
+//! serving one instead: `services::kpis::fast`); with another SLA target,
+//! the cells.
 //!
 //! Known limits (documented rather than hidden): an agent interval that
 //! opened before `lo` and whose agent changed no status in the new data is
@@ -115,6 +131,7 @@ use ingest::ReadView;
 
 use crate::fold::{EVENT_COLUMNS, FoldSettings, FoldedOrder, MessageFacts, Replier, fold_with_messages};
 
+pub use self::build::{PlannedRows, RefreshPlan};
 use self::fact::*;
 pub use self::held::tenants;
 use self::held::*;
@@ -199,6 +216,11 @@ pub struct TenantRollup {
     mark: LakeMark,
     /// See [`TenantRollup::as_of_seq`].
     as_of_seq: Option<u64>,
+    /// See [`TenantRollup::generation`].
+    generation: u64,
+    /// The erasures the ingest pipeline had made at the last refresh
+    /// (`ingest::Recent::rewrites`); `None` after a start from saved facts.
+    rewrites: Option<u64>,
     /// Everything from this instant on changed since the last save
     /// ([`persist`]); `i64::MAX`: only the lake mark or the settings.
     unsaved: Option<i64>,
@@ -243,6 +265,8 @@ impl Default for TenantRollup {
             config: None,
             mark: LakeMark::default(),
             as_of_seq: None,
+            generation: build::next_generation(),
+            rewrites: None,
             unsaved: None,
             events_version: None,
             names: Interner::default(),

@@ -300,6 +300,7 @@ impl Ingestor {
         let days = self.locate(&mut m).await?;
 
         let mut lake_events = 0;
+        lock(&self.shared).forget_recent();
         let old = lock(&self.shared).table.clone();
         let mut table = old.as_deref().cloned();
         if let Some(t) = &old {
@@ -338,6 +339,7 @@ impl Ingestor {
             self.metrics.record_table(&t);
             lock(&self.shared).table = Some(Arc::new(t));
         }
+        self.arrivals.send_modify(|_| {});
         tracing::info!(
             %receipt,
             tenant,

@@ -338,6 +338,10 @@ fn view_sql(name: &str) -> Result<&'static str> {
         .ok_or_else(|| DataFusionError::Internal(format!("no view {name}")))
 }
 
+/// How long a task following ingest waits at most between two rounds of
+/// refreshes when no event arrives (settings and flushes are followed too).
+pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How often the server's background warming looks for new data.
 pub const WARM_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -373,6 +377,22 @@ pub fn facts_wait() -> std::time::Duration {
     )
 }
 
+/// How long every first build waits before it starts:
+/// `CXLAKE_FACTS_BUILD_DELAY_MS`, default 0. Fault injection for tests of
+/// what readers meet while a tenant's facts are being built (a large
+/// tenant's build takes minutes; a test's takes milliseconds).
+fn build_delay() -> std::time::Duration {
+    static DELAY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    std::time::Duration::from_millis(*DELAY.get_or_init(|| {
+        env_number(
+            "CXLAKE_FACTS_BUILD_DELAY_MS",
+            0,
+            |_| true,
+            "a whole number of milliseconds",
+        )
+    }))
+}
+
 /// The whole number in the environment variable `name` that `valid`
 /// accepts, else `default` (with a warning when it was set but not so).
 fn env_number(name: &str, default: u64, valid: impl Fn(u64) -> bool, what: &str) -> u64 {
@@ -385,17 +405,16 @@ fn env_number(name: &str, default: u64, valid: impl Fn(u64) -> bool, what: &str)
     }
 }
 
-/// The tenant's rollup, brought up to date with the lake and the buffer;
-/// held locked for the request (every answer comes from one state). A
-/// tenant never built before is built first, however long that takes:
-/// for the background warming and commands. Requests use
+/// A reader's hold on a tenant's rollup: other readers go on meanwhile;
+/// a refresh applies its changes after the last such hold is let go.
+pub type RollupRead = tokio::sync::OwnedRwLockReadGuard<TenantRollup>;
+
+/// The tenant's rollup, brought up to date with the lake and the buffer.
+/// A tenant never built before is built first, however long that takes:
+/// for the background warming, commands and tests. Requests use
 /// [`serving_rollup`].
-pub async fn rollup(
-    warehouse: &Warehouse,
-    tenant: &TenantId,
-    settings: &TenantSettings,
-) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
-    rollup_within(warehouse, tenant, settings, None).await
+pub async fn rollup(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSettings) -> Result<RollupRead> {
+    rollup_within(warehouse, tenant, settings, None, true).await
 }
 
 /// Starts `tenant`'s first build in a task of its own unless it is built
@@ -404,19 +423,21 @@ pub async fn rollup(
 pub async fn start_first_build(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSettings) {
     if *warehouse.build_signal(tenant.as_str()).borrow() == BuildState::NotStarted {
         // Not waiting at all: the answer is "not ready", which is known.
-        let _ = rollup_within(warehouse, tenant, settings, Some(std::time::Duration::ZERO)).await;
+        let _ = rollup_within(warehouse, tenant, settings, Some(std::time::Duration::ZERO), false).await;
     }
 }
 
 /// [`rollup`] for a request: when the tenant's first build has not
 /// finished within [`facts_wait`], the error is [`FactsNotReady`] (503)
-/// and the build goes on in the background.
-pub async fn serving_rollup(
-    warehouse: &Warehouse,
-    tenant: &TenantId,
-    settings: &TenantSettings,
-) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
-    rollup_within(warehouse, tenant, settings, Some(facts_wait())).await
+/// and the build goes on in the background. A warehouse that serves
+/// snapshots ([`Warehouse::serve_snapshots`]) answers from the rollup as
+/// it stands (a task following ingest keeps it current, and the answer
+/// says what it reflects: [`TenantRollup::as_of_seq`]), unless the
+/// request's settings are not those the facts were built with: a new SLA
+/// target or attribution window applies at once.
+pub async fn serving_rollup(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSettings) -> Result<RollupRead> {
+    let refresh_first = !warehouse.serves_snapshots();
+    rollup_within(warehouse, tenant, settings, Some(facts_wait()), refresh_first).await
 }
 
 async fn rollup_within(
@@ -424,7 +445,8 @@ async fn rollup_within(
     tenant: &TenantId,
     settings: &TenantSettings,
     wait: Option<std::time::Duration>,
-) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
+    refresh_first: bool,
+) -> Result<RollupRead> {
     let signal = warehouse.build_signal(tenant.as_str());
     if *signal.borrow() != BuildState::Built {
         // The first build runs in a task of its own, so that it goes on
@@ -439,8 +461,8 @@ async fn rollup_within(
         if started {
             let (w, t, st, signal) = (warehouse.clone(), tenant.clone(), settings.clone(), signal.clone());
             tokio::spawn(async move {
-                let state = match refreshed(&w, &t, &st).await {
-                    Ok(_) => BuildState::Built,
+                let state = match first_build(&w, &t, &st).await {
+                    Ok(()) => BuildState::Built,
                     Err(e) => {
                         tracing::warn!(tenant = %t, error = %e, "first KPI rollup build failed");
                         BuildState::Failed(e.to_string())
@@ -473,7 +495,19 @@ async fn rollup_within(
             Err(e) => return Err(DataFusionError::External(Box::new(e))),
         }
     }
-    refreshed(warehouse, tenant, settings).await
+    let slot = warehouse.rollup_slot(tenant.as_str());
+    // Settings the facts were built with, or are being rebuilt for.
+    let built = slot.read().await.config();
+    let wanted = config(settings);
+    let settled = built.is_some_and(|c| {
+        c.sla_target_us == wanted.sla_target_us
+            && (c.attribution_window_days == wanted.attribution_window_days
+                || *warehouse.rebuild_signal(tenant.as_str()).borrow() == Some(wanted.attribution_window_days))
+    });
+    if refresh_first || !settled {
+        refresh_now(warehouse, tenant, settings).await?;
+    }
+    Ok(slot.read_owned().await)
 }
 
 /// One full build at a time in the process (first builds and rebuilds):
@@ -511,7 +545,9 @@ fn rebuild_beside(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSet
         match built {
             Ok(fresh) => {
                 // What came in meanwhile, the next refresh adds.
-                *w.rollup_slot(t.as_str()).lock_owned().await = fresh;
+                let gate = w.refresh_gate(t.as_str());
+                let _one = gate.lock().await;
+                *w.rollup_slot(t.as_str()).write().await = fresh;
                 tracing::info!(tenant = %t, attribution_window_days = window, "KPI rollup rebuilt for new settings");
             }
             Err(e) => tracing::warn!(tenant = %t, error = %e, "KPI rollup rebuild for new settings failed"),
@@ -520,14 +556,14 @@ fn rebuild_beside(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSet
     });
 }
 
-/// The tenant's rollup, locked and brought up to date with the lake and
-/// the buffer (built first if it never was).
-async fn refreshed(
-    warehouse: &Warehouse,
-    tenant: &TenantId,
-    settings: &TenantSettings,
-) -> Result<tokio::sync::OwnedMutexGuard<TenantRollup>> {
-    let mut guard = warehouse.rollup_slot(tenant.as_str()).lock_owned().await;
+/// Builds the tenant's rollup for the first time: read back from its
+/// saved facts when there are, from events otherwise; then brought up to
+/// date. Holds the rollup alone throughout (no reader is served before).
+async fn first_build(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSettings) -> Result<()> {
+    tokio::time::sleep(build_delay()).await;
+    let gate = warehouse.refresh_gate(tenant.as_str());
+    let _one = gate.lock().await;
+    let mut guard = warehouse.rollup_slot(tenant.as_str()).write_owned().await;
     if !guard.is_built() {
         guard.set_slice_conversations(slice_conversations());
         if let Err(e) = restore_saved(warehouse, &mut guard, tenant).await {
@@ -544,46 +580,91 @@ async fn refreshed(
                 .map_err(|e| DataFusionError::External(Box::new(e)))?,
         )
     };
-    // A new attribution window changes every fact: the facts are rebuilt
-    // for it beside these, which keep serving (and following new data)
-    // with the window they were built with until the rebuild replaces them.
-    let mut settings = std::borrow::Cow::Borrowed(settings);
-    if let Some(built) = guard
-        .config()
-        .filter(|c| c.attribution_window_days != settings.attribution_window_days)
-    {
-        rebuild_beside(warehouse, tenant, &settings);
-        settings.to_mut().attribution_window_days = built.attribution_window_days;
-    }
-    let settings = settings.as_ref();
-    let view = warehouse.ingestor().read_view();
     let started = std::time::Instant::now();
-    let stats: RefreshStats = guard
-        .refresh(
-            &view,
-            tenant.as_str(),
-            config(settings),
-            &Source {
-                warehouse,
-                tenant,
-                settings,
-                long: Default::default(),
-            },
-        )
-        .await?;
+    let view = warehouse.ingestor().read_view();
+    let source = Source {
+        warehouse,
+        tenant,
+        settings,
+        long: Default::default(),
+    };
+    let stats = guard.refresh(&view, tenant.as_str(), config(settings), &source).await?;
+    log_refresh(tenant, &stats, &guard, started);
+    Ok(())
+}
+
+/// Brings the tenant's built rollup up to date with the lake and the
+/// buffer. The lake is read under a shared hold (readers go on); the
+/// rollup is held alone only while the result is applied.
+pub async fn refresh_now(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSettings) -> Result<RefreshStats> {
+    let gate = warehouse.refresh_gate(tenant.as_str());
+    let _one = gate.lock().await;
+    let slot = warehouse.rollup_slot(tenant.as_str());
+    let started = std::time::Instant::now();
+    let source_settings;
+    let plan = {
+        let rollup = slot.read().await;
+        // A new attribution window changes every fact: the facts are
+        // rebuilt for it beside these, which keep serving (and following
+        // new data) with the window they were built with until the
+        // rebuild replaces them.
+        let mut settings = std::borrow::Cow::Borrowed(settings);
+        if let Some(built) = rollup
+            .config()
+            .filter(|c| c.attribution_window_days != settings.attribution_window_days)
+        {
+            rebuild_beside(warehouse, tenant, &settings);
+            settings.to_mut().attribution_window_days = built.attribution_window_days;
+        }
+        source_settings = settings.into_owned();
+        let source = Source {
+            warehouse,
+            tenant,
+            settings: &source_settings,
+            long: Default::default(),
+        };
+        let view = warehouse.ingestor().read_view();
+        rollup
+            .plan_refresh(&view, tenant.as_str(), config(&source_settings), &source)
+            .await?
+    };
+    let source = Source {
+        warehouse,
+        tenant,
+        settings: &source_settings,
+        long: Default::default(),
+    };
+    if plan.is_full() {
+        // Not built (a reader got here before the first build): built now.
+        drop(_one);
+        return first_build(warehouse, tenant, settings)
+            .await
+            .map(|()| RefreshStats::default());
+    }
+    let rows = TenantRollup::read_planned(&plan, &source).await?;
+    let read_ms = started.elapsed().as_millis() as u64;
+    let mut rollup = slot.write().await;
+    let stats = rollup.apply_planned(plan, rows).await?.unwrap_or_default();
     if stats != RefreshStats::default() {
+        tracing::debug!(tenant = %tenant, read_ms, "KPI rollup read");
+    }
+    log_refresh(tenant, &stats, &rollup, started);
+    Ok(stats)
+}
+
+fn log_refresh(tenant: &TenantId, stats: &RefreshStats, rollup: &TenantRollup, started: std::time::Instant) {
+    if *stats != RefreshStats::default() {
         tracing::info!(
             tenant = %tenant,
             full = stats.full,
             conversations = stats.conversations,
             since_us = ?stats.since_us,
-            rows = guard.rows_held().0,
-            rows_bytes = guard.rows_held().1,
+            rows = rollup.rows_held().0,
+            rows_bytes = rollup.rows_held().1,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "KPI rollup refreshed"
         );
     }
-    Ok(guard)
 }
 
 /// Reads the tenant's saved facts into `rollup` (see
@@ -638,7 +719,7 @@ pub async fn save_changed(warehouse: &Warehouse) -> Result<usize> {
     let mut saved = 0;
     for (tenant, slot) in warehouse.rollup_slots() {
         let export = {
-            let mut rollup = slot.lock().await;
+            let mut rollup = slot.write().await;
             if !rollup.is_built() {
                 continue;
             }
@@ -658,7 +739,7 @@ pub async fn save_changed(warehouse: &Warehouse) -> Result<usize> {
                 );
             }
             Err(e) => {
-                slot.lock().await.unsaved_from(unsaved);
+                slot.write().await.unsaved_from(unsaved);
                 return Err(e);
             }
         }
@@ -679,7 +760,7 @@ pub async fn forget_erased(warehouse: &Warehouse, tenant: &TenantId, settings: &
     };
     for other in store.purge_history().await? {
         let slot = warehouse.rollup_slot(&other);
-        let mut rollup = slot.lock().await;
+        let mut rollup = slot.write().await;
         if rollup.is_built() {
             rollup.unsaved_from(i64::MIN);
         }

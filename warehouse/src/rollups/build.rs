@@ -5,6 +5,104 @@
 
 use super::*;
 
+/// The columns of `events` a refresh reads of changed events.
+const CHANGE_COLUMNS: &str = "tenant_id, conversation_id, type, occurred_at, order_id, agent_id, customer_id";
+
+/// Settings of a rollup that has none yet.
+pub(super) const DEFAULT_CONFIG: TenantConfig = TenantConfig {
+    sla_target_us: 120_000_000,
+    attribution_window_days: 7,
+};
+
+/// What [`TenantRollup::load`] reads from the lake.
+pub(super) struct Loaded {
+    exposure_schema: SchemaRef,
+    exposures: Vec<RecordBatch>,
+    rows: Vec<RecordBatch>,
+    /// The columns facts are read from, of `rows`.
+    conversations: Vec<RecordBatch>,
+    messages: Vec<(String, String, MessageFacts)>,
+    orders: Vec<FoldedOrder>,
+    online: Vec<RecordBatch>,
+    costs: Vec<RecordBatch>,
+}
+
+/// What changed events require of a refresh ([`TenantRollup::read_changes`]).
+struct Changes {
+    /// Recompute from this instant on at least.
+    lo: i64,
+    /// Orders without a conversation: (interned customer, placed µs).
+    unlinked_orders: Vec<(u32, i64)>,
+    /// Conversation starts: (interned customer, started µs).
+    starts: Vec<(u32, i64)>,
+    /// Agents whose status changed: interned agent → earliest change.
+    statuses: HashMap<u32, i64>,
+}
+
+impl From<i64> for Changes {
+    fn from(lo: i64) -> Self {
+        Self {
+            lo,
+            unlinked_orders: Vec::new(),
+            starts: Vec::new(),
+            statuses: HashMap::new(),
+        }
+    }
+}
+
+/// What a refresh will do, decided from the rollup and a read view
+/// ([`TenantRollup::plan_refresh`]); made under a shared borrow, so that
+/// readers go on while it is made and while its events are read
+/// ([`TenantRollup::read_planned`]); only [`TenantRollup::apply_planned`]
+/// needs the rollup alone.
+#[derive(Debug)]
+pub struct RefreshPlan {
+    what: Planned,
+    config: TenantConfig,
+    mark: LakeMark,
+    through_seq: u64,
+    rewrites: u64,
+    events_version: Option<u64>,
+    /// The state the plan was made from ([`TenantRollup::generation`]).
+    generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Planned {
+    /// Everything anew (first use, or another attribution window).
+    Full,
+    /// Nothing to recompute; `mark`: the lake's files changed.
+    Nothing { mark: bool },
+    /// Everything from this instant on.
+    From(i64),
+}
+
+impl RefreshPlan {
+    /// Whether it is a full build (which [`TenantRollup::refresh`] runs).
+    pub fn is_full(&self) -> bool {
+        self.what == Planned::Full
+    }
+}
+
+/// What a refresh read from the lake ([`TenantRollup::read_planned`]).
+pub struct PlannedRows(Option<Loaded>);
+
+impl std::fmt::Debug for PlannedRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows = self
+            .0
+            .as_ref()
+            .map(|l| l.rows.iter().map(|b| b.num_rows()).sum::<usize>());
+        f.debug_struct("PlannedRows").field("conversations", &rows).finish()
+    }
+}
+
+/// A process-wide counter of rollup states.
+pub(super) fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 impl TenantRollup {
     /// Brings the rollup up to date with `view` (see the module docs).
     /// `source` gives sessions over the tenant's events only.
@@ -15,60 +113,79 @@ impl TenantRollup {
         config: TenantConfig,
         source: &impl SessionSource,
     ) -> Result<RefreshStats> {
-        let stats = self.refresh_from(view, tenant, config, source).await?;
-        self.as_of_seq = Some(view.through_seq);
-        self.events_version = view.table.as_ref().and_then(|t| t.version());
-        Ok(stats)
+        let plan = self.plan_refresh(view, tenant, config, source).await?;
+        if plan.is_full() {
+            let stats = self.build_full(plan.mark.clone(), config, source).await?;
+            self.planned(&plan);
+            return Ok(stats);
+        }
+        let rows = Self::read_planned(&plan, source).await?;
+        Ok(self.apply_planned(plan, rows).await?.unwrap_or_default())
     }
 
-    async fn refresh_from(
-        &mut self,
+    /// Identifies the rollup's state: changes with every refresh that
+    /// changes anything, a restore and a build; unique in the process.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Decides what bringing the rollup up to date with `view` takes.
+    pub async fn plan_refresh(
+        &self,
         view: &ReadView,
         tenant: &str,
         config: TenantConfig,
         source: &impl SessionSource,
-    ) -> Result<RefreshStats> {
+    ) -> Result<RefreshPlan> {
         let mark = lake_mark(view, tenant);
-        let full = self
+        let what = self.plan(view, &mark, tenant, config, source).await?;
+        Ok(RefreshPlan {
+            what,
+            config,
+            mark,
+            through_seq: view.through_seq,
+            rewrites: view.recent.rewrites,
+            events_version: view.table.as_ref().and_then(|t| t.version()),
+            generation: self.generation,
+        })
+    }
+
+    async fn plan(
+        &self,
+        view: &ReadView,
+        mark: &LakeMark,
+        tenant: &str,
+        config: TenantConfig,
+        source: &impl SessionSource,
+    ) -> Result<Planned> {
+        if self
             .config
-            .is_none_or(|c| c.attribution_window_days != config.attribution_window_days);
-        if full {
-            *self = TenantRollup {
-                exact_below: self.exact_below,
-                slice_conversations: self.slice_conversations,
-                ..TenantRollup::default()
-            };
-            self.config = Some(config);
-            let started = std::time::Instant::now();
-            let slices = self.slices(source).await?;
-            tracing::debug!(
-                slices = slices.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "rollup slices planned"
-            );
-            for (i, range) in slices.iter().enumerate() {
-                let ctx = source.session(*range).await?;
-                // What starts at the next slice's start is that slice's.
-                let hi = slices.get(i + 1).and_then(|r| r.since_us);
-                self.load(&ctx, range.since_us.unwrap_or(i64::MIN), hi).await?;
+            .is_none_or(|c| c.attribution_window_days != config.attribution_window_days)
+        {
+            return Ok(Planned::Full);
+        }
+        // Flushes and compactions move events into other files without
+        // changing them; only an erasure does. Unless one happened, what
+        // changed since the last refresh is exactly the batches
+        // acknowledged since, when they are still held apart.
+        let since_seq = match (self.as_of_seq, self.rewrites) {
+            (Some(seq), Some(r)) if r == view.recent.rewrites => view.batches_after(seq),
+            _ => None,
+        };
+        if let Some(batches) = since_seq {
+            let mut changes = Changes::from(i64::MAX);
+            for b in batches {
+                self.read_changes(b, Some(tenant), &mut changes)?;
             }
-            let n = self.by_id.len();
-            self.rebuild_cells(i64::MIN);
-            self.mark = mark;
-            return Ok(RefreshStats {
-                full: true,
-                conversations: n,
-                since_us: None,
-                slices: slices.len(),
+            return Ok(match self.changed_from(&changes, config) {
+                Some(lo) => Planned::From(lo),
+                None => Planned::Nothing {
+                    mark: *mark != self.mark,
+                },
             });
         }
-        if self.config.is_some_and(|c| c.sla_target_us != config.sla_target_us) {
-            self.config = Some(config);
-            self.rebuild_cells(i64::MIN);
-            self.unsaved_from(i64::MAX);
-        }
-        if mark == self.mark {
-            return Ok(RefreshStats::default());
+        if *mark == self.mark {
+            return Ok(Planned::Nothing { mark: false });
         }
         let mut days: BTreeSet<i32> = BTreeSet::new();
         for (path, date) in &mark.files {
@@ -86,17 +203,14 @@ impl TenantRollup {
             days.extend(self.mark.buffer_days.iter().copied());
         }
         let Some(&first_day) = days.first() else {
-            self.mark = mark;
-            self.unsaved_from(i64::MAX);
-            return Ok(RefreshStats::default());
+            return Ok(Planned::Nothing { mark: true });
         };
+        // Every event of the touched days counts as changed (files were
+        // removed too, so which events are new is not known).
         let ctx = source.session(EventRange::default()).await?;
-        let mut lo = i64::from(first_day) * DAY_US;
-        let aw_us = i64::from(config.attribution_window_days) * DAY_US;
         let placeholders: Vec<String> = (1..=days.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT conversation_id, type, arrow_cast(occurred_at, 'Int64') AS at, order_id, agent_id \
-             FROM events WHERE event_date IN ({})",
+            "SELECT {CHANGE_COLUMNS} FROM events WHERE event_date IN ({})",
             placeholders.join(", ")
         );
         let day_params: Vec<ScalarValue> = days.iter().map(|d| ScalarValue::Date32(Some(*d))).collect();
@@ -106,56 +220,11 @@ impl TenantRollup {
             .with_param_values(day_params)?
             .execute_stream()
             .await?;
+        let mut changes = Changes::from(i64::from(first_day) * DAY_US);
         while let Some(batch) = stream.next().await {
-            let b = batch?;
-            let (conv, typ, at, order, agent) = (
-                strings(&b, "conversation_id")?,
-                strings(&b, "type")?,
-                int64s(&b, "at")?,
-                strings(&b, "order_id")?,
-                strings(&b, "agent_id")?,
-            );
-            let (conv, typ, order, agent) = (
-                conv.as_string::<i32>(),
-                typ.as_string::<i32>(),
-                order.as_string::<i32>(),
-                agent.as_string::<i32>(),
-            );
-            let at = at.as_primitive::<Int64Type>();
-            for r in 0..b.num_rows() {
-                let t = at.value(r);
-                lo = lo.min(t);
-                if conv.is_valid(r) {
-                    if let Some(f) = self.by_id.get(conv.value(r)).and_then(|&i| self.facts[i].as_ref()) {
-                        lo = lo.min(f.first_event_us);
-                    }
-                }
-                match typ.value(r) {
-                    "order.placed" if conv.is_null(r) => lo = lo.min(t - aw_us),
-                    "order.refunded" if order.is_valid(r) => {
-                        if let Some(o) = self.order_index.get(order.value(r)).map(|&i| &self.orders[i]) {
-                            lo = lo.min(o.placed_us - aw_us);
-                            if let Some(f) = o
-                                .attributed
-                                .as_ref()
-                                .and_then(|c| self.by_id.get(c))
-                                .and_then(|&i| self.facts[i].as_ref())
-                            {
-                                lo = lo.min(f.first_event_us);
-                            }
-                        }
-                    }
-                    "agent.status_changed" if agent.is_valid(r) => {
-                        if let Some(id) = self.names.get(agent.value(r)) {
-                            for s in self.online.iter().filter(|s| s.agent == id && s.end_us.is_none()) {
-                                lo = lo.min(s.start_us);
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            self.read_changes(&batch?, None, &mut changes)?;
         }
+        let mut lo = self.changed_from(&changes, config).unwrap_or(changes.lo);
         // Conversations with events in a touched day whose events are gone
         // (erased, or rewritten by compaction) are recomputed whole too.
         let touched: Vec<(i64, i64)> = days
@@ -171,21 +240,260 @@ impl TenantRollup {
                 lo = f.first_event_us;
             }
         }
+        Ok(Planned::From(lo))
+    }
+
+    /// Reads from the lake what `plan` recomputes (nothing of the rollup
+    /// is needed: no lock is held meanwhile).
+    pub async fn read_planned(plan: &RefreshPlan, source: &impl SessionSource) -> Result<PlannedRows> {
+        let Planned::From(lo) = plan.what else {
+            return Ok(PlannedRows(None));
+        };
         let ctx = source
             .session(EventRange {
                 since_us: Some(lo),
                 ..EventRange::default()
             })
             .await?;
-        let n = self.load(&ctx, lo, None).await?;
-        self.rebuild_cells(lo);
+        Ok(PlannedRows(Some(Self::read(&ctx, plan.config, lo, None).await?)))
+    }
+
+    /// Applies a plan and what was read for it; `None` (nothing done)
+    /// when the rollup is no longer in the state the plan was made from.
+    pub async fn apply_planned(&mut self, plan: RefreshPlan, rows: PlannedRows) -> Result<Option<RefreshStats>> {
+        if plan.generation != self.generation || plan.is_full() {
+            return Ok(None);
+        }
+        if self
+            .config
+            .is_some_and(|c| c.sla_target_us != plan.config.sla_target_us)
+        {
+            self.config = Some(plan.config);
+            self.rebuild_cells(i64::MIN);
+            self.unsaved_from(i64::MAX);
+        }
+        let stats = match (plan.what, rows.0) {
+            (Planned::From(lo), Some(loaded)) => {
+                let n = self.take(loaded, lo, None).await?;
+                self.rebuild_cells(lo);
+                RefreshStats {
+                    full: false,
+                    conversations: n,
+                    since_us: Some(lo),
+                    slices: 0,
+                }
+            }
+            (Planned::Nothing { mark }, _) => {
+                if mark {
+                    self.unsaved_from(i64::MAX);
+                }
+                RefreshStats::default()
+            }
+            _ => return Err(DataFusionError::Internal("a refresh plan without its rows".into())),
+        };
+        self.mark = plan.mark.clone();
+        self.planned(&plan);
+        Ok(Some(stats))
+    }
+
+    /// Records what the rollup now reflects.
+    fn planned(&mut self, plan: &RefreshPlan) {
+        self.as_of_seq = Some(plan.through_seq);
+        self.rewrites = Some(plan.rewrites);
+        self.events_version = plan.events_version;
+        self.generation = next_generation();
+    }
+
+    /// Builds everything anew, in slices.
+    async fn build_full(
+        &mut self,
+        mark: LakeMark,
+        config: TenantConfig,
+        source: &impl SessionSource,
+    ) -> Result<RefreshStats> {
+        *self = TenantRollup {
+            exact_below: self.exact_below,
+            slice_conversations: self.slice_conversations,
+            ..TenantRollup::default()
+        };
+        self.config = Some(config);
+        let started = std::time::Instant::now();
+        let slices = self.slices(source).await?;
+        tracing::debug!(
+            slices = slices.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "rollup slices planned"
+        );
+        for (i, range) in slices.iter().enumerate() {
+            let ctx = source.session(*range).await?;
+            // What starts at the next slice's start is that slice's.
+            let hi = slices.get(i + 1).and_then(|r| r.since_us);
+            self.load(&ctx, range.since_us.unwrap_or(i64::MIN), hi).await?;
+        }
+        let n = self.by_id.len();
+        self.rebuild_cells(i64::MIN);
         self.mark = mark;
         Ok(RefreshStats {
-            full: false,
+            full: true,
             conversations: n,
-            since_us: Some(lo),
-            slices: 0,
+            since_us: None,
+            slices: slices.len(),
         })
+    }
+
+    /// Reads changed events (the columns of [`CHANGE_COLUMNS`], of
+    /// `tenant` only when given) into `changes`: the earliest instant each
+    /// moves a recomputation back to, and the customers whose orders and
+    /// conversation starts need the facts' index to say more.
+    fn read_changes(&self, b: &RecordBatch, tenant: Option<&str>, changes: &mut Changes) -> Result<()> {
+        let (conv, typ, order, agent, customer) = (
+            strings(b, "conversation_id")?,
+            strings(b, "type")?,
+            strings(b, "order_id")?,
+            strings(b, "agent_id")?,
+            strings(b, "customer_id")?,
+        );
+        let at = int64s(b, "occurred_at")?;
+        let tenants = strings(b, "tenant_id")?;
+        let (conv, typ, order, agent, customer, tenants) = (
+            conv.as_string::<i32>(),
+            typ.as_string::<i32>(),
+            order.as_string::<i32>(),
+            agent.as_string::<i32>(),
+            customer.as_string::<i32>(),
+            tenants.as_string::<i32>(),
+        );
+        let at = at.as_primitive::<Int64Type>();
+        for r in 0..b.num_rows() {
+            if tenant.is_some_and(|t| tenants.value(r) != t) || at.is_null(r) {
+                continue;
+            }
+            let t = at.value(r);
+            changes.lo = changes.lo.min(t);
+            if conv.is_valid(r) {
+                if let Some(f) = self.by_id.get(conv.value(r)).and_then(|&i| self.facts[i].as_ref()) {
+                    changes.lo = changes.lo.min(f.first_event_us);
+                }
+            }
+            let known_customer = || {
+                customer
+                    .is_valid(r)
+                    .then(|| self.customers.get(customer.value(r)))
+                    .flatten()
+            };
+            match typ.value(r) {
+                // Credited to the customer's latest conversation started
+                // within the window before it.
+                "order.placed" if conv.is_null(r) => {
+                    if let Some(c) = known_customer() {
+                        changes.unlinked_orders.push((c, t));
+                    }
+                }
+                // May take the credit of the customer's later orders.
+                "conversation.started" => {
+                    if let Some(c) = known_customer() {
+                        changes.starts.push((c, t));
+                    }
+                }
+                "order.refunded" if order.is_valid(r) => {
+                    if let Some(o) = self.order_index.get(order.value(r)).map(|&i| &self.orders[i]) {
+                        changes.lo = changes.lo.min(o.placed_us);
+                        if let Some(f) = o
+                            .attributed
+                            .as_ref()
+                            .and_then(|c| self.by_id.get(c))
+                            .and_then(|&i| self.facts[i].as_ref())
+                        {
+                            changes.lo = changes.lo.min(f.first_event_us);
+                        }
+                    }
+                }
+                "agent.status_changed" if agent.is_valid(r) => {
+                    if let Some(id) = self.names.get(agent.value(r)) {
+                        let e = changes.statuses.entry(id).or_insert(t);
+                        *e = (*e).min(t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a recomputation of `changes` starts: its earliest instant,
+    /// moved back to the first event of the conversation each new order
+    /// without one credits and of the conversations whose credit a new
+    /// start may take; `None` when nothing changed.
+    fn changed_from(&self, changes: &Changes, config: TenantConfig) -> Option<i64> {
+        let aw_us = i64::from(config.attribution_window_days) * DAY_US;
+        let mut lo = changes.lo;
+        if let (Some(from), Some(to)) = (
+            changes.unlinked_orders.iter().map(|(_, t)| *t).min(),
+            changes.unlinked_orders.iter().map(|(_, t)| *t).max(),
+        ) {
+            // The customers' conversations started within a window before
+            // any of the orders, by customer.
+            let wanted: HashMap<u32, ()> = changes.unlinked_orders.iter().map(|(c, _)| (*c, ())).collect();
+            let mut starts: HashMap<u32, Vec<(i64, &Fact)>> = HashMap::new();
+            for &(s, i) in self.by_start.range((from.saturating_sub(aw_us), 0)..(to, 0)) {
+                if let Some(f) = self.facts[i].as_ref().filter(|f| wanted.contains_key(&f.customer)) {
+                    starts.entry(f.customer).or_default().push((s, f));
+                }
+            }
+            for (c, t) in &changes.unlinked_orders {
+                let credited = starts
+                    .get(c)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(s, _)| *s < *t && *s >= t - aw_us)
+                    .max_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+                if let Some((_, f)) = credited {
+                    lo = lo.min(f.first_event_us);
+                }
+            }
+        }
+        if let Some(from) = changes.starts.iter().map(|(_, s)| *s).min() {
+            let mut first: HashMap<u32, (i64, i64)> = HashMap::new();
+            for (c, s) in &changes.starts {
+                let e = first.entry(*c).or_insert((*s, *s));
+                *e = (e.0.min(*s), e.1.max(*s));
+            }
+            let to = changes
+                .starts
+                .iter()
+                .map(|(_, s)| *s)
+                .max()
+                .unwrap_or(from)
+                .saturating_add(aw_us);
+            let begin = self.orders.partition_point(|o| o.placed_us <= from);
+            for o in self.orders[begin..].iter().take_while(|o| o.placed_us <= to) {
+                let Some(&(min_s, max_s)) = first.get(&o.customer) else {
+                    continue;
+                };
+                if o.placed_us <= min_s || o.placed_us > max_s.saturating_add(aw_us) {
+                    continue;
+                }
+                if let Some(f) = o
+                    .attributed
+                    .as_ref()
+                    .and_then(|c| self.by_id.get(c))
+                    .and_then(|&i| self.facts[i].as_ref())
+                {
+                    lo = lo.min(f.first_event_us);
+                }
+            }
+        }
+        // A status change ends or splits the agent's interval it falls in.
+        if !changes.statuses.is_empty() {
+            for s in &self.online {
+                if let Some(&t) = changes.statuses.get(&s.agent) {
+                    if s.end_us.is_none_or(|end| end >= t) {
+                        lo = lo.min(s.start_us);
+                    }
+                }
+            }
+        }
+        (lo != i64::MAX).then_some(lo)
     }
 
     /// The ranges a full build reads, in order: each holds the whole of
@@ -219,7 +527,7 @@ impl TenantRollup {
         }
         // An order placed before `hi + window` may credit a conversation
         // of the slice (one that started before `hi`); later ones cannot.
-        let window_us = i64::from(self.config.map_or(7, |c| c.attribution_window_days)) * DAY_US;
+        let window_us = i64::from(self.config.unwrap_or(DEFAULT_CONFIG).attribution_window_days) * DAY_US;
         let mut ranges = Vec::new();
         let (mut since, mut count, mut last) = (None, 0u64, i64::MIN);
         for (day, (n, day_last)) in days {
@@ -253,6 +561,78 @@ impl TenantRollup {
     /// orders; keeping their partial conversations only to drop them
     /// again cost memory and time).
     pub(super) async fn load(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<usize> {
+        let config = self.config.unwrap_or(DEFAULT_CONFIG);
+        let loaded = Self::read(ctx, config, lo, hi).await?;
+        self.take(loaded, lo, hi).await
+    }
+
+    /// The lake's part of [`Self::load`]: every query, nothing of the
+    /// rollup but its settings.
+    async fn read(ctx: &SessionContext, config: TenantConfig, lo: i64, hi: Option<i64>) -> Result<Loaded> {
+        // Where a read's time goes, for `CXLAKE_LOG=warehouse=debug`.
+        let mut phases: Vec<(&str, u128)> = Vec::new();
+        let mut clock = std::time::Instant::now();
+        let mut lap = |name: &'static str, phases: &mut Vec<(&str, u128)>| {
+            phases.push((name, clock.elapsed().as_millis()));
+            clock = std::time::Instant::now();
+        };
+        let df = ctx
+            .sql(&format!(
+                "SELECT * FROM exposure_events WHERE {}",
+                in_bounds("occurred_at", hi)
+            ))
+            .await?
+            .with_param_values(bound_params(lo, hi))?;
+        let exposure_schema = nullable_schema(df.schema().as_arrow());
+        let exposures = df.collect().await?;
+        lap("exposures", &mut phases);
+        // The conversations are folded from their events once (the view's
+        // rows, `crate::fold`); their rows are kept and the facts read from
+        // them.
+        let (rows, messages, orders) = Self::fold(ctx, config, lo, hi).await?;
+        lap("fold", &mut phases);
+        let conversations = Self::fact_columns(&rows, lo).await?;
+        lap("facts", &mut phases);
+        let sessions_sql = "SELECT agent_id, team, started_at, ended_at FROM agent_sessions";
+        let online = ctx.sql(sessions_sql).await?.collect().await?;
+        lap("agent sessions", &mut phases);
+        let costs_sql = "SELECT occurred_at, currency, CAST(amount AS DOUBLE) AS amount \
+                         FROM events WHERE type = 'cost.incurred'";
+        let costs = ctx.sql(costs_sql).await?.collect().await?;
+        lap("costs", &mut phases);
+        tracing::debug!(lo, hi = ?hi, phases_ms = ?phases, "rollup read");
+        Ok(Loaded {
+            exposure_schema,
+            exposures,
+            rows,
+            conversations,
+            messages,
+            orders,
+            online,
+            costs,
+        })
+    }
+
+    /// The rollup's part of [`Self::load`]: replaces everything from `lo`
+    /// on with what was read.
+    async fn take(&mut self, loaded: Loaded, lo: i64, hi: Option<i64>) -> Result<usize> {
+        let Loaded {
+            exposure_schema,
+            exposures,
+            rows: new_rows,
+            conversations,
+            messages,
+            mut orders,
+            online,
+            costs,
+        } = loaded;
+        // Where the time under the rollup's lock goes.
+        let mut phases: Vec<(&str, u128)> = Vec::new();
+        let mut clock = std::time::Instant::now();
+        let mut lap = |name: &'static str, phases: &mut Vec<(&str, u128)>| {
+            phases.push((name, clock.elapsed().as_millis()));
+            clock = std::time::Instant::now();
+        };
         self.unsaved_from(lo);
         // facts with first_event >= lo go
         let gone: Vec<(i64, usize)> = self.by_first_event.range((lo, 0)..).copied().collect();
@@ -267,21 +647,14 @@ impl TenantRollup {
             }
         }
         self.drop_rows_from(lo).await?;
-        // Where a load's time goes, for `CXLAKE_LOG=warehouse=debug`.
-        let mut phases: Vec<(&str, u128)> = Vec::new();
-        let mut clock = std::time::Instant::now();
-        let mut lap = |name: &'static str, phases: &mut Vec<(&str, u128)>| {
-            phases.push((name, clock.elapsed().as_millis()));
-            clock = std::time::Instant::now();
-        };
-        self.load_exposure_events(ctx, lo, hi).await?;
-        lap("exposures", &mut phases);
-        // The conversations are folded from their events once (the view's
-        // rows, `crate::fold`); their rows are kept and the facts read from
-        // them.
-        let (new_rows, messages, mut orders) = self.fold(ctx, lo, hi).await?;
-        lap("fold", &mut phases);
-        let mut loaded = self.facts_of_rows(&new_rows, lo).await?;
+        self.exposure_events.drop_from(lo).await?;
+        self.exposure_events.set_schema(exposure_schema);
+        self.exposure_events.push(&exposures).await?;
+        lap("drop and exposures", &mut phases);
+        let mut loaded: HashMap<Arc<str>, Fact> = HashMap::new();
+        for b in &conversations {
+            self.read_conversations(b, &mut loaded)?;
+        }
         // A conversation that began before `lo` is seen only in part from
         // here; no new event touched it (else `lo` would be before its
         // first), so it keeps its fact.
@@ -355,11 +728,9 @@ impl TenantRollup {
         lap("orders", &mut phases);
         let keep = self.online.partition_point(|s| s.start_us < lo);
         self.online.truncate(keep);
-        let sessions_sql = "SELECT agent_id, team, started_at, ended_at FROM agent_sessions";
         let mut new_online = Vec::new();
-        let mut stream = ctx.sql(sessions_sql).await?.execute_stream().await?;
-        while let Some(batch) = stream.next().await {
-            self.read_online(&batch?, lo, &mut new_online)?;
+        for b in &online {
+            self.read_online(b, lo, &mut new_online)?;
         }
         new_online.sort_by_key(|s| s.start_us);
         self.online.extend(new_online);
@@ -367,12 +738,9 @@ impl TenantRollup {
         lap("agent sessions", &mut phases);
         let keep = self.costs.partition_point(|c| c.0 < lo);
         self.costs.truncate(keep);
-        let costs_sql = "SELECT occurred_at, currency, CAST(amount AS DOUBLE) AS amount \
-                         FROM events WHERE type = 'cost.incurred'";
         let mut new_costs = Vec::new();
-        let mut stream = ctx.sql(costs_sql).await?.execute_stream().await?;
-        while let Some(batch) = stream.next().await {
-            self.read_costs(&batch?, lo, &mut new_costs)?;
+        for b in &costs {
+            self.read_costs(b, lo, &mut new_costs)?;
         }
         new_costs.sort_by_key(|c| c.0);
         self.costs.extend(new_costs);
@@ -400,8 +768,8 @@ impl TenantRollup {
     /// as (tenant, conversation, facts), and the `orders` rows.
     #[allow(clippy::type_complexity)]
     pub(super) async fn fold(
-        &self,
         ctx: &SessionContext,
+        config: TenantConfig,
         lo: i64,
         hi: Option<i64>,
     ) -> Result<(Vec<RecordBatch>, Vec<(String, String, MessageFacts)>, Vec<FoldedOrder>)> {
@@ -414,8 +782,8 @@ impl TenantRollup {
         let folded = fold_with_messages(
             &events,
             FoldSettings {
-                attribution_window_us: i64::from(self.config.map_or(7, |c| c.attribution_window_days)) * DAY_US,
-                sla_target_us: self.config.map_or(120_000_000, |c| c.sla_target_us),
+                attribution_window_us: i64::from(config.attribution_window_days) * DAY_US,
+                sla_target_us: config.sla_target_us,
                 now_us: chrono::Utc::now().timestamp_micros(),
             },
         )?;
@@ -439,21 +807,6 @@ impl TenantRollup {
             .collect();
         let rows = if rows.num_rows() == 0 { vec![] } else { vec![rows] };
         Ok((rows, messages, folded.orders))
-    }
-
-    /// Replaces the kept exposure events from `lo` on with those of `ctx`.
-    pub(super) async fn load_exposure_events(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<()> {
-        self.exposure_events.drop_from(lo).await?;
-        let df = ctx
-            .sql(&format!(
-                "SELECT * FROM exposure_events WHERE {}",
-                in_bounds("occurred_at", hi)
-            ))
-            .await?
-            .with_param_values(bound_params(lo, hi))?;
-        self.exposure_events.set_schema(nullable_schema(df.schema().as_arrow()));
-        let batches = df.collect().await?;
-        self.exposure_events.push(&batches).await
     }
 
     /// Drops the materialized rows of conversations whose first event is
@@ -527,8 +880,18 @@ impl TenantRollup {
     /// is at or after `lo`, by conversation.
     pub(super) async fn facts_of_rows(&mut self, rows: &[RecordBatch], lo: i64) -> Result<HashMap<Arc<str>, Fact>> {
         let mut loaded: HashMap<Arc<str>, Fact> = HashMap::new();
+        for b in Self::fact_columns(rows, lo).await? {
+            self.read_conversations(&b, &mut loaded)?;
+        }
+        Ok(loaded)
+    }
+
+    /// The columns of the `conversations` rows in `rows` a [`Fact`] is
+    /// read from ([`Self::read_conversations`]), of those whose first
+    /// event is at or after `lo`.
+    async fn fact_columns(rows: &[RecordBatch], lo: i64) -> Result<Vec<RecordBatch>> {
         let Some(first) = rows.first() else {
-            return Ok(loaded);
+            return Ok(Vec::new());
         };
         let rows_ctx = SessionContext::new();
         rows_ctx.register_table(
@@ -538,17 +901,14 @@ impl TenantRollup {
         let conv_sql = "SELECT conversation_id, arrow_cast(first_event_at, 'Int64') AS first_event_us, \
                 arrow_cast(last_event_at, 'Int64') AS last_event_us, arrow_cast(started_at, 'Int64') AS started_us, \
                 channel, channel_account, queue, team, agent_id, language, region, \
-                customer_tier, tags, experiment_variants, frt_s, human_frt_s, handling_s, \
+                customer_tier, customer_id, tags, experiment_variants, frt_s, human_frt_s, handling_s, \
                 arrow_cast(first_customer_message_at, 'Int64') AS first_customer_message_us, \
                 arrow_cast(first_reply_at, 'Int64') AS first_reply_us, \
                 is_resolved, resolves, reopened_within_7d, bot_replies, handoffs, bot_only, attributed_orders, \
                 agent_replies, copilot_replies, csat_score, csat_requested \
              FROM conversations WHERE arrow_cast(first_event_at, 'Int64') >= $1";
         let lo = vec![ScalarValue::Int64(Some(lo))];
-        for b in rows_ctx.sql(conv_sql).await?.with_param_values(lo)?.collect().await? {
-            self.read_conversations(&b, &mut loaded)?;
-        }
-        Ok(loaded)
+        rows_ctx.sql(conv_sql).await?.with_param_values(lo)?.collect().await
     }
 
     /// The online intervals in `b` (`agent_id`, `team`, `started_at`,
@@ -650,6 +1010,8 @@ impl TenantRollup {
         .map(|c| strings(b, c))
         .collect::<Result<_>>()?;
         let (tags, variants) = (string_lists(b, "tags")?, string_lists(b, "experiment_variants")?);
+        let customer = strings(b, "customer_id")?;
+        let customer = customer.as_string::<i32>();
         let (frt, human, handling) = (
             float64s(b, "frt_s")?,
             float64s(b, "human_frt_s")?,
@@ -758,6 +1120,7 @@ impl TenantRollup {
                 } else {
                     NO_SCORE
                 },
+                customer: self.customers.opt(customer.is_valid(r).then(|| customer.value(r))),
                 turns: Box::new([]),
                 orders: Box::new([]),
             };

@@ -76,6 +76,9 @@ pub(super) struct Fact {
     pub(super) copilot_replies: u32,
     /// [`NO_SCORE`] when NULL.
     pub(super) csat_score: i32,
+    /// Interned `customer_id` (the rollup's customers; [`NONE`] when NULL):
+    /// which conversations an order without one may credit.
+    pub(super) customer: u32,
     /// Customer-turn waits in seconds and who answered.
     pub(super) turns: Box<[(f64, u8)]>,
     /// Attributed orders per currency: (currency, net amount, orders).

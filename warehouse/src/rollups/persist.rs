@@ -713,10 +713,7 @@ impl TenantRollup {
         let Some(unsaved) = self.unsaved.take() else {
             return Ok(None);
         };
-        let config = self.config.unwrap_or(TenantConfig {
-            sla_target_us: 120_000_000,
-            attribution_window_days: 7,
-        });
+        let config = self.config.unwrap_or(super::build::DEFAULT_CONFIG);
         let manifest = Manifest {
             format: MANIFEST_FORMAT,
             tenant: tenant.to_string(),

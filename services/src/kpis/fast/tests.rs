@@ -3,7 +3,7 @@
 //! p90s within the sketch's documented relative error; and an incremental
 //! refresh across flushes equal to a build from scratch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -477,7 +477,7 @@ async fn a_request_is_not_left_waiting_for_a_first_build() {
     ingestor.ingest(generated(2, 40.0)).await.unwrap();
     let (warehouse, tenant, settings) = (Warehouse::new(ingestor.clone()), tid(), settings());
     // Something holds the rollup, as a long first build would.
-    let held = warehouse.rollup_slot(TENANT).lock_owned().await;
+    let held = warehouse.rollup_slot(TENANT).write_owned().await;
     let err = super::serving_rollup(&warehouse, &tenant, &settings)
         .await
         .err()
@@ -643,7 +643,7 @@ async fn saved_facts_are_read_back_and_catch_up() {
     assert!(super::restore_saved(&restarted, &mut restored, &tenant).await.unwrap());
     assert_eq!(restored.as_of_seq(), second.through_seq);
     {
-        let built = warehouse.rollup_slot(TENANT).lock_owned().await;
+        let built = warehouse.rollup_slot(TENANT).read_owned().await;
         assert_same_facts("read back", &restored, &built).await;
     }
 
@@ -655,4 +655,127 @@ async fn saved_facts_are_read_back_and_catch_up() {
     let mut scratch = TenantRollup::new();
     assert!(refresh(&ingestor, &mut scratch).await.full);
     assert_same_facts("caught up", &restored, &scratch).await;
+}
+
+/// Refreshes that follow what was acknowledged since the last one (not
+/// which lake days changed) come to what a build from scratch gives, as
+/// traffic comes in time order with late events: orders without a
+/// conversation credit earlier conversations, refunds change credited
+/// orders, agents' statuses close their intervals, late events reopen old
+/// conversations. A new conversation is recomputed alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_by_what_came_in_since_equal_a_build_from_scratch() {
+    let events = generated(3, 240.0);
+    // The conversation whose first event is the last, held back to the end.
+    let mut first: HashMap<&str, i64> = HashMap::new();
+    for (_, e) in &events {
+        if let Some(c) = e.conversation_id.as_deref() {
+            let f = first.entry(c).or_insert(e.occurred_at_us);
+            *f = (*f).min(e.occurred_at_us);
+        }
+    }
+    let last = first
+        .iter()
+        .max_by_key(|(c, f)| (**f, **c))
+        .map(|(c, _)| c.to_string())
+        .unwrap();
+    let (held, rest): (Vec<_>, Vec<_>) = events
+        .into_iter()
+        .partition(|(_, e)| e.conversation_id.as_deref() == Some(last.as_str()));
+    // Twenty batches in time order, as traffic comes, but one event in
+    // 37 arrives three batches late; the first batch is a scatter over
+    // the whole three days.
+    let mut rest = rest;
+    rest.sort_by_key(|(_, e)| e.occurred_at_us);
+    let n = rest.len();
+    let mut batches: Vec<Vec<(usize, Event)>> = vec![Vec::new(); 20];
+    for (i, e) in rest.into_iter().enumerate() {
+        let k = if i % 97 == 0 { 0 } else { i * 20 / n };
+        let k = if i % 37 == 0 { (k + 3).min(19) } else { k };
+        batches[k].push(e);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ingestor = open(dir.path()).await;
+    let mut incremental = TenantRollup::new();
+    for (k, batch) in batches.into_iter().enumerate() {
+        ingestor.ingest(batch).await.unwrap();
+        if k % 5 == 4 {
+            // Flushed before the refresh sees them: in lake files, not the buffer.
+            ingestor.flush().await.unwrap();
+        }
+        let stats = refresh(&ingestor, &mut incremental).await;
+        assert_eq!(stats.full, k == 0, "{k}: {stats:?}");
+    }
+    ingestor.ingest(held).await.unwrap();
+    let stats = refresh(&ingestor, &mut incremental).await;
+    assert_eq!(
+        (stats.full, stats.conversations),
+        (false, 1),
+        "only the new conversation is recomputed: {stats:?}"
+    );
+    ingestor.flush().await.unwrap();
+    assert_eq!(
+        refresh(&ingestor, &mut incremental).await,
+        Default::default(),
+        "a flush changes files, not events"
+    );
+    let mut scratch = TenantRollup::new();
+    assert!(refresh(&ingestor, &mut scratch).await.full);
+    assert_same_facts("caught up", &incremental, &scratch).await;
+}
+
+/// An agent's status change that arrives alone, hours after the agent
+/// went online, closes the interval a refresh kept open: labour hours are
+/// those of a build from scratch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_status_change_closes_an_interval_kept_open() {
+    let line = |id: &str, at: &str, status: &str| {
+        format!(
+            r#"{{"event_id":"{id}","tenant_id":"{TENANT}","type":"agent.status_changed","occurred_at":"{at}","agent_id":"a1","team":"t1","status":"{status}"}}"#
+        )
+    };
+    let events = |lines: &[String]| {
+        decode_events(lines.join("\n").as_bytes(), &DecodeLimits::default())
+            .unwrap()
+            .events
+    };
+    let conversation = (0..3)
+        .map(|i| {
+            format!(
+                r#"{{"event_id":"c{i}","tenant_id":"{TENANT}","type":"conversation.started","occurred_at":"2026-03-27T1{i}:30:00Z","conversation_id":"c{i}","customer_id":"u{i}","channel":"webchat"}}"#
+            )
+        })
+        .collect::<Vec<_>>();
+    let dir = tempfile::tempdir().unwrap();
+    let ingestor = open(dir.path()).await;
+    let mut first = conversation.clone();
+    first.push(line("s1", "2026-03-27T10:00:00Z", "online"));
+    ingestor.ingest(events(&first)).await.unwrap();
+    let mut incremental = TenantRollup::new();
+    assert!(refresh(&ingestor, &mut incremental).await.full);
+    ingestor
+        .ingest(events(&[line("s2", "2026-03-27T12:00:00Z", "offline")]))
+        .await
+        .unwrap();
+    let stats = refresh(&ingestor, &mut incremental).await;
+    assert_eq!(
+        stats.since_us,
+        Some(at("2026-03-27T10:00:00Z").timestamp_micros()),
+        "{stats:?}"
+    );
+    let mut scratch = TenantRollup::new();
+    refresh(&ingestor, &mut scratch).await;
+    let window = Window {
+        from: at("2026-03-27T00:00:00Z"),
+        to: at("2026-03-28T00:00:00Z"),
+    };
+    let now = Utc::now().timestamp_micros();
+    let hours = |r: &TenantRollup| {
+        super::run_overview(r, &settings(), &window, &[], true, now)
+            .into_iter()
+            .find(|k| k.kpi == "labor_cost" && k.measure == "online_hours")
+            .and_then(|k| k.value)
+    };
+    assert_eq!(hours(&incremental), Some(2.0));
+    assert_eq!(hours(&incremental), hours(&scratch));
 }
