@@ -173,8 +173,8 @@ pub struct Recent {
     /// Every batch in the view with a greater sequence number is in
     /// `flushed` or buffered.
     floor: u64,
-    /// Erasures that changed the lake or the buffer since the process
-    /// started.
+    /// Changes by erasures since the process started: a view of a table
+    /// an erasure rewrote has another number than every view before.
     pub rewrites: u64,
 }
 
@@ -254,7 +254,15 @@ impl Shared {
         }
     }
 
-    /// After an erasure: the recent batches may hold what was erased.
+    /// Installs a table an erasure rewrote: a view of it has another
+    /// `rewrites` than any view before.
+    fn install_rewritten(&mut self, table: DeltaTable) {
+        self.table = Some(Arc::new(table));
+        self.rewrites += 1;
+    }
+
+    /// Before an erasure rewrites the lake: the recent batches may hold
+    /// what is erased.
     fn forget_recent(&mut self) {
         let through = self.flushed_seq.max(self.recent_floor);
         self.recent = Arc::default();

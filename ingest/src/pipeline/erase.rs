@@ -320,7 +320,7 @@ impl Ingestor {
                     }
                 };
                 lake_events += removed;
-                lock(&self.shared).table = Some(Arc::new(rewritten.clone()));
+                lock(&self.shared).install_rewritten(rewritten.clone());
                 current = rewritten;
             }
             table = Some(current);
@@ -337,7 +337,7 @@ impl Ingestor {
             purged = p;
             version = t.version();
             self.metrics.record_table(&t);
-            lock(&self.shared).table = Some(Arc::new(t));
+            lock(&self.shared).install_rewritten(t);
         }
         self.arrivals.send_modify(|_| {});
         tracing::info!(

@@ -1,7 +1,7 @@
 //! The fast path of `/v1/kpis`: the materialized facts and hourly rollups
-//! of [`warehouse::rollups`], one per tenant, refreshed from the lake on
-//! each request that finds new data (only what the new data can change is
-//! recomputed), then asked for each window and group in memory.
+//! of [`warehouse::rollups`], one per tenant, refreshed from the lake as
+//! events come in (only what the new data can change is recomputed), then
+//! asked for each window and group in memory.
 //!
 //! The SQL path ([`super::lake::run_overview`] over `sql/kpis/overview.sql`)
 //! stays the definition: the facts are read from the same views, and the
@@ -164,8 +164,9 @@ async fn empty_scan(
 /// Whether the materialized tables of [`use_materialized`] follow new data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rows {
-    /// Each scan first brings the rollup up to date with the lake and the
-    /// buffer: for sessions that live on (SQL, Postgres wire).
+    /// Each scan reads the rollup's rows of that moment (brought up to date
+    /// first where readers refresh: see [`serving_rollup`]): for sessions
+    /// that live on (SQL, Postgres wire).
     Current,
     /// The rows of this moment, for every query of a short-lived session
     /// (one analysis request): its queries agree with each other, and a
@@ -598,46 +599,36 @@ async fn first_build(warehouse: &Warehouse, tenant: &TenantId, settings: &Tenant
 /// rollup is held alone only while the result is applied.
 pub async fn refresh_now(warehouse: &Warehouse, tenant: &TenantId, settings: &TenantSettings) -> Result<RefreshStats> {
     let gate = warehouse.refresh_gate(tenant.as_str());
-    let _one = gate.lock().await;
+    let held = gate.lock().await;
     let slot = warehouse.rollup_slot(tenant.as_str());
     let started = std::time::Instant::now();
-    let source_settings;
-    let plan = {
-        let rollup = slot.read().await;
-        // A new attribution window changes every fact: the facts are
-        // rebuilt for it beside these, which keep serving (and following
-        // new data) with the window they were built with until the
-        // rebuild replaces them.
-        let mut settings = std::borrow::Cow::Borrowed(settings);
-        if let Some(built) = rollup
-            .config()
-            .filter(|c| c.attribution_window_days != settings.attribution_window_days)
-        {
-            rebuild_beside(warehouse, tenant, &settings);
-            settings.to_mut().attribution_window_days = built.attribution_window_days;
-        }
-        source_settings = settings.into_owned();
-        let source = Source {
-            warehouse,
-            tenant,
-            settings: &source_settings,
-            long: Default::default(),
-        };
-        let view = warehouse.ingestor().read_view();
-        rollup
-            .plan_refresh(&view, tenant.as_str(), config(&source_settings), &source)
-            .await?
-    };
+    let rollup = slot.read().await;
+    // A new attribution window changes every fact: the facts are rebuilt
+    // for it beside these, which keep serving (and following new data)
+    // with the window they were built with until the rebuild replaces them.
+    let mut settings = std::borrow::Cow::Borrowed(settings);
+    if let Some(built) = rollup
+        .config()
+        .filter(|c| c.attribution_window_days != settings.attribution_window_days)
+    {
+        rebuild_beside(warehouse, tenant, &settings);
+        settings.to_mut().attribution_window_days = built.attribution_window_days;
+    }
     let source = Source {
         warehouse,
         tenant,
-        settings: &source_settings,
+        settings: &settings,
         long: Default::default(),
     };
+    let view = warehouse.ingestor().read_view();
+    let plan = rollup
+        .plan_refresh(&view, tenant.as_str(), config(&settings), &source)
+        .await?;
+    drop((rollup, view));
     if plan.is_full() {
         // Not built (a reader got here before the first build): built now.
-        drop(_one);
-        return first_build(warehouse, tenant, settings)
+        drop(held);
+        return first_build(warehouse, tenant, &settings)
             .await
             .map(|()| RefreshStats::default());
     }

@@ -325,6 +325,9 @@ async fn a_build_in_slices_and_its_materialized_rows_equal_the_views() {
     // and a tenant session reads them, `sla_met` included, refreshed as
     // new events arrive
     let with_sla = "SELECT * FROM conversations ORDER BY conversation_id";
+    // Built first, however long that takes on a loaded machine (a request
+    // would be told to come back after `facts_wait`).
+    drop(super::rollup(&warehouse, &tenant, &settings).await.unwrap());
     let served = lake::tenant_session(&warehouse, &tenant, &settings).await.unwrap();
     assert_eq!(table_text(&served, with_sla).await, table_text(&views, with_sla).await);
     ingestor.flush().await.unwrap();
