@@ -35,6 +35,8 @@ const BETA: &str = r#"{"event_id":"s1-1","tenant_id":"beta","type":"conversation
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    /// The `seq` the fixture's events were acknowledged with.
+    ingested_seq: u64,
     server: Server,
     acme_admin: String,
     acme_analyst: String,
@@ -65,7 +67,9 @@ fn start(acme: &str, env: &[(&str, &str)]) -> Fixture {
     assert_eq!(r.status, 200, "{}", r.text());
     let expected = body.lines().filter(|l| !l.trim().is_empty()).count();
     assert_eq!(r.json()["accepted"], expected as u64, "{}", r.text());
+    let ingested_seq = r.json()["seq"].as_u64().unwrap_or_else(|| panic!("{}", r.text()));
     Fixture {
+        ingested_seq,
         _dir: dir,
         server,
         acme_admin,
@@ -142,6 +146,9 @@ fn scripts_match_the_fixture_with_intervals_best_and_worst() {
     assert_eq!(v["window"]["from"], "2025-06-02T00:00:00Z", "{v}");
     assert_eq!(v["window"]["time_zone"], "UTC");
     assert_eq!(v["window"]["tenant"], "acme");
+    // It counts the fixture's events, and says so.
+    let as_of = v["data_as_of"]["seq"].as_u64().unwrap_or_else(|| panic!("{v}"));
+    assert!(as_of >= f.ingested_seq, "{v}");
     assert_eq!(v["min_count"], 2);
     let groups = &v["groups"];
     let keys: Vec<&str> = groups

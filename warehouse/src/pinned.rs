@@ -17,35 +17,56 @@ use ingest::readers::Pin;
 
 use crate::passthrough::{PassThroughExec, StreamWrap};
 
-/// Holds a lake version against vacuum.
-#[derive(Debug, Clone)]
-pub struct Pinning(Arc<Pin>);
+/// Holds something a plan reads (a lake version against vacuum, kept
+/// files against deletion) while the plan or one of its streams lives.
+#[derive(Clone)]
+pub struct Pinning {
+    held: Arc<dyn std::any::Any + Send + Sync>,
+    what: String,
+}
+
+impl fmt::Debug for Pinning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pinning({})", self.what)
+    }
+}
 
 impl StreamWrap for Pinning {
     const NAME: &'static str = "PinnedExec";
 
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PinnedExec: lake_version={}", self.0.version())
+        write!(f, "PinnedExec: {}", self.what)
     }
 
     fn wrap(&self, input: SendableRecordBatchStream) -> SendableRecordBatchStream {
         Box::pin(PinnedStream {
             schema: input.schema(),
             input,
-            _pin: self.0.clone(),
+            _held: self.held.clone(),
         })
     }
 }
 
 /// `input`, with `pin` held as long as the plan or one of its streams is.
 pub fn pinned(input: Arc<dyn ExecutionPlan>, pin: Arc<Pin>) -> Arc<dyn ExecutionPlan> {
-    Arc::new(PassThroughExec::new(input, Pinning(pin)))
+    let what = format!("lake_version={}", pin.version());
+    holding(input, pin, what)
+}
+
+/// `input`, with `held` (described as `what` in plans) held as long as
+/// the plan or one of its streams is.
+pub fn holding(
+    input: Arc<dyn ExecutionPlan>,
+    held: Arc<dyn std::any::Any + Send + Sync>,
+    what: String,
+) -> Arc<dyn ExecutionPlan> {
+    Arc::new(PassThroughExec::new(input, Pinning { held, what }))
 }
 
 struct PinnedStream {
     schema: SchemaRef,
     input: SendableRecordBatchStream,
-    _pin: Arc<Pin>,
+    _held: Arc<dyn std::any::Any + Send + Sync>,
 }
 
 impl Stream for PinnedStream {

@@ -31,7 +31,6 @@
 //! erasure again completes it (every step is idempotent).
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::datatypes::Date32Type;

@@ -183,22 +183,24 @@ pub enum Rows {
 /// `exposures` is its own definition (`sql/views/exposures.sql`) over the
 /// kept `experiment.exposed` events; `script_uses` reads the kept rows of
 /// that view. The tables are held by the views'
-/// plans under no name SQL could use. A tenant with no data yet keeps the
-/// views over events, and the answer is false.
+/// plans under no name SQL could use. The answer is the ingest `seq` the
+/// rows reflect at this moment ([`TenantRollup::as_of_seq`]); a tenant
+/// with no data yet keeps the views over events, and the answer is `None`.
 pub async fn use_materialized(
     ctx: &SessionContext,
     warehouse: &Warehouse,
     tenant: &TenantId,
     settings: &TenantSettings,
     reads: Rows,
-) -> Result<bool> {
+) -> Result<Option<u64>> {
     let guard = serving_rollup(warehouse, tenant, settings).await?;
-    let (Some(rows), Some(exposures), Some(script_uses)) = (
+    let (Some(rows), Some(exposures), Some(script_uses), Some(as_of)) = (
         guard.snapshot(Kept::Conversations),
         guard.snapshot(Kept::ExposureEvents),
         guard.snapshot(Kept::ScriptUses),
+        guard.as_of_seq(),
     ) else {
-        return Ok(false);
+        return Ok(None);
     };
     drop(guard);
     let table = |kept: Kept, snapshot: KeptSnapshot| -> Arc<dyn TableProvider> {
@@ -236,7 +238,7 @@ pub async fn use_materialized(
     for t in ["conversations_rows", "script_uses_rows"] {
         ctx.deregister_table(t)?;
     }
-    Ok(true)
+    Ok(Some(as_of))
 }
 
 /// Each tenant's SLA target, read when scanned: what `sla_met` of the

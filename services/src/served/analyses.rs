@@ -153,13 +153,22 @@ pub async fn prepare(
     principal: &Principal,
     q: &BTreeMap<String, String>,
 ) -> Result<Prepared, ServiceError> {
-    let req = request(analysis, services, principal, q).await?;
-    let ctx = session(analysis, services, &req).await?;
+    let mut req = request(analysis, services, principal, q).await?;
+    let (ctx, as_of) = session(analysis, services, &req).await?;
+    // What the answer counts: every batch acknowledged up to this `seq`,
+    // as `/v1/kpis` says it.
+    if let Some(seq) = as_of {
+        req.head.insert("data_as_of".into(), json!({ "seq": seq }));
+    }
     Ok(Prepared { req, ctx })
 }
 
 /// The tenant's snapshot of the request's window, the filters applied.
-async fn session(analysis: Analysis, services: &Services, req: &Request) -> Result<SessionContext, ServiceError> {
+async fn session(
+    analysis: Analysis,
+    services: &Services,
+    req: &Request,
+) -> Result<(SessionContext, Option<u64>), ServiceError> {
     let (tenant, settings, window) = (&req.tenant, &req.settings, &req.window);
     // Conversations come materialized; what else the analysis reads is
     // computed from the events since the window's start (the conversations
@@ -182,6 +191,8 @@ async fn session(analysis: Analysis, services: &Services, req: &Request) -> Resu
     )
     .await
     .map_err(internal)?;
+    let as_of = pinned;
+    let pinned = pinned.is_some();
     if !pinned {
         lake::register_tenant_views(&tctx, tenant, settings)
             .await
@@ -193,7 +204,7 @@ async fn session(analysis: Analysis, services: &Services, req: &Request) -> Resu
     lake::restrict_conversations(&ctx, &req.filters)
         .await
         .map_err(internal)?;
-    Ok(ctx)
+    Ok((ctx, as_of))
 }
 
 impl Prepared {

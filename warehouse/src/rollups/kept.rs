@@ -12,13 +12,12 @@
 //! `first_event_at`): [`KeptRows::drop_from`] removes every row whose key
 //! is at or after a bound, re-encoding only the files that straddle it.
 //! Paths are never reused, so a scan planned before a change reads the
-//! files it listed; a dropped file that was in a snapshot leaves the store
-//! only after [`GRACE`], long after any plan that could still read it (one
-//! no snapshot listed goes at once).
+//! files it listed: a dropped file leaves the store once no snapshot and
+//! no plan of a scan holds it (each file has a lease that snapshots and
+//! their scans' plans clone), at the next change.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{cast, concat_batches, filter_record_batch};
@@ -42,21 +41,19 @@ use url::Url;
 /// Rows per file (and per row group) at most.
 pub(super) const FILE_ROWS: usize = 65_536;
 
-/// How long a dropped file stays readable for scans planned before.
-pub(super) const GRACE: Duration = Duration::from_secs(600);
-
 /// A trailing run of at least this many files that fit in one is merged.
 const MERGE_RUN: usize = 4;
 
 #[derive(Debug, Clone)]
 struct KeptFile {
-    /// The file's number in its table (paths are never reused).
-    number: u64,
     path: Path,
     bytes: Bytes,
     rows: usize,
     min_key: i64,
     max_key: i64,
+    /// Cloned by every snapshot that lists the file and the plans of its
+    /// scans: while another holder lives, the file stays in the store.
+    lease: Arc<()>,
 }
 
 /// See the module docs.
@@ -68,11 +65,8 @@ pub(super) struct KeptRows {
     store: Arc<InMemory>,
     url: Url,
     next_file: u64,
-    /// Files numbered below this were in a snapshot (a scan may read them).
-    snapshotted_below: AtomicU64,
-    dropped: Vec<(Instant, Path)>,
-    /// Dropped files no snapshot ever listed: deleted at the next sweep.
-    unseen: Vec<Path>,
+    /// Dropped files, each with its lease: deleted once no one else holds it.
+    dropped: Vec<(Path, Arc<()>)>,
     version: u64,
 }
 
@@ -83,6 +77,7 @@ pub struct KeptSnapshot {
     store: Arc<InMemory>,
     url: Url,
     paths: Vec<Path>,
+    leases: Arc<Vec<Arc<()>>>,
 }
 
 /// Versions are drawn from one counter for the whole process.
@@ -104,9 +99,7 @@ impl KeptRows {
             // A constant, valid URL: the host is a counter.
             url: Url::parse(&format!("memory://cxlake-kept-{n}/")).unwrap_or_else(|_| unreachable!()),
             next_file: 0,
-            snapshotted_below: AtomicU64::new(0),
             dropped: Vec::new(),
-            unseen: Vec::new(),
             version: next_version(),
         }
     }
@@ -217,12 +210,12 @@ impl KeptRows {
 
     /// The files of this moment, for a scan.
     pub(super) fn snapshot(&self) -> Option<KeptSnapshot> {
-        self.snapshotted_below.store(self.next_file, Ordering::Relaxed);
         Some(KeptSnapshot {
             schema: self.schema.clone()?,
             store: self.store.clone(),
             url: self.url.clone(),
             paths: self.files.iter().map(|f| f.path.clone()).collect(),
+            leases: Arc::new(self.files.iter().map(|f| f.lease.clone()).collect()),
         })
     }
 
@@ -256,12 +249,12 @@ impl KeptRows {
         let number = self.next_file;
         self.next_file += 1;
         Ok(KeptFile {
-            number,
             path: Path::from(format!("f{number:08}.parquet")),
             bytes: Bytes::from(buf),
             rows: rows.num_rows(),
             min_key,
             max_key,
+            lease: Arc::new(()),
         })
     }
 
@@ -291,11 +284,7 @@ impl KeptRows {
     }
 
     fn retire(&mut self, f: &KeptFile) {
-        if f.number < self.snapshotted_below.load(Ordering::Relaxed) {
-            self.dropped.push((Instant::now(), f.path.clone()));
-        } else {
-            self.unseen.push(f.path.clone());
-        }
+        self.dropped.push((f.path.clone(), f.lease.clone()));
     }
 
     /// Merges the trailing small files (each refresh adds one) once there
@@ -327,14 +316,13 @@ impl KeptRows {
         self.put(file).await
     }
 
-    /// Deletes dropped files no scan can still be reading.
+    /// Deletes dropped files no snapshot or scan holds any more.
     async fn sweep(&mut self) {
-        let now = Instant::now();
-        let (old, young): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dropped)
+        let (free, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dropped)
             .into_iter()
-            .partition(|(at, _)| now.duration_since(*at) >= GRACE);
-        self.dropped = young;
-        for path in old.into_iter().map(|(_, p)| p).chain(std::mem::take(&mut self.unseen)) {
+            .partition(|(_, lease)| Arc::strong_count(lease) == 1);
+        self.dropped = held;
+        for (path, _) in free {
             // Already gone is fine.
             let _ = self.store.delete(&path).await;
         }
@@ -389,9 +377,11 @@ impl TableProvider for KeptSnapshot {
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(self.schema.clone());
-        ListingTable::try_new(config)?
+        let plan = ListingTable::try_new(config)?
             .scan(state, projection, filters, limit)
-            .await
+            .await?;
+        let what = format!("{} kept files", self.paths.len());
+        Ok(crate::pinned::holding(plan, self.leases.clone(), what))
     }
 }
 
@@ -465,8 +455,8 @@ mod tests {
             "the tail is merged: {} files",
             kept.files.len()
         );
-        // Files a snapshot listed stay readable for the grace period;
-        // those no snapshot listed are gone from the store at once.
+        // Files a snapshot still lists stay readable; those no snapshot
+        // holds are gone from the store at once.
         assert_eq!(kept.dropped.len(), 1, "the one listed file that was rewritten");
         let stored = {
             use futures::TryStreamExt;
@@ -499,6 +489,13 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(n[0].column(0).as_primitive::<Int64Type>().value(0), 100_000);
+        // Once that snapshot is gone, so is its file, at the next change.
+        drop(ctx);
+        kept.push(&[batch(&schema, 97_000..97_001)])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(kept.dropped.is_empty(), "{:?}", kept.dropped);
+        kept.drop_from(97_000).await.unwrap_or_else(|e| panic!("{e}"));
         // Everything decodes back, in key order.
         let all = kept.batches().unwrap_or_else(|e| panic!("{e}"));
         let keys: Vec<i64> = all
