@@ -4,7 +4,8 @@
 # posting TENANT's events at RATE events/s for SECONDS while timing
 # /v1/kpis, the overview page and freshness; peak RSS at the end.
 #
-#   DATA0=DIR [TENANT=dragon-mart RATE=200 SECONDS=120] bash bench/live.sh NAME:BINARY ...
+#   DATA0=DIR [TENANT=dragon-mart RATE=200 SECONDS=120 LOG=warn] bash bench/live.sh NAME:BINARY ...
+# (LOG=info,warehouse=debug: every refresh in bench-data/live/serve-NAME.log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA0=${DATA0:?a data directory with a lake}
@@ -22,7 +23,7 @@ for run in "$@"; do
     ALL=$("$bin" key create --data "$data" --tenant '*' --role admin 2>/dev/null | tail -1)
     READ=$("$bin" key create --data "$data" --tenant "$TENANT" --role admin 2>/dev/null | tail -1)
     # Start-up builds are waited for here, not timed.
-    CXLAKE_LOG=warn CXLAKE_FACTS_WAIT_MS=3600000 "$bin" serve --data "$data" --listen 127.0.0.1:$PORT --pg-listen off > "$OUT/serve-$name.log" 2>&1 &
+    CXLAKE_LOG=${LOG:-warn} CXLAKE_FACTS_WAIT_MS=3600000 "$bin" serve --data "$data" --listen 127.0.0.1:$PORT --pg-listen off > "$OUT/serve-$name.log" 2>&1 &
     PID=$!
     for _ in $(seq 600); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.1; done
     for t in dragon-mart modehaus_eu streamly-us; do
