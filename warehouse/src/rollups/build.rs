@@ -14,6 +14,14 @@ pub(super) const DEFAULT_CONFIG: TenantConfig = TenantConfig {
     attribution_window_days: 7,
 };
 
+/// The kept tables' rows from an instant on dropped, worked out ahead.
+#[derive(Debug)]
+struct Cuts {
+    rows: super::kept::Cut,
+    script_uses: super::kept::Cut,
+    exposure_events: super::kept::Cut,
+}
+
 /// What [`TenantRollup::load`] reads from the lake.
 pub(super) struct Loaded {
     exposure_schema: SchemaRef,
@@ -58,6 +66,8 @@ impl From<i64> for Changes {
 #[derive(Debug)]
 pub struct RefreshPlan {
     what: Planned,
+    /// The kept rows from the start instant dropped, worked out ahead.
+    cuts: Option<Cuts>,
     config: TenantConfig,
     mark: LakeMark,
     through_seq: u64,
@@ -139,8 +149,19 @@ impl TenantRollup {
     ) -> Result<RefreshPlan> {
         let mark = lake_mark(view, tenant);
         let what = self.plan(view, &mark, tenant, config, source).await?;
+        // Re-encoding the kept files that straddle the start instant is
+        // the slow part of dropping rows: done here, where readers go on.
+        let cuts = match what {
+            Planned::From(lo) => Some(Cuts {
+                rows: self.rows.cut_from(lo)?,
+                script_uses: self.script_uses.cut_from(lo)?,
+                exposure_events: self.exposure_events.cut_from(lo)?,
+            }),
+            _ => None,
+        };
         Ok(RefreshPlan {
             what,
+            cuts,
             config,
             mark,
             through_seq: view.through_seq,
@@ -260,7 +281,7 @@ impl TenantRollup {
 
     /// Applies a plan and what was read for it; `None` (nothing done)
     /// when the rollup is no longer in the state the plan was made from.
-    pub async fn apply_planned(&mut self, plan: RefreshPlan, rows: PlannedRows) -> Result<Option<RefreshStats>> {
+    pub async fn apply_planned(&mut self, mut plan: RefreshPlan, rows: PlannedRows) -> Result<Option<RefreshStats>> {
         if plan.generation != self.generation || plan.is_full() {
             return Ok(None);
         }
@@ -274,7 +295,7 @@ impl TenantRollup {
         }
         let stats = match (plan.what, rows.0) {
             (Planned::From(lo), Some(loaded)) => {
-                let n = self.take(loaded, lo, None).await?;
+                let n = self.take(loaded, lo, None, plan.cuts.take()).await?;
                 self.rebuild_cells(lo);
                 RefreshStats {
                     full: false,
@@ -563,7 +584,7 @@ impl TenantRollup {
     pub(super) async fn load(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<usize> {
         let config = self.config.unwrap_or(DEFAULT_CONFIG);
         let loaded = Self::read(ctx, config, lo, hi).await?;
-        self.take(loaded, lo, hi).await
+        self.take(loaded, lo, hi, None).await
     }
 
     /// The lake's part of [`Self::load`]: every query, nothing of the
@@ -615,7 +636,7 @@ impl TenantRollup {
 
     /// The rollup's part of [`Self::load`]: replaces everything from `lo`
     /// on with what was read.
-    async fn take(&mut self, loaded: Loaded, lo: i64, hi: Option<i64>) -> Result<usize> {
+    async fn take(&mut self, loaded: Loaded, lo: i64, hi: Option<i64>, cuts: Option<Cuts>) -> Result<usize> {
         let Loaded {
             exposure_schema,
             exposures,
@@ -646,8 +667,17 @@ impl TenantRollup {
                 self.free.push(i);
             }
         }
-        self.drop_rows_from(lo).await?;
-        self.exposure_events.drop_from(lo).await?;
+        match cuts {
+            Some(c) => {
+                self.rows.apply_cut(c.rows).await?;
+                self.script_uses.apply_cut(c.script_uses).await?;
+                self.exposure_events.apply_cut(c.exposure_events).await?;
+            }
+            None => {
+                self.drop_rows_from(lo).await?;
+                self.exposure_events.drop_from(lo).await?;
+            }
+        }
         self.exposure_events.set_schema(exposure_schema);
         self.exposure_events.push(&exposures).await?;
         lap("drop and exposures", &mut phases);

@@ -64,10 +64,21 @@ pub(super) struct KeptRows {
     files: Vec<KeptFile>,
     store: Arc<InMemory>,
     url: Url,
-    next_file: u64,
     /// Dropped files, each with its lease: deleted once no one else holds it.
     dropped: Vec<(Path, Arc<()>)>,
     version: u64,
+}
+
+/// The files [`KeptRows::drop_from`] leaves, worked out ahead
+/// ([`KeptRows::cut_from`]).
+#[derive(Debug)]
+pub(super) struct Cut {
+    /// The rows' version it was worked out from.
+    version: u64,
+    lo: i64,
+    files: Vec<KeptFile>,
+    /// Those of `files` encoded anew (not in the store yet).
+    fresh: Vec<KeptFile>,
 }
 
 /// What one scan reads: the files of one moment.
@@ -98,7 +109,6 @@ impl KeptRows {
             store: Arc::new(InMemory::new()),
             // A constant, valid URL: the host is a counter.
             url: Url::parse(&format!("memory://cxlake-kept-{n}/")).unwrap_or_else(|_| unreachable!()),
-            next_file: 0,
             dropped: Vec::new(),
             version: next_version(),
         }
@@ -157,28 +167,57 @@ impl KeptRows {
     /// Removes every row whose key is at or after `lo` (a NULL key counts
     /// as before everything).
     pub(super) async fn drop_from(&mut self, lo: i64) -> Result<()> {
-        let mut kept = Vec::with_capacity(self.files.len());
-        let mut changed = false;
-        for f in std::mem::take(&mut self.files) {
+        let cut = self.cut_from(lo)?;
+        self.apply_cut(cut).await
+    }
+
+    /// What [`Self::drop_from`] would leave, worked out from a shared
+    /// borrow (the file that straddles `lo` decoded, filtered and encoded
+    /// again), so that [`Self::apply_cut`] only swaps files.
+    pub(super) fn cut_from(&self, lo: i64) -> Result<Cut> {
+        let mut files = Vec::with_capacity(self.files.len());
+        let mut fresh = Vec::new();
+        for f in &self.files {
             if f.max_key < lo {
-                kept.push(f);
-                continue;
-            }
-            changed = true;
-            self.retire(&f);
-            if f.min_key < lo {
-                let rows = self.decode(&f)?;
+                files.push(f.clone());
+            } else if f.min_key < lo {
+                let rows = self.decode(f)?;
                 let keys = self.keys(&rows)?;
                 let mask: BooleanArray = keys.iter().map(|k| Some(k.is_none_or(|k| k < lo))).collect();
                 let rest = filter_record_batch(&rows, &mask)?;
                 if rest.num_rows() > 0 {
                     let file = self.encode(&rest)?;
-                    self.store_put(&file).await?;
-                    kept.push(file);
+                    files.push(file.clone());
+                    fresh.push(file);
                 }
             }
         }
-        self.files = kept;
+        Ok(Cut {
+            version: self.version,
+            lo,
+            files,
+            fresh,
+        })
+    }
+
+    /// Applies a [`Self::cut_from`]; the rows changed since it was worked
+    /// out, it is worked out again.
+    pub(super) async fn apply_cut(&mut self, cut: Cut) -> Result<()> {
+        if cut.version != self.version {
+            let again = self.cut_from(cut.lo)?;
+            return Box::pin(self.apply_cut(again)).await;
+        }
+        for f in &cut.fresh {
+            self.store_put(f).await?;
+        }
+        let kept: std::collections::HashSet<&Path> = cut.files.iter().map(|f| &f.path).collect();
+        let gone: Vec<KeptFile> = self.files.iter().filter(|f| !kept.contains(&f.path)).cloned().collect();
+        let changed = !gone.is_empty() || !cut.fresh.is_empty();
+        for f in &gone {
+            self.retire(f);
+        }
+        drop(gone);
+        self.files = cut.files;
         if changed {
             self.version = next_version();
         }
@@ -232,7 +271,7 @@ impl KeptRows {
         Ok(cast(column, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
     }
 
-    fn encode(&mut self, rows: &RecordBatch) -> Result<KeptFile> {
+    fn encode(&self, rows: &RecordBatch) -> Result<KeptFile> {
         let keys = self.keys(rows)?;
         let (min_key, max_key) = (0..keys.len()).fold((i64::MAX, i64::MIN), |(lo, hi), i| {
             let k = if keys.is_valid(i) { keys.value(i) } else { i64::MIN };
@@ -246,8 +285,10 @@ impl KeptRows {
         let mut writer = ArrowWriter::try_new(&mut buf, rows.schema(), Some(props))?;
         writer.write(rows)?;
         writer.close()?;
-        let number = self.next_file;
-        self.next_file += 1;
+        // Numbered for the whole process: files encoded apart from the
+        // rows (a cut) never take a number twice.
+        static NEXT_FILE: AtomicU64 = AtomicU64::new(0);
+        let number = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
         Ok(KeptFile {
             path: Path::from(format!("f{number:08}.parquet")),
             bytes: Bytes::from(buf),
@@ -506,5 +547,36 @@ mod tests {
         kept.drop_from(i64::MIN).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kept.rows(), 0);
         assert!(kept.bytes() == 0 && kept.version() > 0);
+    }
+
+    /// A cut worked out ahead drops what `drop_from` would; one worked out
+    /// before the rows changed is worked out again when applied.
+    #[tokio::test]
+    async fn a_cut_worked_out_ahead_is_a_drop() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let mut kept = KeptRows::new("k");
+        kept.set_schema(schema.clone());
+        kept.push(&[batch(&schema, 0..70_000)])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cut = kept.cut_from(69_000).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kept.rows(), 70_000, "nothing dropped yet");
+        kept.apply_cut(cut).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            sql_count(&kept, "SELECT count(*), max(k) FROM t").await,
+            vec![(69_000, 68_999)]
+        );
+        let stale = kept.cut_from(60_000).unwrap_or_else(|e| panic!("{e}"));
+        kept.push(&[batch(&schema, 69_000..69_500)])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        kept.apply_cut(stale).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            sql_count(&kept, "SELECT count(*), max(k) FROM t").await,
+            vec![(60_000, 59_999)]
+        );
     }
 }
