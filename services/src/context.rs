@@ -137,17 +137,29 @@ impl Services {
         Ok(ctx)
     }
 
-    /// The tenant's settings and the version of its materialized data
-    /// ([`warehouse::rollups::TenantRollup::data_version`]), brought up to
-    /// date with the lake and the buffer first (as a scan would): what
-    /// caches of answers computed from that data key on. `None` before
-    /// anything is materialized.
-    pub async fn data_version(&self, tenant: &TenantId) -> Result<(TenantSettings, Option<u64>), ServiceError> {
+    /// The tenant's settings, the version of its materialized data
+    /// ([`warehouse::rollups::TenantRollup::data_version`]) and the ingest
+    /// `seq` that data counts ([`warehouse::rollups::TenantRollup::as_of_seq`]),
+    /// as a scan would read them now: what caches of answers computed from
+    /// that data key on, and what the answers say they count. `None`
+    /// before anything is materialized.
+    pub async fn data_version(&self, tenant: &TenantId) -> Result<DataVersion, ServiceError> {
         let settings = self.load_settings(tenant).await?;
-        let version = fast::serving_rollup(&self.warehouse, tenant, &settings)
+        let rollup = fast::serving_rollup(&self.warehouse, tenant, &settings)
             .await
-            .map_err(internal)?
-            .data_version();
-        Ok((settings, version))
+            .map_err(internal)?;
+        Ok(DataVersion {
+            version: rollup.data_version(),
+            as_of_seq: rollup.as_of_seq(),
+            settings,
+        })
     }
+}
+
+/// See [`Services::data_version`].
+#[derive(Debug, Clone)]
+pub struct DataVersion {
+    pub settings: TenantSettings,
+    pub version: Option<u64>,
+    pub as_of_seq: Option<u64>,
 }

@@ -382,6 +382,8 @@ fn experiment_lifecycle_assignment_and_results() {
     let (status, aa_results) = analyst.call("GET", "/v1/experiments/aa_check/results", None);
     assert_eq!(status, 200, "{aa_results}");
     assert_eq!(aa_results["srm"]["mismatch"], false, "{}", aa_results["srm"]);
+    // It says which acknowledged events it counts (the logged exposures too).
+    assert!(aa_results["data_as_of"]["seq"].as_u64().is_some(), "{aa_results}");
     assert_ne!(aa_results["decision"]["verdict"], "ship", "{}", aa_results["decision"]);
     let units_aa: u64 = aa_results["variants"]
         .as_array()

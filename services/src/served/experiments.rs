@@ -102,7 +102,8 @@ pub async fn results(
         planned_duration_reached: experiment.planned_duration_reached(Utc::now()),
     };
     let window = window(services, tenant, &experiment, query).await?;
-    let (_, version) = services.data_version(tenant).await?;
+    let data = services.data_version(tenant).await?;
+    let version = data.version;
     // Keyed on the window as asked, not as resolved: a running experiment's
     // window ends now, and would never be asked for twice.
     let asked = |b: Option<Bound>| {
@@ -146,6 +147,11 @@ pub async fn results(
         Value::Null,
         |w| json!({ "from": timestamp(w.from), "to": timestamp(w.to) }),
     );
+    // Every batch acknowledged up to this `seq` is counted (scans read
+    // the facts as they stood then or later).
+    if let Some(seq) = data.as_of_seq {
+        out["data_as_of"] = json!({ "seq": seq });
+    }
     out["pre_period"] = window.map_or(Value::Null, |w| {
         let p = w.pre_period();
         json!({ "from": timestamp(p.from), "to": timestamp(p.to) })

@@ -122,7 +122,11 @@ pub async fn history(
     interval_us: i64,
 ) -> Result<History, ServiceError> {
     let id = TenantId::parse(tenant).ok_or_else(|| ServiceError::internal(format!("bad tenant id {tenant:?}")))?;
-    let (settings, data_version) = state.data_version(&id).await?;
+    let crate::context::DataVersion {
+        settings,
+        version: data_version,
+        ..
+    } = state.data_version(&id).await?;
     let read = || async {
         let started = std::time::Instant::now();
         let ctx = state.shared_served_session(tenant).await?;
