@@ -216,7 +216,9 @@ pub struct TenantRollup {
     mark: LakeMark,
     /// See [`TenantRollup::as_of_seq`].
     as_of_seq: Option<u64>,
-    /// See [`TenantRollup::generation`].
+    /// Identifies the rollup's state: changes with every refresh, restore
+    /// and build; unique in the process (a refresh planned on one state
+    /// applies to it alone).
     generation: u64,
     /// The erasures the ingest pipeline had made at the last refresh
     /// (`ingest::Recent::rewrites`); `None` after a start from saved facts.

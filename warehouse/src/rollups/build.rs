@@ -47,8 +47,8 @@ struct Changes {
     statuses: HashMap<u32, i64>,
 }
 
-impl From<i64> for Changes {
-    fn from(lo: i64) -> Self {
+impl Changes {
+    fn starting_at(lo: i64) -> Self {
         Self {
             lo,
             unlinked_orders: Vec::new(),
@@ -73,7 +73,7 @@ pub struct RefreshPlan {
     through_seq: u64,
     rewrites: u64,
     events_version: Option<u64>,
-    /// The state the plan was made from ([`TenantRollup::generation`]).
+    /// The state the plan was made from (see `TenantRollup::generation`).
     generation: u64,
 }
 
@@ -133,12 +133,6 @@ impl TenantRollup {
         Ok(self.apply_planned(plan, rows).await?.unwrap_or_default())
     }
 
-    /// Identifies the rollup's state: changes with every refresh that
-    /// changes anything, a restore and a build; unique in the process.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
     /// Decides what bringing the rollup up to date with `view` takes.
     pub async fn plan_refresh(
         &self,
@@ -152,11 +146,7 @@ impl TenantRollup {
         // Re-encoding the kept files that straddle the start instant is
         // the slow part of dropping rows: done here, where readers go on.
         let cuts = match what {
-            Planned::From(lo) => Some(Cuts {
-                rows: self.rows.cut_from(lo)?,
-                script_uses: self.script_uses.cut_from(lo)?,
-                exposure_events: self.exposure_events.cut_from(lo)?,
-            }),
+            Planned::From(lo) => Some(self.cuts_from(lo)?),
             _ => None,
         };
         Ok(RefreshPlan {
@@ -194,7 +184,7 @@ impl TenantRollup {
             _ => None,
         };
         if let Some(batches) = since_seq {
-            let mut changes = Changes::from(i64::MAX);
+            let mut changes = Changes::starting_at(i64::MAX);
             for b in batches {
                 self.read_changes(b, Some(tenant), &mut changes)?;
             }
@@ -241,7 +231,7 @@ impl TenantRollup {
             .with_param_values(day_params)?
             .execute_stream()
             .await?;
-        let mut changes = Changes::from(i64::from(first_day) * DAY_US);
+        let mut changes = Changes::starting_at(i64::from(first_day) * DAY_US);
         while let Some(batch) = stream.next().await {
             self.read_changes(&batch?, None, &mut changes)?;
         }
@@ -667,17 +657,13 @@ impl TenantRollup {
                 self.free.push(i);
             }
         }
-        match cuts {
-            Some(c) => {
-                self.rows.apply_cut(c.rows).await?;
-                self.script_uses.apply_cut(c.script_uses).await?;
-                self.exposure_events.apply_cut(c.exposure_events).await?;
-            }
-            None => {
-                self.drop_rows_from(lo).await?;
-                self.exposure_events.drop_from(lo).await?;
-            }
-        }
+        let cuts = match cuts {
+            Some(c) => c,
+            None => self.cuts_from(lo)?,
+        };
+        self.rows.apply_cut(cuts.rows).await?;
+        self.script_uses.apply_cut(cuts.script_uses).await?;
+        self.exposure_events.apply_cut(cuts.exposure_events).await?;
         self.exposure_events.set_schema(exposure_schema);
         self.exposure_events.push(&exposures).await?;
         lap("drop and exposures", &mut phases);
@@ -839,11 +825,14 @@ impl TenantRollup {
         Ok((rows, messages, folded.orders))
     }
 
-    /// Drops the materialized rows of conversations whose first event is
-    /// at or after `lo`.
-    pub(super) async fn drop_rows_from(&mut self, lo: i64) -> Result<()> {
-        self.rows.drop_from(lo).await?;
-        self.script_uses.drop_from(lo).await
+    /// The kept tables with everything from `lo` on dropped, worked out
+    /// under a shared borrow ([`super::kept::KeptRows::cut_from`]).
+    fn cuts_from(&self, lo: i64) -> Result<Cuts> {
+        Ok(Cuts {
+            rows: self.rows.cut_from(lo)?,
+            script_uses: self.script_uses.cut_from(lo)?,
+            exposure_events: self.exposure_events.cut_from(lo)?,
+        })
     }
 
     /// Keeps the `script_uses` rows of the conversations in `loaded`, each

@@ -9,7 +9,7 @@
 //! table's own `memory://` URL).
 //!
 //! Rows are ordered by a key column (µs since the epoch, e.g.
-//! `first_event_at`): [`KeptRows::drop_from`] removes every row whose key
+//! `first_event_at`): [`KeptRows::cut_from`] and [`KeptRows::apply_cut`] remove every row whose key
 //! is at or after a bound, re-encoding only the files that straddle it.
 //! Paths are never reused, so a scan planned before a change reads the
 //! files it listed: a dropped file leaves the store once no snapshot and
@@ -69,7 +69,7 @@ pub(super) struct KeptRows {
     version: u64,
 }
 
-/// The files [`KeptRows::drop_from`] leaves, worked out ahead
+/// The files left once every row from an instant on is dropped, worked out ahead
 /// ([`KeptRows::cut_from`]).
 #[derive(Debug)]
 pub(super) struct Cut {
@@ -165,13 +165,16 @@ impl KeptRows {
     }
 
     /// Removes every row whose key is at or after `lo` (a NULL key counts
-    /// as before everything).
+    /// as before everything): a cut worked out and applied at once (the
+    /// rollup works cuts out ahead).
+    #[cfg(test)]
     pub(super) async fn drop_from(&mut self, lo: i64) -> Result<()> {
         let cut = self.cut_from(lo)?;
         self.apply_cut(cut).await
     }
 
-    /// What [`Self::drop_from`] would leave, worked out from a shared
+    /// What dropping every row whose key is at or after `lo` (a NULL key
+    /// counts as before everything) leaves, worked out from a shared
     /// borrow (the file that straddles `lo` decoded, filtered and encoded
     /// again), so that [`Self::apply_cut`] only swaps files.
     pub(super) fn cut_from(&self, lo: i64) -> Result<Cut> {
@@ -203,10 +206,11 @@ impl KeptRows {
     /// Applies a [`Self::cut_from`]; the rows changed since it was worked
     /// out, it is worked out again.
     pub(super) async fn apply_cut(&mut self, cut: Cut) -> Result<()> {
-        if cut.version != self.version {
-            let again = self.cut_from(cut.lo)?;
-            return Box::pin(self.apply_cut(again)).await;
-        }
+        let cut = if cut.version == self.version {
+            cut
+        } else {
+            self.cut_from(cut.lo)?
+        };
         for f in &cut.fresh {
             self.store_put(f).await?;
         }
