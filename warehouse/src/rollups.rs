@@ -201,8 +201,10 @@ pub struct OverviewRow {
 pub struct RefreshStats {
     /// Recomputed from scratch (first use, or the attribution window changed).
     pub full: bool,
-    /// Conversations recomputed.
+    /// Conversations recomputed from the start instant on.
     pub conversations: usize,
+    /// Conversations that began before it, refolded by id.
+    pub refolded: usize,
     /// Recomputed from this instant on (µs since the epoch), when incremental.
     pub since_us: Option<i64>,
     /// Slices a full build read the lake in.

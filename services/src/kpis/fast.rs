@@ -651,6 +651,7 @@ fn log_refresh(tenant: &TenantId, stats: &RefreshStats, rollup: &TenantRollup, s
             tenant = %tenant,
             full = stats.full,
             conversations = stats.conversations,
+            refolded = stats.refolded,
             since_us = ?stats.since_us,
             rows = rollup.rows_held().0,
             rows_bytes = rollup.rows_held().1,

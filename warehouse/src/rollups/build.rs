@@ -8,13 +8,26 @@ use super::*;
 /// The columns of `events` a refresh reads of changed events.
 const CHANGE_COLUMNS: &str = "tenant_id, conversation_id, type, occurred_at, order_id, agent_id, customer_id";
 
+/// The agent online intervals a read keeps.
+const SESSIONS_SQL: &str = "SELECT agent_id, team, started_at, ended_at FROM agent_sessions";
+
 /// Settings of a rollup that has none yet.
 pub(super) const DEFAULT_CONFIG: TenantConfig = TenantConfig {
     sla_target_us: 120_000_000,
     attribution_window_days: 7,
 };
 
-/// The kept tables' rows from an instant on dropped, worked out ahead.
+/// A touched conversation whose first event came more than this before
+/// the earliest changed event is refolded by itself (its events read by
+/// id) rather than moving the recomputation back to it.
+const RECENT_US: i64 = 3_600_000_000;
+
+/// More conversations than this to refold by id move the recomputation
+/// back instead (a bulk load of history, not live traffic).
+const REFOLD_MAX: usize = 128;
+
+/// The kept tables' rows from an instant on (and those of the
+/// conversations refolded by id) dropped, worked out ahead.
 #[derive(Debug)]
 struct Cuts {
     rows: super::kept::Cut,
@@ -45,6 +58,10 @@ struct Changes {
     starts: Vec<(u32, i64)>,
     /// Agents whose status changed: interned agent → earliest change.
     statuses: HashMap<u32, i64>,
+    /// Known conversations with changed events (slots of `facts`).
+    touched: BTreeSet<usize>,
+    /// Known conversations credited with a refunded order.
+    refunded: BTreeSet<usize>,
 }
 
 impl Changes {
@@ -54,8 +71,30 @@ impl Changes {
             unlinked_orders: Vec::new(),
             starts: Vec::new(),
             statuses: HashMap::new(),
+            touched: BTreeSet::new(),
+            refunded: BTreeSet::new(),
         }
     }
+}
+
+/// What changes require ([`TenantRollup::changed_from`]).
+struct Target {
+    /// Everything from this instant on is recomputed.
+    lo: i64,
+    /// Agent online intervals from this instant on (at most `lo`).
+    online_lo: i64,
+    /// Conversations that began before `lo`, refolded by id.
+    refold: Vec<usize>,
+}
+
+/// Older conversations a refresh refolds by id: the events read are
+/// theirs and what credits orders to them (their customers' conversation
+/// starts and orders, and refunds), since the first of their first events.
+#[derive(Debug)]
+struct Refold {
+    since: i64,
+    ids: Arc<super::kept::Ids>,
+    customers: Vec<String>,
 }
 
 /// What a refresh will do, decided from the rollup and a read view
@@ -66,6 +105,7 @@ impl Changes {
 #[derive(Debug)]
 pub struct RefreshPlan {
     what: Planned,
+    refold: Option<Refold>,
     /// The kept rows from the start instant dropped, worked out ahead.
     cuts: Option<Cuts>,
     config: TenantConfig,
@@ -83,8 +123,8 @@ enum Planned {
     Full,
     /// Nothing to recompute; `mark`: the lake's files changed.
     Nothing { mark: bool },
-    /// Everything from this instant on.
-    From(i64),
+    /// Everything from `lo` on, agent online intervals from `online_lo`.
+    From { lo: i64, online_lo: i64 },
 }
 
 impl RefreshPlan {
@@ -94,16 +134,17 @@ impl RefreshPlan {
     }
 }
 
-/// What a refresh read from the lake ([`TenantRollup::read_planned`]).
-pub struct PlannedRows(Option<Loaded>);
+/// What a refresh read from the lake ([`TenantRollup::read_planned`]):
+/// everything from the start instant, and the conversations refolded by id.
+pub struct PlannedRows(Option<Loaded>, Option<Loaded>);
 
 impl std::fmt::Debug for PlannedRows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rows = self
-            .0
-            .as_ref()
-            .map(|l| l.rows.iter().map(|b| b.num_rows()).sum::<usize>());
-        f.debug_struct("PlannedRows").field("conversations", &rows).finish()
+        let rows = |l: &Option<Loaded>| l.as_ref().map(|l| l.rows.iter().map(|b| b.num_rows()).sum::<usize>());
+        f.debug_struct("PlannedRows")
+            .field("conversations", &rows(&self.0))
+            .field("refolded", &rows(&self.1))
+            .finish()
     }
 }
 
@@ -142,15 +183,17 @@ impl TenantRollup {
         source: &impl SessionSource,
     ) -> Result<RefreshPlan> {
         let mark = lake_mark(view, tenant);
-        let what = self.plan(view, &mark, tenant, config, source).await?;
+        let (what, refold) = self.plan(view, &mark, tenant, config, source).await?;
+        let refold = self.refold_of(&refold);
         // Re-encoding the kept files that straddle the start instant is
         // the slow part of dropping rows: done here, where readers go on.
         let cuts = match what {
-            Planned::From(lo) => Some(self.cuts_from(lo)?),
+            Planned::From { lo, .. } => Some(self.cuts(lo, refold.as_ref())?),
             _ => None,
         };
         Ok(RefreshPlan {
             what,
+            refold,
             cuts,
             config,
             mark,
@@ -168,12 +211,12 @@ impl TenantRollup {
         tenant: &str,
         config: TenantConfig,
         source: &impl SessionSource,
-    ) -> Result<Planned> {
+    ) -> Result<(Planned, Vec<usize>)> {
         if self
             .config
             .is_none_or(|c| c.attribution_window_days != config.attribution_window_days)
         {
-            return Ok(Planned::Full);
+            return Ok((Planned::Full, Vec::new()));
         }
         // Flushes and compactions move events into other files without
         // changing them; only an erasure does. Unless one happened, what
@@ -188,15 +231,24 @@ impl TenantRollup {
             for b in batches {
                 self.read_changes(b, Some(tenant), &mut changes)?;
             }
-            return Ok(match self.changed_from(&changes, config) {
-                Some(lo) => Planned::From(lo),
-                None => Planned::Nothing {
-                    mark: *mark != self.mark,
-                },
+            return Ok(match self.changed_from(&changes, config, true) {
+                Some(t) => (
+                    Planned::From {
+                        lo: t.lo,
+                        online_lo: t.online_lo,
+                    },
+                    t.refold,
+                ),
+                None => (
+                    Planned::Nothing {
+                        mark: *mark != self.mark,
+                    },
+                    Vec::new(),
+                ),
             });
         }
         if *mark == self.mark {
-            return Ok(Planned::Nothing { mark: false });
+            return Ok((Planned::Nothing { mark: false }, Vec::new()));
         }
         let mut days: BTreeSet<i32> = BTreeSet::new();
         for (path, date) in &mark.files {
@@ -214,7 +266,7 @@ impl TenantRollup {
             days.extend(self.mark.buffer_days.iter().copied());
         }
         let Some(&first_day) = days.first() else {
-            return Ok(Planned::Nothing { mark: true });
+            return Ok((Planned::Nothing { mark: true }, Vec::new()));
         };
         // Every event of the touched days counts as changed (files were
         // removed too, so which events are new is not known).
@@ -235,7 +287,7 @@ impl TenantRollup {
         while let Some(batch) = stream.next().await {
             self.read_changes(&batch?, None, &mut changes)?;
         }
-        let mut lo = self.changed_from(&changes, config).unwrap_or(changes.lo);
+        let mut lo = self.changed_from(&changes, config, false).map_or(changes.lo, |t| t.lo);
         // Conversations with events in a touched day whose events are gone
         // (erased, or rewritten by compaction) are recomputed whole too.
         let touched: Vec<(i64, i64)> = days
@@ -251,22 +303,93 @@ impl TenantRollup {
                 lo = f.first_event_us;
             }
         }
-        Ok(Planned::From(lo))
+        Ok((Planned::From { lo, online_lo: lo }, Vec::new()))
+    }
+
+    /// What refolding the conversations in slots `refold` reads and drops.
+    fn refold_of(&self, refold: &[usize]) -> Option<Refold> {
+        let facts: Vec<&Fact> = refold.iter().filter_map(|&i| self.facts[i].as_ref()).collect();
+        let since = facts.iter().map(|f| f.first_event_us).min()?;
+        let customers: BTreeSet<&str> = facts
+            .iter()
+            .filter(|f| f.customer != NONE)
+            .map(|f| self.customers.name(f.customer))
+            .collect();
+        Some(Refold {
+            since,
+            ids: Arc::new(super::kept::Ids {
+                column: "conversation_id",
+                ids: facts.iter().map(|f| f.id.clone()).collect(),
+                keys: facts.iter().map(|f| f.first_event_us).collect(),
+            }),
+            customers: customers.into_iter().map(str::to_string).collect(),
+        })
     }
 
     /// Reads from the lake what `plan` recomputes (nothing of the rollup
     /// is needed: no lock is held meanwhile).
     pub async fn read_planned(plan: &RefreshPlan, source: &impl SessionSource) -> Result<PlannedRows> {
-        let Planned::From(lo) = plan.what else {
-            return Ok(PlannedRows(None));
+        let Planned::From { lo, online_lo } = plan.what else {
+            return Ok(PlannedRows(None, None));
         };
-        let ctx = source
-            .session(EventRange {
-                since_us: Some(lo),
-                ..EventRange::default()
-            })
-            .await?;
-        Ok(PlannedRows(Some(Self::read(&ctx, plan.config, lo, None).await?)))
+        let since = |us: i64| EventRange {
+            since_us: Some(us),
+            ..EventRange::default()
+        };
+        let ctx = source.session(since(lo)).await?;
+        let mut loaded = Self::read(&ctx, plan.config, lo, None).await?;
+        if online_lo < lo {
+            // Agent statuses alone, from the start of the intervals the
+            // new ones end.
+            let ctx = source.session(since(online_lo)).await?;
+            loaded.online = ctx.sql(SESSIONS_SQL).await?.collect().await?;
+        }
+        let refolded = match &plan.refold {
+            Some(r) => {
+                let ctx = source.session(since(r.since)).await?;
+                Some(Self::read_refold(&ctx, plan.config, r).await?)
+            }
+            None => None,
+        };
+        Ok(PlannedRows(Some(loaded), refolded))
+    }
+
+    /// The events of the conversations `refold` names and those that
+    /// credit orders to them, folded.
+    async fn read_refold(ctx: &SessionContext, config: TenantConfig, refold: &Refold) -> Result<Loaded> {
+        let mut params: Vec<ScalarValue> = Vec::new();
+        let mut list = |values: &mut dyn Iterator<Item = &str>| {
+            let names: Vec<String> = values
+                .map(|v| {
+                    params.push(ScalarValue::from(v));
+                    format!("${}", params.len())
+                })
+                .collect();
+            if names.is_empty() {
+                "NULL".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        let ids = list(&mut refold.ids.ids.iter().map(|s| s.as_ref()));
+        let customers = list(&mut refold.customers.iter().map(String::as_str));
+        let [start, placed] = CREDIT_TYPES;
+        let filter = format!(
+            "conversation_id IN ({ids}) OR (customer_id IN ({customers}) AND type IN ('{start}', '{placed}')) \
+             OR type = 'order.refunded'"
+        );
+        let (rows, messages, orders) = Self::fold(ctx, config, i64::MIN, None, Some((filter, params))).await?;
+        let conversations = Self::fact_columns(&rows, i64::MIN).await?;
+        Ok(Loaded {
+            exposure_schema: Arc::new(Schema::empty()),
+            exposures: Vec::new(),
+            rows,
+            conversations,
+            messages,
+            orders,
+            online: Vec::new(),
+            costs: Vec::new(),
+        })
     }
 
     /// Applies a plan and what was read for it; `None` (nothing done)
@@ -284,12 +407,17 @@ impl TenantRollup {
             self.unsaved_from(i64::MAX);
         }
         let stats = match (plan.what, rows.0) {
-            (Planned::From(lo), Some(loaded)) => {
-                let n = self.take(loaded, lo, None, plan.cuts.take()).await?;
+            (Planned::From { lo, online_lo }, Some(loaded)) => {
+                let n = self.take(loaded, lo, None, plan.cuts.take(), online_lo).await?;
+                let refolded = match (&plan.refold, rows.1) {
+                    (Some(r), Some(loaded)) => self.take_refold(loaded, r).await?,
+                    _ => 0,
+                };
                 self.rebuild_cells(lo);
                 RefreshStats {
                     full: false,
                     conversations: n,
+                    refolded,
                     since_us: Some(lo),
                     slices: 0,
                 }
@@ -347,6 +475,7 @@ impl TenantRollup {
         Ok(RefreshStats {
             full: true,
             conversations: n,
+            refolded: 0,
             since_us: None,
             slices: slices.len(),
         })
@@ -382,8 +511,8 @@ impl TenantRollup {
             let t = at.value(r);
             changes.lo = changes.lo.min(t);
             if conv.is_valid(r) {
-                if let Some(f) = self.by_id.get(conv.value(r)).and_then(|&i| self.facts[i].as_ref()) {
-                    changes.lo = changes.lo.min(f.first_event_us);
+                if let Some(&i) = self.by_id.get(conv.value(r)) {
+                    changes.touched.insert(i);
                 }
             }
             let known_customer = || {
@@ -407,16 +536,13 @@ impl TenantRollup {
                     }
                 }
                 "order.refunded" if order.is_valid(r) => {
-                    if let Some(o) = self.order_index.get(order.value(r)).map(|&i| &self.orders[i]) {
-                        changes.lo = changes.lo.min(o.placed_us);
-                        if let Some(f) = o
-                            .attributed
-                            .as_ref()
-                            .and_then(|c| self.by_id.get(c))
-                            .and_then(|&i| self.facts[i].as_ref())
-                        {
-                            changes.lo = changes.lo.min(f.first_event_us);
-                        }
+                    if let Some(&i) = self
+                        .order_index
+                        .get(order.value(r))
+                        .and_then(|&o| self.orders[o].attributed.as_ref())
+                        .and_then(|c| self.by_id.get(c))
+                    {
+                        changes.refunded.insert(i);
                     }
                 }
                 "agent.status_changed" if agent.is_valid(r) => {
@@ -431,13 +557,31 @@ impl TenantRollup {
         Ok(())
     }
 
-    /// Where a recomputation of `changes` starts: its earliest instant,
-    /// moved back to the first event of the conversation each new order
-    /// without one credits and of the conversations whose credit a new
-    /// start may take; `None` when nothing changed.
-    fn changed_from(&self, changes: &Changes, config: TenantConfig) -> Option<i64> {
+    /// What a recomputation of `changes` takes; `None` when nothing
+    /// changed. Everything from the earliest changed event on is
+    /// recomputed, moved back to the first event of the conversations it
+    /// touches. With `by_id`, conversations that began more than
+    /// [`RECENT_US`] before it, and those credited anew (by an order
+    /// without a conversation, or a refund) or losing credit (to a new
+    /// start of their customer), are refolded by id instead; without it,
+    /// they move the start back too, agent intervals as well.
+    fn changed_from(&self, changes: &Changes, config: TenantConfig, by_id: bool) -> Option<Target> {
         let aw_us = i64::from(config.attribution_window_days) * DAY_US;
-        let mut lo = changes.lo;
+        let t0 = changes.lo;
+        if t0 == i64::MAX {
+            return None;
+        }
+        let mut lo = t0;
+        // Slots of conversations whose facts credit changes.
+        let mut credit: BTreeSet<usize> = changes.refunded.clone();
+        for &i in &changes.touched {
+            let Some(f) = self.facts[i].as_ref() else { continue };
+            if by_id && f.first_event_us < t0.saturating_sub(RECENT_US) {
+                credit.insert(i);
+            } else {
+                lo = lo.min(f.first_event_us);
+            }
+        }
         if let (Some(from), Some(to)) = (
             changes.unlinked_orders.iter().map(|(_, t)| *t).min(),
             changes.unlinked_orders.iter().map(|(_, t)| *t).max(),
@@ -445,21 +589,22 @@ impl TenantRollup {
             // The customers' conversations started within a window before
             // any of the orders, by customer.
             let wanted: HashMap<u32, ()> = changes.unlinked_orders.iter().map(|(c, _)| (*c, ())).collect();
-            let mut starts: HashMap<u32, Vec<(i64, &Fact)>> = HashMap::new();
+            let mut starts: HashMap<u32, Vec<(i64, usize)>> = HashMap::new();
             for &(s, i) in self.by_start.range((from.saturating_sub(aw_us), 0)..(to, 0)) {
                 if let Some(f) = self.facts[i].as_ref().filter(|f| wanted.contains_key(&f.customer)) {
-                    starts.entry(f.customer).or_default().push((s, f));
+                    starts.entry(f.customer).or_default().push((s, i));
                 }
             }
+            let id = |i: usize| self.facts[i].as_ref().map(|f| f.id.clone());
             for (c, t) in &changes.unlinked_orders {
                 let credited = starts
                     .get(c)
                     .into_iter()
                     .flatten()
                     .filter(|(s, _)| *s < *t && *s >= t - aw_us)
-                    .max_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
-                if let Some((_, f)) = credited {
-                    lo = lo.min(f.first_event_us);
+                    .max_by(|a, b| (a.0, id(a.1)).cmp(&(b.0, id(b.1))));
+                if let Some(&(_, i)) = credited {
+                    credit.insert(i);
                 }
             }
         }
@@ -484,27 +629,33 @@ impl TenantRollup {
                 if o.placed_us <= min_s || o.placed_us > max_s.saturating_add(aw_us) {
                     continue;
                 }
-                if let Some(f) = o
-                    .attributed
-                    .as_ref()
-                    .and_then(|c| self.by_id.get(c))
-                    .and_then(|&i| self.facts[i].as_ref())
-                {
-                    lo = lo.min(f.first_event_us);
+                if let Some(&i) = o.attributed.as_ref().and_then(|c| self.by_id.get(c)) {
+                    credit.insert(i);
                 }
             }
         }
         // A status change ends or splits the agent's interval it falls in.
+        let mut online_lo = lo;
         if !changes.statuses.is_empty() {
             for s in &self.online {
                 if let Some(&t) = changes.statuses.get(&s.agent) {
                     if s.end_us.is_none_or(|end| end >= t) {
-                        lo = lo.min(s.start_us);
+                        online_lo = online_lo.min(s.start_us);
                     }
                 }
             }
         }
-        (lo != i64::MAX).then_some(lo)
+        let first = |i: &usize| self.facts[*i].as_ref().map(|f| f.first_event_us);
+        if !by_id || credit.len() > REFOLD_MAX {
+            lo = credit.iter().filter_map(first).fold(lo.min(online_lo), i64::min);
+            online_lo = lo;
+        }
+        // Those that began from `lo` on are recomputed with everything else.
+        let refold = credit
+            .into_iter()
+            .filter(|i| first(i).is_some_and(|f| f < lo))
+            .collect();
+        Some(Target { lo, online_lo, refold })
     }
 
     /// The ranges a full build reads, in order: each holds the whole of
@@ -574,7 +725,7 @@ impl TenantRollup {
     pub(super) async fn load(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<usize> {
         let config = self.config.unwrap_or(DEFAULT_CONFIG);
         let loaded = Self::read(ctx, config, lo, hi).await?;
-        self.take(loaded, lo, hi, None).await
+        self.take(loaded, lo, hi, None, lo).await
     }
 
     /// The lake's part of [`Self::load`]: every query, nothing of the
@@ -600,12 +751,11 @@ impl TenantRollup {
         // The conversations are folded from their events once (the view's
         // rows, `crate::fold`); their rows are kept and the facts read from
         // them.
-        let (rows, messages, orders) = Self::fold(ctx, config, lo, hi).await?;
+        let (rows, messages, orders) = Self::fold(ctx, config, lo, hi, None).await?;
         lap("fold", &mut phases);
         let conversations = Self::fact_columns(&rows, lo).await?;
         lap("facts", &mut phases);
-        let sessions_sql = "SELECT agent_id, team, started_at, ended_at FROM agent_sessions";
-        let online = ctx.sql(sessions_sql).await?.collect().await?;
+        let online = ctx.sql(SESSIONS_SQL).await?.collect().await?;
         lap("agent sessions", &mut phases);
         let costs_sql = "SELECT occurred_at, currency, CAST(amount AS DOUBLE) AS amount \
                          FROM events WHERE type = 'cost.incurred'";
@@ -625,8 +775,15 @@ impl TenantRollup {
     }
 
     /// The rollup's part of [`Self::load`]: replaces everything from `lo`
-    /// on with what was read.
-    async fn take(&mut self, loaded: Loaded, lo: i64, hi: Option<i64>, cuts: Option<Cuts>) -> Result<usize> {
+    /// on (agent online intervals from `online_lo`) with what was read.
+    async fn take(
+        &mut self,
+        loaded: Loaded,
+        lo: i64,
+        hi: Option<i64>,
+        cuts: Option<Cuts>,
+        online_lo: i64,
+    ) -> Result<usize> {
         let Loaded {
             exposure_schema,
             exposures,
@@ -659,7 +816,7 @@ impl TenantRollup {
         }
         let cuts = match cuts {
             Some(c) => c,
-            None => self.cuts_from(lo)?,
+            None => self.cuts(lo, None)?,
         };
         self.rows.apply_cut(cuts.rows).await?;
         self.script_uses.apply_cut(cuts.script_uses).await?;
@@ -678,24 +835,6 @@ impl TenantRollup {
         lap("facts", &mut phases);
         self.keep_rows(new_rows, &loaded).await?;
         self.keep_script_uses(&messages, &loaded).await?;
-        let mut turns: HashMap<Arc<str>, Vec<(f64, u8)>> = HashMap::new();
-        let mut agents: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
-        for (_, id, m) in &messages {
-            let Some((k, _)) = loaded.get_key_value(id.as_str()) else {
-                continue;
-            };
-            if !m.turns.is_empty() {
-                let seg = |by: &Replier| match by {
-                    Replier::Bot => SEG_BOT,
-                    Replier::Agent => SEG_HUMAN,
-                };
-                turns.insert(k.clone(), m.turns.iter().map(|(w, by)| (*w, seg(by))).collect());
-            }
-            if !m.replying_agents.is_empty() {
-                let ids = m.replying_agents.iter().map(|a| self.names.intern(a)).collect();
-                agents.insert(k.clone(), ids);
-            }
-        }
         lap("kept rows", &mut phases);
         // orders: placed since lo are recomputed; attributed ones feed facts
         let old_attribution: HashMap<Arc<str>, Arc<str>> = self
@@ -716,16 +855,7 @@ impl TenantRollup {
             let order_id: Arc<str> = Arc::from(order_id);
             let mut attributed: Option<Arc<str>> = o.attributed_conversation_id.as_deref().map(Arc::from);
             if let Some((k, _)) = attributed.as_ref().and_then(|a| loaded.get_key_value(a.as_ref())) {
-                let currency = self.names.opt(o.currency.as_deref());
-                let amount = o.net_amount.unwrap_or(f64::NAN);
-                let list = conv_orders.entry(k.clone()).or_default();
-                match list.iter_mut().find(|(c, _, _)| *c == currency) {
-                    Some(e) => {
-                        e.1 += amount;
-                        e.2 += 1;
-                    }
-                    None => list.push((currency, amount, 1)),
-                }
+                self.credit(&mut conv_orders, k.clone(), &o);
             } else if attributed.is_none() {
                 // credited to a conversation older than `lo`: keep what was known
                 attributed = old_attribution.get(&order_id).cloned();
@@ -742,11 +872,11 @@ impl TenantRollup {
         self.index_orders();
 
         lap("orders", &mut phases);
-        let keep = self.online.partition_point(|s| s.start_us < lo);
+        let keep = self.online.partition_point(|s| s.start_us < online_lo);
         self.online.truncate(keep);
         let mut new_online = Vec::new();
         for b in &online {
-            self.read_online(b, lo, &mut new_online)?;
+            self.read_online(b, online_lo, &mut new_online)?;
         }
         new_online.sort_by_key(|s| s.start_us);
         self.online.extend(new_online);
@@ -764,6 +894,104 @@ impl TenantRollup {
         lap("costs", &mut phases);
         tracing::debug!(lo, hi = ?hi, conversations = loaded.len(), phases_ms = ?phases, "rollup load");
         let n = loaded.len();
+        self.insert_loaded(loaded, &messages, conv_orders);
+        Ok(n)
+    }
+
+    /// Replaces the facts and kept rows of the conversations `refold`
+    /// names with those `loaded` folded (their kept rows were cut with
+    /// the rest); returns how many were refolded.
+    async fn take_refold(&mut self, loaded: Loaded, refold: &Refold) -> Result<usize> {
+        let mut hours: BTreeSet<i64> = BTreeSet::new();
+        for id in &refold.ids.ids {
+            let Some(i) = self.by_id.remove(id) else { continue };
+            if let Some(f) = self.facts[i].take() {
+                self.by_first_event.remove(&(f.first_event_us, i));
+                if let Some(s) = f.started() {
+                    self.by_start.remove(&(s, i));
+                    hours.insert(s.div_euclid(HOUR_US));
+                }
+                self.free.push(i);
+            }
+        }
+        let mut facts: HashMap<Arc<str>, Fact> = HashMap::new();
+        for b in &loaded.conversations {
+            self.read_conversations(b, &mut facts)?;
+        }
+        facts.retain(|id, _| refold.ids.ids.contains(id));
+        self.keep_rows(loaded.rows, &facts).await?;
+        self.keep_script_uses(&loaded.messages, &facts).await?;
+        let mut conv_orders: HashMap<Arc<str>, Vec<(u32, f64, u32)>> = HashMap::new();
+        for o in &loaded.orders {
+            let Some((k, _)) = o
+                .attributed_conversation_id
+                .as_deref()
+                .and_then(|a| facts.get_key_value(a))
+            else {
+                continue;
+            };
+            let k = k.clone();
+            // The orders this refold credits: their credit was not known
+            // to the recomputation from the start instant.
+            if let Some(&i) = o.order_id.as_deref().and_then(|id| self.order_index.get(id)) {
+                self.orders[i].attributed = Some(k.clone());
+            }
+            self.credit(&mut conv_orders, k, o);
+        }
+        hours.extend(
+            facts
+                .values()
+                .filter_map(|f| f.started())
+                .map(|s| s.div_euclid(HOUR_US)),
+        );
+        let n = facts.len();
+        self.insert_loaded(facts, &loaded.messages, conv_orders);
+        self.rebuild_hours(&hours);
+        self.unsaved_from(refold.since);
+        Ok(n)
+    }
+
+    /// Adds order `o` to what `conv_orders` credits conversation `k` with,
+    /// by currency: (currency, net amount, orders).
+    fn credit(&mut self, conv_orders: &mut HashMap<Arc<str>, Vec<(u32, f64, u32)>>, k: Arc<str>, o: &FoldedOrder) {
+        let currency = self.names.opt(o.currency.as_deref());
+        let amount = o.net_amount.unwrap_or(f64::NAN);
+        let list = conv_orders.entry(k).or_default();
+        match list.iter_mut().find(|(c, _, _)| *c == currency) {
+            Some(e) => {
+                e.1 += amount;
+                e.2 += 1;
+            }
+            None => list.push((currency, amount, 1)),
+        }
+    }
+
+    /// Inserts the facts of `loaded` with their customer turns and
+    /// replying agents (from `messages`) and credited orders.
+    fn insert_loaded(
+        &mut self,
+        loaded: HashMap<Arc<str>, Fact>,
+        messages: &[(String, String, MessageFacts)],
+        mut conv_orders: HashMap<Arc<str>, Vec<(u32, f64, u32)>>,
+    ) {
+        let mut turns: HashMap<Arc<str>, Vec<(f64, u8)>> = HashMap::new();
+        let mut agents: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
+        for (_, id, m) in messages {
+            let Some((k, _)) = loaded.get_key_value(id.as_str()) else {
+                continue;
+            };
+            if !m.turns.is_empty() {
+                let seg = |by: &Replier| match by {
+                    Replier::Bot => SEG_BOT,
+                    Replier::Agent => SEG_HUMAN,
+                };
+                turns.insert(k.clone(), m.turns.iter().map(|(w, by)| (*w, seg(by))).collect());
+            }
+            if !m.replying_agents.is_empty() {
+                let ids = m.replying_agents.iter().map(|a| self.names.intern(a)).collect();
+                agents.insert(k.clone(), ids);
+            }
+        }
         for (id, mut f) in loaded {
             if let Some(t) = turns.remove(&id) {
                 f.turns = t.into_boxed_slice();
@@ -776,7 +1004,6 @@ impl TenantRollup {
             }
             self.insert_fact(f);
         }
-        Ok(n)
     }
 
     /// The `conversations` rows whose first event is in `[lo, hi)`, folded
@@ -788,13 +1015,20 @@ impl TenantRollup {
         config: TenantConfig,
         lo: i64,
         hi: Option<i64>,
+        filter: Option<(String, Vec<ScalarValue>)>,
     ) -> Result<(Vec<RecordBatch>, Vec<(String, String, MessageFacts)>, Vec<FoldedOrder>)> {
         let columns: Vec<String> = EVENT_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
-        let events = ctx
-            .sql(&format!("SELECT {} FROM events", columns.join(", ")))
-            .await?
-            .collect()
-            .await?;
+        let sql = format!("SELECT {} FROM events", columns.join(", "));
+        let events = match filter {
+            Some((filter, params)) => {
+                ctx.sql(&format!("{sql} WHERE {filter}"))
+                    .await?
+                    .with_param_values(params)?
+                    .collect()
+                    .await?
+            }
+            None => ctx.sql(&sql).await?.collect().await?,
+        };
         let folded = fold_with_messages(
             &events,
             FoldSettings {
@@ -825,13 +1059,15 @@ impl TenantRollup {
         Ok((rows, messages, folded.orders))
     }
 
-    /// The kept tables with everything from `lo` on dropped, worked out
-    /// under a shared borrow ([`super::kept::KeptRows::cut_from`]).
-    fn cuts_from(&self, lo: i64) -> Result<Cuts> {
+    /// The kept tables with everything from `lo` on, and the rows of the
+    /// conversations `refold` names, dropped, worked out under a shared
+    /// borrow ([`super::kept::KeptRows::cut`]).
+    fn cuts(&self, lo: i64, refold: Option<&Refold>) -> Result<Cuts> {
+        let ids = refold.map_or_else(Arc::default, |r| r.ids.clone());
         Ok(Cuts {
-            rows: self.rows.cut_from(lo)?,
-            script_uses: self.script_uses.cut_from(lo)?,
-            exposure_events: self.exposure_events.cut_from(lo)?,
+            rows: self.rows.cut(lo, ids.clone())?,
+            script_uses: self.script_uses.cut(lo, ids)?,
+            exposure_events: self.exposure_events.cut(lo, Arc::default())?,
         })
     }
 
@@ -1146,6 +1382,27 @@ impl TenantRollup {
             out.insert(fact.id.clone(), fact);
         }
         Ok(())
+    }
+
+    /// Rebuilds the cells of `hours` (hours since the epoch).
+    fn rebuild_hours(&mut self, hours: &BTreeSet<i64>) {
+        let target = self.config.map_or(DEFAULT_CONFIG.sla_target_us, |c| c.sla_target_us);
+        for &h in hours {
+            let (from, to) = (h * HOUR_US, (h + 1) * HOUR_US);
+            let stale: Vec<(i64, u32)> = self.cells.range((from, 0)..(to, 0)).map(|(k, _)| *k).collect();
+            for k in stale {
+                self.cells.remove(&k);
+            }
+            let mut cells: BTreeMap<(i64, u32), Summary<Sketch>> = BTreeMap::new();
+            for &(_, i) in self.by_start.range((from, 0)..(to, 0)) {
+                let Some(f) = self.facts[i].as_ref() else { continue };
+                cells.entry((from, f.dims[0])).or_default().add_fact(f, target);
+            }
+            for (k, mut c) in cells {
+                c.shrink();
+                self.cells.insert(k, c);
+            }
+        }
     }
 
     /// Rebuilds the cells of the hours from `lo`'s on.

@@ -9,8 +9,10 @@
 //! table's own `memory://` URL).
 //!
 //! Rows are ordered by a key column (µs since the epoch, e.g.
-//! `first_event_at`): [`KeptRows::cut_from`] and [`KeptRows::apply_cut`] remove every row whose key
-//! is at or after a bound, re-encoding only the files that straddle it.
+//! `first_event_at`): [`KeptRows::cut`] and [`KeptRows::apply_cut`] remove
+//! every row whose key is at or after a bound, and the rows of named
+//! conversations (each with its key, so that only the files whose key
+//! range holds it are read), re-encoding only the files they touch.
 //! Paths are never reused, so a scan planned before a change reads the
 //! files it listed: a dropped file leaves the store once no snapshot and
 //! no plan of a scan holds it (each file has a lease that snapshots and
@@ -69,13 +71,29 @@ pub(super) struct KeptRows {
     version: u64,
 }
 
-/// The files left once every row from an instant on is dropped, worked out ahead
-/// ([`KeptRows::cut_from`]).
+/// Rows to drop besides those from an instant on: those whose `column`
+/// is one of `ids`; `keys` are their keys (the files to look in).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Ids {
+    pub column: &'static str,
+    pub ids: std::collections::HashSet<Arc<str>>,
+    pub keys: Vec<i64>,
+}
+
+impl Ids {
+    fn in_file(&self, f: &KeptFile) -> bool {
+        !self.ids.is_empty() && self.keys.iter().any(|k| (f.min_key..=f.max_key).contains(k))
+    }
+}
+
+/// The files left once every row from an instant on, and the rows of
+/// [`Ids`], are dropped, worked out ahead ([`KeptRows::cut`]).
 #[derive(Debug)]
 pub(super) struct Cut {
     /// The rows' version it was worked out from.
     version: u64,
     lo: i64,
+    ids: Arc<Ids>,
     files: Vec<KeptFile>,
     /// Those of `files` encoded anew (not in the store yet).
     fresh: Vec<KeptFile>,
@@ -169,25 +187,47 @@ impl KeptRows {
     /// rollup works cuts out ahead).
     #[cfg(test)]
     pub(super) async fn drop_from(&mut self, lo: i64) -> Result<()> {
-        let cut = self.cut_from(lo)?;
+        let cut = self.cut(lo, Arc::default())?;
         self.apply_cut(cut).await
     }
 
     /// What dropping every row whose key is at or after `lo` (a NULL key
-    /// counts as before everything) leaves, worked out from a shared
-    /// borrow (the file that straddles `lo` decoded, filtered and encoded
-    /// again), so that [`Self::apply_cut`] only swaps files.
-    pub(super) fn cut_from(&self, lo: i64) -> Result<Cut> {
+    /// counts as before everything) and the rows of `ids` leaves, worked
+    /// out from a shared borrow (the files that straddle `lo` or hold one
+    /// of `ids` decoded, filtered and encoded again), so that
+    /// [`Self::apply_cut`] only swaps files.
+    pub(super) fn cut(&self, lo: i64, ids: Arc<Ids>) -> Result<Cut> {
         let mut files = Vec::with_capacity(self.files.len());
         let mut fresh = Vec::new();
         for f in &self.files {
-            if f.max_key < lo {
+            let named = ids.in_file(f);
+            if f.max_key < lo && !named {
                 files.push(f.clone());
             } else if f.min_key < lo {
                 let rows = self.decode(f)?;
                 let keys = self.keys(&rows)?;
-                let mask: BooleanArray = keys.iter().map(|k| Some(k.is_none_or(|k| k < lo))).collect();
+                let named: Option<&arrow::array::StringArray> = match named {
+                    true => Some(
+                        rows.column_by_name(ids.column)
+                            .and_then(|c| c.as_string_opt::<i32>())
+                            .ok_or_else(|| {
+                                DataFusionError::Internal(format!("kept rows lack text column {}", ids.column))
+                            })?,
+                    ),
+                    false => None,
+                };
+                let mask: BooleanArray = (0..rows.num_rows())
+                    .map(|r| {
+                        let before = keys.is_null(r) || keys.value(r) < lo;
+                        let gone = named.is_some_and(|n| n.is_valid(r) && ids.ids.contains(n.value(r)));
+                        Some(before && !gone)
+                    })
+                    .collect();
                 let rest = filter_record_batch(&rows, &mask)?;
+                if rest.num_rows() == rows.num_rows() {
+                    files.push(f.clone());
+                    continue;
+                }
                 if rest.num_rows() > 0 {
                     let file = self.encode(&rest)?;
                     files.push(file.clone());
@@ -198,6 +238,7 @@ impl KeptRows {
         Ok(Cut {
             version: self.version,
             lo,
+            ids,
             files,
             fresh,
         })
@@ -209,7 +250,7 @@ impl KeptRows {
         let cut = if cut.version == self.version {
             cut
         } else {
-            self.cut_from(cut.lo)?
+            self.cut(cut.lo, cut.ids)?
         };
         for f in &cut.fresh {
             self.store_put(f).await?;
@@ -566,14 +607,14 @@ mod tests {
         kept.push(&[batch(&schema, 0..70_000)])
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let cut = kept.cut_from(69_000).unwrap_or_else(|e| panic!("{e}"));
+        let cut = kept.cut(69_000, Arc::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kept.rows(), 70_000, "nothing dropped yet");
         kept.apply_cut(cut).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             sql_count(&kept, "SELECT count(*), max(k) FROM t").await,
             vec![(69_000, 68_999)]
         );
-        let stale = kept.cut_from(60_000).unwrap_or_else(|e| panic!("{e}"));
+        let stale = kept.cut(60_000, Arc::default()).unwrap_or_else(|e| panic!("{e}"));
         kept.push(&[batch(&schema, 69_000..69_500)])
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -582,5 +623,42 @@ mod tests {
             sql_count(&kept, "SELECT count(*), max(k) FROM t").await,
             vec![(60_000, 59_999)]
         );
+    }
+
+    /// A cut drops the named rows wherever their files are, besides those
+    /// from its instant on; a file that holds none of them is kept as it was.
+    #[tokio::test]
+    async fn a_cut_drops_named_rows_too() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let mut kept = KeptRows::new("k");
+        kept.set_schema(schema.clone());
+        kept.push(&[batch(&schema, 0..100_000)])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = kept.files[0].path.clone();
+        let ids = Ids {
+            column: "name",
+            ids: ["c70000", "c70001", "c5"].into_iter().map(Arc::from).collect(),
+            // "c5" is named with a key no file holds: it is not looked for.
+            keys: vec![70_000, 70_001, 200_000],
+        };
+        let cut = kept.cut(99_000, Arc::new(ids)).unwrap_or_else(|e| panic!("{e}"));
+        kept.apply_cut(cut).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            sql_count(&kept, "SELECT count(*), max(k) FROM t").await,
+            vec![(98_998, 98_999)]
+        );
+        assert_eq!(
+            sql_count(
+                &kept,
+                "SELECT count(*), min(k) FROM t WHERE name IN ('c5', 'c69999', 'c70002')"
+            )
+            .await,
+            vec![(3, 5)]
+        );
+        assert_eq!(kept.files[0].path, first, "the first file holds none of them");
     }
 }
