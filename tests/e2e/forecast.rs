@@ -161,6 +161,8 @@ fn forecasts_from_the_lake() {
     assert_eq!(iv[4]["start"].as_str(), Some("2026-03-29T03:00:00+02:00"), "{v}");
     assert_eq!(v["queue"].as_str(), Some(queue.as_str()), "{v}");
     assert_eq!(v["tenant"].as_str(), Some("modehaus_eu"), "{v}");
+    // What it counts, as `/v1/kpis` says it.
+    assert!(v["data_as_of"]["seq"].as_u64().is_some(), "{v}");
     check_quantiles(&v);
     let total: f64 = iv.iter().map(|i| f(&i["mean"])).sum();
     assert!(total > 1.0, "a busy queue expects arrivals on a Sunday: {v}");
@@ -221,6 +223,7 @@ fn forecasts_from_the_lake() {
         ),
         "staffing",
     );
+    assert!(v["data_as_of"]["seq"].as_u64().is_some(), "{v}");
     let a = &v["assumptions"];
     assert_eq!(a["aht_source"].as_str(), Some("lake"), "{v}");
     let aht = f(&a["aht_s"]);

@@ -228,6 +228,9 @@ pub struct TenantRollup {
     /// Everything from this instant on changed since the last save
     /// ([`persist`]); `i64::MAX`: only the lake mark or the settings.
     unsaved: Option<i64>,
+    /// Counts [`TenantRollup::unsaved_from`] calls: a save taken while
+    /// the rollup changed leaves its changes marked.
+    unsaved_marks: u64,
     /// The `events` table version of the last refresh.
     events_version: Option<u64>,
     names: Interner,
@@ -272,6 +275,7 @@ impl Default for TenantRollup {
             generation: build::next_generation(),
             rewrites: None,
             unsaved: None,
+            unsaved_marks: 0,
             events_version: None,
             names: Interner::default(),
             customers: Interner::default(),

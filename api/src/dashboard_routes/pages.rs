@@ -1061,7 +1061,7 @@ async fn staffing(view: &View) -> Result<(String, String), Problem> {
             .map_err(|e| Problem::bad_request("invalid-parameter", format!("queue: {e}")))?;
         let past_to = to_us.min(now_us - now_us.rem_euclid(step_us));
         if past_to > from_us {
-            let history =
+            let (history, _) =
                 forecasts::cache::history(&view.state, view.tenant.as_str(), &key, from_us, past_to, step_us).await?;
             actual = history.counts;
         }

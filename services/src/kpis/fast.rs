@@ -627,6 +627,7 @@ pub async fn refresh_now(warehouse: &Warehouse, tenant: &TenantId, settings: &Te
         .plan_refresh(&view, tenant.as_str(), config(&settings), &source)
         .await?;
     drop((rollup, view));
+    let plan_ms = started.elapsed().as_millis() as u64;
     if plan.is_full() {
         // Not built (a reader got here before the first build): built now.
         drop(held);
@@ -637,9 +638,11 @@ pub async fn refresh_now(warehouse: &Warehouse, tenant: &TenantId, settings: &Te
     let rows = TenantRollup::read_planned(&plan, &source).await?;
     let read_ms = started.elapsed().as_millis() as u64;
     let mut rollup = slot.write().await;
+    let applying = std::time::Instant::now();
     let stats = rollup.apply_planned(plan, rows).await?.unwrap_or_default();
     if stats != RefreshStats::default() {
-        tracing::debug!(tenant = %tenant, read_ms, "KPI rollup read");
+        let apply_ms = applying.elapsed().as_millis() as u64;
+        tracing::debug!(tenant = %tenant, plan_ms, read_ms, apply_ms, "KPI rollup read");
     }
     log_refresh(tenant, &stats, &rollup, started);
     Ok(stats)
@@ -713,13 +716,14 @@ pub async fn save_changed(warehouse: &Warehouse) -> Result<usize> {
     let mut saved = 0;
     for (tenant, slot) in warehouse.rollup_slots() {
         let export = {
-            let mut rollup = slot.write().await;
+            let rollup = slot.read().await;
             if !rollup.is_built() {
                 continue;
             }
             rollup.export(&tenant)?
         };
         let Some(export) = export else { continue };
+        slot.write().await.exported(&export);
         let unsaved = export.unsaved();
         let started = std::time::Instant::now();
         match store.save(&tenant, export).await {
@@ -762,14 +766,24 @@ pub async fn forget_erased(warehouse: &Warehouse, tenant: &TenantId, settings: &
     Ok(())
 }
 
-/// Saves changed facts every [`save_every`], for as long as the process runs.
+/// A save round that took this long is followed by a pause of this
+/// many times as long (at least [`save_every`]): saving takes at most a
+/// quarter of one core, whatever a round rewrites.
+const SAVE_PAUSE_FACTOR: u32 = 3;
+
+/// Saves changed facts every [`save_every`] (or, after a long round, up
+/// to [`SAVE_PAUSE_FACTOR`] times its length later), for as long as the
+/// process runs.
 pub fn save_in_background(warehouse: Warehouse) {
     tokio::spawn(async move {
+        let mut pause = save_every();
         loop {
-            tokio::time::sleep(save_every()).await;
+            tokio::time::sleep(pause).await;
+            let started = std::time::Instant::now();
             if let Err(e) = save_changed(&warehouse).await {
                 tracing::warn!(error = %e, "saving KPI facts failed; retrying");
             }
+            pause = save_every().max(started.elapsed() * SAVE_PAUSE_FACTOR);
         }
     });
 }

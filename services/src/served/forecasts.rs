@@ -354,6 +354,8 @@ struct LakeForecast {
     history_to_us: i64,
     conversations: f64,
     measured: lake::Measured,
+    /// Every batch acknowledged with this `seq` or before is counted.
+    as_of_seq: Option<u64>,
 }
 
 async fn lake_forecast(
@@ -394,7 +396,7 @@ async fn lake_forecast(
     };
     let step = interval.micros();
     let window_from = horizon.from_us - history_days * MICROS_PER_DAY;
-    let history = cache::history(state, &tenant, &key, window_from, horizon.from_us, step).await?;
+    let (history, as_of_seq) = cache::history(state, &tenant, &key, window_from, horizon.from_us, step).await?;
     // Clip to where the tenant has data; leave out the interval holding its
     // latest conversation unless it is the last one before `from`.
     let n = history.tenant_counts.len();
@@ -420,6 +422,7 @@ async fn lake_forecast(
         history_to_us: window_from + end as i64 * step,
         conversations: counts.iter().sum(),
         measured: history.measured_over(start..end),
+        as_of_seq,
     })
 }
 
@@ -435,6 +438,9 @@ fn lake_body(f: &LakeForecast, intervals: Vec<Value>) -> Result<Value, ServiceEr
     body["tenant"] = json!(f.tenant);
     body["queue"] = json!(f.key.canonical());
     body["queue_key"] = f.key.to_json();
+    if let Some(seq) = f.as_of_seq {
+        body["data_as_of"] = json!({ "seq": seq });
+    }
     Ok(body)
 }
 

@@ -346,8 +346,16 @@ impl TenantRollup {
         }
         let refolded = match &plan.refold {
             Some(r) => {
+                let started = std::time::Instant::now();
                 let ctx = source.session(since(r.since)).await?;
-                Some(Self::read_refold(&ctx, plan.config, r).await?)
+                let loaded = Self::read_refold(&ctx, plan.config, r).await?;
+                tracing::debug!(
+                    conversations = r.ids.ids.len(),
+                    since_us = r.since,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "rollup refold read"
+                );
+                Some(loaded)
             }
             None => None,
         };

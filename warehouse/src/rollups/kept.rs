@@ -235,6 +235,13 @@ impl KeptRows {
                 }
             }
         }
+        // Merging the trailing small files is done here too, so that
+        // applying the cut (under the rollup's exclusive hold) only swaps.
+        if let Some((merged, gone)) = self.merge_run(&mut files)? {
+            fresh.retain(|f| !gone.iter().any(|g| g.path == f.path));
+            files.push(merged.clone());
+            fresh.push(merged);
+        }
         Ok(Cut {
             version: self.version,
             lo,
@@ -376,9 +383,26 @@ impl KeptRows {
     /// Merges the trailing small files (each refresh adds one) once there
     /// are [`MERGE_RUN`] of them that fit in one file together.
     async fn merge_tail(&mut self) -> Result<()> {
+        let mut files = std::mem::take(&mut self.files);
+        let merged = self.merge_run(&mut files);
+        self.files = files;
+        let Some((file, gone)) = merged? else {
+            return Ok(());
+        };
+        for f in &gone {
+            self.retire(f);
+        }
+        self.put(file).await
+    }
+
+    /// The trailing run of `files` merged into one file, when there are
+    /// [`MERGE_RUN`] or more that fit in one together: the run is taken
+    /// off `files` and given back with the merged file (not in `files`,
+    /// nor in the store yet).
+    fn merge_run(&self, files: &mut Vec<KeptFile>) -> Result<Option<(KeptFile, Vec<KeptFile>)>> {
         let mut run = 0;
         let mut rows = 0;
-        for f in self.files.iter().rev() {
+        for f in files.iter().rev() {
             if rows + f.rows > FILE_ROWS {
                 break;
             }
@@ -386,20 +410,15 @@ impl KeptRows {
             run += 1;
         }
         if run < MERGE_RUN {
-            return Ok(());
+            return Ok(None);
         }
-        let tail = self.files.split_off(self.files.len() - run);
-        let mut parts = Vec::with_capacity(tail.len());
-        for f in &tail {
+        let mut parts = Vec::with_capacity(run);
+        for f in &files[files.len() - run..] {
             parts.push(self.decode(f)?);
         }
-        let schema = self.schema_or_err()?;
-        let merged = concat_batches(&schema, &parts)?;
-        for f in &tail {
-            self.retire(f);
-        }
-        let file = self.encode(&merged)?;
-        self.put(file).await
+        let merged = self.encode(&concat_batches(&self.schema_or_err()?, &parts)?)?;
+        let tail = files.split_off(files.len() - run);
+        Ok(Some((merged, tail)))
     }
 
     /// Deletes dropped files no snapshot or scan holds any more.

@@ -212,6 +212,8 @@ pub struct Export {
     pub manifest: Manifest,
     /// What the rollup had marked unsaved, given back if the save fails.
     unsaved: i64,
+    /// The rollup's count of marks when this was taken.
+    marks: u64,
 }
 
 impl Export {
@@ -704,15 +706,18 @@ impl TenantRollup {
     /// everything; `i64::MAX`: the manifest only).
     pub fn unsaved_from(&mut self, lo: i64) {
         self.unsaved = Some(self.unsaved.map_or(lo, |u| u.min(lo)));
+        self.unsaved_marks += 1;
     }
 
     /// What a save of the changes since the last one writes; `None` when
-    /// nothing changed. The rollup counts them as saved until
-    /// [`Self::unsaved_from`] gives them back.
-    pub fn export(&mut self, tenant: &str) -> Result<Option<Export>> {
-        let Some(unsaved) = self.unsaved.take() else {
+    /// nothing changed. Taken under a shared hold (readers go on); then
+    /// [`Self::exported`] counts them as saved, until
+    /// [`Self::unsaved_from`] gives them back if the save fails.
+    pub fn export(&self, tenant: &str) -> Result<Option<Export>> {
+        let Some(unsaved) = self.unsaved else {
             return Ok(None);
         };
+        let marks = self.unsaved_marks;
         let config = self.config.unwrap_or(super::build::DEFAULT_CONFIG);
         let manifest = Manifest {
             format: MANIFEST_FORMAT,
@@ -733,6 +738,7 @@ impl TenantRollup {
                 tables: vec![],
                 manifest,
                 unsaved,
+                marks,
             }));
         }
         let (from_day, lo) = if unsaved == i64::MIN {
@@ -762,7 +768,17 @@ impl TenantRollup {
             tables,
             manifest,
             unsaved,
+            marks,
         }))
+    }
+
+    /// Counts what `export` holds as saved, unless the rollup changed
+    /// since it was taken (then the next save writes it again, with the
+    /// changes).
+    pub fn exported(&mut self, export: &Export) {
+        if self.unsaved_marks == export.marks {
+            self.unsaved = None;
+        }
     }
 
     fn details_from(&self, tenant: &str, lo: i64) -> Result<RecordBatch> {

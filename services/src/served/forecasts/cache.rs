@@ -112,7 +112,8 @@ fn internal(e: impl std::fmt::Display) -> ServiceError {
 
 /// The history of `key` in `tenant` per interval of `interval_us` over
 /// `[from_us, to_us)`: what [`crate::forecasts::lake::history`] computes, from the tenant's
-/// cached [`Cells`] of that window (read once per data version).
+/// cached [`Cells`] of that window (read once per data version), and the
+/// `seq` that data counts (the cells may count more, never less).
 pub async fn history(
     state: &Services,
     tenant: &str,
@@ -120,12 +121,12 @@ pub async fn history(
     from_us: i64,
     to_us: i64,
     interval_us: i64,
-) -> Result<History, ServiceError> {
+) -> Result<(History, Option<u64>), ServiceError> {
     let id = TenantId::parse(tenant).ok_or_else(|| ServiceError::internal(format!("bad tenant id {tenant:?}")))?;
     let crate::context::DataVersion {
         settings,
         version: data_version,
-        ..
+        as_of_seq,
     } = state.data_version(&id).await?;
     let read = || async {
         let started = std::time::Instant::now();
@@ -159,7 +160,7 @@ pub async fn history(
             shared.get_or_try_init(read).await?.clone()
         }
     };
-    Ok(cells.history(key))
+    Ok((cells.history(key), as_of_seq))
 }
 
 #[cfg(test)]
