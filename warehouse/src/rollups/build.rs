@@ -341,8 +341,14 @@ impl TenantRollup {
         if online_lo < lo {
             // Agent statuses alone, from the start of the intervals the
             // new ones end.
+            let started = std::time::Instant::now();
             let ctx = source.session(since(online_lo)).await?;
             loaded.online = ctx.sql(SESSIONS_SQL).await?.collect().await?;
+            tracing::debug!(
+                since_us = online_lo,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "rollup online intervals read"
+            );
         }
         let refolded = match &plan.refold {
             Some(r) => {

@@ -46,6 +46,11 @@ pub(super) const FILE_ROWS: usize = 65_536;
 /// A trailing run of at least this many files that fit in one is merged.
 const MERGE_RUN: usize = 4;
 
+/// Rows of a file merged from a trailing run at most. The last of them
+/// holds the newest rows, which the next cut re-encodes: small enough
+/// that this stays cheap, large enough that files stay few.
+const MERGE_ROWS: usize = 16_384;
+
 #[derive(Debug, Clone)]
 struct KeptFile {
     path: Path,
@@ -158,7 +163,8 @@ impl KeptRows {
         self.schema.get_or_insert(schema);
     }
 
-    /// Adds rows (in the kept schema's column order and types).
+    /// Adds rows (in the kept schema's column order and types), in files
+    /// of their own: the next [`Self::cut`] merges the small ones.
     pub(super) async fn push(&mut self, batches: &[RecordBatch]) -> Result<()> {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(());
@@ -176,7 +182,6 @@ impl KeptRows {
             let file = self.encode(&part)?;
             self.put(file).await?;
         }
-        self.merge_tail().await?;
         self.version = next_version();
         self.sweep().await;
         Ok(())
@@ -380,30 +385,15 @@ impl KeptRows {
         self.dropped.push((f.path.clone(), f.lease.clone()));
     }
 
-    /// Merges the trailing small files (each refresh adds one) once there
-    /// are [`MERGE_RUN`] of them that fit in one file together.
-    async fn merge_tail(&mut self) -> Result<()> {
-        let mut files = std::mem::take(&mut self.files);
-        let merged = self.merge_run(&mut files);
-        self.files = files;
-        let Some((file, gone)) = merged? else {
-            return Ok(());
-        };
-        for f in &gone {
-            self.retire(f);
-        }
-        self.put(file).await
-    }
-
     /// The trailing run of `files` merged into one file, when there are
-    /// [`MERGE_RUN`] or more that fit in one together: the run is taken
+    /// [`MERGE_RUN`] or more that fit in [`MERGE_ROWS`]: the run is taken
     /// off `files` and given back with the merged file (not in `files`,
     /// nor in the store yet).
     fn merge_run(&self, files: &mut Vec<KeptFile>) -> Result<Option<(KeptFile, Vec<KeptFile>)>> {
         let mut run = 0;
         let mut rows = 0;
         for f in files.iter().rev() {
-            if rows + f.rows > FILE_ROWS {
+            if rows + f.rows > MERGE_ROWS {
                 break;
             }
             rows += f.rows;
