@@ -280,7 +280,11 @@ pub async fn serve(cfg: &Config, ingestor: Arc<Ingestor>, banner: Option<String>
     crate::erasure_jobs::ErasureJobs::start(state.erasures.clone(), &state.services);
     let last_used = spawn_last_used_writer(state.clone());
     start_pg(cfg, state.clone()).await?;
-    crate::kpi_routes::warm(state.clone());
+    // An ingest-only process (and the benchmark of what maintaining the
+    // facts costs ingest) leaves them to be built by the first reader.
+    if std::env::var("CXLAKE_FACTS_FOLLOW").as_deref() != Ok("off") {
+        crate::kpi_routes::warm(state.clone());
+    }
     if std::env::var_os("CXLAKE_EXIT_ON_STDIN_EOF").is_some() {
         // For supervisors and tests: when whoever started us goes away (our
         // stdin closes), stop — acknowledged events are in the WAL already.

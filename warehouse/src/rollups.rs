@@ -52,20 +52,28 @@
 //!
 //! # Staying current
 //!
-//! [`TenantRollup::refresh`] recomputes only what new data can change, as
-//! everything from an instant `lo` on: every conversation whose first
-//! event is at or after `lo` is recomputed whole from the events since
-//! `lo` (so a conversation spanning a flush or a day boundary comes out as
-//! if computed at once; older conversations keep their facts), and the
+//! [`TenantRollup::refresh`] recomputes only what new data can change:
+//! everything from an instant `lo` on, and older conversations one by
+//! one. Every conversation whose first event is at or after `lo` is
+//! recomputed whole from the events since `lo` (so a conversation spanning
+//! a flush or a day boundary comes out as if computed at once), and the
 //! cells from `lo`'s hour on are rebuilt from the facts. `lo` is the
-//! earliest of the changed events and, for each, the first event of its
-//! conversation; for an order without a conversation, the first event of
-//! the conversation it credits (the customer's latest started within the
-//! attribution window before it, found among the facts); for a
-//! conversation start, the first event of conversations whose credit it
-//! may take (the customer's later orders); for a refund, its order and
-//! the conversation credited; for an agent's status change, the start of
-//! the agent's interval it ends.
+//! earliest of the changed events, moved back to the first event of each
+//! conversation they touch that began less than an hour before it.
+//!
+//! Older conversations are **refolded by id** instead: each touched one
+//! that began earlier; the conversation an order without a conversation
+//! credits (the customer's latest started within the attribution window
+//! before it, found among the facts); those whose credit a new
+//! conversation start may take (the customer's later orders); and the
+//! conversation credited with a refunded order. Their events are read
+//! with their customers' conversation starts and orders, and refunds,
+//! since the first of their first events. These are folded, and their
+//! facts, kept rows and hourly cells are replaced. More than 128 of them
+//! (a bulk load of history, not live traffic) move `lo` back instead, as
+//! they all do when the changed days are compared (below).
+//! An agent's status change reads the agent intervals again from the
+//! start of the interval it ends, on their own.
 //!
 //! Which events changed: flushes and compactions move events between the
 //! buffer and lake files without changing them, so while no erasure ran
@@ -82,7 +90,8 @@
 //! A refresh runs in three steps ([`TenantRollup::plan_refresh`],
 //! [`TenantRollup::read_planned`], [`TenantRollup::apply_planned`]) so
 //! that the lake is read while readers go on; only applying what was read
-//! needs the rollup alone. A refresh with another attribution window
+//! needs the rollup alone (the kept files it drops, re-encodes and merges
+//! are worked out while planning). A refresh with another attribution window
 //! rebuilds everything (the service builds a new rollup beside the
 //! serving one instead: `services::kpis::fast`); with another SLA target,
 //! the cells.

@@ -256,7 +256,7 @@ impl KeptRows {
         })
     }
 
-    /// Applies a [`Self::cut_from`]; the rows changed since it was worked
+    /// Applies a [`Self::cut`]; the rows changed since it was worked
     /// out, it is worked out again.
     pub(super) async fn apply_cut(&mut self, cut: Cut) -> Result<()> {
         let cut = if cut.version == self.version {
