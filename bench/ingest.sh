@@ -18,7 +18,7 @@ EVENTS=$(wc -l < "$WORK/events.ndjson")
 NDJSON_BYTES=$(stat -c %s "$WORK/events.ndjson")
 
 KEY=$($BIN key create --data "$WORK/data" --tenant '*' --role service 2>/dev/null | tail -1)
-CXLAKE_LOG=warn $BIN serve --data "$WORK/data" --listen 127.0.0.1:18080 > "$WORK/serve.log" 2>&1 &
+CXLAKE_LOG=${CXLAKE_LOG:-warn} $BIN serve --data "$WORK/data" --listen 127.0.0.1:18080 > "$WORK/serve.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done

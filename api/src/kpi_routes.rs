@@ -512,15 +512,27 @@ async fn get_conversations(
 /// up to date and starts the first build of a tenant new to the lake.
 /// Requests meanwhile answer from the rollups as they stand
 /// ([`warehouse::Warehouse::serve_snapshots`]) and say what they reflect.
+///
+/// During a bulk load (more than [`BULK_EVENTS`] events accepted since the
+/// previous round) each round is followed by a pause of
+/// [`BULK_PAUSE_FACTOR`] times its length, so that the load keeps most of
+/// the cores; the facts then follow it every few seconds.
 fn follow_ingest(state: Arc<AppState>) {
+    use std::sync::atomic::Ordering::Relaxed;
     state.warehouse.serve_snapshots();
     tokio::spawn(async move {
         let mut arrivals = state.ingestor.arrivals();
+        let accepted = || state.ingestor.metrics().events_accepted.load(Relaxed);
+        let mut last_accepted = accepted();
         loop {
             match tokio::time::timeout(fast::FOLLOW_EVERY, arrivals.changed()).await {
                 Ok(Err(_)) => tokio::time::sleep(fast::FOLLOW_EVERY).await,
                 Ok(Ok(())) | Err(_) => {}
             }
+            let now_accepted = accepted();
+            let bulk = now_accepted.saturating_sub(last_accepted) > BULK_EVENTS;
+            last_accepted = now_accepted;
+            let started = std::time::Instant::now();
             for t in warehouse::rollups::tenants(&state.ingestor.read_view()) {
                 let Some(tenant) = TenantId::parse(&t) else { continue };
                 let Ok(settings) = state.load_settings(&tenant).await else {
@@ -532,9 +544,20 @@ fn follow_ingest(state: Arc<AppState>) {
                     tracing::warn!(tenant = %tenant, error = %e, "KPI rollup refresh failed");
                 }
             }
+            if bulk {
+                tokio::time::sleep(started.elapsed() * BULK_PAUSE_FACTOR).await;
+            }
         }
     });
 }
+
+/// Events accepted between two rounds of [`follow_ingest`] above which
+/// ingest is a bulk load (live traffic of 1,000 events/s brings about
+/// 1,000 a round).
+const BULK_EVENTS: u64 = 20_000;
+
+/// See [`follow_ingest`].
+const BULK_PAUSE_FACTOR: u32 = 6;
 
 /// Keeps every tenant's rollup built and current in the background: at
 /// start (so the first dashboard or KPI call does not pay for the build)

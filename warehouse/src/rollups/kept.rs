@@ -519,17 +519,23 @@ mod tests {
         out
     }
 
-    #[tokio::test]
-    async fn rows_survive_pushes_drops_and_merges_and_scans_see_one_moment() {
+    /// Rows `k` (the key) and `name` (`c<k>`) for each of `keys`, pushed.
+    async fn kept_of(keys: std::ops::Range<i64>) -> (SchemaRef, KeptRows) {
         let schema: SchemaRef = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, true),
             Field::new("name", DataType::Utf8, true),
         ]));
         let mut kept = KeptRows::new("k");
         kept.set_schema(schema.clone());
-        kept.push(&[batch(&schema, 0..100_000)])
+        kept.push(&[batch(&schema, keys)])
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        (schema, kept)
+    }
+
+    #[tokio::test]
+    async fn rows_survive_pushes_drops_and_merges_and_scans_see_one_moment() {
+        let (schema, mut kept) = kept_of(0..100_000).await;
         assert_eq!(kept.files.len(), 2, "split at FILE_ROWS");
         assert_eq!(kept.rows(), 100_000);
         let before = kept.snapshot();
@@ -607,15 +613,7 @@ mod tests {
     /// before the rows changed is worked out again when applied.
     #[tokio::test]
     async fn a_cut_worked_out_ahead_is_a_drop() {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, true),
-            Field::new("name", DataType::Utf8, true),
-        ]));
-        let mut kept = KeptRows::new("k");
-        kept.set_schema(schema.clone());
-        kept.push(&[batch(&schema, 0..70_000)])
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (schema, mut kept) = kept_of(0..70_000).await;
         let cut = kept.cut(69_000, Arc::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kept.rows(), 70_000, "nothing dropped yet");
         kept.apply_cut(cut).await.unwrap_or_else(|e| panic!("{e}"));
@@ -638,15 +636,7 @@ mod tests {
     /// from its instant on; a file that holds none of them is kept as it was.
     #[tokio::test]
     async fn a_cut_drops_named_rows_too() {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, true),
-            Field::new("name", DataType::Utf8, true),
-        ]));
-        let mut kept = KeptRows::new("k");
-        kept.set_schema(schema.clone());
-        kept.push(&[batch(&schema, 0..100_000)])
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (_, mut kept) = kept_of(0..100_000).await;
         let first = kept.files[0].path.clone();
         let ids = Ids {
             column: "name",
