@@ -766,9 +766,9 @@ pub async fn forget_erased(warehouse: &Warehouse, tenant: &TenantId, settings: &
     Ok(())
 }
 
-/// A save round that took this long is followed by a pause of this
-/// many times as long (at least [`save_every`]): saving takes at most a
-/// quarter of one core, whatever a round rewrites.
+/// After a save round the next waits this many times as long as it took
+/// (at least [`save_every`]): saving takes at most a quarter of one core,
+/// whatever a round rewrites.
 const SAVE_PAUSE_FACTOR: u32 = 3;
 
 /// Saves changed facts every [`save_every`] (or, after a long round, up
