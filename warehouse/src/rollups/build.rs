@@ -337,19 +337,12 @@ impl TenantRollup {
             ..EventRange::default()
         };
         let ctx = source.session(since(lo)).await?;
-        let mut loaded = Self::read(&ctx, plan.config, lo, None).await?;
-        if online_lo < lo {
-            // Agent statuses alone, from the start of the intervals the
-            // new ones end.
-            let started = std::time::Instant::now();
-            let ctx = source.session(since(online_lo)).await?;
-            loaded.online = ctx.sql(SESSIONS_SQL).await?.collect().await?;
-            tracing::debug!(
-                since_us = online_lo,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "rollup online intervals read"
-            );
-        }
+        // Agent intervals from the start of those the new statuses end.
+        let online = match online_lo < lo {
+            true => Some(source.session(since(online_lo)).await?),
+            false => None,
+        };
+        let loaded = Self::read(&ctx, plan.config, lo, None, online.as_ref()).await?;
         let refolded = match &plan.refold {
             Some(r) => {
                 let started = std::time::Instant::now();
@@ -738,13 +731,21 @@ impl TenantRollup {
     /// again cost memory and time).
     pub(super) async fn load(&mut self, ctx: &SessionContext, lo: i64, hi: Option<i64>) -> Result<usize> {
         let config = self.config.unwrap_or(DEFAULT_CONFIG);
-        let loaded = Self::read(ctx, config, lo, hi).await?;
+        let loaded = Self::read(ctx, config, lo, hi, None).await?;
         self.take(loaded, lo, hi, None, lo).await
     }
 
     /// The lake's part of [`Self::load`]: every query, nothing of the
     /// rollup but its settings.
-    async fn read(ctx: &SessionContext, config: TenantConfig, lo: i64, hi: Option<i64>) -> Result<Loaded> {
+    /// Agent intervals are read from `online` when given (a session that
+    /// starts earlier), else from `ctx`.
+    async fn read(
+        ctx: &SessionContext,
+        config: TenantConfig,
+        lo: i64,
+        hi: Option<i64>,
+        online: Option<&SessionContext>,
+    ) -> Result<Loaded> {
         // Where a read's time goes, for `CXLAKE_LOG=warehouse=debug`.
         let mut phases: Vec<(&str, u128)> = Vec::new();
         let mut clock = std::time::Instant::now();
@@ -769,7 +770,7 @@ impl TenantRollup {
         lap("fold", &mut phases);
         let conversations = Self::fact_columns(&rows, lo).await?;
         lap("facts", &mut phases);
-        let online = ctx.sql(SESSIONS_SQL).await?.collect().await?;
+        let online = online.unwrap_or(ctx).sql(SESSIONS_SQL).await?.collect().await?;
         lap("agent sessions", &mut phases);
         let costs_sql = "SELECT occurred_at, currency, CAST(amount AS DOUBLE) AS amount \
                          FROM events WHERE type = 'cost.incurred'";
