@@ -1401,36 +1401,34 @@ impl TenantRollup {
 
     /// Rebuilds the cells of `hours` (hours since the epoch).
     fn rebuild_hours(&mut self, hours: &BTreeSet<i64>) {
-        let target = self.config.map_or(DEFAULT_CONFIG.sla_target_us, |c| c.sla_target_us);
         for &h in hours {
-            let (from, to) = (h * HOUR_US, (h + 1) * HOUR_US);
-            let stale: Vec<(i64, u32)> = self.cells.range((from, 0)..(to, 0)).map(|(k, _)| *k).collect();
-            for k in stale {
-                self.cells.remove(&k);
-            }
-            let mut cells: BTreeMap<(i64, u32), Summary<Sketch>> = BTreeMap::new();
-            for &(_, i) in self.by_start.range((from, 0)..(to, 0)) {
-                let Some(f) = self.facts[i].as_ref() else { continue };
-                cells.entry((from, f.dims[0])).or_default().add_fact(f, target);
-            }
-            for (k, mut c) in cells {
-                c.shrink();
-                self.cells.insert(k, c);
-            }
+            self.rebuild_range(h * HOUR_US, Some((h + 1) * HOUR_US));
         }
     }
 
     /// Rebuilds the cells of the hours from `lo`'s on.
     pub(super) fn rebuild_cells(&mut self, lo: i64) {
-        let target = self.config.map_or(120_000_000, |c| c.sla_target_us);
         let h0 = if lo == i64::MIN {
             i64::MIN
         } else {
             lo.div_euclid(HOUR_US) * HOUR_US
         };
-        self.cells.split_off(&(h0, 0));
+        self.rebuild_range(h0, None);
+    }
+
+    /// Rebuilds the cells of the hours in `[from, to)` (`from` an hour's
+    /// start; `None`: to the end) from the facts of the conversations
+    /// started then.
+    fn rebuild_range(&mut self, from: i64, to: Option<i64>) {
+        let target = self.config.map_or(DEFAULT_CONFIG.sla_target_us, |c| c.sla_target_us);
+        // No conversation starts at the last instant there is.
+        let to = to.unwrap_or(i64::MAX);
+        let stale: Vec<(i64, u32)> = self.cells.range((from, 0)..(to, 0)).map(|(k, _)| *k).collect();
+        for k in stale {
+            self.cells.remove(&k);
+        }
         let mut cells: BTreeMap<(i64, u32), Summary<Sketch>> = BTreeMap::new();
-        for &(start, i) in self.by_start.range((h0, 0)..) {
+        for &(start, i) in self.by_start.range((from, 0)..(to, 0)) {
             let Some(f) = self.facts[i].as_ref() else { continue };
             let key = (start.div_euclid(HOUR_US) * HOUR_US, f.dims[0]);
             cells.entry(key).or_default().add_fact(f, target);

@@ -43,7 +43,7 @@ use url::Url;
 /// Rows per file (and per row group) at most.
 pub(super) const FILE_ROWS: usize = 65_536;
 
-/// A trailing run of at least this many files that fit in one is merged.
+/// A trailing run of at least this many files that fit in [`MERGE_ROWS`] is merged.
 const MERGE_RUN: usize = 4;
 
 /// Rows of a file merged from a trailing run at most. The last of them
